@@ -1,0 +1,50 @@
+"""The backend contract.
+
+``generate(requests) -> list[list[Completion]]``: one inner list of ``request.params.n``
+completions per request, in request order, token counts from the engine.
+
+Backends may also implement ``iter_generate(requests)`` yielding ``(request_index,
+sample_index, Completion)`` as soon as each sample is done; the resume cache uses it to
+persist samples one by one. ``generate`` is derived from it when present.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ..types import Completion, GenRequest
+
+
+class Backend:
+    name: str = "backend"
+    model_id: str = ""  # identifies the weights; part of every cache key
+
+    def iter_generate(self, requests: Sequence[GenRequest]) -> Iterator[tuple[int, int, Completion]]:
+        results = self.generate(requests)
+        for i, comps in enumerate(results):
+            for j, c in enumerate(comps):
+                yield i, j, c
+
+    def generate(self, requests: Sequence[GenRequest]) -> list[list[Completion]]:
+        out: list[list[Completion | None]] = [[None] * r.params.n for r in requests]
+        for i, j, c in self.iter_generate(requests):
+            out[i][j] = c
+        missing = [(i, j) for i, row in enumerate(out) for j, c in enumerate(row) if c is None]
+        if missing:
+            raise RuntimeError(f"backend {self.name} returned no completion for {len(missing)} samples")
+        return out  # type: ignore[return-value]
+
+    def close(self) -> None:  # pragma: no cover - trivial
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def make_backend(name: str, **kwargs: Any) -> Backend:
+    from ..registry import BACKENDS
+
+    return BACKENDS.get(name)(**kwargs)

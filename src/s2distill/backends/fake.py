@@ -1,0 +1,33 @@
+"""A scripted backend for unit tests only."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ..types import Completion, GenRequest
+from .base import Backend
+
+
+class FakeBackend(Backend):
+    """Answers with ``responder(request, sample_index) -> str``; counts whitespace tokens.
+
+    Records every request it receives in ``self.requests`` and the size of every
+    ``generate`` batch in ``self.batches`` so tests can assert batching.
+    """
+
+    name = "fake"
+
+    def __init__(self, responder: Callable[[GenRequest, int], str] | None = None, model_id: str = "fake",
+                 model: str | None = None, **_: object):
+        self.responder = responder or (lambda req, i: "The answer is 42.")
+        self.model_id = model or model_id
+        self.requests: list[GenRequest] = []
+        self.batches: list[int] = []
+
+    def iter_generate(self, requests: Sequence[GenRequest]):
+        self.batches.append(len(requests))
+        for i, req in enumerate(requests):
+            self.requests.append(req)
+            for j in range(req.params.n):
+                text = self.responder(req, j)
+                yield i, j, Completion(text=text, completion_tokens=max(1, len(text.split())),
+                                       prompt_tokens=sum(len(m["content"].split()) for m in req.messages))

@@ -1,0 +1,134 @@
+"""Any OpenAI-compatible chat endpoint: vLLM, llama.cpp's server, TGI, SGLang, hosted APIs.
+
+Bounded concurrency (a thread pool over one pooled HTTP client), retries with
+exponential backoff and jitter on 429 / 5xx / timeouts / connection errors, token
+counts from the response's ``usage``. The API key is read from an environment
+variable only; it never appears in a config or a run directory.
+"""
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+import httpx
+
+from ..errors import BackendError
+from ..types import Completion, GenRequest
+from .base import Backend
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class OpenAIBackend(Backend):
+    name = "openai"
+
+    def __init__(self, base_url: str, served_model: str | None = None, api_key_env: str = "OPENAI_API_KEY",
+                 concurrency: int = 16, timeout_s: float = 600.0, max_retries: int = 5, backoff_s: float = 0.5,
+                 model_id: str | None = None, **_: object):
+        self.base_url = base_url.rstrip("/")
+        if not self.base_url.endswith("/v1"):
+            self.base_url += "/v1"
+        self.served_model = served_model
+        self.model_id = model_id or f"{self.base_url}#{served_model or ''}"
+        self.concurrency = max(1, int(concurrency))
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        headers = {"Content-Type": "application/json"}
+        key = os.environ.get(api_key_env) if api_key_env else None
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        self._client = httpx.Client(
+            headers=headers, timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
+            limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency))
+        self._lock = threading.Lock()
+        self.stats = {"requests": 0, "retries": 0}
+
+    # -- one HTTP call -------------------------------------------------------------
+    def _payload(self, req: GenRequest) -> dict:
+        p = req.params
+        body = {"messages": list(req.messages), "max_tokens": p.max_tokens, "temperature": p.temperature,
+                "top_p": p.top_p, "seed": p.seed, "n": 1}
+        if self.served_model:
+            body["model"] = self.served_model
+        else:
+            body["model"] = "default"
+        if p.stop:
+            body["stop"] = list(p.stop)
+        return body
+
+    def _post(self, body: dict) -> dict:
+        url = f"{self.base_url}/chat/completions"
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            try:
+                r = self._client.post(url, json=body)
+                if r.status_code == 200:
+                    return r.json()
+                last = f"HTTP {r.status_code}: {r.text[:300]}"
+                if r.status_code not in RETRY_STATUS:
+                    hint = " (check backend.api_key_env)" if r.status_code in (401, 403) else ""
+                    raise BackendError(f"{url} answered {last}{hint}")
+            except httpx.ConnectError as e:
+                last = f"cannot connect ({e})"
+            except (httpx.TimeoutException, httpx.RemoteProtocolError, httpx.ReadError) as e:
+                last = f"{type(e).__name__}: {e}"
+            if attempt < self.max_retries:
+                with self._lock:
+                    self.stats["retries"] += 1
+                time.sleep(self.backoff_s * (2 ** attempt) * (0.5 + random.random()))
+        raise BackendError(f"{url} failed after {self.max_retries + 1} attempts: {last}; "
+                           "is the server running and backend.base_url right?")
+
+    def _one(self, req: GenRequest, sample: int) -> Completion:
+        body = self._payload(req)
+        body["seed"] = req.params.seed + sample
+        t0 = time.perf_counter()
+        data = self._post(body)
+        dt = time.perf_counter() - t0
+        with self._lock:
+            self.stats["requests"] += 1
+        try:
+            choice = data["choices"][0]
+            text = choice["message"].get("content") or ""
+            usage = data.get("usage") or {}
+        except (KeyError, IndexError, TypeError):
+            raise BackendError(f"unexpected response from {self.base_url}: {str(data)[:300]}") from None
+        return Completion(text=text, completion_tokens=int(usage.get("completion_tokens", 0)),
+                          prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                          finish_reason=choice.get("finish_reason") or "stop", latency_s=round(dt, 4))
+
+    # -- the contract --------------------------------------------------------------
+    def iter_generate(self, requests: Sequence[GenRequest]) -> Iterator[tuple[int, int, Completion]]:
+        """Yield samples as they finish; at most ``concurrency`` requests in flight."""
+        units = [(i, j) for i, r in enumerate(requests) for j in range(r.params.n)]
+        if not units:
+            return
+        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="s2d-http")
+        pending: dict[Future, tuple[int, int]] = {}
+        it = iter(units)
+        try:
+            for _ in range(self.concurrency):
+                u = next(it, None)
+                if u is None:
+                    break
+                pending[pool.submit(self._one, requests[u[0]], u[1])] = u
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for f in done:
+                    i, j = pending.pop(f)
+                    comp = f.result()  # raises BackendError after retries
+                    u = next(it, None)
+                    if u is not None:
+                        pending[pool.submit(self._one, requests[u[0]], u[1])] = u
+                    yield i, j, comp
+        finally:
+            for f in pending:
+                f.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def close(self) -> None:
+        self._client.close()

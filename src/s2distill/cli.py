@@ -1,0 +1,111 @@
+"""``s2distill``: subcommands only parse arguments and call the pipeline."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import S2DistillError
+
+DEMO_CONFIG = Path(__file__).parent / "configs" / "demo.yaml"
+
+
+def _cmd_run(args) -> int:
+    from .config import load_config
+    from .pipeline import Pipeline
+    from .report import to_markdown
+
+    cfg = load_config(args.config, args.overrides)
+    report = Pipeline(cfg, run_dir=args.run_dir, progress=not args.no_progress).run(until=args.until)
+    if report:
+        print(to_markdown(report))
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    args.config = str(DEMO_CONFIG)
+    return _cmd_run(args)
+
+
+def _cmd_validate(args) -> int:
+    from .config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    print(f"ok: {args.config} (task={cfg.task.name}, method={cfg.method.name}, backend={cfg.backend.name}, "
+          f"curator={cfg.curate.name}, model={cfg.model})")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from .report import load_report, to_markdown
+
+    print(to_markdown(load_report(args.run_dir)))
+    return 0
+
+
+def _cmd_ls(args) -> int:
+    from .models import EMBEDDED
+    from .registry import BACKENDS, CURATORS, METHODS, TASKS
+
+    for reg in (TASKS, METHODS, BACKENDS, CURATORS):
+        print(f"{reg.kind}s: {', '.join(reg.names())}")
+    print("embedded models:")
+    for m in EMBEDDED.values():
+        print(f"  {m.name}: {m.description}")
+    return 0
+
+
+def _cmd_model(args) -> int:
+    from .models import resolve_model
+
+    print(resolve_model(args.name))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="s2distill", description="Distil System 2 prompting into System 1 answers.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def run_args(sp, with_config=True):
+        if with_config:
+            sp.add_argument("config", help="experiment YAML (see configs/)")
+        sp.add_argument("overrides", nargs="*", help="key=value overrides, e.g. method.n=8 task.n_train=200")
+        sp.add_argument("--run-dir", help="run directory (default: runs/<name>)")
+        sp.add_argument("--until", help="stop after this stage (data, generate, curate, eval, train)")
+        sp.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    sp = sub.add_parser("run", help="run (or resume) an experiment")
+    run_args(sp)
+    sp.set_defaults(fn=_cmd_run)
+    sp = sub.add_parser("demo", help="distil CoT into System 1 on the embedded model, end to end")
+    run_args(sp, with_config=False)
+    sp.set_defaults(fn=_cmd_demo)
+    sp = sub.add_parser("validate", help="check a config without running it")
+    sp.add_argument("config")
+    sp.add_argument("overrides", nargs="*")
+    sp.set_defaults(fn=_cmd_validate)
+    sp = sub.add_parser("report", help="print the report of a run directory")
+    sp.add_argument("run_dir")
+    sp.set_defaults(fn=_cmd_report)
+    sp = sub.add_parser("ls", help="list tasks, methods, backends, curators and embedded models")
+    sp.set_defaults(fn=_cmd_ls)
+    sp = sub.add_parser("model", help="assemble an embedded model and print its path")
+    sp.add_argument("name", nargs="?", default="default")
+    sp.set_defaults(fn=_cmd_model)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except S2DistillError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+"""Typed, strict run configuration: YAML + ``a.b=c`` overrides.
+
+Every section is a dataclass; an unknown key is an error with a did-you-mean,
+a wrong type names the key and the expected type.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+from .registry import did_you_mean
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    name: str = "llamacpp"  # llamacpp | openai | transformers | fake
+    base_url: str | None = None  # openai: e.g. http://127.0.0.1:8000/v1
+    api_key_env: str = "OPENAI_API_KEY"  # openai: name of the env var holding the key (never the key itself)
+    served_model: str | None = None  # openai: model name the server expects
+    parallel: int = 16  # llamacpp: server slots (continuous batching)
+    ctx_per_slot: int = 2048  # llamacpp: context tokens per slot
+    threads: int | None = None  # llamacpp/transformers: CPU threads (None = all cores)
+    concurrency: int = 16  # openai/llamacpp: max requests in flight
+    timeout_s: float = 600.0
+    max_retries: int = 5
+    batch_size: int = 16  # transformers: generation batch size
+    server_args: list[str] = field(default_factory=list)  # llamacpp: extra llama-server flags
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    name: str = "arithmetic"
+    n_train: int = 64  # unlabeled inputs for System 2 generation
+    n_eval: int = 40  # labeled held-out inputs
+    seed: int = 0
+    options: dict = field(default_factory=dict)  # task-specific, validated by the task
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    name: str = "cot"
+    n: int = 4  # samples per input
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_tokens: int = 256
+    few_shot: int = 0  # exemplars (0 = zero-shot)
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CurateConfig:
+    name: str = "self_consistency"
+    min_agreement: float = 0.5  # fraction of all samples that must agree with the winner
+    min_votes: int = 2  # and at least this many votes
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    enabled: bool = True
+    base_model: str | None = None  # HF id/dir to fine-tune; default: the run's model
+    method: str = "lora"  # lora | full
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    target_modules: str = "all-linear"
+    learning_rate: float = 2e-4
+    epochs: float = 3.0
+    max_steps: int = -1
+    per_device_batch_size: int = 2
+    gradient_accumulation_steps: int = 4
+    max_length: int = 256
+    gradient_checkpointing: bool = False
+    threads: int | None = None
+    launcher: str = "local"  # local (accelerate comes with the scale-out work)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    systems: list[str] = field(default_factory=lambda: ["system1", "system2", "system2_maj", "distilled"])
+    k: int = 4  # samples for System 2 maj@k
+    temperature: float = 0.7  # for maj@k sampling
+    max_tokens_system1: int = 32
+    distilled_served_model: str | None = None  # openai backend: name of the served distilled model
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str = "run"
+    seed: int = 0
+    model: str = "default"  # embedded model name, .gguf path, or HF id (transformers/openai)
+    run_dir: str | None = None  # default: runs/<name>
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    curate: CurateConfig = field(default_factory=CurateConfig)
+    train: TrainSection = field(default_factory=TrainSection)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+SYSTEMS = ("system1", "system2", "system2_maj", "distilled")
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp)).replace("NoneType", "null")
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, where)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"{where}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return _build(tp, value, where)
+    if origin is list or tp is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item_tp,) = typing.get_args(tp) or (Any,)
+        return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def _build(cls: Any, data: dict, where: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in hints:
+            raise ConfigError(f"unknown config key '{path}'{did_you_mean(key, names)} (allowed: {', '.join(names)})")
+        kwargs[key] = _coerce(value, hints[key], path)
+    return cls(**kwargs)
+
+
+def _set_path(d: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    cur = d
+    for k in keys[:-1]:
+        nxt = cur.get(k)
+        if nxt is None:
+            nxt = cur[k] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"override '{dotted}': '{k}' is not a section")
+        cur = nxt
+    cur[keys[-1]] = value
+
+
+def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
+    out = []
+    for ov in overrides:
+        if "=" not in ov:
+            raise ConfigError(f"override '{ov}' is not key=value (example: method.n=8)")
+        k, v = ov.split("=", 1)
+        out.append((k.strip(), yaml.safe_load(v) if v.strip() else "")) 
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, data: dict | None = None) -> RunConfig:
+    """Load YAML (or a dict), apply ``a.b=c`` overrides (YAML-typed values), validate strictly."""
+    raw: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            raw = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: invalid YAML: {e}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{p}: top level must be a mapping")
+    if data:
+        raw = {**raw, **data}
+    for k, v in parse_overrides(overrides or []):
+        _set_path(raw, k, v)
+    cfg = _build(RunConfig, raw)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: RunConfig) -> None:
+    """Cross-field checks and name resolution (without importing heavy modules)."""
+    from .registry import BACKENDS, CURATORS, METHODS, TASKS
+
+    BACKENDS.target(cfg.backend.name)
+    TASKS.target(cfg.task.name)
+    METHODS.target(cfg.method.name)
+    CURATORS.target(cfg.curate.name)
+    for s in cfg.eval.systems:
+        if s not in SYSTEMS:
+            raise ConfigError(f"unknown eval system '{s}'{did_you_mean(s, SYSTEMS)} (known: {', '.join(SYSTEMS)})")
+    if cfg.method.n < 1:
+        raise ConfigError("method.n must be >= 1")
+    if not 0.0 <= cfg.curate.min_agreement <= 1.0:
+        raise ConfigError("curate.min_agreement is a fraction in [0, 1]")
+    if cfg.train.method not in ("lora", "full"):
+        raise ConfigError(f"train.method must be 'lora' or 'full'{did_you_mean(cfg.train.method, ['lora', 'full'])}")
+    if cfg.backend.name == "openai" and not cfg.backend.base_url:
+        raise ConfigError("backend.name=openai needs backend.base_url (e.g. http://127.0.0.1:8000/v1)")
+    # task options are validated by the task itself
+    from .tasks import make_task
+
+    make_task(cfg.task)

@@ -1,0 +1,109 @@
+"""Curation without labels: turn System 2 traces into (System 1 input, answer) pairs.
+
+Curators receive unlabeled examples (``gold`` is None) and traces only; the pipeline
+strips gold answers before calling them. Every kept and rejected example is recorded
+with its votes and the reason.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .types import Example, Rejected, Trace, TrainPair
+
+
+@dataclass(frozen=True)
+class Vote:
+    winner: str | None  # None when no sample parsed or the top is tied
+    votes: dict[str, int]
+    n: int
+    unparseable: int
+    tie: bool
+
+    @property
+    def top(self) -> int:
+        return self.votes.get(self.winner, 0) if self.winner is not None else 0
+
+    @property
+    def agreement(self) -> float:
+        return self.top / self.n if self.n else 0.0
+
+
+def majority_vote(answers: Sequence[str | None]) -> Vote:
+    """Plurality over parsed answers. Unparseable (None) samples count in n but vote for nothing.
+
+    A tie for first place gives ``winner=None, tie=True``; callers decide what a tie means.
+    """
+    counts = Counter(a for a in answers if a is not None)
+    unparseable = sum(1 for a in answers if a is None)
+    if not counts:
+        return Vote(None, {}, len(answers), unparseable, False)
+    ranked = counts.most_common()
+    tie = len(ranked) > 1 and ranked[0][1] == ranked[1][1]
+    return Vote(None if tie else ranked[0][0], dict(ranked), len(answers), unparseable, tie)
+
+
+def plurality_answer(answers: Sequence[str | None]) -> str | None:
+    """For maj@k evaluation: the most frequent answer; ties broken by first occurrence."""
+    counts = Counter(a for a in answers if a is not None)
+    if not counts:
+        return None
+    best = max(counts.values())
+    return next(a for a in answers if a is not None and counts[a] == best)
+
+
+def _pair(task, ex: Example, answer: str, meta: dict) -> TrainPair:
+    return TrainPair(example_id=ex.id, messages=tuple(task.system1_messages(ex)), target=task.format_target(answer),
+                     meta=meta)
+
+
+class SelfConsistency:
+    """Keep an input when the majority answer over its samples is clear enough."""
+
+    name = "self_consistency"
+
+    def __init__(self, min_agreement: float = 0.5, min_votes: int = 2, **_: object):
+        self.min_agreement = min_agreement
+        self.min_votes = min_votes
+
+    def __call__(self, task, examples: Sequence[Example], traces: Sequence[Trace]):
+        by_id = {t.example_id: t for t in traces}
+        pairs, rejects = [], []
+        for ex in examples:
+            tr = by_id.get(ex.id)
+            if tr is None:
+                rejects.append(Rejected(ex.id, "no_trace"))
+                continue
+            v = majority_vote([s.answer for s in tr.samples])
+            meta = {"votes": v.votes, "n": v.n, "unparseable": v.unparseable, "agreement": round(v.agreement, 4)}
+            if not v.votes:
+                rejects.append(Rejected(ex.id, "no_parseable_answer", meta))
+            elif v.tie:
+                rejects.append(Rejected(ex.id, "tie", meta))
+            elif v.top < self.min_votes or v.agreement < self.min_agreement:
+                rejects.append(Rejected(ex.id, "low_agreement", meta))
+            else:
+                pairs.append(_pair(task, ex, v.winner, meta))
+        return pairs, rejects
+
+
+class NoFilter:
+    """No curation: the first sample's answer is the target (what one System 2 run would say)."""
+
+    name = "none"
+
+    def __init__(self, **_: object):
+        pass
+
+    def __call__(self, task, examples: Sequence[Example], traces: Sequence[Trace]):
+        by_id = {t.example_id: t for t in traces}
+        pairs, rejects = [], []
+        for ex in examples:
+            tr = by_id.get(ex.id)
+            ans = tr.samples[0].answer if tr and tr.samples else None
+            if ans is None:
+                rejects.append(Rejected(ex.id, "no_parseable_answer" if tr else "no_trace"))
+            else:
+                pairs.append(_pair(task, ex, ans, {"sample": 0}))
+        return pairs, rejects

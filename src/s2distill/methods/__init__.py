@@ -1,0 +1,30 @@
+"""Methods: one short file each, ``run(task, examples, backend, cfg) -> list[Trace]``.
+
+Every step of a method builds all its requests first and makes one batched
+``backend.generate`` call; a multi-step method is a short sequence of such steps.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..types import Call, Example, GenRequest, Message, Sample, SamplingParams, Trace
+
+
+def params_from(cfg, *, n: int | None = None, temperature: float | None = None, max_tokens: int | None = None,
+                seed: int = 0) -> SamplingParams:
+    return SamplingParams(max_tokens=max_tokens if max_tokens is not None else cfg.max_tokens,
+                          temperature=cfg.temperature if temperature is None else temperature,
+                          top_p=cfg.top_p, n=cfg.n if n is None else n, seed=seed)
+
+
+def single_step(method: str, step: str, task, examples: Sequence[Example], backend,
+                messages: Sequence[list[Message]], params: SamplingParams) -> list[Trace]:
+    """Run one batched call per example (n samples each) and wrap the results as traces."""
+    requests = [GenRequest(tuple(m), params) for m in messages]
+    results = backend.generate(requests)
+    traces = []
+    for ex, req, comps in zip(examples, requests, results):
+        samples = tuple(Sample(response=c.text, answer=task.extract(c.text), calls=(Call(step, req.messages, c),))
+                        for c in comps)
+        traces.append(Trace(example_id=ex.id, method=method, samples=samples))
+    return traces

@@ -1,0 +1,31 @@
+"""Chain-of-Thought: zero-shot ("step by step") or few-shot with worked exemplars.
+
+Few-shot exemplars are identical leading chat turns for every request, so a
+server with prompt caching reuses their KV cache across requests.
+"""
+from __future__ import annotations
+
+from . import single_step
+
+ZERO_SHOT = ("{question}\nLet's think step by step. Keep it short, and finish with "
+             "\"The answer is <number>.\"")
+FEW_SHOT_USER = "{question}\nThink step by step, then finish with \"The answer is <number>.\""
+
+
+def shots(task, few_shot: int) -> list[dict]:
+    msgs: list[dict] = []
+    for q, worked in task.exemplars(few_shot) if few_shot > 0 else []:
+        msgs += [{"role": "user", "content": FEW_SHOT_USER.format(question=q)},
+                 {"role": "assistant", "content": worked}]
+    return msgs
+
+
+def messages(prefix: list[dict], question: str) -> list[dict]:
+    template = FEW_SHOT_USER if prefix else ZERO_SHOT
+    return prefix + [{"role": "user", "content": template.format(question=question)}]
+
+
+def run(task, examples, backend, params, cfg=None):
+    prefix = shots(task, cfg.few_shot if cfg is not None else 0)
+    return single_step("cot", "reason", task, examples, backend, [messages(prefix, e.question) for e in examples],
+                       params)

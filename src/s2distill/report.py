@@ -1,0 +1,99 @@
+"""Report: the System 1 / System 2 / distilled table as JSON and markdown."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .evaluate import summarize
+from .rundir import RunDir, read_json, read_jsonl
+from .types import EvalRecord
+
+ORDER = ("system1", "system2", "system2_maj", "distilled")
+
+
+def system_label(system: str, method: str, k: int) -> str:
+    return {"system1": "system1", "system2": method, "system2_maj": f"{method}_maj@{k}",
+            "distilled": "distilled"}[system]
+
+
+def curation_quality(pipeline) -> dict | None:
+    """How often the curated targets are right, checked afterwards against the held-back
+    train labels (``data/train.gold.jsonl``, never given to a curator). None when unlabeled."""
+    rd = pipeline.rd
+    gold_path, pairs_path = rd / "data" / "train.gold.jsonl", rd / "curate" / "pairs.jsonl"
+    if not gold_path.exists() or not pairs_path.exists():
+        return None
+    gold = {d["id"]: d["gold"] for d in read_jsonl(gold_path) if d.get("gold") is not None}
+    pairs = [d for d in read_jsonl(pairs_path) if d["example_id"] in gold]
+    if not pairs:
+        return None
+    right = sum(pipeline.task.score(pipeline.task.extract(p["target"]), gold[p["example_id"]]) for p in pairs)
+    return {"checked": len(pairs), "correct_targets": right, "target_accuracy": right / len(pairs)}
+
+
+def build_report(pipeline) -> dict:
+    rd: RunDir = pipeline.rd
+    cfg = pipeline.cfg
+    rows = []
+    for system in ORDER:
+        path = rd / "eval" / f"{system}.jsonl"
+        if system not in cfg.eval.systems or not path.exists():
+            continue
+        records = [EvalRecord.from_json(d) for d in read_jsonl(path)]
+        info = rd.stage_info(f"eval_{system}")
+        s = summarize(records, info.get("wall_s_generate"))
+        rows.append({"system": system_label(system, cfg.method.name, cfg.eval.k), "role": system, **s,
+                     "cache_hits": info.get("cache_hits", 0)})
+    man = rd.manifest["stages"]
+    cur = man.get("curate", {})
+    return {
+        "run_dir": str(Path(rd.path).resolve()),
+        "task": cfg.task.name,
+        "task_options": cfg.task.options,
+        "model": cfg.model,
+        "backend": cfg.backend.name,
+        "method": cfg.method.name,
+        "method_samples": cfg.method.n,
+        "rows": rows,
+        "curation": {"curator": cfg.curate.name, "kept": cur.get("kept"), "rejected": cur.get("rejected"),
+                     "reject_reasons": cur.get("reject_reasons"),
+                     "quality_checked_afterwards": curation_quality(pipeline)},
+        "generation": {k: man.get("generate", {}).get(k) for k in ("wall_s_generate", "generated", "cache_hits")},
+        "train": man.get("train", {}).get("summary"),
+        "stages_wall_s": {k: v.get("wall_s") for k, v in man.items()},
+    }
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def to_markdown(report: dict) -> str:
+    lines = [f"# s2distill report: {report['task']} ({report['method']}, model {report['model']})", "",
+             "| system | n | accuracy % | 95% CI | mean generated tokens | calls/answer | wall s/answer |",
+             "|---|---:|---:|---|---:|---:|---:|"]
+    for r in report["rows"]:
+        wall = f"{r['wall_s_per_answer']:.2f}" if r.get("wall_s_per_answer") is not None else "-"
+        lines.append(f"| {r['system']} | {r['n']} | {_pct(r['accuracy'])} | {_pct(r['ci95'][0])}-{_pct(r['ci95'][1])} "
+                     f"| {r['mean_generated_tokens']:.1f} | {r['calls_per_answer']:.1f} | {wall} |")
+    c = report.get("curation") or {}
+    if c.get("kept") is not None:
+        lines += ["", f"Curation ({c['curator']}): kept {c['kept']}, rejected {c['rejected']} {c.get('reject_reasons') or ''}"]
+        q = c.get("quality_checked_afterwards")
+        if q:
+            lines.append(f"Curated targets correct (checked afterwards against held-back labels): "
+                         f"{q['correct_targets']}/{q['checked']} ({_pct(q['target_accuracy'])}%)")
+    t = report.get("train") or {}
+    if t:
+        lines += [f"Training: {t.get('steps')} steps, final loss {t.get('final_loss')}, "
+                  f"{t.get('train_time_s', 0):.0f}s, peak RSS {t.get('peak_rss_bytes', 0) / 2**30:.2f} GiB"]
+    lines += ["", f"Run directory: `{report['run_dir']}`", ""]
+    return "\n".join(lines)
+
+
+def load_report(run_dir: str | Path) -> dict:
+    p = Path(run_dir) / "report.json"
+    if not p.exists():
+        from .errors import S2DistillError
+
+        raise S2DistillError(f"no report in {run_dir}; run `s2distill run CONFIG` first (it resumes where it stopped)")
+    return read_json(p)

@@ -1,0 +1,214 @@
+"""Run directory: stage files, a manifest of fingerprints, and the sample cache.
+
+Layout (one folder per run)::
+
+    config.yaml            resolved config
+    env.json               package versions, python, machine, seeds
+    manifest.json          per stage: fingerprint, done, wall time
+    cache/samples.jsonl    every generated sample, appended as it completes (resume)
+    data/                  train.jsonl (unlabeled) and eval.jsonl (labeled)
+    traces/                System 2 traces on the train inputs
+    curate/                pairs.jsonl, rejects.jsonl, chat.jsonl (TRL-ready)
+    model/                 adapter, merged model, exported GGUF, loss log
+    eval/                  one JSONL of EvalRecords per system (+ traces)
+    report.json, report.md
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from .backends.base import Backend
+from .errors import S2DistillError
+from .types import Completion, GenRequest
+
+
+class DiskFullError(S2DistillError):
+    pass
+
+
+def _disk_error(path: Path, e: OSError) -> S2DistillError:
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(f"disk full while writing {path}; everything written before is kept; "
+                             "free some space and rerun the same command to resume")
+    return S2DistillError(f"cannot write {path}: {e}")
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def write_text(path: Path, text: str) -> None:
+    """Atomic write (tmp + rename): a reader never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise _disk_error(path, e) from None
+
+
+def write_jsonl(path: Path, rows: Iterable[Any]) -> int:
+    lines = [json.dumps(r.to_json() if hasattr(r, "to_json") else r, ensure_ascii=False, default=str) for r in rows]
+    write_text(path, "".join(line + "\n" for line in lines))
+    return len(lines)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+class SampleCache:
+    """Append-only JSONL of ``{key, completion}``; survives kill -9 at any point.
+
+    On open, a torn last line (the process died mid-write) is cut off, so appends
+    stay well-formed. Keys are unique: a key already present is never written again.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._data: dict[str, Completion] = {}
+        self.torn_lines = 0
+        if self.path.exists():
+            self._load()
+        self._fh = open(self.path, "a", encoding="utf-8")
+
+    def _load(self) -> None:
+        good_end = 0
+        with open(self.path, "rb") as fh:
+            for raw in fh:
+                if not raw.endswith(b"\n"):
+                    self.torn_lines += 1
+                    break
+                try:
+                    row = json.loads(raw)
+                    self._data[row["key"]] = Completion.from_json(row["completion"])
+                except (ValueError, KeyError):
+                    self.torn_lines += 1
+                    break
+                good_end += len(raw)
+        if good_end < self.path.stat().st_size:
+            with open(self.path, "r+b") as fh:
+                fh.truncate(good_end)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get(self, key: str) -> Completion | None:
+        return self._data.get(key)
+
+    def put(self, key: str, completion: Completion) -> None:
+        if key in self._data:
+            return
+        line = json.dumps({"key": key, "completion": completion.to_json()}, ensure_ascii=False) + "\n"
+        try:
+            self._fh.write(line)
+            self._fh.flush()
+        except OSError as e:
+            raise _disk_error(self.path, e) from None
+        self._data[key] = completion
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            try:
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+            except OSError:
+                pass
+            self._fh.close()
+
+
+class CachingBackend(Backend):
+    """Wraps a backend: every sample is looked up in / appended to a ``SampleCache``.
+
+    A request with n samples is split into n single-sample requests whose seeds are
+    ``seed + j``, so each sample has its own identity and a resumed run regenerates
+    exactly the samples that are missing: none lost, none duplicated.
+    """
+
+    name = "cached"
+
+    def __init__(self, inner: Backend, cache: SampleCache, on_progress: Callable[[int], None] | None = None):
+        self.inner = inner
+        self.cache = cache
+        self.model_id = inner.model_id
+        self.on_progress = on_progress
+        self.hits = 0
+        self.misses = 0
+
+    def iter_generate(self, requests: Sequence[GenRequest]) -> Iterator[tuple[int, int, Completion]]:
+        todo: list[tuple[int, int, str, GenRequest]] = []
+        for i, req in enumerate(requests):
+            for j in range(req.params.n):
+                key = req.sample_key(j, self.model_id)
+                hit = self.cache.get(key)
+                if hit is not None:
+                    self.hits += 1
+                    yield i, j, hit
+                else:
+                    single = GenRequest(req.messages, _single(req, j))
+                    todo.append((i, j, key, single))
+        if self.on_progress and self.hits:
+            self.on_progress(self.hits)
+        if not todo:
+            return
+        for k, _, comp in self.inner.iter_generate([t[3] for t in todo]):
+            i, j, key, _ = todo[k]
+            self.cache.put(key, comp)
+            self.misses += 1
+            if self.on_progress:
+                self.on_progress(1)
+            yield i, j, comp
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _single(req: GenRequest, j: int):
+    from dataclasses import replace
+
+    return replace(req.params, n=1, seed=req.params.seed + j)
+
+
+class RunDir:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.manifest_path = self.path / "manifest.json"
+        self.manifest: dict = read_json(self.manifest_path) if self.manifest_path.exists() else {"stages": {}}
+
+    def __truediv__(self, other: str) -> Path:
+        return self.path / other
+
+    def stage_done(self, name: str, fingerprint: str) -> bool:
+        st = self.manifest["stages"].get(name)
+        return bool(st and st.get("done") and st.get("fingerprint") == fingerprint
+                    and all((self.path / o).exists() for o in st.get("outputs", [])))
+
+    def mark_done(self, name: str, fingerprint: str, outputs: Sequence[str], wall_s: float, **extra: Any) -> None:
+        self.manifest["stages"][name] = {"fingerprint": fingerprint, "done": True, "outputs": list(outputs),
+                                         "wall_s": round(wall_s, 3), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                         **extra}
+        write_json(self.manifest_path, self.manifest)
+
+    def stage_info(self, name: str) -> dict:
+        return self.manifest["stages"].get(name, {})

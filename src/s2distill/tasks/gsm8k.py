@@ -1,0 +1,115 @@
+"""GSM8K: grade-school math word problems, from local JSONL or the HF hub."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import DataError
+from ..types import Example
+from .numeric import NumericTask, normalize_number
+
+_CALC = re.compile(r"<<[^>]*>>")
+
+
+@dataclass(frozen=True)
+class GSM8KOptions:
+    # directory holding train.jsonl/test.jsonl, a .jsonl file, or an HF dataset id (needs internet)
+    source: str = "openai/gsm8k"
+    train_split: str = "train"
+    eval_split: str = "test"
+    hf_config: str = "main"
+
+
+def gold_from_solution(solution: str) -> str | None:
+    if "####" not in solution:
+        return None
+    return normalize_number(solution.rsplit("####", 1)[1])
+
+
+def read_jsonl_rows(path: Path, required: tuple[str, ...]) -> list[dict]:
+    """Read JSONL; a malformed line is an error naming the file and line."""
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path} line {lineno}: invalid JSON ({e.msg}); fix or remove that line") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path} line {lineno}: expected a JSON object")
+            for f in required:
+                if f not in row:
+                    raise DataError(f"{path} line {lineno}: missing field \"{f}\"")
+            rows.append(row)
+    return rows
+
+
+class GSM8KTask(NumericTask):
+    name = "gsm8k"
+    Options = GSM8KOptions
+
+    def __init__(self, options: GSM8KOptions | None = None):
+        self.options = options or GSM8KOptions()
+        self._cache: dict[str, list[dict]] = {}
+
+    def _rows(self, split: str) -> list[dict]:
+        if split in self._cache:
+            return self._cache[split]
+        src = Path(self.options.source).expanduser()
+        if src.is_dir():
+            path = src / f"{split}.jsonl"
+            if not path.is_file():
+                raise DataError(f"{path} not found; task.options.source must hold {split}.jsonl")
+            rows = read_jsonl_rows(path, ("question", "answer"))
+        elif src.is_file():
+            rows = read_jsonl_rows(src, ("question", "answer"))
+        elif src.suffix in (".jsonl", ".json") or str(self.options.source).startswith(("/", ".")):
+            raise DataError(f"GSM8K file not found: {src}")
+        else:
+            rows = self._hub_rows(split)
+        for i, r in enumerate(rows):
+            r.setdefault("_line", i + 1)
+        self._cache[split] = rows
+        return rows
+
+    def _hub_rows(self, split: str) -> list[dict]:
+        try:
+            import datasets
+        except ImportError:
+            raise DataError("loading GSM8K from the hub needs `pip install datasets`; or set task.options.source "
+                            "to a local directory with train.jsonl/test.jsonl") from None
+        try:
+            ds = datasets.load_dataset(self.options.source, self.options.hf_config, split=split)
+        except Exception as e:  # network, unknown id, ...
+            raise DataError(f"could not load HF dataset '{self.options.source}' split '{split}': {e}; "
+                            "offline? set task.options.source to a local directory with train.jsonl/test.jsonl") from None
+        return [dict(r) for r in ds]
+
+    def load(self, split: str, n: int, seed: int = 0) -> list[Example]:
+        name = {"train": self.options.train_split, "eval": self.options.eval_split}.get(split, split)
+        rows = self._rows(name)
+        import random
+
+        idx = list(range(len(rows)))
+        random.Random(f"gsm8k-{name}-{seed}").shuffle(idx)
+        out = []
+        for i in idx[: n if n >= 0 else None]:
+            r = rows[i]
+            gold = gold_from_solution(r["answer"])
+            if gold is None:
+                raise DataError(f"{self.options.source} ({name}) row {r['_line']}: answer has no '#### <number>'")
+            out.append(Example(id=f"{name}-{i}", question=r["question"].strip(), gold=gold))
+        return out
+
+    def exemplars(self, k: int) -> list[tuple[str, str]]:
+        """The first k training problems with their reference solutions as worked examples."""
+        shots = []
+        for r in self._rows(self.options.train_split)[:k]:
+            body, _, ans = r["answer"].rpartition("####")
+            reasoning = " ".join(_CALC.sub("", body).split())
+            shots.append((r["question"].strip(), f"{reasoning} The answer is {normalize_number(ans)}."))
+        return shots

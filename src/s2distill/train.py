@@ -1,0 +1,205 @@
+"""Fine-tune on (System 1 prompt -> curated answer) pairs with TRL's SFTTrainer (LoRA or full).
+
+Data is conversational prompt-completion, so the loss covers the answer (and its end-of-turn) only.
+Heavy imports (torch, transformers, trl, peft) happen inside :func:`train_lora`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import resource
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ConfigError, DataError, ModelError
+from .export import hf_model_dir, resolve_hf_model
+from .types import TrainPair
+
+__all__ = ["TrainConfig", "train_lora", "hf_model_dir", "peak_rss_bytes"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    method: Literal["lora", "full"] = "lora"
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    target_modules: str | tuple[str, ...] = "all-linear"
+    learning_rate: float = 2e-4
+    epochs: float = 3.0
+    max_steps: int = -1  # > 0 overrides epochs
+    per_device_batch_size: int = 2
+    gradient_accumulation_steps: int = 4
+    max_length: int = 256
+    seed: int = 0
+    logging_steps: int = 1
+    threads: int | None = None
+    save_merged: bool = True
+    gradient_checkpointing: bool = False  # less activation memory, ~30% slower
+    optim: str = "adamw_torch"
+
+    def __post_init__(self) -> None:
+        if self.method not in ("lora", "full"):
+            raise ConfigError(f"train method must be 'lora' or 'full', got '{self.method}'")
+        if self.per_device_batch_size < 1 or self.gradient_accumulation_steps < 1:
+            raise ConfigError("per_device_batch_size and gradient_accumulation_steps must be >= 1")
+        if self.max_steps <= 0 and self.epochs <= 0:
+            raise ConfigError("set epochs > 0 or max_steps > 0")
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        if isinstance(self.target_modules, tuple):
+            d["target_modules"] = list(self.target_modules)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown train option(s) {sorted(unknown)}; known: {[f.name for f in dataclasses.fields(cls)]}")
+        if isinstance(d.get("target_modules"), list):
+            d["target_modules"] = tuple(d["target_modules"])
+        return cls(**d)
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def to_prompt_completion(pairs: list[TrainPair]) -> list[dict]:
+    rows = []
+    for p in pairs:
+        if not p.messages or not p.target.strip():
+            raise DataError(f"train pair {p.example_id} has no messages or an empty target; fix: re-run curation")
+        rows.append({"prompt": [dict(m) for m in p.messages],
+                     "completion": [{"role": "assistant", "content": p.target}]})
+    return rows
+
+
+def _loss_logger(path: Path) -> Any:
+    from transformers import TrainerCallback
+
+    class LossLogger(TrainerCallback):
+        def __init__(self) -> None:
+            self.t0 = time.time()
+            self.fh = open(path, "w")
+            self.last: dict = {}
+
+        def on_train_begin(self, args, state, control, **kw):  # noqa: ANN001
+            self.t0 = time.time()
+
+        def on_log(self, args, state, control, logs=None, **kw):  # noqa: ANN001
+            if not logs or "loss" not in logs:
+                return
+            self.last = {"step": state.global_step, "loss": float(logs["loss"]),
+                         "lr": float(logs.get("learning_rate", 0.0)), "epoch": float(logs.get("epoch") or state.epoch or 0),
+                         "elapsed_s": round(time.time() - self.t0, 3)}
+            self.fh.write(json.dumps(self.last) + "\n")
+            self.fh.flush()
+
+        def on_train_end(self, args, state, control, **kw):  # noqa: ANN001
+            self.fh.close()
+
+    return LossLogger()
+
+
+def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfig = TrainConfig(),
+               progress: bool = True) -> dict:
+    """Train on ``pairs`` starting from ``base`` (embedded name, .gguf, HF dir or hub id).
+
+    Writes ``out_dir/adapter/`` (LoRA only), ``out_dir/merged/`` (if ``cfg.save_merged`` or full
+    fine-tuning), ``out_dir/loss.jsonl`` and ``out_dir/train_summary.json``; returns the summary.
+    """
+    if not pairs:
+        raise DataError("no train pairs; fix: curate some data first (s2distill curate)")
+    rows = to_prompt_completion(pairs)
+    try:
+        import torch
+        import transformers
+        from datasets import Dataset
+        from peft import LoraConfig
+        from trl import SFTConfig, SFTTrainer
+    except ImportError as e:
+        raise ModelError(f"{e}; fix: pip install 's2distill[train]' (torch, transformers, peft, trl, datasets)") from e
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    transformers.set_seed(cfg.seed)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    t_load = time.time()
+    base_dir = resolve_hf_model(base)
+    tok = transformers.AutoTokenizer.from_pretrained(base_dir)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if getattr(tok, "chat_template", None) is None:
+        raise ModelError(f"tokenizer of {base} has no chat template; fix: train from an instruction-tuned model")
+    model = transformers.AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    load_s = time.time() - t_load
+
+    peft_config = None
+    if cfg.method == "lora":
+        tm = cfg.target_modules if isinstance(cfg.target_modules, str) else list(cfg.target_modules)
+        peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                                 target_modules=tm, bias="none", task_type="CAUSAL_LM")
+    args = SFTConfig(
+        output_dir=str(out_dir / "trainer"),
+        per_device_train_batch_size=cfg.per_device_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        max_length=cfg.max_length,
+        logging_steps=cfg.logging_steps,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        optim=cfg.optim,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to=[],
+        use_cpu=not torch.cuda.is_available(),
+        bf16=False,
+        fp16=False,
+        disable_tqdm=not progress,
+        dataloader_num_workers=0,
+        completion_only_loss=True,
+        remove_unused_columns=True,
+    )
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                         processing_class=tok, peft_config=peft_config,
+                         callbacks=[_loss_logger(out_dir / "loss.jsonl")])
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    t0 = time.time()
+    result = trainer.train()
+    train_s = time.time() - t0
+
+    model = trainer.model
+    model.eval()
+    if cfg.method == "lora":
+        model.save_pretrained(out_dir / "adapter")
+        tok.save_pretrained(out_dir / "adapter")
+    if cfg.method == "full" or cfg.save_merged:
+        merged = model.merge_and_unload() if cfg.method == "lora" else model
+        merged.save_pretrained(out_dir / "merged")
+        tok.save_pretrained(out_dir / "merged")
+    losses = [json.loads(line) for line in (out_dir / "loss.jsonl").read_text().splitlines() if line.strip()]
+    summary = {
+        "base": str(base), "base_dir": str(base_dir), "method": cfg.method, "n_pairs": len(pairs),
+        "steps": int(result.global_step), "final_loss": losses[-1]["loss"] if losses else None,
+        "first_loss": losses[0]["loss"] if losses else None, "train_loss": float(result.training_loss),
+        "train_time_s": round(train_s, 2), "s_per_step": round(train_s / max(1, result.global_step), 3),
+        "load_time_s": round(load_s, 2), "peak_rss_bytes": peak_rss_bytes(), "trainable_params": int(trainable),
+        "threads": torch.get_num_threads(), "config": cfg.to_json(),
+        "adapter_dir": str(out_dir / "adapter") if cfg.method == "lora" else None,
+        "merged_dir": str(out_dir / "merged") if (cfg.method == "full" or cfg.save_merged) else None,
+    }
+    (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    shutil.rmtree(out_dir / "trainer", ignore_errors=True)  # save_strategy="no": only logs would be there
+    return summary

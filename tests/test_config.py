@@ -1,0 +1,53 @@
+from pathlib import Path
+
+import pytest
+
+from s2distill.config import RunConfig, load_config
+from s2distill.errors import ConfigError
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_validates(path):
+    cfg = load_config(path)
+    assert isinstance(cfg, RunConfig)
+    assert cfg.name == path.stem
+
+
+def test_shipped_configs_exist():
+    assert {p.stem for p in CONFIGS} >= {"demo", "gsm8k_paper", "gsm8k_local"}
+
+
+def test_unknown_key_has_did_you_mean(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("name: x\nmethod:\n  nn: 3\n")
+    with pytest.raises(ConfigError, match=r"unknown config key 'method.nn'; did you mean 'n'\?"):
+        load_config(p)
+
+
+def test_overrides_are_typed_and_strict():
+    cfg = load_config(data={"name": "x"}, overrides=["method.n=8", "task.options.depth=3", "backend.threads=null",
+                                                      "eval.systems=[system1]"])
+    assert cfg.method.n == 8 and cfg.task.options["depth"] == 3 and cfg.backend.threads is None
+    assert cfg.eval.systems == ["system1"]
+    with pytest.raises(ConfigError, match="method.n: expected an integer"):
+        load_config(data={"name": "x"}, overrides=["method.n=many"])
+    with pytest.raises(ConfigError, match="not key=value"):
+        load_config(data={"name": "x"}, overrides=["method.n"])
+
+
+def test_unknown_names_are_errors_with_suggestions():
+    with pytest.raises(ConfigError, match="unknown task 'arithmetc'; did you mean 'arithmetic'"):
+        load_config(data={"task": {"name": "arithmetc"}})
+    with pytest.raises(ConfigError, match="did you mean 'depth'"):
+        load_config(data={"task": {"name": "arithmetic", "options": {"dpth": 2}}})
+    with pytest.raises(ConfigError, match="unknown eval system"):
+        load_config(data={"eval": {"systems": ["sytem1"]}})
+    with pytest.raises(ConfigError, match="base_url"):
+        load_config(data={"backend": {"name": "openai"}})
+
+
+def test_missing_config_file_is_clear(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")

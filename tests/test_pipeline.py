@@ -1,0 +1,126 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fakes import arithmetic_oracle, factory
+
+from s2distill.config import load_config
+from s2distill.pipeline import Pipeline
+from s2distill.rundir import read_jsonl
+
+HERE = Path(__file__).parent
+
+
+def cfg(**over):
+    data = {"name": "t", "backend": {"name": "fake"}, "task": {"n_train": 12, "n_eval": 8}, "method": {"n": 4},
+            "train": {"enabled": False}, "eval": {"systems": ["system1", "system2", "system2_maj"], "k": 3}}
+    for k, v in over.items():
+        data[k] = {**data.get(k, {}), **v} if isinstance(v, dict) else v
+    return load_config(data=data)
+
+
+def test_pipeline_end_to_end_on_fake(tmp_path):
+    oracle = arithmetic_oracle()
+    logs = []
+    report = Pipeline(cfg(), run_dir=tmp_path, backend_factory=factory(oracle), log=logs.append, progress=False).run()
+    rows = {r["system"]: r for r in report["rows"]}
+    assert set(rows) == {"system1", "cot", "cot_maj@3"}
+    assert rows["system1"]["accuracy"] == 0.0 and rows["system1"]["n"] == 8
+    assert rows["cot"]["mean_generated_tokens"] > rows["system1"]["mean_generated_tokens"]
+    assert rows["cot_maj@3"]["calls_per_answer"] == 3
+    for f in ("config.yaml", "env.json", "manifest.json", "data/train.jsonl", "data/eval.jsonl", "traces/train.jsonl",
+              "curate/pairs.jsonl", "curate/rejects.jsonl", "curate/chat.jsonl", "eval/system1.jsonl", "report.md"):
+        assert (tmp_path / f).exists(), f
+    train = read_jsonl(tmp_path / "data" / "train.jsonl")
+    assert all(r["gold"] is None for r in train)  # what curation reads is unlabeled
+    pairs = read_jsonl(tmp_path / "curate" / "pairs.jsonl")
+    rejects = read_jsonl(tmp_path / "curate" / "rejects.jsonl")
+    assert len(pairs) + len(rejects) == 12 and pairs
+    chat = read_jsonl(tmp_path / "curate" / "chat.jsonl")
+    assert chat[0]["messages"][-1] == {"role": "assistant", "content": pairs[0]["target"]}
+    assert "step by step" not in json.dumps(chat)  # reasoning dropped from the training pairs
+    q = report["curation"]["quality_checked_afterwards"]
+    assert q["checked"] == len(pairs) and 0 <= q["target_accuracy"] <= 1
+
+    # a rerun with nothing changed skips every stage and generates nothing
+    logs.clear()
+    Pipeline(cfg(), run_dir=tmp_path, backend_factory=factory(oracle), log=logs.append, progress=False).run()
+    assert sum("skipped" in m for m in logs) == 6
+    # changing the curator reruns curate only (generation is reused)
+    logs.clear()
+    Pipeline(cfg(curate={"min_agreement": 1.0}), run_dir=tmp_path, backend_factory=factory(oracle), log=logs.append,
+             progress=False).run()
+    assert any(m.startswith("[curate] running") for m in logs) and not any(m.startswith("[generate] running")
+                                                                           for m in logs)
+
+
+def test_curate_stage_never_sees_gold(tmp_path, monkeypatch):
+    seen = []
+    from s2distill import curate
+
+    real = curate.SelfConsistency.__call__
+
+    def spy(self, task, examples, traces):
+        seen.extend(e.gold for e in examples)
+        return real(self, task, examples, traces)
+
+    monkeypatch.setattr(curate.SelfConsistency, "__call__", spy)
+    Pipeline(cfg(), run_dir=tmp_path, backend_factory=factory(arithmetic_oracle()), log=lambda s: None,
+             progress=False).run(until="curate")
+    assert len(seen) == 12 and all(g is None for g in seen)
+
+
+def test_distilled_stage_uses_trained_model(tmp_path, monkeypatch):
+    import s2distill.pipeline as pl
+
+    calls = {}
+
+    def fake_stage_train(self):
+        calls["train"] = read_jsonl(self.rd / "curate" / "pairs.jsonl")
+        self.fp["train"] = "fp"
+        return {"adapter": None, "merged": None, "lora_gguf": None}
+
+    monkeypatch.setattr(pl.Pipeline, "stage_train", fake_stage_train)
+    c = cfg(eval={"systems": ["system1", "distilled"]}, train={"enabled": True})
+    report = Pipeline(c, run_dir=tmp_path, backend_factory=factory(arithmetic_oracle()), log=lambda s: None,
+                      progress=False).run()
+    rows = {r["system"]: r for r in report["rows"]}
+    assert calls["train"] and rows["distilled"]["accuracy"] == 1.0 and rows["system1"]["accuracy"] == 0.0
+
+
+def _lines(p: Path) -> int:
+    return sum(1 for _ in open(p)) if p.exists() else 0
+
+
+def test_kill_9_mid_generation_resumes_without_loss_or_duplicates(tmp_path):
+    """Really kill a subprocess mid-generation; the rerun generates exactly the missing samples."""
+    run_dir, total = tmp_path / "run", 30 * 4 + 5
+    cache = run_dir / "cache" / "samples.jsonl"
+    log1, log2 = tmp_path / "calls1.log", tmp_path / "calls2.log"
+    proc = subprocess.Popen([sys.executable, str(HERE / "resume_worker.py"), str(run_dir), str(log1), "0.03"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while _lines(cache) < 40 and time.time() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    cached_at_kill = len({json.loads(line)["key"] for line in open(cache) if line.endswith("\n")})
+    assert 40 <= cached_at_kill < 120, "the kill must land mid-generation"
+    assert not (run_dir / "traces" / "train.jsonl").exists()
+
+    subprocess.run([sys.executable, str(HERE / "resume_worker.py"), str(run_dir), str(log2), "0"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    keys = [json.loads(line)["key"] for line in open(cache)]
+    assert len(keys) == len(set(keys)) == total  # nothing duplicated, nothing missing
+    assert _lines(log2) == total - cached_at_kill  # the rerun generated exactly the missing samples
+    assert _lines(log1) - cached_at_kill <= 1  # at most the one in-flight sample was lost at the kill
+
+    fresh = tmp_path / "fresh"
+    subprocess.run([sys.executable, str(HERE / "resume_worker.py"), str(fresh), str(tmp_path / "c3.log"), "0"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert (run_dir / "traces" / "train.jsonl").read_text() == (fresh / "traces" / "train.jsonl").read_text()

@@ -1,0 +1,82 @@
+import errno
+import json
+
+import pytest
+
+from s2distill.backends.fake import FakeBackend
+from s2distill.rundir import CachingBackend, DiskFullError, SampleCache, write_jsonl
+from s2distill.types import Completion, GenRequest, SamplingParams
+
+
+def test_cache_drops_torn_last_line_and_appends_cleanly(tmp_path):
+    p = tmp_path / "samples.jsonl"
+    c = SampleCache(p)
+    c.put("a", Completion("x", 1))
+    c.put("b", Completion("y", 2))
+    c.close()
+    with open(p, "a") as fh:
+        fh.write('{"key": "c", "completion": {"te')  # killed mid-write
+    c = SampleCache(p)
+    assert len(c) == 2 and c.torn_lines == 1
+    c.put("c", Completion("z", 3))
+    c.put("a", Completion("dup", 9))  # already present: not written again
+    c.close()
+    rows = [json.loads(line) for line in p.read_text().splitlines()]
+    assert [r["key"] for r in rows] == ["a", "b", "c"]
+
+
+def test_caching_backend_generates_only_missing_samples(tmp_path):
+    fake = FakeBackend(lambda req, j: f"answer {req.params.seed}")
+    cache = SampleCache(tmp_path / "s.jsonl")
+    cb = CachingBackend(fake, cache)
+    reqs = [GenRequest(({"role": "user", "content": f"q{i}"},), SamplingParams(n=3, seed=10)) for i in range(4)]
+    out = cb.generate(reqs)
+    assert [[c.text for c in row] for row in out] == [["answer 10", "answer 11", "answer 12"]] * 4
+    assert len(fake.requests) == 12 and all(r.params.n == 1 for r in fake.requests)
+    assert fake.batches == [12]  # one batched call for the whole step
+    out2 = CachingBackend(fake, cache).generate(reqs + [GenRequest(({"role": "user", "content": "new"},),
+                                                                   SamplingParams(n=3, seed=10))])
+    assert len(fake.requests) == 15 and out2[:4] == out
+
+
+def test_disk_full_is_a_clear_error_and_keeps_earlier_samples(tmp_path, monkeypatch):
+    cache = SampleCache(tmp_path / "s.jsonl")
+    cache.put("a", Completion("x", 1))
+
+    def boom(*_a, **_k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cache._fh, "write", boom)
+    with pytest.raises(DiskFullError, match="disk full.*rerun the same command to resume"):
+        cache.put("b", Completion("y", 1))
+    monkeypatch.undo()
+    cache.close()
+    assert len(SampleCache(tmp_path / "s.jsonl")) == 1
+
+
+def test_atomic_write_disk_full(tmp_path, monkeypatch):
+    import builtins
+
+    real_open = builtins.open
+
+    class Full:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            self.fh.close()
+
+        def write(self, _):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    target = tmp_path / "out.jsonl"
+    target.write_text("old\n")
+    monkeypatch.setattr(builtins, "open", lambda p, *a, **k: Full(real_open(p, *a, **k)) if ".tmp" in str(p)
+                        else real_open(p, *a, **k))
+    with pytest.raises(DiskFullError):
+        write_jsonl(target, [{"a": 1}])
+    monkeypatch.undo()
+    assert target.read_text() == "old\n" and not list(tmp_path.glob(".*.tmp"))

@@ -1,0 +1,112 @@
+import json
+import random
+from collections import Counter
+
+import pytest
+
+from s2distill.errors import ConfigError, DataError
+from s2distill.tasks.arithmetic import ArithmeticOptions, ArithmeticTask, make_problem
+from s2distill.tasks.gsm8k import GSM8KOptions, GSM8KTask, gold_from_solution
+from s2distill.tasks.numeric import extract_number, normalize_number
+
+
+@pytest.mark.parametrize("raw,want", [("1,234", "1234"), ("$5", "5"), ("7.0", "7"), ("7.50", "7.5"), ("-3", "-3"),
+                                      ("12.", "12"), (" 42 ", "42"), ("abc", None), ("", None), (None, None)])
+def test_normalize_number(raw, want):
+    assert normalize_number(raw) == want
+
+
+@pytest.mark.parametrize("text,want", [
+    ("3 + 4 = 7. The answer is 7.", "7"),
+    ("First 2, then 5. So the answer is $1,250.00", "1250"),
+    ("Work: 10 * 2 = 20\n#### 20", "20"),
+    ("\\boxed{36} and then 12", "36"),
+    ("I think 5, no wait, 8", "8"),
+    ("Answer: 15 apples", "15"),
+    ("no digits here", None),
+])
+def test_extract_number(text, want):
+    assert extract_number(text) == want
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 4, 5])
+def test_arithmetic_answers_are_exact(depth):
+    task = ArithmeticTask(ArithmeticOptions(depth=depth, ops=["add", "sub", "mul", "div"]))
+    for ex in task.load("train", 200, seed=3):
+        steps = ex.meta["steps"]
+        assert len(steps) == depth
+        value = None
+        for s in steps:  # replay the worked steps: each one must be true arithmetic
+            lhs, rhs = s.split(" = ")
+            a, op, b = lhs.split(" ")
+            assert value is None or int(a) == value
+            value = {"+": int(a) + int(b), "-": int(a) - int(b), "*": int(a) * int(b), "/": int(a) // int(b)}[op]
+            if op == "/":
+                assert int(a) % int(b) == 0
+            assert value == int(rhs) and value >= 0
+        assert ex.gold == str(value)
+
+
+def test_arithmetic_is_seeded_and_splits_disjoint():
+    t = ArithmeticTask(ArithmeticOptions(depth=2))
+    a, b = t.load("train", 50, seed=1), t.load("train", 50, seed=1)
+    assert [e.question for e in a] == [e.question for e in b]
+    assert [e.question for e in t.load("train", 50, seed=2)] != [e.question for e in a]
+    ev = t.load("eval", 50, seed=1)
+    assert not {e.question for e in ev} & {e.question for e in a}
+    assert len({e.question for e in ev}) == 50
+
+
+def test_arithmetic_op_distribution_and_options():
+    rng = random.Random(0)
+    o = ArithmeticOptions(depth=1, ops=["add", "sub", "mul"])
+    ops = Counter()
+    for _ in range(600):
+        _, _, steps = make_problem(rng, o)
+        ops[steps[0].split(" ")[1]] += 1
+    assert set(ops) == {"+", "-", "*"} and min(ops.values()) > 120  # roughly uniform
+    with pytest.raises(ConfigError, match="depth"):
+        ArithmeticTask(ArithmeticOptions(depth=9))
+    with pytest.raises(ConfigError, match="ops"):
+        ArithmeticTask(ArithmeticOptions(ops=["pow"]))
+
+
+def test_arithmetic_scoring_and_prompt():
+    t = ArithmeticTask()
+    ex = t.load("eval", 1)[0]
+    msgs = t.system1_messages(ex)
+    assert msgs[-1]["role"] == "user" and ex.question in msgs[-1]["content"]
+    assert t.score(t.extract(f"The answer is {ex.gold}."), ex.gold)
+    assert not t.score(t.extract("The answer is 100000."), ex.gold)
+    assert not t.score(None, ex.gold)
+
+
+def test_gsm8k_local(shared_data):
+    t = GSM8KTask(GSM8KOptions(source=str(shared_data / "gsm8k")))
+    ev = t.load("eval", 30, seed=0)
+    assert len(ev) == 30 and all(e.gold is not None for e in ev)
+    assert ev == t.load("eval", 30, seed=0)
+    assert len(t.load("eval", -1)) == 1319
+    shots = t.exemplars(2)
+    assert all("<<" not in w and w.endswith(".") and "The answer is" in w for _, w in shots)
+
+
+def test_gsm8k_gold_parsing():
+    assert gold_from_solution("a\nb <<2*3=6>>6\n#### 1,080") == "1080"
+    assert gold_from_solution("no marker") is None
+
+
+def test_gsm8k_malformed_rows_name_file_and_line(tmp_path):
+    d = tmp_path / "g"
+    d.mkdir()
+    (d / "test.jsonl").write_text(json.dumps({"question": "q", "answer": "#### 1"}) + "\n{not json\n")
+    with pytest.raises(DataError, match=r"test.jsonl line 2: invalid JSON"):
+        GSM8KTask(GSM8KOptions(source=str(d))).load("eval", 5)
+    (d / "test.jsonl").write_text(json.dumps({"question": "q"}) + "\n")
+    with pytest.raises(DataError, match=r'line 1: missing field "answer"'):
+        GSM8KTask(GSM8KOptions(source=str(d))).load("eval", 5)
+    (d / "test.jsonl").write_text(json.dumps({"question": "q", "answer": "42"}) + "\n")
+    with pytest.raises(DataError, match=r"row 1: answer has no '#### <number>'"):
+        GSM8KTask(GSM8KOptions(source=str(d))).load("eval", 5)
+    with pytest.raises(DataError, match="not found"):
+        GSM8KTask(GSM8KOptions(source=str(tmp_path / "missing.jsonl"))).load("eval", 5)
