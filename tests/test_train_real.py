@@ -33,7 +33,8 @@ def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     cfg = Qwen2Config(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                       intermediate_size=128, vocab_size=len(tok), max_position_embeddings=512,
-                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=True)
+                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=True,
+                      initializer_range=0.3)  # large init: LoRA alone can then memorise in a few steps
     out = tmp_path_factory.mktemp("tiny-qwen2")
     Qwen2ForCausalLM(cfg).save_pretrained(out)
     tok.save_pretrained(out)
@@ -89,12 +90,12 @@ def test_lora_memorises_and_merged_matches_adapter(tiny_base: Path, tmp_path: Pa
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    cfg = TrainConfig(max_steps=12, per_device_batch_size=4, gradient_accumulation_steps=1, learning_rate=5e-3,
+    cfg = TrainConfig(max_steps=12, per_device_batch_size=4, gradient_accumulation_steps=1, learning_rate=1e-2,
                       lora_r=8, lora_alpha=16, seed=1)
     train_lora(_pairs(4), str(tiny_base), tmp_path, cfg, progress=False)
     losses = [json.loads(x)["loss"] for x in (tmp_path / "loss.jsonl").read_text().splitlines()]
     assert len(losses) == 12
-    assert sum(losses[-3:]) / 3 < 0.7 * sum(losses[:3]) / 3, losses
+    assert sum(losses[-3:]) / 3 < 0.5 * sum(losses[:3]) / 3, losses
 
     ids = torch.tensor([[1, 2, 3, 4, 5]])
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged").eval()

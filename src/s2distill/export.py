@@ -191,12 +191,9 @@ def export_lora_gguf(adapter_dir: str | Path, base_gguf: str | Path, out_path: s
             raise ModelError(f"unsupported tensor '{key}' in the adapter (only LoRA A/B of linear layers are "
                              "exportable); fix: train with target_modules on linear layers only")
 
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".partial")
-    writer = gguf.GGUFWriter(str(tmp), arch)
-    writer.add_type("adapter")
-    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
-    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha_out)
+    if not pairs:
+        raise ModelError(f"adapter {adapter_dir} has no LoRA tensors")
+    out_tensors: list[tuple[str, Any]] = []
     for module in sorted(pairs):
         ab = pairs[module]
         if set(ab) != {"a", "b"}:
@@ -208,14 +205,24 @@ def export_lora_gguf(adapter_dir: str | Path, base_gguf: str | Path, out_path: s
         a, b = ab["a"].astype(np.float32), ab["b"].astype(np.float32)
         n_in, n_out = (base_shapes[name] + [1])[:2]
         if a.shape != (a.shape[0], n_in) or b.shape != (n_out, a.shape[0]):
-            raise ModelError(f"{module}: LoRA shapes A{a.shape} B{b.shape} do not fit base {name} ne={base_shapes[name]}")
-        writer.add_tensor(name + ".lora_a", np.ascontiguousarray(a))
-        writer.add_tensor(name + ".lora_b", np.ascontiguousarray(b))
-    if not pairs:
-        raise ModelError(f"adapter {adapter_dir} has no LoRA tensors")
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    os.replace(tmp, out_path)
+            raise ModelError(f"{module}: LoRA shapes A{a.shape} B{b.shape} do not fit base {name} "
+                             f"ne={base_shapes[name]}; fix: export against the base model the adapter was trained on")
+        out_tensors += [(name + ".lora_a", np.ascontiguousarray(a)), (name + ".lora_b", np.ascontiguousarray(b))]
+
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.name + ".partial")
+    try:
+        writer = gguf.GGUFWriter(str(tmp), arch)
+        writer.add_type("adapter")
+        writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+        writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha_out)
+        for name, arr in out_tensors:
+            writer.add_tensor(name, arr)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        os.replace(tmp, out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return out_path

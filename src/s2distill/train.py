@@ -148,7 +148,10 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
         tm = cfg.target_modules if isinstance(cfg.target_modules, str) else list(cfg.target_modules)
         peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                                  target_modules=tm, bias="none", task_type="CAUSAL_LM")
+    ckpt = "activation_checkpointing" if "activation_checkpointing" in SFTConfig.__dataclass_fields__ \
+        else "gradient_checkpointing"  # renamed in transformers 5.x
     args = SFTConfig(
+        **{ckpt: cfg.gradient_checkpointing},
         output_dir=str(out_dir / "trainer"),
         per_device_train_batch_size=cfg.per_device_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
@@ -160,7 +163,6 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
         seed=cfg.seed,
         data_seed=cfg.seed,
         optim=cfg.optim,
-        gradient_checkpointing=cfg.gradient_checkpointing,
         save_strategy="no",
         eval_strategy="no",
         report_to=[],

