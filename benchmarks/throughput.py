@@ -66,7 +66,7 @@ def main() -> None:
     exs = task.load("eval", args.requests, seed=7)
 
     def make(seed_base: int) -> list[GenRequest]:  # fresh seeds per phase: no server-side result reuse
-        return [GenRequest(tuple(messages([], e.question)),
+        return [GenRequest(tuple(messages(task, [], e.question)),
                            SamplingParams(max_tokens=args.max_tokens, temperature=0.7, top_p=0.95, seed=seed_base + i))
                 for i, e in enumerate(exs)]
 

@@ -59,6 +59,7 @@ class CurateConfig:
     name: str = "self_consistency"
     min_agreement: float = 0.5  # fraction of all samples that must agree with the winner
     min_votes: int = 2  # and at least this many votes
+    n_variants: int = 2  # input_perturbation: meaning-preserving variants per input
 
 
 @dataclass(frozen=True)
@@ -237,7 +238,9 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"train.method must be 'lora' or 'full'{did_you_mean(cfg.train.method, ['lora', 'full'])}")
     if cfg.backend.name == "openai" and not cfg.backend.base_url:
         raise ConfigError("backend.name=openai needs backend.base_url (e.g. http://127.0.0.1:8000/v1)")
-    # task options are validated by the task itself
+    # task and method options are validated by the task / method itself
+    from .pipeline import calls_per_sample
     from .tasks import make_task
 
     make_task(cfg.task)
+    calls_per_sample(cfg.method)

@@ -13,6 +13,7 @@ losing or duplicating a sample.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
 import platform
@@ -150,6 +151,13 @@ class Pipeline:
         write_json(self.rd / "env.json", {"versions": versions(), "seed": self.cfg.seed, "task_seed": self.cfg.task.seed,
                                           "argv": sys.argv, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
 
+    def curator(self):
+        return CURATORS.get(self.cfg.curate.name)(**dataclasses.asdict(self.cfg.curate))
+
+    def _expand_key(self) -> dict | None:
+        """What of the curator changes the generated inputs (input variants), for the fingerprint."""
+        return {"n_variants": self.cfg.curate.n_variants} if hasattr(self.curator(), "expand") else None
+
     def examples(self, split: str) -> list[Example]:
         return [Example.from_json(d) for d in read_jsonl(self.rd / "data" / f"{split}.jsonl")]
 
@@ -177,15 +185,18 @@ class Pipeline:
     def stage_generate(self) -> None:
         c = self.cfg
         fp = stable_hash({"data": self.fp["data"], "method": dataclasses.asdict(c.method), "model": c.model,
-                          "seed": c.seed})
+                          "seed": c.seed, "expand": self._expand_key()})
 
         def run():
             exs = self.examples("train")
+            curator = self.curator()
+            if hasattr(curator, "expand"):  # e.g. input perturbation: also run the method on input variants
+                exs = curator.expand(self.task, exs)
             method = METHODS.get(c.method.name)
             params = self._method_params(c.method.n, c.method.temperature)
             traces, wall, stats = self._generate(
                 "base", f"generate {c.method.name} x{c.method.n}", lambda b: method(self.task, exs, b, params, c.method),
-                len(exs) * c.method.n * _steps(c.method.name))
+                len(exs) * c.method.n * calls_per_sample(c.method))
             write_jsonl(self.rd / "traces" / "train.jsonl", traces)
             return ["traces/train.jsonl"], {"wall_s_generate": round(wall, 3), **stats}
 
@@ -199,8 +210,7 @@ class Pipeline:
             # curators never see gold answers: the train split is stored unlabeled, and we strip again
             exs = [e.unlabeled() for e in self.examples("train")]
             traces = [Trace.from_json(d) for d in read_jsonl(self.rd / "traces" / "train.jsonl")]
-            curator = CURATORS.get(c.curate.name)(**dataclasses.asdict(c.curate))
-            pairs, rejects = curator(self.task, exs, traces)
+            pairs, rejects = self.curator()(self.task, exs, traces)
             write_jsonl(self.rd / "curate" / "pairs.jsonl", pairs)
             write_jsonl(self.rd / "curate" / "rejects.jsonl", rejects)
             write_jsonl(self.rd / "curate" / "chat.jsonl", [p.to_chat() for p in pairs])
@@ -229,7 +239,7 @@ class Pipeline:
             traces, wall, stats = self._generate(role, f"eval {system}",
                                                  lambda b: method(self.task, exs, b, params, c.method),
                                                  len(exs) * params.n * (1 if method is METHODS.get("direct")
-                                                                        else _steps(c.method.name)), extra)
+                                                                        else calls_per_sample(c.method)), extra)
             records = score_traces(system, self.task, exs, traces, vote=(system == "system2_maj"))
             write_jsonl(self.rd / "eval" / f"{system}.traces.jsonl", traces)
             write_jsonl(self.rd / "eval" / f"{system}.jsonl", records)
@@ -319,8 +329,11 @@ class Pipeline:
         return report
 
 
-def _steps(method: str) -> int:
-    return {"direct": 1, "cot": 1}.get(method, 1)
+def calls_per_sample(method_cfg) -> int:
+    """Model calls one sample of a method makes (a method module may define ``steps_of(cfg)``)."""
+    module = importlib.import_module(METHODS.target(method_cfg.name).partition(":")[0])
+    steps_of = getattr(module, "steps_of", None)
+    return steps_of(method_cfg) if steps_of else 1
 
 
 class _NoBar:

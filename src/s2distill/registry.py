@@ -51,6 +51,8 @@ TASKS = Registry(
     {
         "arithmetic": "s2distill.tasks.arithmetic:ArithmeticTask",
         "gsm8k": "s2distill.tasks.gsm8k:GSM8KTask",
+        "last_letter": "s2distill.tasks.last_letter:LastLetterTask",
+        "coin_flip": "s2distill.tasks.coin_flip:CoinFlipTask",
     },
 )
 
@@ -59,6 +61,7 @@ METHODS = Registry(
     {
         "direct": "s2distill.methods.direct:run",
         "cot": "s2distill.methods.cot:run",
+        "rar": "s2distill.methods.rar:run",
     },
 )
 
@@ -67,5 +70,6 @@ CURATORS = Registry(
     {
         "self_consistency": "s2distill.curate:SelfConsistency",
         "none": "s2distill.curate:NoFilter",
+        "input_perturbation": "s2distill.perturb:InputPerturbation",
     },
 )

@@ -56,7 +56,7 @@ def server_argv(binary: str, model: Path, port: int, parallel: int, ctx_per_slot
                 lora: Sequence[str] = (), extra: Sequence[str] = ()) -> list[str]:
     argv = [binary, "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
             "--parallel", str(parallel), "-c", str(ctx_per_slot * parallel), "--cont-batching",
-            "--threads", str(threads or os.cpu_count() or 2), "--no-webui"]
+            "--threads", str(threads or os.cpu_count() or 2)]
     for a in lora:
         argv += ["--lora", str(a)]
     return argv + list(extra)

@@ -92,9 +92,9 @@ class TransformersBackend(Backend):
         batch = self.tok.pad({"input_ids": prompts}, padding=True, return_tensors="pt").to(self.device)
         gen_cfg = GenerationConfig(
             max_new_tokens=p.max_tokens, do_sample=seed is not None, eos_token_id=self.eos_ids,
-            pad_token_id=self.tok.pad_token_id,
+            pad_token_id=self.tok.pad_token_id, stop_strings=list(p.stop) or None,
             **({"temperature": p.temperature, "top_p": p.top_p, "top_k": 0} if seed is not None else {}))
-        extra: dict[str, Any] = {"stop_strings": list(p.stop), "tokenizer": self.tok} if p.stop else {}
+        extra: dict[str, Any] = {"tokenizer": self.tok} if p.stop else {}
         if seed is not None:
             torch.manual_seed(seed)
         t0 = time.time()

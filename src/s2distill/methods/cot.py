@@ -8,24 +8,24 @@ from __future__ import annotations
 from . import single_step
 
 ZERO_SHOT = ("{question}\nLet's think step by step. Keep it short, and finish with "
-             "\"The answer is <number>.\"")
-FEW_SHOT_USER = "{question}\nThink step by step, then finish with \"The answer is <number>.\""
+             "\"The answer is {hint}.\"")
+FEW_SHOT_USER = "{question}\nThink step by step, then finish with \"The answer is {hint}.\""
 
 
 def shots(task, few_shot: int) -> list[dict]:
     msgs: list[dict] = []
     for q, worked in task.exemplars(few_shot) if few_shot > 0 else []:
-        msgs += [{"role": "user", "content": FEW_SHOT_USER.format(question=q)},
+        msgs += [{"role": "user", "content": FEW_SHOT_USER.format(question=q, hint=task.answer_hint)},
                  {"role": "assistant", "content": worked}]
     return msgs
 
 
-def messages(prefix: list[dict], question: str) -> list[dict]:
+def messages(task, prefix: list[dict], question: str) -> list[dict]:
     template = FEW_SHOT_USER if prefix else ZERO_SHOT
-    return prefix + [{"role": "user", "content": template.format(question=question)}]
+    return prefix + [{"role": "user", "content": template.format(question=question, hint=task.answer_hint)}]
 
 
 def run(task, examples, backend, params, cfg=None):
     prefix = shots(task, cfg.few_shot if cfg is not None else 0)
-    return single_step("cot", "reason", task, examples, backend, [messages(prefix, e.question) for e in examples],
-                       params)
+    return single_step("cot", "reason", task, examples, backend,
+                       [messages(task, prefix, e.question) for e in examples], params)

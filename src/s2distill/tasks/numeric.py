@@ -50,6 +50,7 @@ class NumericTask:
     """Mixin: numeric extraction, exact scoring after normalisation, a direct prompt."""
 
     answer_kind = "number"
+    answer_hint = "<number>"  # how System 2 prompts ask for the final answer
 
     def system1_messages(self, ex: Example) -> list[Message]:
         return [{"role": "user", "content": f"{ex.question}\n{DIRECT_INSTRUCTION}"}]

@@ -1,0 +1,89 @@
+"""Curation by consistency under input perturbation (Yu et al. 2024, used there for RaR).
+
+Each unlabeled input is asked again as ``n_variants`` meaning-preserving variants
+(``task.perturb(example, i)``, e.g. a reworded instruction). The input is kept when the
+majority answer of the original and of every variant is the same; the target is that
+answer and the training prompt is the ORIGINAL System 1 prompt. Gold is never read.
+
+Usage: ``exs = expand(task, examples, n)``, run the method on ``exs``, then call
+``InputPerturbation(n_variants=n)(task, exs_or_originals, traces)``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from .curate import Vote, majority_vote
+from .errors import ConfigError
+from .types import Example, Rejected, Trace, TrainPair
+
+
+def variant_id(example_id: str, i: int) -> str:
+    return f"{example_id}~p{i}"
+
+
+def _check(task, n_variants: int) -> None:
+    if not callable(getattr(task, "perturb", None)) or not hasattr(task, "n_perturbations"):
+        raise ConfigError(f"curator 'input_perturbation' needs a task with perturb(example, i) and n_perturbations; "
+                          f"task '{getattr(task, 'name', task)}' has none: use curate.name=self_consistency, "
+                          "or a task such as last_letter or coin_flip")
+    if not 1 <= n_variants <= task.n_perturbations:
+        raise ConfigError(f"n_variants must be in 1..{task.n_perturbations} for task '{task.name}', got {n_variants}")
+
+
+def expand(task, examples: Sequence[Example], n_variants: int) -> list[Example]:
+    """Each original followed by its ``n_variants`` variants (ids ``{id}~p{i}``)."""
+    _check(task, n_variants)
+    out: list[Example] = []
+    for ex in examples:
+        out.append(ex)
+        for i in range(n_variants):
+            v = task.perturb(ex, i)
+            out.append(dataclasses.replace(v, id=variant_id(ex.id, i),
+                                           meta={**v.meta, "variant_of": ex.id, "variant": i}))
+    return out
+
+
+class InputPerturbation:
+    """Keep an input when the original and all its variants give the same majority answer."""
+
+    name = "input_perturbation"
+
+    def __init__(self, min_agreement: float = 0.5, min_votes: int = 1, n_variants: int = 2, **_: object):
+        self.min_agreement = min_agreement
+        self.min_votes = min_votes
+        self.n_variants = n_variants
+
+    def expand(self, task, examples: Sequence[Example]) -> list[Example]:
+        return expand(task, examples, self.n_variants)
+
+    def __call__(self, task, examples: Sequence[Example], traces: Sequence[Trace]):
+        _check(task, self.n_variants)
+        by_id = {t.example_id: t for t in traces}
+        pairs: list[TrainPair] = []
+        rejects: list[Rejected] = []
+        for ex in (e for e in examples if "variant_of" not in e.meta):
+            ids = [ex.id] + [variant_id(ex.id, i) for i in range(self.n_variants)]
+            missing = [i for i in ids if i not in by_id]
+            if missing:
+                rejects.append(Rejected(ex.id, "no_trace", {"missing": missing}))
+                continue
+            votes: list[Vote] = [majority_vote([s.answer for s in by_id[i].samples]) for i in ids]
+            meta = {"variants": [{"id": i, "votes": v.votes, "n": v.n, "unparseable": v.unparseable,
+                                  "agreement": round(v.agreement, 4)} for i, v in zip(ids, votes)]}
+            winners = {v.winner for v in votes}
+            if any(not v.votes for v in votes):
+                reason = "no_parseable_answer"
+            elif any(v.tie for v in votes):
+                reason = "tie"
+            elif len(winners) > 1:
+                reason = "variants_disagree"
+            elif any(v.top < self.min_votes or v.agreement < self.min_agreement for v in votes):
+                reason = "low_agreement"
+            else:
+                (answer,) = winners
+                pairs.append(TrainPair(example_id=ex.id, messages=tuple(task.system1_messages(ex)),
+                                       target=task.format_target(answer), meta=meta))
+                continue
+            rejects.append(Rejected(ex.id, reason, meta))
+        return pairs, rejects

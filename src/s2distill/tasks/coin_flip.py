@@ -1,0 +1,203 @@
+"""Coin flip (Kojima et al. 2022; RaR, Deng et al. 2023).
+
+"A coin is heads up. Ann flips the coin. Bob does not flip the coin. Is the coin still heads
+up? Note that "flip" here means "reverse"." -> "no" (yes when the number of flips is even).
+Each person flips with p = 0.5 given the item's label, and labels come in seeded yes/no
+pairs, so every split is exactly balanced (an odd n has one extra random label). Splits are
+disjoint as in ``last_letter``; a published file (RaR list, Kojima ``{"examples"}``, or the
+raw ``{inputs, targets}`` set) can be loaded instead with ``source``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..errors import ConfigError, DataError
+from ..types import Example, Message
+from .last_letter import check_split, name_stream, read_published, sample_part, split_published, text_field
+from .names import load_names
+
+Person = tuple[str, bool]  # (name, flips)
+
+ENDINGS = (
+    'Is the coin still heads up? Note that "flip" here means "reverse".',  # Kojima
+    ' Is the coin still heads up? Flip means reverse.',  # RaR (double space before "Is", as in the data)
+    'Is the coin still showing heads? Here "flip" means "turn over".',
+    'Is heads still facing up now? Note that "flip" here means "reverse".',
+    'After all of this, is the coin still heads up? ("Flip" means "reverse".)',
+)
+ORDERS = ("reverse", "same", "rotate", "reverse")  # people order of perturbation i (parity ignores order)
+DIRECT_INSTRUCTION = "Answer with only yes or no."
+
+_QUESTION = re.compile(r"^\s*(?:Q:\s*)?A coin is heads up\.((?:\s*[^.]+? (?:flips|does not flip) the coin\.)+)"
+                       r"\s*(.*?)\s*$", re.DOTALL)
+_ACT = re.compile(r"\s*([^.]+?) (flips|does not flip) the coin\.")
+
+
+def coin_answer(flips: Sequence[bool]) -> str:
+    """The gold answer: heads up again iff the number of flips is even."""
+    return "yes" if sum(flips) % 2 == 0 else "no"
+
+
+def render(people: Sequence[Person], ending: str) -> str:
+    acts = " ".join(f"{n} flips the coin." if f else f"{n} does not flip the coin." for n, f in people)
+    return f"A coin is heads up. {acts} {ending}"
+
+
+def parse_question(question: str) -> tuple[list[Person], str] | None:
+    """(people in order, final question) of a coin-flip question; None if it is not one."""
+    m = _QUESTION.match(question)
+    if not m:
+        return None
+    return [(n.strip(), act == "flips") for n, act in _ACT.findall(m.group(1))], m.group(2)
+
+
+_YN_ANSWER = re.compile(r"answer(?:\s+is\s*:?|\s*:)\s*[\"'*“]*\s*(yes|no)\b", re.IGNORECASE)
+_YN_START = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
+_YN_ANY = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
+
+
+def extract_yes_no(text: str) -> str | None:
+    """'The answer is yes' / 'answer: no'; else a yes/no that opens the text; else the last yes/no word."""
+    if not text:
+        return None
+    hits = _YN_ANSWER.findall(text)
+    if hits:
+        return hits[-1].lower()
+    m = _YN_START.match(text)
+    if m:
+        return m.group(1).lower()
+    hits = _YN_ANY.findall(text)
+    return hits[-1].lower() if hits else None
+
+
+def _key(people: Sequence[Person]) -> str:
+    """Split key: independent of order, so a reordered item stays in its part."""
+    return "|".join(sorted(f"{n}:{int(f)}" for n, f in people))
+
+
+@dataclass(frozen=True)
+class CoinFlipOptions:
+    n_people: int = 2  # RaR: 2; Kojima: 4
+    source: str | None = None  # published file (RaR list, Kojima {"examples"}, raw {inputs, targets})
+    names_file: str | None = None  # JSON list of names or {"M": [...], "F": [...]}; default: built-in list
+    top_n: int = 220  # names per gender taken from an M/F names_file
+    instruction: int = 0  # final question: 0 Kojima, 1 RaR, 2-4 rewordings
+    eval_fraction: float = 0.5  # with source: share of the file held out for eval
+
+
+class CoinFlipTask:
+    name = "coin_flip"
+    Options = CoinFlipOptions
+    answer_kind = "yes_no"
+    answer_hint = "<yes or no>"
+    n_perturbations = len(ORDERS)  # each: another final question, and the people reordered or not
+
+    def __init__(self, options: CoinFlipOptions | None = None):
+        o = options or CoinFlipOptions()
+        if not 0 <= o.instruction < len(ENDINGS):
+            raise ConfigError(f"task.options.instruction must be in 0..{len(ENDINGS) - 1}, got {o.instruction}")
+        if not 0.0 < o.eval_fraction < 1.0:
+            raise ConfigError(f"task.options.eval_fraction must be in (0, 1), got {o.eval_fraction}")
+        self.options = o
+        self.pool = load_names(o.names_file, o.top_n)
+        if o.n_people < 1 or len(self.pool) < o.n_people:
+            raise ConfigError(f"task.options.n_people must be in 1..{len(self.pool)} (the name pool size), "
+                              f"got {o.n_people}")
+
+    def question(self, people: Sequence[Person]) -> str:
+        return render(people, ENDINGS[self.options.instruction])
+
+    def _items(self, part: str, n: int, seed: str) -> list[list[Person]]:
+        rng = random.Random(f"coin_flip-{part}-{seed}")
+        labels: list[str] = []
+        while len(labels) < n:  # yes/no pairs in random order: every even prefix is balanced
+            labels += ["yes", "no"] if rng.random() < 0.5 else ["no", "yes"]
+        stream = name_stream(rng, self.pool, self.options.n_people)
+
+        def draw(i: int) -> list[Person]:
+            flips = [rng.random() < 0.5 for _ in range(self.options.n_people - 1)]
+            flips.append(coin_answer(flips) != labels[i])  # the last flip sets the parity
+            return list(zip(next(stream), flips))
+
+        return sample_part(draw, _key, part, n, "coin_flip")
+
+    def _published(self) -> list[Example]:
+        path, rows = read_published(self.options.source)  # type: ignore[arg-type]
+        out = []
+        for i, r in rows:
+            if "inputs" in r:  # raw skrishna/coin_flip items, turned into questions as RaR did
+                q = re.sub(r"^\s*Q:\s*", "", text_field(path, i, r, "inputs")).strip() + " Flip means reverse."
+                a = text_field(path, i, r, "targets")
+            else:
+                q, a = text_field(path, i, r, "question").strip(), text_field(path, i, r, "answer")
+            a = a.strip().lower()
+            parsed = parse_question(q)
+            if parsed is None or a not in ("yes", "no"):
+                raise DataError(f"{path} record {i}: not a coin-flip question with a yes/no answer")
+            meta = {"people": [list(p) for p in parsed[0]], "source": str(path)}
+            if isinstance(r.get("refined_question"), str):
+                meta["refined_question"] = r["refined_question"]
+            out.append(Example(id=str(i), question=q, gold=a, meta=meta))
+        return out
+
+    def load(self, split: str, n: int, seed: int = 0) -> list[Example]:
+        check_split(split, self.name)
+        if self.options.source:
+            return split_published(self._published(), split, n, seed, self.options.eval_fraction, self.name)
+        return [Example(id=f"{split}-{i}", question=self.question(p), gold=coin_answer([f for _, f in p]),
+                        meta={"people": [list(x) for x in p]})
+                for i, p in enumerate(self._items(split, n, str(seed)))]
+
+    def system1_messages(self, ex: Example) -> list[Message]:
+        return [{"role": "user", "content": f"{ex.question}\n{DIRECT_INSTRUCTION}"}]
+
+    def extract(self, text: str) -> str | None:
+        return extract_yes_no(text)
+
+    def format_target(self, answer: str) -> str:
+        return answer
+
+    def score(self, prediction: str | None, gold: str | None) -> bool:
+        if prediction is None or gold is None:
+            return False
+        return extract_yes_no(prediction) == gold.strip().lower()
+
+    def exemplars(self, k: int) -> list[tuple[str, str]]:
+        """Worked examples for few-shot CoT, from the 'shots' part (disjoint from train/eval)."""
+        shots = []
+        for people in self._items("shots", k, "fixed"):
+            state, steps = "heads", []
+            for name, f in people:
+                if f:
+                    state = "tails" if state == "heads" else "heads"
+                    steps.append(f"{name} flips the coin, so it is now {state} up.")
+                else:
+                    steps.append(f"{name} does not flip the coin, so it stays {state} up.")
+            ans = coin_answer([f for _, f in people])
+            verdict = "it is still heads up" if ans == "yes" else "it is not heads up"
+            shots.append((self.question(people),
+                          f"The coin starts heads up. {' '.join(steps)} The coin ends {state} up, so {verdict}. "
+                          f"The answer is {ans}."))
+        return shots
+
+    def perturb(self, ex: Example, i: int) -> Example:
+        """The i-th variant: another final question, people reordered per ``ORDERS[i]`` (same answer)."""
+        if not 0 <= i < self.n_perturbations:
+            raise ConfigError(f"coin_flip has {self.n_perturbations} perturbations; got index {i}")
+        parsed = parse_question(ex.question)
+        if parsed is None:
+            raise DataError(f"example {ex.id}: not a coin-flip question, cannot perturb it")
+        people, own = parsed
+        order = ORDERS[i]
+        if order == "reverse":
+            people = people[::-1]
+        elif order == "rotate":
+            people = people[1:] + people[:1]
+        ending = [e for e in ENDINGS if e.strip() != own.strip()][i]
+        return dataclasses.replace(ex, question=render(people, ending),
+                                   meta={**ex.meta, "people": [list(p) for p in people],
+                                         "perturbation": f"wording-{i},{order}"})
