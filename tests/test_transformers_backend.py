@@ -58,7 +58,20 @@ def test_length_and_stop_strings(backend) -> None:
 
 
 def test_sampling_is_seeded(backend) -> None:
-    r = _req("Write a random three-word phrase.", max_tokens=10, temperature=1.0, n=2, seed=7)
+    r = _req("Write a random three-word phrase.", max_tokens=6, temperature=1.0, n=2, seed=7)
     a, b = backend.generate([r]), backend.generate([r])
     assert [c.text for c in a[0]] == [c.text for c in b[0]]
     assert all(c.completion_tokens > 0 for c in a[0])
+
+
+def test_hf_model_dir_is_cached_and_passes_dirs_through(backend, tmp_path: Path) -> None:
+    from s2distill.export import hf_model_dir, resolve_hf_model
+    from s2distill.models import cache_dir, resolve_model
+
+    d = hf_model_dir(resolve_model("default"))  # converted once by the backend fixture: instant now
+    assert d.parent == cache_dir() / "hf" and (d / "config.json").is_file() and (d / "tokenizer.json").is_file()
+    assert hf_model_dir("default") == d and resolve_hf_model("default") == str(d) == backend.model_id
+    assert hf_model_dir(tmp_path) == tmp_path
+    assert resolve_hf_model("Qwen/Qwen2.5-0.5B-Instruct") == "Qwen/Qwen2.5-0.5B-Instruct"  # hub id: untouched
+    with pytest.raises(ModelError, match="not found"):
+        hf_model_dir(tmp_path / "missing.gguf")

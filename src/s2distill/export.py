@@ -61,7 +61,7 @@ def _drop_gguf_quantizer(model: Any) -> None:
 
 
 def hf_model_dir(gguf_path: str | Path) -> Path:
-    """A saved fp32 HF directory (model + tokenizer) for a GGUF, converted once into the cache.
+    """A saved fp32 HF directory (model + tokenizer) for a GGUF or embedded model name, converted once into the cache.
 
     A directory is returned as is. The conversion is written to a temporary directory and renamed,
     so concurrent or interrupted runs never leave a half-written model behind.
@@ -69,8 +69,11 @@ def hf_model_dir(gguf_path: str | Path) -> Path:
     src = Path(gguf_path).expanduser()
     if src.is_dir():
         return src
+    if not src.is_file() and is_embedded(str(gguf_path)):
+        src = resolve_model(str(gguf_path))
     if not src.is_file():
-        raise ModelError(f"GGUF file not found: {src}; fix: pass an existing .gguf path or an embedded model name")
+        raise ModelError(f"GGUF file not found: {src}; fix: pass an existing .gguf path or an embedded model name "
+                         "(hub ids go through resolve_hf_model)")
     dest = cache_dir() / "hf" / f"{src.stem}-{src.stat().st_size}"
     if (dest / "config.json").is_file():
         return dest

@@ -60,7 +60,8 @@ class TrainConfig:
         d = dict(d)
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise ConfigError(f"unknown train option(s) {sorted(unknown)}; known: {[f.name for f in dataclasses.fields(cls)]}")
+            known = [f.name for f in dataclasses.fields(cls)]
+            raise ConfigError(f"unknown train option(s) {sorted(unknown)}; known: {known}")
         if isinstance(d.get("target_modules"), list):
             d["target_modules"] = tuple(d["target_modules"])
         return cls(**d)
@@ -97,7 +98,8 @@ def _loss_logger(path: Path) -> Any:
             if not logs or "loss" not in logs:
                 return
             self.last = {"step": state.global_step, "loss": float(logs["loss"]),
-                         "lr": float(logs.get("learning_rate", 0.0)), "epoch": float(logs.get("epoch") or state.epoch or 0),
+                         "lr": float(logs.get("learning_rate", 0.0)),
+                         "epoch": float(logs.get("epoch") or state.epoch or 0),
                          "elapsed_s": round(time.time() - self.t0, 3)}
             self.fh.write(json.dumps(self.last) + "\n")
             self.fh.flush()
@@ -177,6 +179,8 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                          processing_class=tok, peft_config=peft_config,
                          callbacks=[_loss_logger(out_dir / "loss.jsonl")])
+    if not progress:
+        trainer.remove_callback(transformers.trainer_callback.PrinterCallback)  # no per-step log dicts on stdout
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     t0 = time.time()
     result = trainer.train()
@@ -197,6 +201,9 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
         "steps": int(result.global_step), "final_loss": losses[-1]["loss"] if losses else None,
         "first_loss": losses[0]["loss"] if losses else None, "train_loss": float(result.training_loss),
         "train_time_s": round(train_s, 2), "s_per_step": round(train_s / max(1, result.global_step), 3),
+        # the first step carries one-off warm-up costs; this is the rate later steps run at
+        "s_per_step_after_first": round((losses[-1]["elapsed_s"] - losses[0]["elapsed_s"]) / (len(losses) - 1), 3)
+        if len(losses) > 1 and cfg.logging_steps == 1 else None,
         "load_time_s": round(load_s, 2), "peak_rss_bytes": peak_rss_bytes(), "trainable_params": int(trainable),
         "threads": torch.get_num_threads(), "config": cfg.to_json(),
         "adapter_dir": str(out_dir / "adapter") if cfg.method == "lora" else None,

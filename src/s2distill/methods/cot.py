@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from . import single_step
 
-ZERO_SHOT = ("{question}\nLet's think step by step. Keep it short, and finish with "
-             "\"The answer is {hint}.\"")
+ZERO_SHOT = "{question}\nLet's think step by step, then write the final line as \"The answer is {hint}.\""
 FEW_SHOT_USER = "{question}\nThink step by step, then finish with \"The answer is {hint}.\""
 
 
