@@ -6,7 +6,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from fakes import arithmetic_oracle, factory
 
 from s2distill.config import load_config

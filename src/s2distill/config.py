@@ -121,14 +121,13 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
         for a in args:
             if a is type(None):
                 continue
             try:
                 return _coerce(value, a, where)
-            except ConfigError as e:
-                errors.append(str(e))
+            except ConfigError:
+                pass
         raise ConfigError(f"{where}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
@@ -193,7 +192,7 @@ def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
         if "=" not in ov:
             raise ConfigError(f"override '{ov}' is not key=value (example: method.n=8)")
         k, v = ov.split("=", 1)
-        out.append((k.strip(), yaml.safe_load(v) if v.strip() else "")) 
+        out.append((k.strip(), yaml.safe_load(v) if v.strip() else ""))
     return out
 
 

@@ -16,8 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..errors import ConfigError, DataError
-from ..types import Example, Message
+from ..types import Example
 from .last_letter import check_split, name_stream, read_published, sample_part, split_published, text_field
+from .base import Task
 from .names import load_names
 
 Person = tuple[str, bool]  # (name, flips)
@@ -89,7 +90,8 @@ class CoinFlipOptions:
     eval_fraction: float = 0.5  # with source: share of the file held out for eval
 
 
-class CoinFlipTask:
+class CoinFlipTask(Task):
+    direct_instruction = DIRECT_INSTRUCTION
     name = "coin_flip"
     Options = CoinFlipOptions
     answer_kind = "yes_no"
@@ -152,19 +154,11 @@ class CoinFlipTask:
                         meta={"people": [list(x) for x in p]})
                 for i, p in enumerate(self._items(split, n, str(seed)))]
 
-    def system1_messages(self, ex: Example) -> list[Message]:
-        return [{"role": "user", "content": f"{ex.question}\n{DIRECT_INSTRUCTION}"}]
-
     def extract(self, text: str) -> str | None:
         return extract_yes_no(text)
 
-    def format_target(self, answer: str) -> str:
-        return answer
-
-    def score(self, prediction: str | None, gold: str | None) -> bool:
-        if prediction is None or gold is None:
-            return False
-        return extract_yes_no(prediction) == gold.strip().lower()
+    def normalize(self, answer: str) -> str | None:
+        return extract_yes_no(answer) or None
 
     def exemplars(self, k: int) -> list[tuple[str, str]]:
         """Worked examples for few-shot CoT, from the 'shots' part (disjoint from train/eval)."""

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import ConfigError, DataError
-from ..types import Example, Message, stable_hash
+from ..types import Example, stable_hash
+from .base import Task
 from .names import load_names
 
 T = TypeVar("T")
@@ -161,7 +162,8 @@ class LastLetterOptions:
     eval_fraction: float = 0.5  # with source: share of the file held out for eval
 
 
-class LastLetterTask:
+class LastLetterTask(Task):
+    direct_instruction = DIRECT_INSTRUCTION
     name = "last_letter"
     Options = LastLetterOptions
     answer_kind = "letters"
@@ -210,19 +212,11 @@ class LastLetterTask:
             return split_published(self._published(), split, n, seed, self.options.eval_fraction, self.name)
         return self._generated(split, n, seed)
 
-    def system1_messages(self, ex: Example) -> list[Message]:
-        return [{"role": "user", "content": f"{ex.question}\n{DIRECT_INSTRUCTION}"}]
-
     def extract(self, text: str) -> str | None:
         return extract_letters(text)
 
-    def format_target(self, answer: str) -> str:
-        return answer
-
-    def score(self, prediction: str | None, gold: str | None) -> bool:
-        if prediction is None or gold is None:
-            return False
-        return normalize_letters(prediction) == normalize_letters(gold) != ""
+    def normalize(self, answer: str) -> str | None:
+        return normalize_letters(answer) or None
 
     def exemplars(self, k: int) -> list[tuple[str, str]]:
         """Worked examples for few-shot CoT, from the 'shots' part (disjoint from train/eval)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-from ..types import Example, Message
+from .base import Task
 
 _NUM = r"-?\$?\s?\d[\d,]*(?:\.\d+)?"
 _ANSWER_PATTERNS = [
@@ -46,23 +46,15 @@ def extract_number(text: str) -> str | None:
     return normalize_number(nums[-1]) if nums else None
 
 
-class NumericTask:
-    """Mixin: numeric extraction, exact scoring after normalisation, a direct prompt."""
+class NumericTask(Task):
+    """Numeric extraction, exact scoring after normalisation."""
 
     answer_kind = "number"
-    answer_hint = "<number>"  # how System 2 prompts ask for the final answer
-
-    def system1_messages(self, ex: Example) -> list[Message]:
-        return [{"role": "user", "content": f"{ex.question}\n{DIRECT_INSTRUCTION}"}]
+    answer_hint = "<number>"
+    direct_instruction = DIRECT_INSTRUCTION
 
     def extract(self, text: str) -> str | None:
         return extract_number(text)
 
-    def format_target(self, answer: str) -> str:
-        """What the distilled model is trained to say: the bare answer."""
-        return answer
-
-    def score(self, prediction: str | None, gold: str | None) -> bool:
-        if prediction is None or gold is None:
-            return False
-        return normalize_number(prediction) == normalize_number(gold)
+    def normalize(self, answer: str) -> str | None:
+        return normalize_number(answer)
