@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from fakes import arithmetic_oracle, factory
 
 from s2distill.config import load_config
@@ -123,3 +124,23 @@ def test_kill_9_mid_generation_resumes_without_loss_or_duplicates(tmp_path):
     subprocess.run([sys.executable, str(HERE / "resume_worker.py"), str(fresh), str(tmp_path / "c3.log"), "0"],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert (run_dir / "traces" / "train.jsonl").read_text() == (fresh / "traces" / "train.jsonl").read_text()
+
+
+def test_openai_distilled_needs_a_served_name():
+    from s2distill.errors import ConfigError
+    from s2distill.pipeline import default_backend_factory
+
+    c = load_config(data={"backend": {"name": "openai", "base_url": "http://127.0.0.1:9/v1"}})
+    with pytest.raises(ConfigError, match="eval.distilled_served_model"):
+        default_backend_factory(c, "distilled", {})
+
+
+def test_empty_curation_stops_before_training_with_a_fix(tmp_path):
+    from s2distill.errors import ConfigError
+
+    c = cfg(curate={"min_agreement": 1.0, "min_votes": 5}, train={"enabled": True},
+            eval={"systems": ["system1", "distilled"]})
+    with pytest.raises(ConfigError, match="curation kept no examples"):
+        Pipeline(c, run_dir=tmp_path, backend_factory=factory(arithmetic_oracle()), log=lambda s: None,
+                 progress=False).run()
+    assert (tmp_path / "eval" / "system1.jsonl").exists()  # what was computed before is kept
