@@ -89,6 +89,10 @@ def test_gsm8k_local(shared_data):
     assert len(t.load("eval", -1)) == 1319
     shots = t.exemplars(2)
     assert all("<<" not in w and w.endswith(".") and "The answer is" in w for _, w in shots)
+    train_questions = {e.question for e in t.load("train", -1)}
+    assert not {q for q, _ in t.exemplars(8)} & train_questions  # exemplars are never train inputs
+    with pytest.raises(ConfigError, match="up to 8"):
+        t.exemplars(9)
 
 
 def test_gsm8k_gold_parsing():

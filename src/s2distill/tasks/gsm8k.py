@@ -6,11 +6,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..types import Example
 from .numeric import NumericTask, normalize_number
 
 _CALC = re.compile(r"<<[^>]*>>")
+EXEMPLAR_ROWS = 8  # the first rows of the train split are few-shot exemplars, never train inputs
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,8 @@ class GSM8KTask(NumericTask):
         rows = self._rows(name)
         import random
 
-        idx = list(range(len(rows)))
+        reserved = EXEMPLAR_ROWS if name == self.options.train_split else 0
+        idx = list(range(reserved, len(rows)))
         random.Random(f"gsm8k-{name}-{seed}").shuffle(idx)
         out = []
         for i in idx[: n if n >= 0 else None]:
@@ -107,6 +109,8 @@ class GSM8KTask(NumericTask):
 
     def exemplars(self, k: int) -> list[tuple[str, str]]:
         """The first k training problems with their reference solutions as worked examples."""
+        if k > EXEMPLAR_ROWS:
+            raise ConfigError(f"gsm8k supports up to {EXEMPLAR_ROWS} few-shot exemplars, got method.few_shot={k}")
         shots = []
         for r in self._rows(self.options.train_split)[:k]:
             body, _, ans = r["answer"].rpartition("####")
