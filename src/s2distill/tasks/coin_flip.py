@@ -19,7 +19,7 @@ from ..errors import ConfigError, DataError
 from ..types import Example
 from .last_letter import check_split, name_stream, read_published, sample_part, split_published, text_field
 from .base import Task
-from .names import load_names
+from .names import checked_name_pool
 
 Person = tuple[str, bool]  # (name, flips)
 
@@ -99,16 +99,8 @@ class CoinFlipTask(Task):
     n_perturbations = len(ORDERS)  # each: another final question, and the people reordered or not
 
     def __init__(self, options: CoinFlipOptions | None = None):
-        o = options or CoinFlipOptions()
-        if not 0 <= o.instruction < len(ENDINGS):
-            raise ConfigError(f"task.options.instruction must be in 0..{len(ENDINGS) - 1}, got {o.instruction}")
-        if not 0.0 < o.eval_fraction < 1.0:
-            raise ConfigError(f"task.options.eval_fraction must be in (0, 1), got {o.eval_fraction}")
-        self.options = o
-        self.pool = load_names(o.names_file, o.top_n)
-        if o.n_people < 1 or len(self.pool) < o.n_people:
-            raise ConfigError(f"task.options.n_people must be in 1..{len(self.pool)} (the name pool size), "
-                              f"got {o.n_people}")
+        self.options = options or CoinFlipOptions()
+        self.pool = checked_name_pool(self.options, len(ENDINGS), "n_people")
 
     def question(self, people: Sequence[Person]) -> str:
         return render(people, ENDINGS[self.options.instruction])

@@ -23,7 +23,7 @@ from typing import TypeVar
 from ..errors import ConfigError, DataError
 from ..types import Example, stable_hash
 from .base import Task
-from .names import load_names
+from .names import checked_name_pool
 
 T = TypeVar("T")
 
@@ -171,16 +171,8 @@ class LastLetterTask(Task):
     n_perturbations = len(TEMPLATES) - 1  # the other wordings; the names and their order stay
 
     def __init__(self, options: LastLetterOptions | None = None):
-        o = options or LastLetterOptions()
-        if not 0 <= o.instruction < len(TEMPLATES):
-            raise ConfigError(f"task.options.instruction must be in 0..{len(TEMPLATES) - 1}, got {o.instruction}")
-        if not 0.0 < o.eval_fraction < 1.0:
-            raise ConfigError(f"task.options.eval_fraction must be in (0, 1), got {o.eval_fraction}")
-        self.options = o
-        self.pool = load_names(o.names_file, o.top_n)
-        if o.n_names < 1 or len(self.pool) < o.n_names:
-            raise ConfigError(f"task.options.n_names must be in 1..{len(self.pool)} (the name pool size), "
-                              f"got {o.n_names}")
+        self.options = options or LastLetterOptions()
+        self.pool = checked_name_pool(self.options, len(TEMPLATES), "n_names")
 
     def question(self, names: Sequence[str], instruction: int | None = None) -> str:
         i = self.options.instruction if instruction is None else instruction

@@ -64,3 +64,18 @@ def load_names(names_file: str | None, top_n: int = 220) -> list[str]:
             raise DataError(f"{path}: names_file must be a JSON list of names or {{\"M\": [...], \"F\": [...]}}")
     names = list(dict.fromkeys(n.strip() for n in raw if isinstance(n, str) and _ONE_WORD.fullmatch(n.strip())))
     return names
+
+
+def checked_name_pool(options, wordings: int, count_field: str) -> list[str]:
+    """Validate the options the name-based tasks share; return their name pool."""
+    from ..errors import ConfigError
+
+    if not 0 <= options.instruction < wordings:
+        raise ConfigError(f"task.options.instruction must be in 0..{wordings - 1}, got {options.instruction}")
+    if not 0.0 < options.eval_fraction < 1.0:
+        raise ConfigError(f"task.options.eval_fraction must be in (0, 1), got {options.eval_fraction}")
+    pool = load_names(options.names_file, options.top_n)
+    count = getattr(options, count_field)
+    if count < 1 or len(pool) < count:
+        raise ConfigError(f"task.options.{count_field} must be in 1..{len(pool)} (the name pool size), got {count}")
+    return pool
