@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import json
 import os
 import platform
 import sys
@@ -31,9 +30,9 @@ from .config import RunConfig
 from .errors import ConfigError
 from .evaluate import score_traces, summarize
 from .registry import CURATORS, METHODS
-from .rundir import CachingBackend, RunDir, SampleCache, read_json, read_jsonl, write_json, write_jsonl, write_text
+from .rundir import CachingBackend, RunDir, SampleCache, read_jsonl, write_json, write_jsonl, write_text
 from .tasks import make_task
-from .types import EvalRecord, Example, SamplingParams, Trace, TrainPair, stable_hash
+from .types import Example, SamplingParams, Trace, TrainPair, stable_hash
 
 BackendFactory = Callable[[RunConfig, str, dict], Backend]
 STAGES = ("data", "generate", "curate", "eval", "train", "report")
@@ -352,8 +351,4 @@ def _bar(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="sample", dynamic_ncols=True, file=sys.stderr)
 
 
-def load_records(rd: RunDir, system: str) -> list[EvalRecord]:
-    return [EvalRecord.from_json(d) for d in read_jsonl(rd / "eval" / f"{system}.jsonl")]
-
-
-__all__ = ["Pipeline", "STAGES", "default_backend_factory", "load_records", "read_json", "json"]
+__all__ = ["Pipeline", "STAGES", "default_backend_factory"]
