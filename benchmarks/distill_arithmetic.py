@@ -63,8 +63,10 @@ def main() -> None:
 
     rows = [r for v in done.values() for r in v["rows"]]
     lines = ["# Distilling CoT into System 1: arithmetic word problems and GSM8K",
-             "", "Embedded Qwen2.5-Coder-0.5B-Instruct (Q4_K_M) through llama-server; CoT = zero-shot, "
-             "self-consistency curation, LoRA; the distilled model is served as base GGUF + LoRA GGUF.", "",
+             "", "Embedded Qwen2.5-Coder-0.5B-Instruct (Q4_K_M) through llama-server; CoT = 3-shot with worked "
+             "exemplars (configs/demo.yaml, configs/gsm8k_local.yaml), 4 samples per unlabeled input, "
+             "self-consistency curation, LoRA; the distilled model is served as base GGUF + LoRA GGUF. "
+             "GSM8K: 48 unlabeled train problems, a 30-problem subset of test.", "",
              "| task | depth | system | n | accuracy % | 95% CI | mean generated tokens |",
              "|---|---:|---|---:|---:|---|---:|"]
     for r in rows:
