@@ -285,12 +285,10 @@ class Pipeline:
                 "merged": str(out / "merged"), "lora_gguf": str(out / "distilled-lora.gguf")}
 
     def stage_report(self) -> dict:
-        from .report import build_report
+        from .report import build_report, to_markdown
 
         report = build_report(self)
         write_json(self.rd / "report.json", report)
-        from .report import to_markdown
-
         write_text(self.rd / "report.md", to_markdown(report))
         return report
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError, DataError
 from ..types import Example
-from .last_letter import check_split, name_stream, read_published, sample_part, split_published, text_field
+from .last_letter import (check_split, name_stream, published_example, read_published, sample_part, split_published,
+                          text_field)
 from .base import Task
 from .names import checked_name_pool
 
@@ -132,10 +133,7 @@ class CoinFlipTask(Task):
             parsed = parse_question(q)
             if parsed is None or a not in ("yes", "no"):
                 raise DataError(f"{path} record {i}: not a coin-flip question with a yes/no answer")
-            meta = {"people": [list(p) for p in parsed[0]], "source": str(path)}
-            if isinstance(r.get("refined_question"), str):
-                meta["refined_question"] = r["refined_question"]
-            out.append(Example(id=str(i), question=q, gold=a, meta=meta))
+            out.append(published_example(path, i, r, q, a, {"people": [list(p) for p in parsed[0]]}))
         return out
 
     def load(self, split: str, n: int, seed: int = 0) -> list[Example]:

@@ -72,6 +72,14 @@ def sample_part(draw: Callable[[int], T], key: Callable[[T], str], part: str, n:
     return out
 
 
+def published_example(path: Path, i: int, row: dict, question: str, gold: str, meta: dict) -> Example:
+    """An Example from record ``i`` of a published file, keeping its source and any RaR rephrasing."""
+    meta = {**meta, "source": str(path)}
+    if isinstance(row.get("refined_question"), str):
+        meta["refined_question"] = row["refined_question"]
+    return Example(id=str(i), question=question, gold=gold, meta=meta)
+
+
 def check_split(split: str, task: str) -> None:
     if split not in ("train", "eval"):
         raise ConfigError(f"{task} split must be 'train' or 'eval', got '{split}'")
@@ -192,10 +200,7 @@ class LastLetterTask(Task):
             m = _PHRASE.search(q)
             if not m:
                 raise DataError(f"{path} record {i}: no quoted \"names\" in the question; is this a last-letter file?")
-            meta = {"phrase": m.group(1), "source": str(path)}
-            if isinstance(r.get("refined_question"), str):
-                meta["refined_question"] = r["refined_question"]
-            out.append(Example(id=str(i), question=q, gold=a, meta=meta))
+            out.append(published_example(path, i, r, q, a, {"phrase": m.group(1)}))
         return out
 
     def load(self, split: str, n: int, seed: int = 0) -> list[Example]:
