@@ -90,6 +90,43 @@ def test_rar_rephrase_backend():
     assert all("(rephrased) helper rephrasing\n" in r.messages[0]["content"] for r in main.requests)
 
 
+@pytest.mark.parametrize("task", [LastLetterTask(), CoinFlipTask()], ids=["last_letter", "coin_flip"])
+def test_rar_few_shot_exemplars(task):
+    ex = task.load("eval", 1)[0]
+    shots = task.exemplars(2)
+    # 2 steps: the rephrase call sees exemplar rephrasings, the respond call sees worked answers
+    backend = FakeBackend(responder)
+    rar.run(task, [ex], backend, SamplingParams(n=1), MethodConfig(name="rar", few_shot=2))
+    first, second = backend.requests
+    assert [m["role"] for m in first.messages] == ["user", "assistant"] * 2 + ["user"]
+    assert first.messages[1]["content"] == task.rephrase_exemplar(shots[0][0])
+    assert shots[0][0] in first.messages[0]["content"] and ex.question in first.messages[-1]["content"]
+    assert second.messages[1]["content"] == shots[0][1] and second.messages[3]["content"] == shots[1][1]
+    assert second.messages[0]["content"].startswith("(original) " + shots[0][0] + "\n(rephrased) You are given"
+                                                    if task.name == "last_letter" else
+                                                    "(original) " + shots[0][0] + "\n(rephrased) A coin starts")
+    assert all(q not in ex.question for q, _ in shots)  # exemplars are never the asked question
+    # 1 step: the exemplar answer shows the rephrasing, then the worked solution
+    one = FakeBackend(responder)
+    rar.run(task, [ex], one, SamplingParams(n=1), MethodConfig(name="rar", few_shot=2, options={"steps": 1}))
+    (req,) = one.requests
+    assert len(req.messages) == 5
+    assert req.messages[1]["content"] == f"Rephrased question: {task.rephrase_exemplar(shots[0][0])}\n{shots[0][1]}"
+    # exemplar rephrasings keep all the information: every name appears, in order
+    names = [p[0] for p in parse_question(shots[0][0])[0]] if task.name == "coin_flip" else \
+        PHRASE.search(shots[0][0]).group(1).split()
+    reph = task.rephrase_exemplar(shots[0][0])
+    assert [reph.index(n) for n in names] == sorted(reph.index(n) for n in names)
+
+
+def test_rar_few_shot_needs_task_exemplar_rephrasings():
+    from s2distill.tasks.arithmetic import ArithmeticTask as Arith
+
+    with pytest.raises(ConfigError, match="few_shot=0"):
+        rar.run(Arith(), [Example("a", "1+1?")], FakeBackend(responder), SamplingParams(), MethodConfig(name="rar",
+                                                                                                         few_shot=2))
+
+
 # --- last letter ---------------------------------------------------------------------------------
 
 def test_builtin_names():
@@ -143,7 +180,7 @@ def test_last_letter_options_and_prompts():
     q, worked = task.exemplars(1)[0]
     names = PHRASE.search(q).group(1).split()
     assert worked.endswith(f'Concatenating them gives "{last_letters(names)}". The answer is {last_letters(names)}.')
-    assert worked.startswith(f'The last letter of "{names[0]}" is "{names[0][-1]}".')
+    assert worked.startswith(f'"{names[0]}" is spelled {"-".join(names[0])}, so its last letter is "{names[0][-1]}".')
 
 
 @pytest.mark.parametrize("text,want", [

@@ -89,6 +89,7 @@ class EvalConfig:
     temperature: float = 0.7  # for maj@k sampling
     max_tokens_system1: int = 32
     distilled_served_model: str | None = None  # openai backend: name of the served distilled model
+    rewordings: int = 0  # also score system1 and distilled on the task's first N rewordings of the input
 
 
 @dataclass(frozen=True)
@@ -231,6 +232,8 @@ def validate(cfg: RunConfig) -> None:
             raise ConfigError(f"unknown eval system '{s}'{did_you_mean(s, SYSTEMS)} (known: {', '.join(SYSTEMS)})")
     if cfg.method.n < 1:
         raise ConfigError("method.n must be >= 1")
+    if cfg.eval.rewordings < 0:
+        raise ConfigError("eval.rewordings must be >= 0 (0 = no robustness evaluation)")
     if not 0.0 <= cfg.curate.min_agreement <= 1.0:
         raise ConfigError("curate.min_agreement is a fraction in [0, 1]")
     if cfg.train.method not in ("lora", "full"):
@@ -241,5 +244,10 @@ def validate(cfg: RunConfig) -> None:
     from .pipeline import calls_per_sample
     from .tasks import make_task
 
-    make_task(cfg.task)
+    task = make_task(cfg.task)
     calls_per_sample(cfg.method)
+    if cfg.eval.rewordings:
+        n_max = getattr(task, "n_perturbations", 0) if callable(getattr(task, "perturb", None)) else 0
+        if cfg.eval.rewordings > n_max:
+            raise ConfigError(f"eval.rewordings={cfg.eval.rewordings} but task '{cfg.task.name}' has "
+                              f"{n_max} rewordings of its input; set eval.rewordings to at most {n_max}")

@@ -224,8 +224,10 @@ class Pipeline:
 
     def _eval_system(self, system: str, role: str, extra: dict | None = None, upstream: str = "") -> None:
         c = self.cfg
+        ev = dataclasses.asdict(c.eval)
+        ev.pop("rewordings")  # scored by its own stage (_eval_reworded)
         fp = stable_hash({"data": self.fp["data"], "system": system, "method": dataclasses.asdict(c.method),
-                          "eval": dataclasses.asdict(c.eval), "model": c.model, "seed": c.seed, "up": upstream})
+                          "eval": ev, "model": c.model, "seed": c.seed, "up": upstream})
 
         def run():
             exs = self.examples("eval")
@@ -248,6 +250,33 @@ class Pipeline:
             return [f"eval/{system}.jsonl"], {"wall_s_generate": round(wall, 3), **stats}
 
         self._stage(f"eval_{system}", fp, run)
+        if c.eval.rewordings and system in ("system1", "distilled"):
+            self._eval_reworded(system, role, extra, upstream)
+
+    def _eval_reworded(self, system: str, role: str, extra: dict | None, upstream: str) -> None:
+        """Robustness: the same direct prompt on the task's first ``eval.rewordings`` rewordings of
+        every eval input (``task.perturb(example, i)``); per-wording accuracy and the spread."""
+        c = self.cfg
+        n_w = c.eval.rewordings
+        fp = stable_hash({"data": self.fp["data"], "system": system, "rewordings": n_w, "model": c.model,
+                          "max_tokens": c.eval.max_tokens_system1, "seed": c.seed, "up": upstream})
+
+        def run():
+            base = self.examples("eval")
+            exs = [dataclasses.replace(self.task.perturb(e, i), id=f"{e.id}~w{i}") for i in range(n_w) for e in base]
+            params = self._method_params(1, 0.0, c.eval.max_tokens_system1)
+            traces, wall, stats = self._generate(role, f"eval {system} x{n_w} rewordings",
+                                                 lambda b: METHODS.get("direct")(self.task, exs, b, params, c.method),
+                                                 len(exs), extra)
+            records = [dataclasses.replace(r, meta={**r.meta, "wording": i})
+                       for i in range(n_w)
+                       for r in score_traces(system, self.task, exs[i * len(base):(i + 1) * len(base)], traces)]
+            write_jsonl(self.rd / "eval" / f"{system}.reworded.jsonl", records)
+            accs = [summarize([r for r in records if r.meta["wording"] == i])["accuracy"] for i in range(n_w)]
+            self.log(f"[eval {system} reworded] accuracy per wording " + ", ".join(f"{a:.1%}" for a in accs))
+            return [f"eval/{system}.reworded.jsonl"], {"wall_s_generate": round(wall, 3), **stats}
+
+        self._stage(f"eval_{system}_reworded", fp, run)
 
     def stage_train(self) -> dict:
         c = self.cfg

@@ -30,6 +30,22 @@ def curation_quality(pipeline) -> dict | None:
     return {"checked": len(pairs), "correct_targets": right, "target_accuracy": right / len(pairs)}
 
 
+def robustness(rd: RunDir, cfg, rows: list[dict]) -> dict:
+    """Per system: accuracy on the original wording and on each rewording, and the spread (max - min)."""
+    out = {}
+    for row in rows:
+        path = rd / "eval" / f"{row['role']}.reworded.jsonl"
+        if row["role"] not in ("system1", "distilled") or not cfg.eval.rewordings or not path.exists():
+            continue
+        records = [EvalRecord.from_json(d) for d in read_jsonl(path)]
+        per = [summarize([r for r in records if r.meta.get("wording") == i]) for i in range(cfg.eval.rewordings)]
+        accs = [row["accuracy"]] + [p["accuracy"] for p in per]
+        out[row["role"]] = {"n": row["n"], "accuracy_per_wording": accs, "ci95_per_wording": [row["ci95"]] +
+                            [p["ci95"] for p in per], "spread": max(accs) - min(accs),
+                            "mean": sum(accs) / len(accs)}
+    return out
+
+
 def build_report(pipeline) -> dict:
     rd: RunDir = pipeline.rd
     cfg = pipeline.cfg
@@ -54,6 +70,7 @@ def build_report(pipeline) -> dict:
         "method": cfg.method.name,
         "method_samples": cfg.method.n,
         "rows": rows,
+        "robustness": robustness(rd, cfg, rows),
         "curation": {"curator": cfg.curate.name, "kept": cur.get("kept"), "rejected": cur.get("rejected"),
                      "reject_reasons": cur.get("reject_reasons"),
                      "quality_checked_afterwards": curation_quality(pipeline)},
@@ -75,6 +92,15 @@ def to_markdown(report: dict) -> str:
         wall = f"{r['wall_s_per_answer']:.2f}" if r.get("wall_s_per_answer") is not None else "-"
         lines.append(f"| {r['system']} | {r['n']} | {_pct(r['accuracy'])} | {_pct(r['ci95'][0])}-{_pct(r['ci95'][1])} "
                      f"| {r['mean_generated_tokens']:.1f} | {r['calls_per_answer']:.1f} | {wall} |")
+    rob = report.get("robustness") or {}
+    if rob:
+        n_w = len(next(iter(rob.values()))["accuracy_per_wording"])
+        lines += ["", "Robustness to the wording of the instruction (accuracy %, wording 0 = the configured one):", "",
+                  "| system | " + " | ".join(f"wording {i}" for i in range(n_w)) + " | mean | spread (max-min) |",
+                  "|---|" + "---:|" * (n_w + 2)]
+        for system, r in rob.items():
+            lines.append(f"| {system} | " + " | ".join(_pct(a) for a in r["accuracy_per_wording"]) +
+                         f" | {_pct(r['mean'])} | {_pct(r['spread'])} |")
     c = report.get("curation") or {}
     if c.get("kept") is not None:
         lines += ["", f"Curation ({c['curator']}): kept {c['kept']}, rejected {c['rejected']} {c.get('reject_reasons') or ''}"]

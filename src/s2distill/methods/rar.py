@@ -9,6 +9,12 @@
   every sample has its own identity). Each sample keeps both calls ("rephrase", "respond");
   the answer is extracted from the final response.
 
+``method.few_shot`` = k > 0 prepends k worked exemplars (the task's ``exemplars`` with its
+``rephrase_exemplar`` as the rephrasing) as chat turns: the 1-step response shows the
+rephrasing and the worked answer; in 2 steps, the rephrase call sees exemplar rephrasings
+and the respond call sees worked answers. Exemplars come from a part of the item space
+disjoint from train and eval.
+
 ``run(..., rephrase_backend=B)`` takes the rephrasings from another model ``B`` (RaR's
 "stronger model rephrases" variant); by default the same backend does both steps.
 """
@@ -45,15 +51,35 @@ def _user(text: str) -> tuple[Message, ...]:
     return ({"role": "user", "content": text},)
 
 
+def _turns(user: str, assistant: str) -> tuple[Message, ...]:
+    return ({"role": "user", "content": user}, {"role": "assistant", "content": assistant})
+
+
+def shots(task, k: int) -> list[tuple[str, str, str]]:
+    """k (question, rephrasing, worked answer) exemplars."""
+    if k <= 0:
+        return []
+    if not callable(getattr(task, "rephrase_exemplar", None)) or not callable(getattr(task, "exemplars", None)):
+        raise ConfigError(f"method 'rar' with few_shot={k} needs a task with exemplars and rephrase_exemplar "
+                          f"(last_letter, coin_flip); task '{task.name}' has none: set method.few_shot=0")
+    return [(q, task.rephrase_exemplar(q), worked) for q, worked in task.exemplars(k)]
+
+
 def run(task, examples, backend, params, cfg=None, *, rephrase_backend=None) -> list[Trace]:
     hint = task.answer_hint
+    ex_shots = shots(task, getattr(cfg, "few_shot", 0) if cfg is not None else 0)
     if steps_of(cfg) == 1:
+        prefix = [m for q, r, w in ex_shots
+                  for m in _turns(ONE_STEP.format(question=q, hint=hint), f"Rephrased question: {r}\n{w}")]
         return single_step("rar", "respond", task, examples, backend,
-                           [list(_user(ONE_STEP.format(question=e.question, hint=hint))) for e in examples], params)
+                           [prefix + list(_user(ONE_STEP.format(question=e.question, hint=hint))) for e in examples],
+                           params)
 
-    first = [GenRequest(_user(REPHRASE.format(question=e.question)), params) for e in examples]
+    pre1 = tuple(m for q, r, _ in ex_shots for m in _turns(REPHRASE.format(question=q), r))
+    pre2 = tuple(m for q, r, w in ex_shots for m in _turns(RESPOND.format(question=q, rephrased=r, hint=hint), w))
+    first = [GenRequest(pre1 + _user(REPHRASE.format(question=e.question)), params) for e in examples]
     rephrasings = (rephrase_backend or backend).generate(first)
-    second = [GenRequest(_user(RESPOND.format(question=ex.question, rephrased=c.text.strip(), hint=hint)),
+    second = [GenRequest(pre2 + _user(RESPOND.format(question=ex.question, rephrased=c.text.strip(), hint=hint)),
                          dataclasses.replace(params, n=1, seed=params.seed + j))
               for ex, comps in zip(examples, rephrasings) for j, c in enumerate(comps)]
     finals = iter(zip(second, backend.generate(second)))

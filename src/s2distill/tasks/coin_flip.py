@@ -168,6 +168,15 @@ class CoinFlipTask(Task):
                           f"The answer is {ans}."))
         return shots
 
+    def rephrase_exemplar(self, question: str) -> str:
+        """A faithful, expanded rephrasing of an exemplar question (few-shot RaR's rephrase step)."""
+        parsed = parse_question(question)
+        people = parsed[0] if parsed else []
+        acts = "; ".join(f"{n} {'flips it over' if f else 'leaves it as it is'}" for n, f in people)
+        return (f"A coin starts with heads facing up. Then {len(people)} people act on it, one after another: "
+                f"{acts}. Each flip reverses the coin, turning heads to tails or tails to heads. After all of "
+                "them have acted, is heads still facing up? Answer yes or no.")
+
     def perturb(self, ex: Example, i: int) -> Example:
         """The i-th variant: another final question, people reordered per ``ORDERS[i]`` (same answer)."""
         if not 0 <= i < self.n_perturbations:

@@ -220,10 +220,20 @@ class LastLetterTask(Task):
         stream = name_stream(random.Random("last_letter-shots"), self.pool, self.options.n_names)
         shots = []
         for names in sample_part(lambda i: next(stream), "|".join, "shots", k, "last_letter exemplars"):
-            steps = " ".join(f'The last letter of "{w}" is "{w[-1]}".' for w in names)
+            # spelled out: a small model cannot see the letters inside a multi-letter token
+            steps = " ".join(f'"{w}" is spelled {"-".join(w)}, so its last letter is "{w[-1]}".' for w in names)
             ans = last_letters(names)
             shots.append((self.question(names), f'{steps} Concatenating them gives "{ans}". The answer is {ans}.'))
         return shots
+
+    def rephrase_exemplar(self, question: str) -> str:
+        """A faithful, expanded rephrasing of an exemplar question (few-shot RaR's rephrase step)."""
+        m = _PHRASE.search(question)
+        words = m.group(1).split() if m else []
+        listed = ", ".join(f'"{w}"' for w in words)
+        return (f"You are given {len(words)} words in this order: {listed}. For each word, find its last letter. "
+                "Then write those letters one after another, in the same order, as one string without spaces. "
+                "What is that string?")
 
     def perturb(self, ex: Example, i: int) -> Example:
         """The i-th rewording of the instruction around the same quoted names (same order, same answer)."""

@@ -1,0 +1,175 @@
+"""The paper's RaR table: System 1, 1-step RaR, 2-step RaR and three distillations.
+
+    python benchmarks/rar.py [--settings ll2 ll4 cf2] [--n-train 64] [--n-eval 50] [key=value ...]
+
+Per setting (last-letter with 2 / 4 names, coin flip with 2 / 4 people, optionally few-shot)
+every row is a normal pipeline run of configs/rar_last_letter.yaml or
+configs/rar_coin_flip.yaml in runs/bench/rar/<setting>/<run>:
+
+- ``rar2``:     2-step RaR x n samples, self-consistency  -> System 1, 2-step RaR, Distill RaR (filtered)
+- ``nofilter``: the same samples (cache copied), curate none -> Distill RaR (unfiltered)
+- ``direct``:   System 1 x n samples, self-consistency    -> Distill System 1 (the paper's control)
+- ``rar1``:     1-step RaR on the eval split only           -> 1-step RaR
+
+System 1 and every distilled model are also scored under ``--rewordings`` rewordings of the
+instruction (robustness). Finished stages are reused, so the script can be stopped and
+restarted; results go to benchmarks/results/rar.{json,md} after every run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import RESULTS, write_result  # noqa: E402
+
+from s2distill.config import load_config  # noqa: E402
+from s2distill.errors import ConfigError  # noqa: E402
+from s2distill.pipeline import Pipeline  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = {  # name: (config, task options, label)
+    "ll2": ("rar_last_letter", ["task.options.n_names=2"], "last-letter, 2 names"),
+    "ll4": ("rar_last_letter", ["task.options.n_names=4"], "last-letter, 4 names"),
+    "cf2": ("rar_coin_flip", ["task.options.n_people=2"], "coin flip, 2 people"),
+    "cf4": ("rar_coin_flip", ["task.options.n_people=4"], "coin flip, 4 people"),
+}
+ROWS = ("System 1", "1-step RaR", "2-step RaR", "Distill System 1", "Distill 2-step RaR (unfiltered)",
+        "Distill 2-step RaR (filtered)")
+
+
+def pipeline(setting: str, run: str, config: str, overrides: list[str]) -> Pipeline:
+    cfg = load_config(ROOT / "configs" / f"{config}.yaml", [f"name={setting}-{run}", *overrides])
+    return Pipeline(cfg, run_dir=ROOT / "runs" / "bench" / "rar" / setting / run)
+
+
+def share_cache(src: Pipeline, dst: Pipeline) -> None:
+    """Start dst with src's samples: identical requests are answered from the cache."""
+    s, d = src.rd / "cache" / "samples.jsonl", dst.rd / "cache" / "samples.jsonl"
+    if s.exists() and not d.exists():
+        d.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(s, d)
+
+
+def row(name: str, report_row: dict | None, extra: dict | None = None) -> dict:
+    r = report_row or {}
+    return {"row": name, "n": r.get("n"), "accuracy": r.get("accuracy"), "ci95": r.get("ci95"),
+            "mean_generated_tokens": r.get("mean_generated_tokens"), "calls_per_answer": r.get("calls_per_answer"),
+            **(extra or {})}
+
+
+def distill_info(report: dict) -> dict:
+    c, t = report["curation"], report.get("train") or {}
+    q = c.get("quality_checked_afterwards") or {}
+    rob = report.get("robustness", {}).get("distilled")
+    return {"kept": c["kept"], "rejected": c["rejected"], "reject_reasons": c.get("reject_reasons"),
+            "targets_correct": q.get("correct_targets"), "steps": t.get("steps"),
+            "robustness": rob}
+
+
+def run_setting(key: str, name: str, args) -> dict:
+    config, task_ov, label = SETTINGS[name]
+    label += f", {args.few_shot}-shot" if args.few_shot else ""
+    few = [f"method.few_shot={args.few_shot}"] if args.few_shot else []
+    common = [*task_ov, f"task.n_train={args.n_train}", f"task.n_eval={args.n_eval}", f"method.n={args.n}",
+              f"eval.rewordings={args.rewordings}", *args.overrides]
+    rar = [*common, *few, "method.name=rar", "method.options.steps=2"]
+    out: dict = {"label": label, "config": f"configs/{config}.yaml", "overrides": rar, "rows": [], "notes": []}
+
+    # 1-step RaR: evaluation only, no training data needed
+    p1 = pipeline(key, "rar1", config, [*common, *few, "method.name=rar", "method.options.steps=1"])
+    try:
+        p1._write_meta()
+        p1.stage_data()
+        p1._eval_system("system2", "base")
+        from s2distill.report import build_report
+
+        rep1 = build_report(p1)
+    finally:
+        p1.close()
+
+    pa = pipeline(key, "rar2", config, [*rar, "curate.name=self_consistency"])
+    ra = pa.run()
+    rows = {r["role"]: r for r in ra["rows"]}
+    out["rows"] += [row("System 1", rows["system1"], {"robustness": ra["robustness"].get("system1")}),
+                    row("1-step RaR", next(r for r in rep1["rows"] if r["role"] == "system2")), row("2-step RaR", rows["system2"])]
+
+    results = {"Distill 2-step RaR (filtered)": (ra, rows.get("distilled"))}
+    for run, ov in (("direct", [*common, "method.name=direct", "method.max_tokens=16", "curate.name=self_consistency",
+                                "eval.systems=[system1,distilled]"]),
+                    ("nofilter", [*rar, "curate.name=none", "eval.systems=[system1,distilled]"])):
+        p = pipeline(key, run, config, ov)
+        share_cache(pa, p)
+        key = "Distill System 1" if run == "direct" else "Distill 2-step RaR (unfiltered)"
+        try:
+            rep = p.run()
+            results[key] = (rep, {r["role"]: r for r in rep["rows"]}.get("distilled"))
+        except ConfigError as e:  # e.g. curation kept nothing: report it, do not invent a number
+            out["notes"].append(f"{key}: not trained ({e})")
+            results[key] = (None, None)
+    for key in ROWS[3:]:
+        rep, r = results[key]
+        out["rows"].append(row(key, r, distill_info(rep) if rep else {"kept": 0}))
+    out["generation"] = ra["generation"]
+    return out
+
+
+def pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def markdown(done: dict, args) -> str:
+    lines = ["# Rephrase-and-Respond distillation (the paper's Table 1) on the embedded model", "",
+             "Qwen2.5-Coder-0.5B-Instruct (Q4_K_M) through llama-server. Per setting: "
+             f"{args.n_train} unlabeled train inputs x {args.n} samples (temperature 0.7), "
+             f"n={args.n_eval} eval inputs, greedy decoding at evaluation; few-shot = {args.few_shot}. "
+             "Distilled rows: LoRA on (System 1 prompt, curated answer), served as base GGUF + LoRA GGUF, "
+             "answering directly. Robustness: accuracy under the configured wording and "
+             f"{args.rewordings} rewordings of the instruction.", ""]
+    for name, v in done.items():
+        lines += [f"## {v['label']} (`{name}`)", "",
+                  "| row | n | accuracy % | 95% CI | mean generated tokens | kept for training | "
+                  "targets correct | accuracy over wordings % (spread) |",
+                  "|---|---:|---:|---|---:|---:|---:|---|"]
+        for r in v["rows"]:
+            ci = f"{pct(r['ci95'][0])}-{pct(r['ci95'][1])}" if r.get("ci95") else "-"
+            tok = f"{r['mean_generated_tokens']:.1f}" if r.get("mean_generated_tokens") is not None else "-"
+            kept = r.get("kept", "")
+            tc = r.get("targets_correct")
+            rob = r.get("robustness")
+            robs = (" / ".join(pct(a) for a in rob["accuracy_per_wording"]) + f" ({pct(rob['spread'])})") if rob \
+                else ""
+            lines.append(f"| {r['row']} | {r['n'] or '-'} | {pct(r['accuracy'])} | {ci} | {tok} | "
+                         f"{kept if kept != '' else ''} | {'' if tc is None else tc} | {robs} |")
+        lines += [f"- {n}" for n in v["notes"]] + [""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--settings", nargs="*", default=["ll2", "cf2", "ll4"], choices=sorted(SETTINGS))
+    ap.add_argument("--n-train", type=int, default=64)
+    ap.add_argument("--n-eval", type=int, default=50)
+    ap.add_argument("--n", type=int, default=8, help="samples per unlabeled input (the paper: 8)")
+    ap.add_argument("--few-shot", type=int, default=0)
+    ap.add_argument("--rewordings", type=int, default=4)
+    ap.add_argument("--out", default="rar")
+    ap.add_argument("overrides", nargs="*")
+    args = ap.parse_args()
+
+    partial = RESULTS / f"{args.out}.partial.json"
+    done: dict = json.loads(partial.read_text()) if partial.exists() else {}
+    for name in args.settings:
+        key = f"{name}-fs{args.few_shot}" if args.few_shot else name
+        done[key] = run_setting(key, name, args)
+        partial.write_text(json.dumps(done, indent=2))
+        md = markdown(done, args)
+        write_result(args.out, {"settings": done, "args": vars(args)}, md)
+        print(md, flush=True)
+
+
+if __name__ == "__main__":
+    main()
