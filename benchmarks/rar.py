@@ -1,6 +1,6 @@
 """The paper's RaR table: System 1, 1-step RaR, 2-step RaR and three distillations.
 
-    python benchmarks/rar.py [--settings ll2 ll4 cf2] [--n-train 64] [--n-eval 50] [key=value ...]
+    python benchmarks/rar.py [--settings ll2 cf1 ...] [--few-shot K] [--base-only] [--n-train N] [key=value ...]
 
 Per setting (last-letter with 2 / 4 names, coin flip with 2 / 4 people, optionally few-shot)
 every row is a normal pipeline run of configs/rar_last_letter.yaml or
@@ -29,11 +29,13 @@ from common import RESULTS, write_result  # noqa: E402
 from s2distill.config import load_config  # noqa: E402
 from s2distill.errors import ConfigError  # noqa: E402
 from s2distill.pipeline import Pipeline  # noqa: E402
+from s2distill.report import build_report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {  # name: (config, task options, label)
     "ll2": ("rar_last_letter", ["task.options.n_names=2"], "last-letter, 2 names"),
     "ll4": ("rar_last_letter", ["task.options.n_names=4"], "last-letter, 4 names"),
+    "cf1": ("rar_coin_flip", ["task.options.n_people=1"], "coin flip, 1 person"),
     "cf2": ("rar_coin_flip", ["task.options.n_people=2"], "coin flip, 2 people"),
     "cf4": ("rar_coin_flip", ["task.options.n_people=4"], "coin flip, 4 people"),
 }
@@ -72,12 +74,14 @@ def distill_info(report: dict) -> dict:
 
 def run_setting(key: str, name: str, args) -> dict:
     config, task_ov, label = SETTINGS[name]
-    label += f", {args.few_shot}-shot" if args.few_shot else ""
-    few = [f"method.few_shot={args.few_shot}"] if args.few_shot else []
-    common = [*task_ov, f"task.n_train={args.n_train}", f"task.n_eval={args.n_eval}", f"method.n={args.n}",
-              f"eval.rewordings={args.rewordings}", *args.overrides]
+    label += "" if args.few_shot is None else f", {args.few_shot}-shot"
+    few = [f"method.few_shot={args.few_shot}"] if args.few_shot is not None else []
+    given = {"task.n_train": args.n_train, "task.n_eval": args.n_eval, "method.n": args.n,
+             "eval.rewordings": args.rewordings}  # unset: the config's value
+    common = [*task_ov, *(f"{k}={v}" for k, v in given.items() if v is not None), *args.overrides]
     rar = [*common, *few, "method.name=rar", "method.options.steps=2"]
-    out: dict = {"label": label, "config": f"configs/{config}.yaml", "overrides": rar, "rows": [], "notes": []}
+    out: dict = {"label": label, "config": f"configs/{config}.yaml", "overrides": rar, "rows": [], "notes": [],
+                 "setup": {"base_only": args.base_only}}
 
     # 1-step RaR: evaluation only, no training data needed
     p1 = pipeline(key, "rar1", config, [*common, *few, "method.name=rar", "method.options.steps=1"])
@@ -85,34 +89,54 @@ def run_setting(key: str, name: str, args) -> dict:
         p1._write_meta()
         p1.stage_data()
         p1._eval_system("system2", "base")
-        from s2distill.report import build_report
-
         rep1 = build_report(p1)
     finally:
         p1.close()
 
     pa = pipeline(key, "rar2", config, [*rar, "curate.name=self_consistency"])
-    ra = pa.run()
+    c = pa.cfg
+    out["setup"].update(n_train=c.task.n_train, n_eval=c.task.n_eval, n=c.method.n, few_shot=c.method.few_shot,
+                        rewordings=c.eval.rewordings, min_votes=c.curate.min_votes,
+                        min_agreement=c.curate.min_agreement, epochs=c.train.epochs)
+    if args.base_only:  # the three undistilled rows only (evaluation, no sampling of train inputs)
+        try:
+            pa._write_meta()
+            pa.stage_data()
+            for s in ("system1", "system2"):
+                pa._eval_system(s, "base")
+            ra = build_report(pa)
+        finally:
+            pa.close()
+    else:
+        try:
+            ra = pa.run()
+        except ConfigError as e:  # e.g. curation kept nothing: the base rows stand, the distilled row is absent
+            out["notes"].append(f"Distill 2-step RaR (filtered): not trained ({e})")
+            ra = build_report(pa)
     rows = {r["role"]: r for r in ra["rows"]}
     out["rows"] += [row("System 1", rows["system1"], {"robustness": ra["robustness"].get("system1")}),
-                    row("1-step RaR", next(r for r in rep1["rows"] if r["role"] == "system2")), row("2-step RaR", rows["system2"])]
+                    row("1-step RaR", next(r for r in rep1["rows"] if r["role"] == "system2")),
+                    row("2-step RaR", rows["system2"])]
+    if args.base_only:
+        out["notes"].append("base rows only (--base-only): no distillation run for this setting")
+        return out
 
-    results = {"Distill 2-step RaR (filtered)": (ra, rows.get("distilled"))}
+    results = {"Distill 2-step RaR (filtered)": (ra if rows.get("distilled") else None, rows.get("distilled"))}
     for run, ov in (("direct", [*common, "method.name=direct", "method.max_tokens=16", "curate.name=self_consistency",
                                 "eval.systems=[system1,distilled]"]),
                     ("nofilter", [*rar, "curate.name=none", "eval.systems=[system1,distilled]"])):
         p = pipeline(key, run, config, ov)
         share_cache(pa, p)
-        key = "Distill System 1" if run == "direct" else "Distill 2-step RaR (unfiltered)"
+        label = "Distill System 1" if run == "direct" else "Distill 2-step RaR (unfiltered)"
         try:
             rep = p.run()
-            results[key] = (rep, {r["role"]: r for r in rep["rows"]}.get("distilled"))
+            results[label] = (rep, {r["role"]: r for r in rep["rows"]}.get("distilled"))
         except ConfigError as e:  # e.g. curation kept nothing: report it, do not invent a number
-            out["notes"].append(f"{key}: not trained ({e})")
-            results[key] = (None, None)
-    for key in ROWS[3:]:
-        rep, r = results[key]
-        out["rows"].append(row(key, r, distill_info(rep) if rep else {"kept": 0}))
+            out["notes"].append(f"{label}: not trained ({e})")
+            results[label] = (None, None)
+    for label in ROWS[3:]:
+        rep, r = results[label]
+        out["rows"].append(row(label, r, distill_info(rep) if rep else {"kept": 0}))
     out["generation"] = ra["generation"]
     return out
 
@@ -123,14 +147,18 @@ def pct(x) -> str:
 
 def markdown(done: dict, args) -> str:
     lines = ["# Rephrase-and-Respond distillation (the paper's Table 1) on the embedded model", "",
-             "Qwen2.5-Coder-0.5B-Instruct (Q4_K_M) through llama-server. Per setting: "
-             f"{args.n_train} unlabeled train inputs x {args.n} samples (temperature 0.7), "
-             f"n={args.n_eval} eval inputs, greedy decoding at evaluation; few-shot = {args.few_shot}. "
+             "Qwen2.5-Coder-0.5B-Instruct (Q4_K_M) through llama-server, greedy decoding at evaluation. "
              "Distilled rows: LoRA on (System 1 prompt, curated answer), served as base GGUF + LoRA GGUF, "
-             "answering directly. Robustness: accuracy under the configured wording and "
-             f"{args.rewordings} rewordings of the instruction.", ""]
+             "answering directly. Training samples at temperature 0.7. Robustness: accuracy under the configured "
+             "wording / each rewording of the instruction (spread = max - min).", ""]
     for name, v in done.items():
+        su = v["setup"]
         lines += [f"## {v['label']} (`{name}`)", "",
+                  f"{su['n_eval']} eval inputs, {su['few_shot']}-shot RaR; " + (
+                      "base rows only." if su["base_only"] else
+                      f"{su['n_train']} unlabeled train inputs x {su['n']} samples, self-consistency keeps >= "
+                      f"{su['min_votes']} agreeing votes; LoRA {su['epochs']} epochs."),
+                  "",
                   "| row | n | accuracy % | 95% CI | mean generated tokens | kept for training | "
                   "targets correct | accuracy over wordings % (spread) |",
                   "|---|---:|---:|---|---:|---:|---:|---|"]
@@ -150,12 +178,13 @@ def markdown(done: dict, args) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--settings", nargs="*", default=["ll2", "cf2", "ll4"], choices=sorted(SETTINGS))
-    ap.add_argument("--n-train", type=int, default=64)
-    ap.add_argument("--n-eval", type=int, default=50)
-    ap.add_argument("--n", type=int, default=8, help="samples per unlabeled input (the paper: 8)")
-    ap.add_argument("--few-shot", type=int, default=0)
-    ap.add_argument("--rewordings", type=int, default=4)
+    ap.add_argument("--settings", nargs="*", default=["ll2", "cf1", "ll4"], choices=sorted(SETTINGS))
+    ap.add_argument("--n-train", type=int)
+    ap.add_argument("--n-eval", type=int)
+    ap.add_argument("--n", type=int, help="samples per unlabeled input (the paper: 8; default: the config's)")
+    ap.add_argument("--few-shot", type=int, help="default: the config's method.few_shot")
+    ap.add_argument("--rewordings", type=int)
+    ap.add_argument("--base-only", action="store_true", help="System 1, 1- and 2-step RaR rows only")
     ap.add_argument("--out", default="rar")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
@@ -163,7 +192,7 @@ def main() -> None:
     partial = RESULTS / f"{args.out}.partial.json"
     done: dict = json.loads(partial.read_text()) if partial.exists() else {}
     for name in args.settings:
-        key = f"{name}-fs{args.few_shot}" if args.few_shot else name
+        key = (f"{name}-fs{args.few_shot}" if args.few_shot is not None else name) + ("-base" if args.base_only else "")
         done[key] = run_setting(key, name, args)
         partial.write_text(json.dumps(done, indent=2))
         md = markdown(done, args)

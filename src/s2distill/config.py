@@ -90,6 +90,7 @@ class EvalConfig:
     max_tokens_system1: int = 32
     distilled_served_model: str | None = None  # openai backend: name of the served distilled model
     rewordings: int = 0  # also score system1 and distilled on the task's first N rewordings of the input
+    both_orders: bool = False  # pairwise judges: run every judge on both response orders; a flip counts as a tie
 
 
 @dataclass(frozen=True)
@@ -246,6 +247,9 @@ def validate(cfg: RunConfig) -> None:
 
     task = make_task(cfg.task)
     calls_per_sample(cfg.method)
+    if cfg.eval.both_orders and not callable(getattr(task, "unperturb_answer", None)):
+        raise ConfigError(f"eval.both_orders needs a pairwise judge task (task.name=judge); task '{cfg.task.name}' "
+                          "cannot swap its inputs: set eval.both_orders=false")
     if cfg.eval.rewordings:
         n_max = getattr(task, "n_perturbations", 0) if callable(getattr(task, "perturb", None)) else 0
         if cfg.eval.rewordings > n_max:

@@ -38,6 +38,40 @@ def score_traces(system: str, task, examples: Sequence[Example], traces: Sequenc
     return out
 
 
+def combine_orders(task, records: Sequence[EvalRecord], swapped: Sequence[EvalRecord]) -> list[EvalRecord]:
+    """Pairwise judges: one record per pair from its two orders. The verdict on the swapped pair
+    is mapped back; if the two disagree the verdict is a tie (and the pair is 'inconsistent').
+    Costs (tokens, calls, time) are those of both orders."""
+    out = []
+    for r, s in zip(records, swapped):
+        back = task.unperturb_answer(s.prediction, 0)
+        consistent = r.prediction is not None and r.prediction == back
+        pred = r.prediction if consistent else "tie"
+        out.append(EvalRecord(
+            system=r.system, example_id=r.example_id, prediction=pred, gold=r.gold, correct=task.score(pred, r.gold),
+            generated_tokens=r.generated_tokens + s.generated_tokens, calls=r.calls + s.calls,
+            latency_s=round(r.latency_s + s.latency_s, 4),
+            meta={**r.meta, "orders": [r.prediction, back], "consistent": consistent,
+                  "swapped_response": s.meta.get("response")}))
+    return out
+
+
+def judge_metrics(records: Sequence[EvalRecord]) -> dict | None:
+    """Position inconsistency and agreement on non-tie labels, for records made by ``combine_orders``."""
+    if not records or "consistent" not in records[0].meta:
+        return None
+    n = len(records)
+    flips = sum(not r.meta["consistent"] for r in records)
+    decided = [r for r in records if r.gold in ("A", "B")]
+    k = sum(r.correct for r in decided)
+    lo_i, hi_i = wilson_ci(flips, n)
+    lo, hi = wilson_ci(k, len(decided))
+    return {"inconsistent": flips / n, "inconsistent_ci95": [round(lo_i, 4), round(hi_i, 4)],
+            "n_non_tie": len(decided), "accuracy_non_tie": k / len(decided) if decided else 0.0,
+            "accuracy_non_tie_ci95": [round(lo, 4), round(hi, 4)],
+            "tokens_per_verdict": sum(r.generated_tokens for r in records) / n / 2}
+
+
 def summarize(records: Sequence[EvalRecord], wall_s: float | None = None) -> dict:
     n = len(records)
     k = sum(r.correct for r in records)
@@ -51,4 +85,5 @@ def summarize(records: Sequence[EvalRecord], wall_s: float | None = None) -> dic
         "calls_per_answer": sum(r.calls for r in records) / n if n else 0.0,
         "unparsed": sum(r.prediction is None for r in records),
         "wall_s_per_answer": (wall_s / n) if (wall_s is not None and n) else None,
+        **({"judge": jm} if (jm := judge_metrics(records)) else {}),
     }

@@ -57,6 +57,9 @@ class InputPerturbation:
     def expand(self, task, examples: Sequence[Example]) -> list[Example]:
         return expand(task, examples, self.n_variants)
 
+    def extra_pairs(self, task, ex: Example, answer: str, meta: dict) -> list[TrainPair]:
+        return []
+
     def __call__(self, task, examples: Sequence[Example], traces: Sequence[Trace]):
         _check(task, self.n_variants)
         by_id = {t.example_id: t for t in traces}
@@ -68,7 +71,9 @@ class InputPerturbation:
             if missing:
                 rejects.append(Rejected(ex.id, "no_trace", {"missing": missing}))
                 continue
-            votes: list[Vote] = [majority_vote([s.answer for s in by_id[i].samples]) for i in ids]
+            back = getattr(task, "unperturb_answer", None)  # e.g. a verdict on swapped responses: A <-> B
+            votes: list[Vote] = [majority_vote([s.answer if k == 0 or back is None else back(s.answer, k - 1)
+                                                for s in by_id[i].samples]) for k, i in enumerate(ids)]
             meta = {"variants": [{"id": i, "votes": v.votes, "n": v.n, "unparseable": v.unparseable,
                                   "agreement": round(v.agreement, 4)} for i, v in zip(ids, votes)]}
             winners = {v.winner for v in votes}
@@ -84,6 +89,29 @@ class InputPerturbation:
                 (answer,) = winners
                 pairs.append(TrainPair(example_id=ex.id, messages=tuple(task.system1_messages(ex)),
                                        target=task.format_target(answer), meta=meta))
+                pairs.extend(self.extra_pairs(task, ex, answer, meta))
                 continue
             rejects.append(Rejected(ex.id, reason, meta))
         return pairs, rejects
+
+
+class SwapConsistency(InputPerturbation):
+    """For pairwise judges (the paper's BSM curation): keep a verdict only when it is the same
+    with the two responses in either order; train on both orders of every kept pair."""
+
+    name = "swap_consistency"
+
+    def __init__(self, min_agreement: float = 0.5, min_votes: int = 1, **_: object):
+        super().__init__(min_agreement=min_agreement, min_votes=min_votes, n_variants=1)
+
+    def __call__(self, task, examples, traces):
+        if not callable(getattr(task, "unperturb_answer", None)):
+            raise ConfigError(f"curator 'swap_consistency' needs a pairwise judge task (task.name=judge); "
+                              f"task '{task.name}' cannot swap its inputs")
+        return super().__call__(task, examples, traces)
+
+    def extra_pairs(self, task, ex: Example, answer: str, meta: dict) -> list[TrainPair]:
+        swapped = task.perturb(ex, 0)
+        return [TrainPair(example_id=variant_id(ex.id, 0), messages=tuple(task.system1_messages(swapped)),
+                          # the swap is an involution: mapping back also maps forward (A <-> B)
+                          target=task.format_target(task.unperturb_answer(answer, 0)), meta={**meta, "swapped": True})]

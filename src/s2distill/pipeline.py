@@ -28,7 +28,7 @@ import yaml
 from .backends.base import Backend
 from .config import RunConfig
 from .errors import ConfigError
-from .evaluate import score_traces, summarize
+from .evaluate import combine_orders, score_traces, summarize
 from .registry import CURATORS, METHODS
 from .rundir import CachingBackend, RunDir, SampleCache, read_jsonl, write_json, write_jsonl, write_text
 from .tasks import make_task
@@ -226,6 +226,8 @@ class Pipeline:
         c = self.cfg
         ev = dataclasses.asdict(c.eval)
         ev.pop("rewordings")  # scored by its own stage (_eval_reworded)
+        if not ev["both_orders"]:
+            ev.pop("both_orders")  # keeps fingerprints of runs made before the option existed
         fp = stable_hash({"data": self.fp["data"], "system": system, "method": dataclasses.asdict(c.method),
                           "eval": ev, "model": c.model, "seed": c.seed, "up": upstream})
 
@@ -237,11 +239,19 @@ class Pipeline:
                 method, params = METHODS.get(c.method.name), self._method_params(1, 0.0)
             else:
                 method, params = METHODS.get(c.method.name), self._method_params(c.eval.k, c.eval.temperature)
+            both = c.eval.both_orders
+            # judges: every pair is also judged with the responses swapped (ids '<id>~swap')
+            run_on = exs + [dataclasses.replace(self.task.perturb(e, 0), id=f"{e.id}~swap") for e in exs] if both \
+                else exs
             traces, wall, stats = self._generate(role, f"eval {system}",
-                                                 lambda b: method(self.task, exs, b, params, c.method),
-                                                 len(exs) * params.n * (1 if method is METHODS.get("direct")
-                                                                        else calls_per_sample(c.method)), extra)
-            records = score_traces(system, self.task, exs, traces, vote=(system == "system2_maj"))
+                                                 lambda b: method(self.task, run_on, b, params, c.method),
+                                                 len(run_on) * params.n * (1 if method is METHODS.get("direct")
+                                                                           else calls_per_sample(c.method)), extra)
+            vote = system == "system2_maj"
+            records = score_traces(system, self.task, exs, traces, vote=vote)
+            if both:
+                records = combine_orders(self.task, records, score_traces(system, self.task, run_on[len(exs):],
+                                                                          traces, vote=vote))
             write_jsonl(self.rd / "eval" / f"{system}.traces.jsonl", traces)
             write_jsonl(self.rd / "eval" / f"{system}.jsonl", records)
             s = summarize(records, wall)

@@ -53,6 +53,7 @@ TASKS = Registry(
         "gsm8k": "s2distill.tasks.gsm8k:GSM8KTask",
         "last_letter": "s2distill.tasks.last_letter:LastLetterTask",
         "coin_flip": "s2distill.tasks.coin_flip:CoinFlipTask",
+        "judge": "s2distill.tasks.judge:JudgeTask",
     },
 )
 
@@ -62,6 +63,7 @@ METHODS = Registry(
         "direct": "s2distill.methods.direct:run",
         "cot": "s2distill.methods.cot:run",
         "rar": "s2distill.methods.rar:run",
+        "bsm": "s2distill.methods.bsm:run",
     },
 )
 
@@ -71,5 +73,6 @@ CURATORS = Registry(
         "self_consistency": "s2distill.curate:SelfConsistency",
         "none": "s2distill.curate:NoFilter",
         "input_perturbation": "s2distill.perturb:InputPerturbation",
+        "swap_consistency": "s2distill.perturb:SwapConsistency",
     },
 )

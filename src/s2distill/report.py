@@ -92,6 +92,18 @@ def to_markdown(report: dict) -> str:
         wall = f"{r['wall_s_per_answer']:.2f}" if r.get("wall_s_per_answer") is not None else "-"
         lines.append(f"| {r['system']} | {r['n']} | {_pct(r['accuracy'])} | {_pct(r['ci95'][0])}-{_pct(r['ci95'][1])} "
                      f"| {r['mean_generated_tokens']:.1f} | {r['calls_per_answer']:.1f} | {wall} |")
+    judged = [r for r in report["rows"] if r.get("judge")]
+    if judged:
+        lines += ["", "Pairwise judging, both response orders (a verdict that flips with the order counts as a tie):", "",
+                  "| system | agreement % (ties count against) | agreement % on non-tie labels | n non-tie | "
+                  "inconsistent % | tokens per verdict |", "|---|---:|---:|---:|---:|---:|"]
+        for r in judged:
+            j = r["judge"]
+            lines.append(f"| {r['system']} | {_pct(r['accuracy'])} ({_pct(r['ci95'][0])}-{_pct(r['ci95'][1])}) | "
+                         f"{_pct(j['accuracy_non_tie'])} ({_pct(j['accuracy_non_tie_ci95'][0])}-"
+                         f"{_pct(j['accuracy_non_tie_ci95'][1])}) | {j['n_non_tie']} | {_pct(j['inconsistent'])} "
+                         f"({_pct(j['inconsistent_ci95'][0])}-{_pct(j['inconsistent_ci95'][1])}) | "
+                         f"{j['tokens_per_verdict']:.1f} |")
     rob = report.get("robustness") or {}
     if rob:
         n_w = len(next(iter(rob.values()))["accuracy_per_wording"])

@@ -1,0 +1,128 @@
+"""Branch-Solve-Merge for pairwise judging (Saha et al. 2023), three batched steps.
+
+* branch: from the question alone, plan up to ``max_criteria`` evaluation criteria
+  ("<name>: <description>" per line); ``n`` samples = ``n`` plans.
+* solve: for every plan and criterion, score both responses 1-10 with a one-sentence
+  justification (one batched call over all examples, plans and criteria).
+* merge: sum the scores per response (no model call); the higher sum wins, equal sums tie.
+
+Unparseable plans fall back to default criteria and unparseable scores drop that
+criterion; both are stated in the sample's response text, never silent.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from ..errors import ConfigError
+from ..registry import did_you_mean
+from ..types import Call, GenRequest, Sample, Trace
+
+BRANCH = ("We want to evaluate how well an AI assistant answers the user question below. Before seeing any answer, "
+          "list up to {k} criteria for judging an answer to this question. Write one criterion per line as "
+          '"<name>: <short description>" and nothing else.\n\n[User Question]\n{question}')
+SOLVE = ("{pair}\n\nEvaluate both answers on this criterion only:\n{name}: {description}\n\n"
+         "Write one sentence of justification, then end with exactly these two lines:\n"
+         "Score A: <1-10>\nScore B: <1-10>")
+DEFAULT_CRITERIA = (("Correctness", "Is the answer factually and logically correct?"),
+                    ("Helpfulness", "Does the answer address what the user asked?"),
+                    ("Clarity", "Is the answer clear and well organised?"))
+OPTIONS = ("max_criteria",)
+
+_CRITERION = re.compile(r"^\s*(?:\d+[.)]|[-*•])?\s*\**\s*([A-Za-z][^:\n*]{1,60}?)\s*\**\s*:\s*\**\s*(\S.*)$")
+_SCORE = {side: re.compile(rf"score(?:\s+for)?\s*(?:assistant|response|answer)?\s*{side}\s*[:=]?\s*\**\s*"
+                           r"(\d+(?:\.\d+)?)(?:\s*/\s*10)?", re.IGNORECASE) for side in "AB"}
+
+
+def max_criteria_of(cfg) -> int:
+    opts = dict(getattr(cfg, "options", None) or {})
+    for k in opts:
+        if k not in OPTIONS:
+            raise ConfigError(f"unknown option method.options.{k} for method 'bsm'{did_you_mean(k, OPTIONS)} "
+                              f"(allowed: {', '.join(OPTIONS)})")
+    k = opts.get("max_criteria", 5)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 10:
+        raise ConfigError(f"method.options.max_criteria must be an integer in 1..10, got {k!r}")
+    return k
+
+
+def steps_of(cfg) -> int:
+    """Model calls per sample, at most: one plan plus one call per criterion."""
+    return 1 + max_criteria_of(cfg)
+
+
+def parse_criteria(text: str, k: int) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for line in (text or "").splitlines():
+        m = _CRITERION.match(line)
+        if m and m.group(1).strip().lower() not in {c[0].lower() for c in out}:
+            out.append((m.group(1).strip(), m.group(2).strip().strip("*").strip()))
+        if len(out) == k:
+            break
+    return out
+
+
+def parse_scores(text: str) -> tuple[float, float] | None:
+    """(score A, score B) from the last 'Score A: x' / 'Score B: y'; None if either is missing or not in 1..10."""
+    got = []
+    for side in "AB":
+        hits = _SCORE[side].findall(text or "")
+        if not hits:
+            return None
+        v = float(hits[-1])
+        if not 1 <= v <= 10:
+            return None
+        got.append(v)
+    return got[0], got[1]
+
+
+def merge(scores: list[tuple[float, float] | None]) -> tuple[str | None, float, float]:
+    valid = [s for s in scores if s is not None]
+    if not valid:
+        return None, 0.0, 0.0
+    a, b = sum(s[0] for s in valid), sum(s[1] for s in valid)
+    return ("A" if a > b else "B" if b > a else "tie"), a, b
+
+
+def run(task, examples, backend, params, cfg=None) -> list[Trace]:
+    k = max_criteria_of(cfg)
+    if not callable(getattr(task, "pair_text", None)):
+        raise ConfigError(f"method 'bsm' judges a pair of responses; task '{task.name}' is not a pairwise judge "
+                          "task (use task.name=judge)")
+    branch = [GenRequest(({"role": "user", "content": BRANCH.format(k=k, question=e.question)},), params)
+              for e in examples]
+    plans = backend.generate(branch)
+
+    parsed = [[parse_criteria(c.text, k) for c in comps] for comps in plans]
+    solve, index = [], []
+    for i, (ex, crit_lists) in enumerate(zip(examples, parsed)):
+        for j, crits in enumerate(crit_lists):
+            for name, desc in crits or DEFAULT_CRITERIA:
+                solve.append(GenRequest(({"role": "user", "content": SOLVE.format(
+                    pair=task.pair_text(ex), name=name, description=desc)},),
+                    dataclasses.replace(params, n=1, seed=params.seed + j)))
+                index.append((i, j))
+    results = backend.generate(solve)
+    by_sample: dict[tuple[int, int], list] = {}
+    for key, req, (comp,) in zip(index, solve, results):
+        by_sample.setdefault(key, []).append((req, comp))
+
+    traces = []
+    for i, ex in enumerate(examples):
+        samples = []
+        for j, plan in enumerate(plans[i]):
+            solved = by_sample.get((i, j), [])
+            scores = [parse_scores(c.text) for _, c in solved]
+            verdict, sa, sb = merge(scores)
+            crits = parsed[i][j] or DEFAULT_CRITERIA
+            notes = [] if parsed[i][j] else ["branch unparseable: default criteria used"]
+            notes += [f"criterion '{crits[t][0]}': scores unparseable, dropped" for t, s in enumerate(scores)
+                      if s is None]
+            summary = "; ".join(f"{crits[t][0]}: A={s[0]:g} B={s[1]:g}" for t, s in enumerate(scores) if s) or "-"
+            response = (f"Criteria scores: {summary}. Totals: A={sa:g}, B={sb:g}."
+                        + (f" Notes: {' | '.join(notes)}." if notes else "")
+                        + (f" Verdict: {verdict}" if verdict else " Verdict: none (no criterion scored)"))
+            calls = (Call("branch", branch[i].messages, plan),) + tuple(Call("solve", r.messages, c) for r, c in solved)
+            samples.append(Sample(response=response, answer=verdict, calls=calls))
+        traces.append(Trace(example_id=ex.id, method="bsm", samples=tuple(samples)))
+    return traces
