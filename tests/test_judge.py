@@ -225,7 +225,15 @@ def position_biased(req, j):
     return bsm_responder(req, j)
 
 
-def test_bsm_pipeline_on_fake_both_orders(tmp_path, shared_data):
+def test_bsm_pipeline_on_fake_both_orders(tmp_path, monkeypatch):
+    seen = []
+    real = SwapConsistency.__call__
+
+    def spy(self, task, examples, traces):
+        seen.extend(e.gold for e in examples)
+        return real(self, task, examples, traces)
+
+    monkeypatch.setattr(SwapConsistency, "__call__", spy)
     cfg = load_config(data={
         "name": "bsm", "backend": {"name": "fake"},
         "task": {"name": "judge", "n_train": 6, "n_eval": 8, "options": {"source": "pairs", "path": str(tmp_path / "p.jsonl")}},
@@ -246,5 +254,6 @@ def test_bsm_pipeline_on_fake_both_orders(tmp_path, shared_data):
     assert len(pairs) == 12 and sum(p["example_id"].endswith("~p0") for p in pairs) == 6  # both orders
     ev = read_jsonl(tmp_path / "run" / "eval" / "system1.jsonl")
     assert len(ev) == 8 and all(e["meta"]["orders"] == ["A", "B"] for e in ev)
+    assert len(seen) == 6 and all(g is None for g in seen)  # the curator never sees a label (variants are built from these)
     with pytest.raises(ConfigError, match="both_orders"):
         load_config(data={"backend": {"name": "fake"}, "task": {"name": "arithmetic"}, "eval": {"both_orders": True}})
