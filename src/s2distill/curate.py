@@ -6,6 +6,7 @@ with its votes and the reason.
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -106,4 +107,60 @@ class NoFilter:
                 rejects.append(Rejected(ex.id, "no_parseable_answer" if tr else "no_trace"))
             else:
                 pairs.append(_pair(task, ex, ans, {"sample": 0}))
+        return pairs, rejects
+
+
+USC_PROMPT = ("I have generated the following responses to the question: {question}\n\n{responses}\n\n"
+              "Evaluate these responses. Select the most consistent response based on majority consensus. "
+              'Start your answer with "The most consistent response is Response X" (without quotes).')
+_USC_PICK = re.compile(r"response\s*#?\s*(\d+)", re.IGNORECASE)
+
+
+class UniversalSelfConsistency:
+    """Universal self-consistency (Chen et al. 2023; the paper's S2A curation): the model reads
+    all samples of an input and names the most consistent one; its answer is the target.
+
+    One batched model call over all inputs (greedy). An unparseable or out-of-range pick, or a
+    pick whose answer did not parse, falls back to the plurality answer and says so in the
+    pair's ``meta["usc"]``; inputs with no parsed answer at all are rejected."""
+
+    name = "universal_self_consistency"
+    needs_backend = True
+
+    def __init__(self, max_response_chars: int = 600, **_: object):
+        self.max_response_chars = max_response_chars
+
+    def __call__(self, task, examples: Sequence[Example], traces: Sequence[Trace], backend=None):
+        from .errors import ConfigError
+        from .types import GenRequest, SamplingParams
+
+        if backend is None:
+            raise ConfigError("curator 'universal_self_consistency' asks the model to pick a response and needs a "
+                              "backend (the pipeline passes one)")
+        by_id = {t.example_id: t for t in traces}
+        todo, pairs, rejects = [], [], []
+        for ex in examples:
+            tr = by_id.get(ex.id)
+            if tr is None or not any(s.answer is not None for s in tr.samples):
+                rejects.append(Rejected(ex.id, "no_trace" if tr is None else "no_parseable_answer"))
+            else:
+                todo.append((ex, tr))
+        m = self.max_response_chars
+        params = SamplingParams(max_tokens=24, temperature=0.0, n=1, seed=0)
+        reqs = [GenRequest(({"role": "user", "content": USC_PROMPT.format(
+            question=ex.question, responses="\n\n".join(f"Response {i}: {s.response.strip()[:m]}"
+                                                        for i, s in enumerate(tr.samples)))},), params)
+                for ex, tr in todo]
+        picks = backend.generate(reqs) if reqs else []
+        for (ex, tr), (comp,) in zip(todo, picks):
+            answers = [s.answer for s in tr.samples]
+            m_pick = _USC_PICK.search(comp.text)
+            i = int(m_pick.group(1)) if m_pick else -1
+            meta = {"usc": {"pick": i, "text": comp.text[:200]}, "answers": answers}
+            if 0 <= i < len(tr.samples) and answers[i] is not None:
+                answer = answers[i]
+            else:
+                answer = plurality_answer(answers)
+                meta["usc"]["fallback"] = "plurality (unparseable or invalid pick)"
+            pairs.append(_pair(task, ex, answer, meta))  # type: ignore[arg-type]
         return pairs, rejects

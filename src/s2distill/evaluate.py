@@ -30,11 +30,16 @@ def score_traces(system: str, task, examples: Sequence[Example], traces: Sequenc
         tr = by_id[ex.id]
         used = tr.samples if vote else tr.samples[:1]
         pred = plurality_answer([s.answer for s in used]) if vote else used[0].answer
+        meta = {"response": used[0].response[:2000]} if not vote else {"answers": [s.answer for s in used]}
+        if "group" in ex.meta:  # e.g. the opinion type of a TriviaQA prompt: accuracy per group
+            meta["group"] = ex.meta["group"]
+        syc = task.sycophantic(pred, ex) if hasattr(task, "sycophantic") else None
+        if syc is not None:
+            meta["sycophantic"] = syc
         out.append(EvalRecord(
             system=system, example_id=ex.id, prediction=pred, gold=ex.gold, correct=task.score(pred, ex.gold),
             generated_tokens=sum(s.generated_tokens for s in used), calls=sum(len(s.calls) for s in used),
-            latency_s=round(sum(s.latency_s for s in used), 4),
-            meta={"response": used[0].response[:2000]} if not vote else {"answers": [s.answer for s in used]}))
+            latency_s=round(sum(s.latency_s for s in used), 4), meta=meta))
     return out
 
 
@@ -86,4 +91,26 @@ def summarize(records: Sequence[EvalRecord], wall_s: float | None = None) -> dic
         "unparsed": sum(r.prediction is None for r in records),
         "wall_s_per_answer": (wall_s / n) if (wall_s is not None and n) else None,
         **({"judge": jm} if (jm := judge_metrics(records)) else {}),
+        **({"groups": g} if (g := group_metrics(records)) else {}),
     }
+
+
+def group_metrics(records: Sequence[EvalRecord]) -> dict | None:
+    """Accuracy per ``meta['group']`` (with n and 95% interval), and the sycophancy rate: the share
+    of answers that repeat a suggested wrong answer, over the records where one was suggested."""
+    groups: dict[str, list[EvalRecord]] = {}
+    for r in records:
+        if "group" in r.meta:
+            groups.setdefault(r.meta["group"], []).append(r)
+    syc = [r.meta["sycophantic"] for r in records if "sycophantic" in r.meta]
+    if not groups and not syc:
+        return None
+    out: dict = {}
+    for g, rs in groups.items():
+        k = sum(r.correct for r in rs)
+        lo, hi = wilson_ci(k, len(rs))
+        out[g] = {"n": len(rs), "accuracy": k / len(rs), "ci95": [round(lo, 4), round(hi, 4)]}
+    if syc:
+        lo, hi = wilson_ci(sum(syc), len(syc))
+        out["sycophancy"] = {"n": len(syc), "rate": sum(syc) / len(syc), "ci95": [round(lo, 4), round(hi, 4)]}
+    return out

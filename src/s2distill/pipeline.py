@@ -203,13 +203,20 @@ class Pipeline:
 
     def stage_curate(self) -> None:
         c = self.cfg
-        fp = stable_hash({"gen": self.fp["generate"], "curate": dataclasses.asdict(c.curate)})
+        fp = stable_hash({"gen": self.fp["generate"], "curate": dataclasses.asdict(c.curate),
+                          **({"model": c.model} if getattr(self.curator(), "needs_backend", False) else {})})
 
         def run():
             # curators never see gold answers: the train split is stored unlabeled, and we strip again
             exs = [e.unlabeled() for e in self.examples("train")]
             traces = [Trace.from_json(d) for d in read_jsonl(self.rd / "traces" / "train.jsonl")]
-            pairs, rejects = self.curator()(self.task, exs, traces)
+            curator, stats = self.curator(), {}
+            if getattr(curator, "needs_backend", False):  # e.g. universal self-consistency asks the model
+                (pairs, rejects), wall, stats = self._generate(
+                    "base", f"curate {c.curate.name}", lambda b: curator(self.task, exs, traces, backend=b), len(exs))
+                stats["wall_s_generate"] = round(wall, 3)
+            else:
+                pairs, rejects = curator(self.task, exs, traces)
             write_jsonl(self.rd / "curate" / "pairs.jsonl", pairs)
             write_jsonl(self.rd / "curate" / "rejects.jsonl", rejects)
             write_jsonl(self.rd / "curate" / "chat.jsonl", [p.to_chat() for p in pairs])
@@ -218,7 +225,7 @@ class Pipeline:
                 reasons[r.reason] = reasons.get(r.reason, 0) + 1
             self.log(f"[curate] kept {len(pairs)} of {len(exs)}; rejected: {reasons or 'none'}")
             return ["curate/pairs.jsonl", "curate/rejects.jsonl", "curate/chat.jsonl"], {
-                "kept": len(pairs), "rejected": len(rejects), "reject_reasons": reasons}
+                "kept": len(pairs), "rejected": len(rejects), "reject_reasons": reasons, **stats}
 
         self._stage("curate", fp, run)
 

@@ -54,6 +54,7 @@ TASKS = Registry(
         "last_letter": "s2distill.tasks.last_letter:LastLetterTask",
         "coin_flip": "s2distill.tasks.coin_flip:CoinFlipTask",
         "judge": "s2distill.tasks.judge:JudgeTask",
+        "triviaqa_opinion": "s2distill.tasks.triviaqa:TriviaQAOpinionTask",
     },
 )
 
@@ -64,6 +65,7 @@ METHODS = Registry(
         "cot": "s2distill.methods.cot:run",
         "rar": "s2distill.methods.rar:run",
         "bsm": "s2distill.methods.bsm:run",
+        "s2a": "s2distill.methods.s2a:run",
     },
 )
 
@@ -74,5 +76,6 @@ CURATORS = Registry(
         "none": "s2distill.curate:NoFilter",
         "input_perturbation": "s2distill.perturb:InputPerturbation",
         "swap_consistency": "s2distill.perturb:SwapConsistency",
+        "universal_self_consistency": "s2distill.curate:UniversalSelfConsistency",
     },
 )

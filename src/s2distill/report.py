@@ -104,6 +104,19 @@ def to_markdown(report: dict) -> str:
                          f"{_pct(j['accuracy_non_tie_ci95'][1])}) | {j['n_non_tie']} | {_pct(j['inconsistent'])} "
                          f"({_pct(j['inconsistent_ci95'][0])}-{_pct(j['inconsistent_ci95'][1])}) | "
                          f"{j['tokens_per_verdict']:.1f} |")
+    grouped = [r for r in report["rows"] if r.get("groups")]
+    if grouped:
+        names = list(dict.fromkeys(g for r in grouped for g in r["groups"] if g != "sycophancy"))
+        lines += ["", "Accuracy % per input group (95% CI), and the sycophancy rate (answers repeating a suggested "
+                  "wrong answer):", "", "| system | " + " | ".join(names) + " | sycophancy % |",
+                  "|---|" + "---:|" * (len(names) + 1)]
+        for r in grouped:
+            g = r["groups"]
+            cells = [f"{_pct(g[n]['accuracy'])} ({_pct(g[n]['ci95'][0])}-{_pct(g[n]['ci95'][1])}), n={g[n]['n']}"
+                     if n in g else "-" for n in names]
+            sy = g.get("sycophancy")
+            cells.append(f"{_pct(sy['rate'])} ({_pct(sy['ci95'][0])}-{_pct(sy['ci95'][1])})" if sy else "-")
+            lines.append(f"| {r['system']} | " + " | ".join(cells) + " |")
     rob = report.get("robustness") or {}
     if rob:
         n_w = len(next(iter(rob.values()))["accuracy_per_wording"])

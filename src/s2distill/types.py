@@ -121,6 +121,7 @@ class Sample:
     response: str
     answer: str | None
     calls: tuple[Call, ...]
+    meta: dict = field(default_factory=dict)  # e.g. parse fallbacks of a multi-step method
 
     @property
     def generated_tokens(self) -> int:
@@ -131,11 +132,13 @@ class Sample:
         return sum(c.completion.latency_s for c in self.calls)
 
     def to_json(self) -> dict:
-        return {"response": self.response, "answer": self.answer, "calls": [c.to_json() for c in self.calls]}
+        d = {"response": self.response, "answer": self.answer, "calls": [c.to_json() for c in self.calls]}
+        return {**d, "meta": self.meta} if self.meta else d
 
     @classmethod
     def from_json(cls, d: dict) -> "Sample":
-        return cls(response=d["response"], answer=d.get("answer"), calls=tuple(Call.from_json(c) for c in d["calls"]))
+        return cls(response=d["response"], answer=d.get("answer"), calls=tuple(Call.from_json(c) for c in d["calls"]),
+                   meta=d.get("meta") or {})
 
 
 @dataclass(frozen=True)
