@@ -14,12 +14,11 @@ benchmarks/results/bsm.{json,md}.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import write_result
+from common import ci, pct, share_cache, write_result
 
 from s2distill.config import load_config
 from s2distill.errors import ConfigError
@@ -43,14 +42,6 @@ def row(name: str, r: dict | None, extra: dict | None = None) -> dict:
             **(extra or {})}
 
 
-def pct(x) -> str:
-    return "-" if x is None else f"{100 * x:.1f}"
-
-
-def ci(c) -> str:
-    return f"{pct(c[0])}-{pct(c[1])}" if c else "-"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
@@ -69,10 +60,7 @@ def main() -> None:
         ra = build_report(pa)
     rows = {r["role"]: r for r in ra["rows"]}
     pb = pipeline("nofilter", [*ov, "curate.name=none", "eval.systems=[system1,distilled]"])
-    src, dst = pa.rd / "cache" / "samples.jsonl", pb.rd / "cache" / "samples.jsonl"
-    if src.exists() and not dst.exists():
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dst)
+    share_cache(pa, pb)
     try:
         rb = pb.run()
         nofilter = {r["role"]: r for r in rb["rows"]}.get("distilled")

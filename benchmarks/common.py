@@ -42,3 +42,21 @@ def write_result(name: str, data: dict, markdown: str) -> None:
     (RESULTS / f"{name}.md").write_text(
         markdown + f"\n\nCommand: `{data['command']}` (git {data['git']}, {data['date']})\n"
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, no GPU, {m['platform']}\n")
+
+
+def share_cache(src, dst) -> None:
+    """Start pipeline ``dst`` with ``src``'s samples: identical requests are answered from the cache."""
+    import shutil
+
+    s, d = src.rd / "cache" / "samples.jsonl", dst.rd / "cache" / "samples.jsonl"
+    if s.exists() and not d.exists():
+        d.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(s, d)
+
+
+def pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def ci(c) -> str:
+    return f"{pct(c[0])}-{pct(c[1])}" if c else "-"

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import RESULTS, write_result  # noqa: E402
+from common import RESULTS, pct, share_cache, write_result  # noqa: E402
 
 from s2distill.config import load_config  # noqa: E402
 from s2distill.errors import ConfigError  # noqa: E402
@@ -46,14 +45,6 @@ ROWS = ("System 1", "1-step RaR", "2-step RaR", "Distill System 1", "Distill 2-s
 def pipeline(setting: str, run: str, config: str, overrides: list[str]) -> Pipeline:
     cfg = load_config(ROOT / "configs" / f"{config}.yaml", [f"name={setting}-{run}", *overrides])
     return Pipeline(cfg, run_dir=ROOT / "runs" / "bench" / "rar" / setting / run)
-
-
-def share_cache(src: Pipeline, dst: Pipeline) -> None:
-    """Start dst with src's samples: identical requests are answered from the cache."""
-    s, d = src.rd / "cache" / "samples.jsonl", dst.rd / "cache" / "samples.jsonl"
-    if s.exists() and not d.exists():
-        d.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(s, d)
 
 
 def row(name: str, report_row: dict | None, extra: dict | None = None) -> dict:
@@ -139,10 +130,6 @@ def run_setting(key: str, name: str, args) -> dict:
         out["rows"].append(row(label, r, distill_info(rep) if rep else {"kept": 0}))
     out["generation"] = ra["generation"]
     return out
-
-
-def pct(x) -> str:
-    return "-" if x is None else f"{100 * x:.1f}"
 
 
 def markdown(done: dict, args) -> str:
