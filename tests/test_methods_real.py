@@ -12,14 +12,6 @@ from s2distill.types import Example, SamplingParams
 pytestmark = [requires_server, pytest.mark.server]
 
 
-@pytest.fixture(scope="module")
-def backend():
-    from s2distill.backends.llamacpp import LlamaCppBackend
-
-    b = LlamaCppBackend(model="default", parallel=4, ctx_per_slot=1536)
-    yield b
-    b.close()
-
 
 def test_rar_two_step_and_one_step_real(backend):
     task = LastLetterTask()

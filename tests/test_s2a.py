@@ -7,7 +7,6 @@ from s2distill.backends.fake import FakeBackend
 from s2distill.config import MethodConfig, load_config
 from s2distill.curate import UniversalSelfConsistency
 from s2distill.errors import ConfigError, DataError
-from s2distill.evaluate import score_traces, summarize
 from s2distill.methods import s2a
 from s2distill.pipeline import Pipeline
 from s2distill.report import to_markdown

@@ -7,7 +7,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..errors import ConfigError
+from ..registry import did_you_mean
 from ..types import Call, Example, GenRequest, Message, Sample, SamplingParams, Trace
+
+
+def method_options(cfg, method: str, allowed: Sequence[str]) -> dict:
+    """``cfg.options`` checked against a method's allowed option names."""
+    opts = dict(getattr(cfg, "options", None) or {})
+    for k in opts:
+        if k not in allowed:
+            raise ConfigError(f"unknown option method.options.{k} for method '{method}'{did_you_mean(k, allowed)} "
+                              f"(allowed: {', '.join(allowed)})")
+    return opts
 
 
 def params_from(cfg, *, n: int | None = None, temperature: float | None = None, max_tokens: int | None = None,

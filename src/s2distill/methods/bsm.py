@@ -15,8 +15,8 @@ import dataclasses
 import re
 
 from ..errors import ConfigError
-from ..registry import did_you_mean
 from ..types import Call, GenRequest, Sample, Trace
+from . import method_options
 
 BRANCH = ("We want to evaluate how well an AI assistant answers the user question below. Before seeing any answer, "
           "list up to {k} criteria for judging an answer to this question. Write one criterion per line as "
@@ -35,12 +35,7 @@ _SCORE = {side: re.compile(rf"score(?:\s+for)?\s*(?:assistant|response|answer)?\
 
 
 def max_criteria_of(cfg) -> int:
-    opts = dict(getattr(cfg, "options", None) or {})
-    for k in opts:
-        if k not in OPTIONS:
-            raise ConfigError(f"unknown option method.options.{k} for method 'bsm'{did_you_mean(k, OPTIONS)} "
-                              f"(allowed: {', '.join(OPTIONS)})")
-    k = opts.get("max_criteria", 5)
+    k = method_options(cfg, "bsm", OPTIONS).get("max_criteria", 5)
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 10:
         raise ConfigError(f"method.options.max_criteria must be an integer in 1..10, got {k!r}")
     return k

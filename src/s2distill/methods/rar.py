@@ -23,9 +23,8 @@ from __future__ import annotations
 import dataclasses
 
 from ..errors import ConfigError
-from ..registry import did_you_mean
 from ..types import Call, GenRequest, Message, Sample, Trace
-from . import single_step
+from . import method_options, single_step
 
 ONE_STEP = '"{question}"\nRephrase and expand the question, and respond. Finish with "The answer is {hint}."'
 REPHRASE = ('"{question}"\nGiven the above question, rephrase and expand it to help you do better answering. '
@@ -36,12 +35,7 @@ OPTIONS = ("steps",)
 
 
 def steps_of(cfg) -> int:
-    opts = dict(getattr(cfg, "options", None) or {})
-    for k in opts:
-        if k not in OPTIONS:
-            raise ConfigError(f"unknown option method.options.{k} for method 'rar'{did_you_mean(k, OPTIONS)} "
-                              f"(allowed: {', '.join(OPTIONS)})")
-    steps = opts.get("steps", 2)
+    steps = method_options(cfg, "rar", OPTIONS).get("steps", 2)
     if steps not in (1, 2) or isinstance(steps, bool):
         raise ConfigError(f"method.options.steps must be 1 or 2, got {steps!r}")
     return steps
