@@ -257,3 +257,45 @@ def test_bsm_pipeline_on_fake_both_orders(tmp_path, monkeypatch):
     assert len(seen) == 6 and all(g is None for g in seen)  # the curator never sees a label (variants are built from these)
     with pytest.raises(ConfigError, match="both_orders"):
         load_config(data={"backend": {"name": "fake"}, "task": {"name": "arithmetic"}, "eval": {"both_orders": True}})
+
+
+# --- judge pairs from the model's own answers ------------------------------------------------------
+
+def test_gsm8k_self_pairs_keep_questions_with_a_right_and_a_wrong_answer():
+    from s2distill.pairs import gsm8k_pairs
+
+    rows = [{"question": "Q1: 2+2?", "answer": "2+2=4\n#### 4"}, {"question": "Q2: 3+3?", "answer": "#### 6"},
+            {"question": "Q3: 5+5?", "answer": "#### 10"}]
+
+    def responder(req, j):
+        q = req.messages[0]["content"]
+        if q.startswith("Q1"):
+            return f"The answer is {4 if j % 2 else 5}."
+        if q.startswith("Q2"):
+            return "The answer is 6."  # always right: no pair
+        return "I don't know." if j else "The answer is 11."  # wrong or unparseable: no pair
+
+    backend = FakeBackend(responder)
+    (p,) = gsm8k_pairs(backend, rows, samples=4, seed=1)
+    assert backend.batches == [3] and backend.requests[0].params.n == 4
+    good = p["response_a"] if p["label"] == "A" else p["response_b"]
+    bad = p["response_b"] if p["label"] == "A" else p["response_a"]
+    assert good == "The answer is 4." and bad == "The answer is 5." and p["question"] == "Q1: 2+2?"
+
+
+def test_pairs_cli_mt_bench_consistency_only(tmp_path, shared_data):
+    from s2distill.cli import main
+
+    out = tmp_path / "mt.jsonl"
+    assert main(["pairs", "mt_bench", "--data", str(shared_data / "mt_bench"), "--n", "3", "--out", str(out),
+                 "--backend", "fake"]) == 0
+    rows = read_jsonl(out)
+    assert len(rows) == 3 and all(r["label"] is None for r in rows)
+    task = JudgeTask(JudgeOptions(source="pairs", path=str(out), eval_fraction=0.5))
+    exs = task.load("train", -1) + task.load("eval", -1)
+    assert len(exs) == 3 and all(e.gold is None for e in exs)
+    # no labels: agreement is undefined, position inconsistency is still measured
+    recs = [EvalRecord("s", e.id, "A", None, False, 1, 1, 0.0, {}) for e in exs]
+    s = summarize(combine_orders(task, recs, recs))
+    assert s["judge"]["inconsistent"] == 1.0 and s["judge"]["n_non_tie"] == 0
+    assert main(["pairs", "gsm8k", "--data", str(tmp_path / "missing"), "--out", str(out), "--backend", "fake"]) == 2

@@ -43,3 +43,13 @@ def test_bsm_real(backend):
     assert all(c.step == "solve" and "17 + 25 = 32" in c.messages[0]["content"] for c in s.calls[1:])
     assert "Verdict:" in s.response and s.answer in ("A", "B", "tie", None)
     assert s.generated_tokens > 0
+
+
+def test_mt_bench_self_pairs_real(backend):
+    from s2distill.pairs import SETTINGS, mt_bench_pairs
+
+    q = {"question_id": 81, "category": "writing", "turns": ["Name two colours of the rainbow.", "And two more?"]}
+    (p,) = mt_bench_pairs(backend, [q], max_tokens=32)
+    assert p["label"] is None and p["question"] == q["turns"][0]
+    assert p["response_a"].strip() and p["response_b"].strip()
+    assert len(SETTINGS) == 2 and SETTINGS[0][1] == 0.0  # concise+greedy vs detailed+sampled

@@ -62,6 +62,25 @@ def _cmd_model(args) -> int:
     return 0
 
 
+def _cmd_pairs(args) -> int:
+    from .config import load_config
+    from .pairs import gsm8k_pairs, load_rows, mt_bench_pairs, write
+    from .pipeline import default_backend_factory
+
+    cfg = load_config(data={"model": args.model, "backend": {"name": args.backend}}, overrides=args.overrides)
+    if args.kind == "gsm8k":
+        rows = load_rows(args.data, ("question", "answer"))[: args.n]
+    else:
+        rows = load_rows(args.data, ("turns",))[: args.n]
+    with default_backend_factory(cfg, "base", {}) as backend:
+        out = (gsm8k_pairs(backend, rows, samples=args.samples, seed=args.seed) if args.kind == "gsm8k"
+               else mt_bench_pairs(backend, rows, seed=args.seed))
+    write(args.out, out)
+    print(f"wrote {len(out)} pairs from {len(rows)} questions to {args.out}; use them with "
+          f"task.name=judge task.options.source=pairs task.options.path={args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="s2distill", description="Distil System 2 prompting into System 1 answers.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -89,6 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(fn=_cmd_report)
     sp = sub.add_parser("ls", help="list tasks, methods, backends, curators and embedded models")
     sp.set_defaults(fn=_cmd_ls)
+    sp = sub.add_parser("pairs", help="build judge pairs from the model's own answers (GSM8K: labelled; "
+                                      "MT-bench: consistency only)")
+    sp.add_argument("kind", choices=["gsm8k", "mt_bench"])
+    sp.add_argument("--data", required=True, help="GSM8K dir/test.jsonl, or MT-bench dir/question.jsonl")
+    sp.add_argument("--out", required=True, help="output JSONL")
+    sp.add_argument("--n", type=int, default=40, help="questions to answer")
+    sp.add_argument("--samples", type=int, default=4, help="GSM8K: answers per question")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--model", default="default")
+    sp.add_argument("--backend", default="llamacpp")
+    sp.add_argument("overrides", nargs="*", help="backend.key=value overrides")
+    sp.set_defaults(fn=_cmd_pairs)
     sp = sub.add_parser("model", help="assemble an embedded model and print its path")
     sp.add_argument("name", nargs="?", default="default")
     sp.set_defaults(fn=_cmd_model)
