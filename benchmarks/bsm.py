@@ -73,7 +73,8 @@ def main() -> None:
             return {}
         c = rep["curation"]
         q = c.get("quality_checked_afterwards") or {}
-        return {"kept": c["kept"], "rejected": c["rejected"], "reject_reasons": c.get("reject_reasons"),
+        return {"kept": c["kept"], "kept_inputs": c.get("kept_inputs"), "rejected": c["rejected"],
+                "reject_reasons": c.get("reject_reasons"),
                 "targets_correct": q.get("correct_targets"), "targets_checked": q.get("checked"),
                 "train_steps": (rep.get("train") or {}).get("steps")}
 
@@ -93,13 +94,16 @@ def main() -> None:
              "|---|---:|---:|---|---:|---:|---|---:|---|"]
     for r in table:
         tok = f"{r['tokens_per_verdict']:.1f}" if r["tokens_per_verdict"] is not None else "-"
-        kept = f"{r['kept']} ({r.get('targets_correct')}/{r.get('targets_checked')})" if r.get("kept") is not None \
-            else ""
+        ki = f", {r['kept_inputs']} inputs" if r.get("kept_inputs") not in (None, r.get("kept")) else ""
+        kept = f"{r['kept']}{ki} ({r.get('targets_correct')}/{r.get('targets_checked')})" \
+            if r.get("kept") is not None else ""
         lines.append(f"| {r['row']} | {r['n'] or '-'} | {pct(r['agreement'])} | {ci(r['agreement_ci95'])} | "
                      f"{pct(r['agreement_non_tie'])} | {pct(r['inconsistent'])} | {ci(r['inconsistent_ci95'])} | "
                      f"{tok} | {kept} |")
     lines += [""] + [f"- {n}" for n in notes]
-    lines.append("- Curation is checked afterwards against the known labels (never given to the curator).")
+    lines.append("- Curation is checked afterwards against the known labels (never given to the curator). Swap "
+                 "consistency trains on both orders of each kept pair (training pairs = 2 x kept inputs); the "
+                 "uncurated run trains on the first BSM verdict of the original order only.")
     md = "\n".join(lines)
     write_result("bsm", {"rows": table, "notes": notes, "overrides": ov,
                          "stages_wall_s": {"swap": ra.get("stages_wall_s"),

@@ -223,9 +223,12 @@ class Pipeline:
             reasons: dict[str, int] = {}
             for r in rejects:
                 reasons[r.reason] = reasons.get(r.reason, 0) + 1
-            self.log(f"[curate] kept {len(pairs)} of {len(exs)}; rejected: {reasons or 'none'}")
+            kept_inputs = len({p.example_id.partition("~")[0] for p in pairs})  # a swap curator adds '~p0' copies
+            extra = f" ({len(pairs)} training pairs)" if kept_inputs != len(pairs) else ""
+            self.log(f"[curate] kept {kept_inputs} of {len(exs)} inputs{extra}; rejected: {reasons or 'none'}")
             return ["curate/pairs.jsonl", "curate/rejects.jsonl", "curate/chat.jsonl"], {
-                "kept": len(pairs), "rejected": len(rejects), "reject_reasons": reasons, **stats}
+                "kept": len(pairs), "kept_inputs": kept_inputs, "rejected": len(rejects), "reject_reasons": reasons,
+                **stats}
 
         self._stage("curate", fp, run)
 

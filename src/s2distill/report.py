@@ -71,7 +71,8 @@ def build_report(pipeline) -> dict:
         "method_samples": cfg.method.n,
         "rows": rows,
         "robustness": robustness(rd, cfg, rows),
-        "curation": {"curator": cfg.curate.name, "kept": cur.get("kept"), "rejected": cur.get("rejected"),
+        "curation": {"curator": cfg.curate.name, "kept": cur.get("kept"), "kept_inputs": cur.get("kept_inputs"),
+                     "rejected": cur.get("rejected"),
                      "reject_reasons": cur.get("reject_reasons"),
                      "quality_checked_afterwards": curation_quality(pipeline)},
         "generation": {k: man.get("generate", {}).get(k) for k in ("wall_s_generate", "generated", "cache_hits")},
@@ -128,7 +129,9 @@ def to_markdown(report: dict) -> str:
                          f" | {_pct(r['mean'])} | {_pct(r['spread'])} |")
     c = report.get("curation") or {}
     if c.get("kept") is not None:
-        lines += ["", f"Curation ({c['curator']}): kept {c['kept']}, rejected {c['rejected']} {c.get('reject_reasons') or ''}"]
+        ki = c.get("kept_inputs")
+        kept = f"{ki} inputs ({c['kept']} training pairs)" if ki is not None and ki != c["kept"] else str(c["kept"])
+        lines += ["", f"Curation ({c['curator']}): kept {kept}, rejected {c['rejected']} {c.get('reject_reasons') or ''}"]
         q = c.get("quality_checked_afterwards")
         if q:
             lines.append(f"Curated targets correct (checked afterwards against held-back labels): "
