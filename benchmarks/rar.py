@@ -72,7 +72,7 @@ def run_setting(key: str, name: str, args) -> dict:
     common = [*task_ov, *(f"{k}={v}" for k, v in given.items() if v is not None), *args.overrides]
     rar = [*common, *few, "method.name=rar", "method.options.steps=2"]
     out: dict = {"label": label, "config": f"configs/{config}.yaml", "overrides": rar, "rows": [], "notes": [],
-                 "setup": {"base_only": args.base_only}}
+                 "setup": {"base_only": args.base_only}, "command": " ".join(["python", *sys.argv])}
 
     # 1-step RaR: evaluation only, no training data needed
     p1 = pipeline(key, "rar1", config, [*common, *few, "method.name=rar", "method.options.steps=1"])
@@ -145,7 +145,7 @@ def markdown(done: dict, args) -> str:
                       "base rows only." if su["base_only"] else
                       f"{su['n_train']} unlabeled train inputs x {su['n']} samples, self-consistency keeps >= "
                       f"{su['min_votes']} agreeing votes; LoRA {su['epochs']} epochs."),
-                  "",
+                  f"Command: `{v.get('command', '?')}`", "",
                   "| row | n | accuracy % | 95% CI | mean generated tokens | kept for training | "
                   "targets correct | accuracy over wordings % (spread) |",
                   "|---|---:|---:|---|---:|---:|---:|---|"]
@@ -173,11 +173,15 @@ def main() -> None:
     ap.add_argument("--rewordings", type=int)
     ap.add_argument("--base-only", action="store_true", help="System 1, 1- and 2-step RaR rows only")
     ap.add_argument("--out", default="rar")
+    ap.add_argument("--render", action="store_true", help="only rewrite the result files from the runs done")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
 
     partial = RESULTS / f"{args.out}.partial.json"
     done: dict = json.loads(partial.read_text()) if partial.exists() else {}
+    if args.render:  # rewrite rar.{json,md} from the settings already run
+        write_result(args.out, {"settings": done, "args": vars(args)}, markdown(done, args))
+        return
     for name in args.settings:
         key = (f"{name}-fs{args.few_shot}" if args.few_shot is not None else name) + ("-base" if args.base_only else "")
         done[key] = run_setting(key, name, args)
