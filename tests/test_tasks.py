@@ -114,3 +114,27 @@ def test_gsm8k_malformed_rows_name_file_and_line(tmp_path):
         GSM8KTask(GSM8KOptions(source=str(d))).load("eval", 5)
     with pytest.raises(DataError, match="not found"):
         GSM8KTask(GSM8KOptions(source=str(tmp_path / "missing.jsonl"))).load("eval", 5)
+
+
+def test_hub_rows_errors_name_the_offline_fix_and_rows_come_back(monkeypatch):
+    import sys
+    import types
+
+    from s2distill.tasks import hub_rows
+
+    monkeypatch.setitem(sys.modules, "datasets", None)  # not installed
+    with pytest.raises(ConfigError, match="pip install datasets.*or use a local file"):
+        hub_rows("org/ds", "test", offline_fix="use a local file")
+    calls = []
+
+    def load_dataset(hf_id, config, split):
+        calls.append((hf_id, config, split))
+        if hf_id == "org/missing":
+            raise FileNotFoundError("no such dataset")
+        return [{"q": "x"}, {"q": "y"}]
+
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    with pytest.raises(DataError, match="'org/missing' split 'test'.*offline\\? use a local file"):
+        hub_rows("org/missing", "test", offline_fix="use a local file")
+    assert hub_rows("org/ds", "validation", "rc", offline_fix="-") == [{"q": "x"}, {"q": "y"}]
+    assert calls[-1] == ("org/ds", "rc", "validation")

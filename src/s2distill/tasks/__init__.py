@@ -10,7 +10,7 @@ import dataclasses
 import typing
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..registry import TASKS, did_you_mean
 
 
@@ -31,4 +31,19 @@ def make_task(task_cfg: Any) -> Any:
     return cls(opts)
 
 
-__all__ = ["make_task", "parse_options", "dataclasses"]
+def hub_rows(hf_id: str, split: str, config: str | None = None, *, offline_fix: str) -> list[dict]:
+    """Rows of an HF ``datasets`` split (needs internet). Errors name the local-file alternative."""
+    try:
+        import datasets
+    except ImportError:
+        raise ConfigError(f"loading '{hf_id}' from the HF hub needs `pip install datasets` (s2distill[hub]); "
+                          f"or {offline_fix}") from None
+    try:
+        ds = datasets.load_dataset(hf_id, config, split=split)
+    except Exception as e:  # network, unknown id or split, ...
+        raise DataError(f"cannot load HF dataset '{hf_id}' split '{split}' ({type(e).__name__}: {e}); "
+                        f"offline? {offline_fix}") from None
+    return [dict(r) for r in ds]
+
+
+__all__ = ["hub_rows", "make_task", "parse_options", "dataclasses"]

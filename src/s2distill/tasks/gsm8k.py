@@ -78,17 +78,10 @@ class GSM8KTask(NumericTask):
         return rows
 
     def _hub_rows(self, split: str) -> list[dict]:
-        try:
-            import datasets
-        except ImportError:
-            raise DataError("loading GSM8K from the hub needs `pip install datasets`; or set task.options.source "
-                            "to a local directory with train.jsonl/test.jsonl") from None
-        try:
-            ds = datasets.load_dataset(self.options.source, self.options.hf_config, split=split)
-        except Exception as e:  # network, unknown id, ...
-            raise DataError(f"could not load HF dataset '{self.options.source}' split '{split}': {e}; "
-                            "offline? set task.options.source to a local directory with train.jsonl/test.jsonl") from None
-        return [dict(r) for r in ds]
+        from . import hub_rows
+
+        return hub_rows(self.options.source, split, self.options.hf_config,
+                        offline_fix="set task.options.source to a local directory with train.jsonl/test.jsonl")
 
     def load(self, split: str, n: int, seed: int = 0) -> list[Example]:
         name = {"train": self.options.train_split, "eval": self.options.eval_split}.get(split, split)

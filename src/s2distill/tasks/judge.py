@@ -184,16 +184,9 @@ class JudgeTask(Task):
             return read_jsonl_rows(p, ())
         hf_id = self.options.path or {"mt_bench_human": "lmsys/mt_bench_human_judgments",
                                       "oasst2": "OpenAssistant/oasst2"}[self.options.source]
-        try:
-            import datasets
-        except ImportError as e:
-            raise ConfigError(f"loading '{hf_id}' from the HF hub needs `pip install s2distill[hub]`, "
-                              "or set task.options.path to a local file") from e
-        try:
-            return list(datasets.load_dataset(hf_id, split=hf_split))
-        except Exception as e:
-            raise DataError(f"cannot load HF dataset '{hf_id}' ({type(e).__name__}: {e}); without internet, "
-                            "set task.options.path to a local file in the same format") from None
+        from . import hub_rows
+
+        return hub_rows(hf_id, hf_split, offline_fix="set task.options.path to a local file in the same format")
 
     def _mt_bench(self) -> list[Example]:
         out = []

@@ -121,16 +121,10 @@ class TriviaQAOpinionTask(Task):
         return self._rows
 
     def _hf_rows(self) -> list[dict]:
-        try:
-            import datasets
-        except ImportError as e:
-            raise ConfigError("loading TriviaQA from the HF hub needs `pip install s2distill[hub]`, or set "
-                              "task.options.path to a local JSONL") from e
-        try:
-            ds = datasets.load_dataset(self.options.path, self.options.hf_config, split=self.options.hf_split)
-        except Exception as e:
-            raise DataError(f"cannot load HF dataset '{self.options.path}' ({type(e).__name__}: {e}); without "
-                            "internet, set task.options.path to a local JSONL") from None
+        from . import hub_rows
+
+        ds = hub_rows(self.options.path, self.options.hf_split, self.options.hf_config,
+                      offline_fix="set task.options.path to a local JSONL with question and golden_answers")
         return [{"id": r["question_id"], "question": r["question"],
                  "aliases": list(dict.fromkeys([r["answer"]["value"], *r["answer"]["aliases"]]))} for r in ds]
 
