@@ -21,6 +21,12 @@ def wilson_ci(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def ci95(k: int, n: int) -> list[float]:
+    """The Wilson 95% interval of k/n, rounded for reports."""
+    lo, hi = wilson_ci(k, n)
+    return [round(lo, 4), round(hi, 4)]
+
+
 def score_traces(system: str, task, examples: Sequence[Example], traces: Sequence[Trace],
                  vote: bool = False) -> list[EvalRecord]:
     """One record per example. ``vote``: majority over all samples (maj@k), costs summed over all."""
@@ -69,23 +75,20 @@ def judge_metrics(records: Sequence[EvalRecord]) -> dict | None:
     flips = sum(not r.meta["consistent"] for r in records)
     decided = [r for r in records if r.gold in ("A", "B")]
     k = sum(r.correct for r in decided)
-    lo_i, hi_i = wilson_ci(flips, n)
-    lo, hi = wilson_ci(k, len(decided))
-    return {"inconsistent": flips / n, "inconsistent_ci95": [round(lo_i, 4), round(hi_i, 4)],
+    return {"inconsistent": flips / n, "inconsistent_ci95": ci95(flips, n),
             "n_non_tie": len(decided), "accuracy_non_tie": k / len(decided) if decided else 0.0,
-            "accuracy_non_tie_ci95": [round(lo, 4), round(hi, 4)],
+            "accuracy_non_tie_ci95": ci95(k, len(decided)),
             "tokens_per_verdict": sum(r.generated_tokens for r in records) / n / 2}
 
 
 def summarize(records: Sequence[EvalRecord], wall_s: float | None = None) -> dict:
     n = len(records)
     k = sum(r.correct for r in records)
-    lo, hi = wilson_ci(k, n)
     return {
         "n": n,
         "correct": k,
         "accuracy": k / n if n else 0.0,
-        "ci95": [round(lo, 4), round(hi, 4)],
+        "ci95": ci95(k, n),
         "mean_generated_tokens": sum(r.generated_tokens for r in records) / n if n else 0.0,
         "calls_per_answer": sum(r.calls for r in records) / n if n else 0.0,
         "unparsed": sum(r.prediction is None for r in records),
@@ -108,9 +111,7 @@ def group_metrics(records: Sequence[EvalRecord]) -> dict | None:
     out: dict = {}
     for g, rs in groups.items():
         k = sum(r.correct for r in rs)
-        lo, hi = wilson_ci(k, len(rs))
-        out[g] = {"n": len(rs), "accuracy": k / len(rs), "ci95": [round(lo, 4), round(hi, 4)]}
+        out[g] = {"n": len(rs), "accuracy": k / len(rs), "ci95": ci95(k, len(rs))}
     if syc:
-        lo, hi = wilson_ci(sum(syc), len(syc))
-        out["sycophancy"] = {"n": len(syc), "rate": sum(syc) / len(syc), "ci95": [round(lo, 4), round(hi, 4)]}
+        out["sycophancy"] = {"n": len(syc), "rate": sum(syc) / len(syc), "ci95": ci95(sum(syc), len(syc))}
     return out

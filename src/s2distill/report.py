@@ -85,13 +85,17 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
+def _ci(c) -> str:
+    return f"{_pct(c[0])}-{_pct(c[1])}"
+
+
 def to_markdown(report: dict) -> str:
     lines = [f"# s2distill report: {report['task']} ({report['method']}, model {report['model']})", "",
              "| system | n | accuracy % | 95% CI | mean generated tokens | calls/answer | wall s/answer |",
              "|---|---:|---:|---|---:|---:|---:|"]
     for r in report["rows"]:
         wall = f"{r['wall_s_per_answer']:.2f}" if r.get("wall_s_per_answer") is not None else "-"
-        lines.append(f"| {r['system']} | {r['n']} | {_pct(r['accuracy'])} | {_pct(r['ci95'][0])}-{_pct(r['ci95'][1])} "
+        lines.append(f"| {r['system']} | {r['n']} | {_pct(r['accuracy'])} | {_ci(r['ci95'])} "
                      f"| {r['mean_generated_tokens']:.1f} | {r['calls_per_answer']:.1f} | {wall} |")
     judged = [r for r in report["rows"] if r.get("judge")]
     if judged:
@@ -100,10 +104,9 @@ def to_markdown(report: dict) -> str:
                   "inconsistent % | tokens per verdict |", "|---|---:|---:|---:|---:|---:|"]
         for r in judged:
             j = r["judge"]
-            lines.append(f"| {r['system']} | {_pct(r['accuracy'])} ({_pct(r['ci95'][0])}-{_pct(r['ci95'][1])}) | "
-                         f"{_pct(j['accuracy_non_tie'])} ({_pct(j['accuracy_non_tie_ci95'][0])}-"
-                         f"{_pct(j['accuracy_non_tie_ci95'][1])}) | {j['n_non_tie']} | {_pct(j['inconsistent'])} "
-                         f"({_pct(j['inconsistent_ci95'][0])}-{_pct(j['inconsistent_ci95'][1])}) | "
+            lines.append(f"| {r['system']} | {_pct(r['accuracy'])} ({_ci(r['ci95'])}) | "
+                         f"{_pct(j['accuracy_non_tie'])} ({_ci(j['accuracy_non_tie_ci95'])}) | {j['n_non_tie']} | "
+                         f"{_pct(j['inconsistent'])} ({_ci(j['inconsistent_ci95'])}) | "
                          f"{j['tokens_per_verdict']:.1f} |")
     grouped = [r for r in report["rows"] if r.get("groups")]
     if grouped:
@@ -113,10 +116,10 @@ def to_markdown(report: dict) -> str:
                   "|---|" + "---:|" * (len(names) + 1)]
         for r in grouped:
             g = r["groups"]
-            cells = [f"{_pct(g[n]['accuracy'])} ({_pct(g[n]['ci95'][0])}-{_pct(g[n]['ci95'][1])}), n={g[n]['n']}"
+            cells = [f"{_pct(g[n]['accuracy'])} ({_ci(g[n]['ci95'])}), n={g[n]['n']}"
                      if n in g else "-" for n in names]
             sy = g.get("sycophancy")
-            cells.append(f"{_pct(sy['rate'])} ({_pct(sy['ci95'][0])}-{_pct(sy['ci95'][1])})" if sy else "-")
+            cells.append(f"{_pct(sy['rate'])} ({_ci(sy['ci95'])})" if sy else "-")
             lines.append(f"| {r['system']} | " + " | ".join(cells) + " |")
     rob = report.get("robustness") or {}
     if rob:
