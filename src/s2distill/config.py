@@ -247,7 +247,9 @@ def validate(cfg: RunConfig) -> None:
 
     task = make_task(cfg.task)
     calls_per_sample(cfg.method)
-    if cfg.eval.both_orders and not callable(getattr(task, "unperturb_answer", None)):
+    from .perturb import can_swap
+
+    if cfg.eval.both_orders and not can_swap(task):
         raise ConfigError(f"eval.both_orders needs a pairwise judge task (task.name=judge); task '{cfg.task.name}' "
                           "cannot swap its inputs: set eval.both_orders=false")
     if cfg.eval.rewordings:

@@ -22,6 +22,16 @@ def variant_id(example_id: str, i: int) -> str:
     return f"{example_id}~p{i}"
 
 
+def base_id(example_id: str) -> str:
+    """The id of the input a variant ('~p0', '~swap', '~w1') was made from."""
+    return example_id.partition("~")[0]
+
+
+def can_swap(task) -> bool:
+    """A pairwise judge task: its inputs swap, and a verdict on the swapped input maps back."""
+    return callable(getattr(task, "perturb", None)) and callable(getattr(task, "unperturb_answer", None))
+
+
 def _check(task, n_variants: int) -> None:
     if not callable(getattr(task, "perturb", None)) or not hasattr(task, "n_perturbations"):
         raise ConfigError(f"curator 'input_perturbation' needs a task with perturb(example, i) and n_perturbations; "
@@ -63,6 +73,7 @@ class InputPerturbation:
     def __call__(self, task, examples: Sequence[Example], traces: Sequence[Trace]):
         _check(task, self.n_variants)
         by_id = {t.example_id: t for t in traces}
+        back = getattr(task, "unperturb_answer", None)  # e.g. a verdict on swapped responses: A <-> B
         pairs: list[TrainPair] = []
         rejects: list[Rejected] = []
         for ex in (e for e in examples if "variant_of" not in e.meta):
@@ -71,7 +82,6 @@ class InputPerturbation:
             if missing:
                 rejects.append(Rejected(ex.id, "no_trace", {"missing": missing}))
                 continue
-            back = getattr(task, "unperturb_answer", None)  # e.g. a verdict on swapped responses: A <-> B
             votes: list[Vote] = [majority_vote([s.answer if k == 0 or back is None else back(s.answer, k - 1)
                                                 for s in by_id[i].samples]) for k, i in enumerate(ids)]
             meta = {"variants": [{"id": i, "votes": v.votes, "n": v.n, "unparseable": v.unparseable,
@@ -105,7 +115,7 @@ class SwapConsistency(InputPerturbation):
         super().__init__(min_agreement=min_agreement, min_votes=min_votes, n_variants=1)
 
     def __call__(self, task, examples, traces):
-        if not callable(getattr(task, "unperturb_answer", None)):
+        if not can_swap(task):
             raise ConfigError(f"curator 'swap_consistency' needs a pairwise judge task (task.name=judge); "
                               f"task '{task.name}' cannot swap its inputs")
         return super().__call__(task, examples, traces)

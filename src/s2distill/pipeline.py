@@ -29,6 +29,7 @@ from .backends.base import Backend
 from .config import RunConfig
 from .errors import ConfigError
 from .evaluate import combine_orders, score_traces, summarize
+from .perturb import base_id
 from .registry import CURATORS, METHODS
 from .rundir import CachingBackend, RunDir, SampleCache, read_jsonl, write_json, write_jsonl, write_text
 from .tasks import make_task
@@ -223,7 +224,7 @@ class Pipeline:
             reasons: dict[str, int] = {}
             for r in rejects:
                 reasons[r.reason] = reasons.get(r.reason, 0) + 1
-            kept_inputs = len({p.example_id.partition("~")[0] for p in pairs})  # a swap curator adds '~p0' copies
+            kept_inputs = len({base_id(p.example_id) for p in pairs})  # a swap curator adds '~p0' copies
             extra = f" ({len(pairs)} training pairs)" if kept_inputs != len(pairs) else ""
             self.log(f"[curate] kept {kept_inputs} of {len(exs)} inputs{extra}; rejected: {reasons or 'none'}")
             return ["curate/pairs.jsonl", "curate/rejects.jsonl", "curate/chat.jsonl"], {
