@@ -18,10 +18,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import ci, pct, share_cache, write_result
+from common import ci, pct, run_or_note, share_cache, write_result
 
 from s2distill.config import load_config
-from s2distill.errors import ConfigError
 from s2distill.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,22 +50,13 @@ def main() -> None:
 
     notes = []
     pa = pipeline("swap", ov)
-    try:
-        ra = pa.run()
-    except ConfigError as e:
-        notes.append(f"Distill BSM (swap consistency): not trained ({e})")
-        from s2distill.report import build_report
-
-        ra = build_report(pa)
+    ra = run_or_note(pa, "Distill BSM (swap consistency)", notes)
     rows = {r["role"]: r for r in ra["rows"]}
     pb = pipeline("nofilter", [*ov, "curate.name=none", "eval.systems=[system1,distilled]"])
     share_cache(pa, pb)
-    try:
-        rb = pb.run()
-        nofilter = {r["role"]: r for r in rb["rows"]}.get("distilled")
-    except ConfigError as e:
-        notes.append(f"Distill BSM (no curation): not trained ({e})")
-        rb, nofilter = None, None
+    rb = run_or_note(pb, "Distill BSM (no curation)", notes)
+    nofilter = {r["role"]: r for r in rb["rows"]}.get("distilled")
+    rb = rb if nofilter else None  # not trained: no curation line either
 
     def cur(rep):
         if rep is None:

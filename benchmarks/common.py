@@ -60,3 +60,16 @@ def pct(x) -> str:
 
 def ci(c) -> str:
     return f"{pct(c[0])}-{pct(c[1])}" if c else "-"
+
+
+def run_or_note(p, label: str, notes: list[str]) -> dict:
+    """``p.run()``; when training cannot happen (e.g. curation kept nothing) note why and return the
+    report of the stages that ran, so the undistilled rows still stand and no number is invented."""
+    from s2distill.errors import ConfigError
+    from s2distill.report import build_report
+
+    try:
+        return p.run()
+    except ConfigError as e:
+        notes.append(f"{label}: not trained ({e})")
+        return build_report(p)

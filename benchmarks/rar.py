@@ -23,12 +23,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import RESULTS, pct, share_cache, write_result  # noqa: E402
+from common import RESULTS, pct, run_or_note, share_cache, write_result  # noqa: E402
 
 from s2distill.config import load_config  # noqa: E402
-from s2distill.errors import ConfigError  # noqa: E402
 from s2distill.pipeline import Pipeline  # noqa: E402
-from s2distill.report import build_report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {  # name: (config, task options, label)
@@ -75,14 +73,8 @@ def run_setting(key: str, name: str, args) -> dict:
                  "setup": {"base_only": args.base_only}, "command": " ".join(["python", *sys.argv])}
 
     # 1-step RaR: evaluation only, no training data needed
-    p1 = pipeline(key, "rar1", config, [*common, *few, "method.name=rar", "method.options.steps=1"])
-    try:
-        p1._write_meta()
-        p1.stage_data()
-        p1._eval_system("system2", "base")
-        rep1 = build_report(p1)
-    finally:
-        p1.close()
+    rep1 = pipeline(key, "rar1", config, [*common, *few, "method.name=rar", "method.options.steps=1"]).evaluate_base(
+        ("system2",))
 
     pa = pipeline(key, "rar2", config, [*rar, "curate.name=self_consistency"])
     c = pa.cfg
@@ -90,20 +82,9 @@ def run_setting(key: str, name: str, args) -> dict:
                         rewordings=c.eval.rewordings, min_votes=c.curate.min_votes,
                         min_agreement=c.curate.min_agreement, epochs=c.train.epochs)
     if args.base_only:  # the three undistilled rows only (evaluation, no sampling of train inputs)
-        try:
-            pa._write_meta()
-            pa.stage_data()
-            for s in ("system1", "system2"):
-                pa._eval_system(s, "base")
-            ra = build_report(pa)
-        finally:
-            pa.close()
+        ra = pa.evaluate_base(("system1", "system2"))
     else:
-        try:
-            ra = pa.run()
-        except ConfigError as e:  # e.g. curation kept nothing: the base rows stand, the distilled row is absent
-            out["notes"].append(f"Distill 2-step RaR (filtered): not trained ({e})")
-            ra = build_report(pa)
+        ra = run_or_note(pa, "Distill 2-step RaR (filtered)", out["notes"])
     rows = {r["role"]: r for r in ra["rows"]}
     out["rows"] += [row("System 1", rows["system1"], {"robustness": ra["robustness"].get("system1")}),
                     row("1-step RaR", next(r for r in rep1["rows"] if r["role"] == "system2")),
@@ -119,12 +100,9 @@ def run_setting(key: str, name: str, args) -> dict:
         p = pipeline(key, run, config, ov)
         share_cache(pa, p)
         label = "Distill System 1" if run == "direct" else "Distill 2-step RaR (unfiltered)"
-        try:
-            rep = p.run()
-            results[label] = (rep, {r["role"]: r for r in rep["rows"]}.get("distilled"))
-        except ConfigError as e:  # e.g. curation kept nothing: report it, do not invent a number
-            out["notes"].append(f"{label}: not trained ({e})")
-            results[label] = (None, None)
+        rep = run_or_note(p, label, out["notes"])
+        r = {x["role"]: x for x in rep["rows"]}.get("distilled")
+        results[label] = (rep if r else None, r)
     for label in ROWS[3:]:
         rep, r = results[label]
         out["rows"].append(row(label, r, distill_info(rep) if rep else {"kept": 0}))

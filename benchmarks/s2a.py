@@ -18,12 +18,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import ci, pct, share_cache, write_result
+from common import ci, pct, run_or_note, share_cache, write_result
 
 from s2distill.config import load_config
-from s2distill.errors import ConfigError
 from s2distill.pipeline import Pipeline
-from s2distill.report import build_report
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUPS = ("none", "suggest_correct", "suggest_incorrect", "discourage_correct")
@@ -32,14 +30,6 @@ GROUPS = ("none", "suggest_correct", "suggest_incorrect", "discourage_correct")
 def pipeline(run: str, overrides: list[str]) -> Pipeline:
     cfg = load_config(ROOT / "configs" / "s2a_triviaqa.yaml", [f"name=s2a-{run}", *overrides])
     return Pipeline(cfg, run_dir=ROOT / "runs" / "bench" / "s2a" / run)
-
-
-def run_or_note(p: Pipeline, label: str, notes: list[str]) -> dict:
-    try:
-        return p.run()
-    except ConfigError as e:  # e.g. nothing kept: the base rows stand, the distilled row is absent
-        notes.append(f"{label}: not trained ({e})")
-        return build_report(p)
 
 
 def row(name: str, r: dict | None, rep: dict | None = None) -> dict:

@@ -10,6 +10,7 @@ import pytest
 from fakes import arithmetic_oracle, factory
 
 from s2distill.config import load_config
+from s2distill.errors import ConfigError
 from s2distill.pipeline import Pipeline
 from s2distill.rundir import read_jsonl
 
@@ -144,3 +145,16 @@ def test_empty_curation_stops_before_training_with_a_fix(tmp_path):
         Pipeline(c, run_dir=tmp_path, backend_factory=factory(arithmetic_oracle()), log=lambda s: None,
                  progress=False).run()
     assert (tmp_path / "eval" / "system1.jsonl").exists()  # what was computed before is kept
+
+
+def test_evaluate_base_runs_only_data_and_the_base_evaluations(tmp_path):
+    logs = []
+    p = Pipeline(cfg(), run_dir=tmp_path, backend_factory=factory(arithmetic_oracle()), log=logs.append,
+                 progress=False)
+    report = p.evaluate_base(("system1", "system2"))
+    assert [r["role"] for r in report["rows"]] == ["system1", "system2"]
+    assert not (tmp_path / "traces").exists() and not (tmp_path / "curate").exists()  # no train sampling
+    assert (tmp_path / "report.md").exists()
+    assert not any(m.startswith("[generate]") for m in logs)
+    with pytest.raises(ConfigError, match="evaluate_base"):
+        p.evaluate_base(("distilled",))

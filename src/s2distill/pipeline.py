@@ -342,6 +342,21 @@ class Pipeline:
         write_text(self.rd / "report.md", to_markdown(report))
         return report
 
+    def evaluate_base(self, systems: tuple[str, ...] = ("system1", "system2")) -> dict:
+        """The base model's evaluations only (no sampling of train inputs, no training): the data
+        stage, then each of ``systems``; writes and returns the report."""
+        for s in systems:
+            if s not in ("system1", "system2", "system2_maj"):
+                raise ConfigError(f"evaluate_base evaluates system1, system2 or system2_maj, not '{s}'")
+        self._write_meta()
+        try:
+            self.stage_data()
+            for s in systems:
+                self._eval_system(s, "base")
+            return self.stage_report()
+        finally:
+            self.close()
+
     # -- all of it -----------------------------------------------------------------
     def run(self, until: str | None = None) -> dict:
         if until is not None and until not in STAGES:
