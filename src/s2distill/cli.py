@@ -64,8 +64,9 @@ def _cmd_model(args) -> int:
 
 def _cmd_pairs(args) -> int:
     from .config import load_config
-    from .pairs import gsm8k_pairs, load_rows, mt_bench_pairs, write
+    from .pairs import gsm8k_pairs, load_rows, mt_bench_pairs
     from .pipeline import default_backend_factory
+    from .rundir import write_jsonl
 
     cfg = load_config(data={"model": args.model, "backend": {"name": args.backend}}, overrides=args.overrides)
     if args.kind == "gsm8k":
@@ -75,7 +76,7 @@ def _cmd_pairs(args) -> int:
     with default_backend_factory(cfg, "base", {}) as backend:
         out = (gsm8k_pairs(backend, rows, samples=args.samples, seed=args.seed) if args.kind == "gsm8k"
                else mt_bench_pairs(backend, rows, seed=args.seed))
-    write(args.out, out)
+    write_jsonl(Path(args.out), out)
     print(f"wrote {len(out)} pairs from {len(rows)} questions to {args.out}; use them with "
           f"task.name=judge task.options.source=pairs task.options.path={args.out}")
     return 0

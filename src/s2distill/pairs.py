@@ -10,7 +10,6 @@
 """
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -65,11 +64,3 @@ def load_rows(path: str | Path, required: tuple[str, ...]) -> list[dict]:
     if not p.is_file():
         raise DataError(f"--data {p} not found")
     return read_jsonl_rows(p, required)
-
-
-def write(path: str | Path, rows: list[dict]) -> None:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(p.suffix + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    tmp.replace(p)
