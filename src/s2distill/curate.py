@@ -11,7 +11,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .types import Example, Rejected, Trace, TrainPair
+from .errors import ConfigError
+from .types import Example, GenRequest, Rejected, SamplingParams, Trace, TrainPair
 
 
 @dataclass(frozen=True)
@@ -131,9 +132,6 @@ class UniversalSelfConsistency:
         self.max_response_chars = max_response_chars
 
     def __call__(self, task, examples: Sequence[Example], traces: Sequence[Trace], backend=None):
-        from .errors import ConfigError
-        from .types import GenRequest, SamplingParams
-
         if backend is None:
             raise ConfigError("curator 'universal_self_consistency' asks the model to pick a response and needs a "
                               "backend (the pipeline passes one)")
