@@ -5,11 +5,12 @@ Every step of a method builds all its requests first and makes one batched
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 from ..errors import ConfigError
 from ..registry import did_you_mean
-from ..types import Call, Example, GenRequest, Message, Sample, SamplingParams, Trace
+from ..types import Call, Completion, Example, GenRequest, Message, Sample, SamplingParams, Trace
 
 
 def method_options(cfg, method: str, allowed: Sequence[str]) -> dict:
@@ -20,6 +21,17 @@ def method_options(cfg, method: str, allowed: Sequence[str]) -> dict:
             raise ConfigError(f"unknown option method.options.{k} for method '{method}'{did_you_mean(k, allowed)} "
                               f"(allowed: {', '.join(allowed)})")
     return opts
+
+
+def per_sample_step(backend, params: SamplingParams,
+                    messages: Sequence[Sequence[tuple[Message, ...]]]) -> list[list[tuple[GenRequest, Completion]]]:
+    """A step that follows each sample of the previous one, as one batched call: ``messages[i][j]``
+    is the request for sample j of example i, sampled once with seed ``params.seed + j`` (so every
+    sample has its own cache identity). Returns (request, completion) in the same nesting."""
+    reqs = [[GenRequest(m, dataclasses.replace(params, n=1, seed=params.seed + j)) for j, m in enumerate(row)]
+            for row in messages]
+    results = iter(backend.generate([r for row in reqs for r in row]))
+    return [[(req, next(results)[0]) for req in row] for row in reqs]
 
 
 def params_from(cfg, *, n: int | None = None, temperature: float | None = None, max_tokens: int | None = None,

@@ -20,11 +20,9 @@ disjoint from train and eval.
 """
 from __future__ import annotations
 
-import dataclasses
-
 from ..errors import ConfigError
 from ..types import Call, GenRequest, Message, Sample, Trace
-from . import method_options, single_step
+from . import method_options, per_sample_step, single_step
 
 ONE_STEP = '"{question}"\nRephrase and expand the question, and respond. Finish with "The answer is {hint}."'
 REPHRASE = ('"{question}"\nGiven the above question, rephrase and expand it to help you do better answering. '
@@ -73,17 +71,13 @@ def run(task, examples, backend, params, cfg=None, *, rephrase_backend=None) -> 
     pre2 = tuple(m for q, r, w in ex_shots for m in _turns(RESPOND.format(question=q, rephrased=r, hint=hint), w))
     first = [GenRequest(pre1 + _user(REPHRASE.format(question=e.question)), params) for e in examples]
     rephrasings = (rephrase_backend or backend).generate(first)
-    second = [GenRequest(pre2 + _user(RESPOND.format(question=ex.question, rephrased=c.text.strip(), hint=hint)),
-                         dataclasses.replace(params, n=1, seed=params.seed + j))
-              for ex, comps in zip(examples, rephrasings) for j, c in enumerate(comps)]
-    finals = iter(zip(second, backend.generate(second)))
-
+    finals = per_sample_step(backend, params, [
+        [pre2 + _user(RESPOND.format(question=ex.question, rephrased=c.text.strip(), hint=hint)) for c in comps]
+        for ex, comps in zip(examples, rephrasings)])
     traces = []
-    for ex, req, comps in zip(examples, first, rephrasings):
-        samples = []
-        for c in comps:
-            req2, (final,) = next(finals)
-            samples.append(Sample(response=final.text, answer=task.extract(final.text),
-                                  calls=(Call("rephrase", req.messages, c), Call("respond", req2.messages, final))))
+    for ex, req, comps, fin in zip(examples, first, rephrasings, finals):
+        samples = [Sample(response=final.text, answer=task.extract(final.text),
+                          calls=(Call("rephrase", req.messages, c), Call("respond", req2.messages, final)))
+                   for c, (req2, final) in zip(comps, fin)]
         traces.append(Trace(example_id=ex.id, method="rar", samples=tuple(samples)))
     return traces

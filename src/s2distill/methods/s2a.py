@@ -10,10 +10,10 @@ original text. The fallback is recorded in the sample's ``meta["s2a_fallback"]``
 """
 from __future__ import annotations
 
-import dataclasses
 import re
 
 from ..types import Call, GenRequest, Sample, Trace
+from . import per_sample_step
 
 REWRITE = ("Given the following text by a user, extract the part that is unbiased and not their opinion, so that "
            "using that text alone would be good context for providing an unbiased answer to the question portion of "
@@ -47,19 +47,16 @@ def run(task, examples, backend, params, cfg=None) -> list[Trace]:
     first = [GenRequest(({"role": "user", "content": REWRITE.format(text=e.question)},), params) for e in examples]
     rewrites = backend.generate(first)
     parsed = [[parse_rewrite(c.text, ex.question) for c in comps] for ex, comps in zip(examples, rewrites)]
-    second = [GenRequest(({"role": "user", "content": ANSWER.format(
-        context=f"Context: {ctx}\n\n" if ctx else "", question=q, hint=task.answer_hint)},),
-        dataclasses.replace(params, n=1, seed=params.seed + j))
-        for ps in parsed for j, (ctx, q, _) in enumerate(ps)]
-    finals = iter(zip(second, backend.generate(second)))
+    finals = per_sample_step(backend, params, [
+        [({"role": "user", "content": ANSWER.format(context=f"Context: {ctx}\n\n" if ctx else "", question=q,
+                                                    hint=task.answer_hint)},) for ctx, q, _ in ps]
+        for ps in parsed])
     traces = []
-    for ex, req, comps, ps in zip(examples, first, rewrites, parsed):
-        samples = []
-        for c, (_, _, fallback) in zip(comps, ps):
-            req2, (final,) = next(finals)
-            samples.append(Sample(response=final.text, answer=task.extract(final.text),
-                                  calls=(Call("rewrite", req.messages, c), Call("answer", req2.messages, final)),
-                                  meta={"s2a_fallback": fallback} if fallback else {}))
+    for ex, req, comps, ps, fin in zip(examples, first, rewrites, parsed, finals):
+        samples = [Sample(response=final.text, answer=task.extract(final.text),
+                          calls=(Call("rewrite", req.messages, c), Call("answer", req2.messages, final)),
+                          meta={"s2a_fallback": fallback} if fallback else {})
+                   for c, (_, _, fallback), (req2, final) in zip(comps, ps, fin)]
         traces.append(Trace(example_id=ex.id, method="s2a", samples=tuple(samples)))
     return traces
 
