@@ -98,6 +98,7 @@ class TriviaQAOpinionTask(Task):
         if not 0 < self.options.eval_fraction < 1:
             raise ConfigError("task.options.eval_fraction must be in (0, 1)")
         self._rows: list[dict] | None = None
+        self._by_shape: dict[str, list[dict]] | None = None
 
     # -- data --------------------------------------------------------------------------------------
     def rows(self) -> list[dict]:
@@ -130,8 +131,11 @@ class TriviaQAOpinionTask(Task):
 
     def _incorrect(self, row: dict, rows: list[dict]) -> str:
         rng = random.Random(f"triviaqa-incorrect-{row['id']}")
-        shape = _shape(row["aliases"][0])
-        pool = [r for r in rows if r["id"] != row["id"] and _shape(r["aliases"][0]) == shape] or \
+        if self._by_shape is None:  # once: the questions grouped by answer shape, in file order
+            self._by_shape = {}
+            for r in rows:
+                self._by_shape.setdefault(_shape(r["aliases"][0]), []).append(r)
+        pool = [r for r in self._by_shape[_shape(row["aliases"][0])] if r["id"] != row["id"]] or \
             [r for r in rows if r["id"] != row["id"]]
         for _ in range(50):
             cand = rng.choice(pool)["aliases"][0]
