@@ -40,6 +40,7 @@ BACKENDS = Registry(
     "backend",
     {
         "llamacpp": "s2distill.backends.llamacpp:LlamaCppBackend",
+        "vllm": "s2distill.backends.vllm:VLLMBackend",
         "openai": "s2distill.backends.openai:OpenAIBackend",
         "transformers": "s2distill.backends.transformers:TransformersBackend",
         "fake": "s2distill.backends.fake:FakeBackend",

