@@ -8,7 +8,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import hashlib
 import json
+import os
 import resource
 import shutil
 import time
@@ -102,16 +104,20 @@ def _loss_logger(path: Path) -> Any:
     from transformers import TrainerCallback
 
     class LossLogger(TrainerCallback):
+        """Writes ``loss.jsonl`` on the main process only (every rank gets the logs under DDP)."""
+
         def __init__(self) -> None:
             self.t0 = time.time()
-            self.fh = open(path, "w")
+            self.fh = None
             self.last: dict = {}
 
         def on_train_begin(self, args, state, control, **kw):  # noqa: ANN001
             self.t0 = time.time()
+            if state.is_world_process_zero:
+                self.fh = open(path, "w")
 
         def on_log(self, args, state, control, logs=None, **kw):  # noqa: ANN001
-            if not logs or "loss" not in logs:
+            if self.fh is None or not logs or "loss" not in logs:
                 return
             self.last = {"step": state.global_step, "loss": float(logs["loss"]),
                          "lr": float(logs.get("learning_rate", 0.0)),
@@ -121,9 +127,34 @@ def _loss_logger(path: Path) -> Any:
             self.fh.flush()
 
         def on_train_end(self, args, state, control, **kw):  # noqa: ANN001
-            self.fh.close()
+            if self.fh is not None:
+                self.fh.close()
 
     return LossLogger()
+
+
+class _SeenCounter:
+    """Forward pre-hook that counts the training rows this rank's model saw (and hashes them)."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.tokens = 0
+        self.hashes: set[str] = set()
+
+    def __call__(self, module, args, kwargs):  # noqa: ANN001
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        if not module.training or ids is None:
+            return
+        mask = kwargs.get("attention_mask")
+        for i in range(ids.shape[0]):
+            row = ids[i][mask[i].bool()] if mask is not None else ids[i]
+            self.rows += 1
+            self.tokens += int(row.numel())
+            self.hashes.add(hashlib.sha1(row.cpu().numpy().tobytes()).hexdigest()[:12])
+
+
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
 
 
 def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfig = TrainConfig(),
@@ -132,6 +163,8 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
 
     Writes ``out_dir/adapter/`` (LoRA only), ``out_dir/merged/`` (if ``cfg.save_merged`` or full
     fine-tuning), ``out_dir/loss.jsonl`` and ``out_dir/train_summary.json``; returns the summary.
+    Under ``accelerate launch`` every rank calls this: each writes ``out_dir/ranks/rank{N}.json`` (what
+    it trained on), only the main process writes the rest, and the other ranks return their record.
     """
     if not pairs:
         raise DataError("no train pairs; fix: curate some data first (s2distill curate)")
@@ -153,7 +186,11 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
 
     t_load = time.time()
     base_dir = resolve_hf_model(base)
-    tok = transformers.AutoTokenizer.from_pretrained(base_dir)
+    try:
+        tok = transformers.AutoTokenizer.from_pretrained(base_dir)
+    except (OSError, ValueError) as e:  # HF raises these for a missing dir / unknown hub id
+        raise ModelError(f"cannot load the base model '{base}': {e}; fix: set train.base_model (or model) to an "
+                         "embedded model name, a .gguf, an HF model directory or a hub id") from e
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     if getattr(tok, "chat_template", None) is None:
@@ -184,11 +221,12 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
         save_strategy="no",
         eval_strategy="no",
         report_to=[],
-        use_cpu=not torch.cuda.is_available(),
+        use_cpu=not torch.cuda.is_available() or _env_true("ACCELERATE_USE_CPU"),
         bf16=False,
         fp16=False,
         disable_tqdm=not progress,
         dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,  # DDP: every trainable weight is used each step (LoRA and full)
         completion_only_loss=True,
         remove_unused_columns=True,
     )
@@ -198,21 +236,50 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
     if not progress:
         trainer.remove_callback(transformers.trainer_callback.PrinterCallback)  # no per-step log dicts on stdout
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
+    rank, world_size, is_main = args.process_index, args.world_size, trainer.is_world_process_zero()
+    if is_main:  # stale records of an earlier run with more ranks; the others write theirs after training
+        shutil.rmtree(out_dir / "ranks", ignore_errors=True)
+    seen = _SeenCounter()
+    hook = trainer.model.register_forward_pre_hook(seen, with_kwargs=True)
     t0 = time.time()
     result = trainer.train()
     train_s = time.time() - t0
+    hook.remove()
+    record = {"rank": rank, "local_rank": args.local_process_index, "world_size": world_size, "pid": os.getpid(),
+              "host": os.uname().nodename, "steps": int(result.global_step), "examples_seen": seen.rows,
+              "tokens_seen": seen.tokens, "distinct_rows": sorted(seen.hashes), "train_time_s": round(train_s, 2),
+              "device": str(args.device), "writes_model": is_main}
+    (out_dir / "ranks").mkdir(parents=True, exist_ok=True)
+    (out_dir / "ranks" / f"rank{rank}.json").write_text(json.dumps(record, indent=2) + "\n")
+    sharded = bool(getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False))
+    if sharded:  # FSDP / ZeRO: every rank takes part in gathering the weights, the main process writes them
+        dest = out_dir / ("adapter" if cfg.method == "lora" else "merged")
+        with _disk_guard(dest):
+            trainer.save_model(str(dest))
+    trainer.accelerator.wait_for_everyone()
+    if not is_main:
+        return record
 
     model = trainer.model
     model.eval()
-    if cfg.method == "lora":
+    if cfg.method == "lora" and not sharded:
         with _disk_guard(out_dir / "adapter"):
             model.save_pretrained(out_dir / "adapter")
             tok.save_pretrained(out_dir / "adapter")
-    if cfg.method == "full" or cfg.save_merged:
-        merged = model.merge_and_unload() if cfg.method == "lora" else model
+    if cfg.method == "lora" and cfg.save_merged:
+        if sharded:  # the wrapped model cannot merge in place: reload the saved adapter on the base
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(transformers.AutoModelForCausalLM.from_pretrained(
+                base_dir, dtype=torch.float32), out_dir / "adapter")
         with _disk_guard(out_dir / "merged"):
-            merged.save_pretrained(out_dir / "merged")
+            model.merge_and_unload().save_pretrained(out_dir / "merged")
             tok.save_pretrained(out_dir / "merged")
+    elif cfg.method == "full" and not sharded:
+        with _disk_guard(out_dir / "merged"):
+            model.save_pretrained(out_dir / "merged")
+            tok.save_pretrained(out_dir / "merged")
+    ranks = [json.loads(p.read_text()) for p in sorted((out_dir / "ranks").glob("rank*.json"))]
     losses = [json.loads(line) for line in (out_dir / "loss.jsonl").read_text().splitlines() if line.strip()]
     summary = {
         "base": str(base), "base_dir": str(base_dir), "method": cfg.method, "n_pairs": len(pairs),
@@ -223,7 +290,9 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
         "s_per_step_after_first": round((losses[-1]["elapsed_s"] - losses[0]["elapsed_s"]) / (len(losses) - 1), 3)
         if len(losses) > 1 and cfg.logging_steps == 1 else None,
         "load_time_s": round(load_s, 2), "peak_rss_bytes": peak_rss_bytes(), "trainable_params": int(trainable),
-        "threads": torch.get_num_threads(), "config": cfg.to_json(),
+        "threads": torch.get_num_threads(), "config": cfg.to_json(), "world_size": world_size,
+        "examples_seen": sum(r["examples_seen"] for r in ranks),
+        "ranks": [{k: r[k] for k in ("rank", "pid", "host", "steps", "examples_seen")} for r in ranks],
         "adapter_dir": str(out_dir / "adapter") if cfg.method == "lora" else None,
         "merged_dir": str(out_dir / "merged") if (cfg.method == "full" or cfg.save_merged) else None,
     }
