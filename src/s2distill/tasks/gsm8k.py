@@ -16,7 +16,8 @@ EXEMPLAR_ROWS = 8  # the first rows of the train split are few-shot exemplars, n
 
 @dataclass(frozen=True)
 class GSM8KOptions:
-    # directory holding train.jsonl/test.jsonl, a .jsonl file, or an HF dataset id (needs internet)
+    # directory holding train.jsonl/test.jsonl, a .jsonl file, an HF dataset id (needs internet),
+    # or a local copy of one (hub repo snapshot with README.md + parquet, or a save_to_disk directory)
     source: str = "openai/gsm8k"
     train_split: str = "train"
     eval_split: str = "test"
@@ -61,7 +62,11 @@ class GSM8KTask(NumericTask):
         if split in self._cache:
             return self._cache[split]
         src = Path(self.options.source).expanduser()
-        if src.is_dir():
+        from . import is_dataset_dir
+
+        if src.is_dir() and not (src / f"{split}.jsonl").is_file() and is_dataset_dir(src):
+            rows = self._hub_rows(split)  # a local copy of the hub dataset (parquet + README), read like the hub id
+        elif src.is_dir():
             path = src / f"{split}.jsonl"
             if not path.is_file():
                 raise DataError(f"{path} not found; task.options.source must hold {split}.jsonl")

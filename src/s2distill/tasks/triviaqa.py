@@ -104,7 +104,9 @@ class TriviaQAOpinionTask(Task):
     def rows(self) -> list[dict]:
         if self._rows is None:
             p = Path(self.options.path).expanduser()
-            if p.exists():
+            if p.is_dir():  # a local copy of the hub dataset (parquet + README, or save_to_disk), read like the id
+                rows = self._hf_rows()
+            elif p.exists():
                 raw = read_jsonl_rows(p, ("question",))
                 rows = []
                 for i, r in enumerate(raw):
