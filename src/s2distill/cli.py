@@ -43,6 +43,32 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_train(args) -> int:
+    from .config import load_config
+    from .errors import ConfigError
+    from .pipeline import Pipeline
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir / 'config.yaml'} not found; fix: pass a run directory made by `s2distill run`")
+    accel = args.num_processes is not None or args.cpu or args.accelerate_config is not None
+    flags = {"launcher": args.launcher or ("accelerate" if accel else None), "num_processes": args.num_processes,
+             "accelerate_config": args.accelerate_config, "cpu": True if args.cpu else None}
+    cfg = load_config(run_dir / "config.yaml", [*args.overrides, *(f"train.{k}={v}" for k, v in flags.items()
+                                                                  if v is not None)])
+    pipe = Pipeline(cfg, run_dir=run_dir, progress=not args.no_progress)
+    curate = pipe.rd.stage_info("curate")
+    if not curate.get("done") or not (run_dir / "curate" / "pairs.jsonl").is_file():
+        raise ConfigError(f"{run_dir} has no curated pairs; fix: s2distill run CONFIG --until curate --run-dir {run_dir}")
+    pipe.fp["curate"] = curate["fingerprint"]
+    try:
+        pipe.stage_train()
+    finally:
+        pipe.close()
+    print(f"trained: {run_dir / 'model'} (summary: {run_dir / 'model' / 'train_summary.json'})")
+    return 0
+
+
 def _cmd_ls(args) -> int:
     from .models import EMBEDDED
     from .registry import BACKENDS, CURATORS, METHODS, TASKS
@@ -82,6 +108,15 @@ def _cmd_pairs(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from .export import export_run
+
+    out = export_run(args.run_dir, args.to, args.out, force=args.force, dtype=args.dtype)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) if out.is_dir() else out.stat().st_size
+    print(f"wrote {args.to} of {args.run_dir} to {out} ({size / 2**20:.1f} MiB)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="s2distill", description="Distil System 2 prompting into System 1 answers.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -107,6 +142,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("report", help="print the report of a run directory")
     sp.add_argument("run_dir")
     sp.set_defaults(fn=_cmd_report)
+    sp = sub.add_parser("train", help="(re)train a run directory's model from its curate/pairs.jsonl")
+    sp.add_argument("run_dir")
+    sp.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=50")
+    sp.add_argument("--launcher", choices=["local", "accelerate"], help="default: the run's train.launcher")
+    sp.add_argument("--num-processes", type=int, help="accelerate: processes in all")
+    sp.add_argument("--cpu", action="store_true", help="accelerate: CPU processes (gloo) even where GPUs are visible")
+    sp.add_argument("--accelerate-config", help="accelerate: your accelerate config YAML, used as-is")
+    sp.add_argument("--no-progress", action="store_true", help="no progress bars")
+    sp.set_defaults(fn=_cmd_train)
     sp = sub.add_parser("ls", help="list tasks, methods, backends, curators and embedded models")
     sp.set_defaults(fn=_cmd_ls)
     sp = sub.add_parser("pairs", help="build judge pairs from the model's own answers (GSM8K: labelled; "
@@ -121,6 +165,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--backend", default="llamacpp")
     sp.add_argument("overrides", nargs="*", help="backend.key=value overrides")
     sp.set_defaults(fn=_cmd_pairs)
+    sp = sub.add_parser("export", help="write a run's result as adapter, merged HF model, GGUF, LoRA GGUF or "
+                                       "chat dataset")
+    sp.add_argument("run_dir")
+    sp.add_argument("--to", required=True, choices=["adapter", "merged", "gguf", "lora-gguf", "dataset"],
+                    help="adapter: PEFT dir; merged: HF model dir; gguf: one standalone GGUF (llama-export-lora); "
+                         "lora-gguf: llama.cpp LoRA; dataset: chat JSONL (TRL, LLaMA-Factory, axolotl)")
+    sp.add_argument("--out", required=True, help="output path (a directory for adapter/merged, else a file)")
+    sp.add_argument("--force", action="store_true", help="replace --out if it exists")
+    sp.add_argument("--dtype", choices=["bfloat16", "float16", "float32"],
+                    help="merged: weights dtype (default: the base's own, bfloat16 for GGUF bases)")
+    sp.set_defaults(fn=_cmd_export)
     sp = sub.add_parser("model", help="assemble an embedded model and print its path")
     sp.add_argument("name", nargs="?", default="default")
     sp.set_defaults(fn=_cmd_model)

@@ -20,18 +20,22 @@ from .registry import did_you_mean
 
 @dataclass(frozen=True)
 class BackendConfig:
-    name: str = "llamacpp"  # llamacpp | openai | transformers | fake
+    name: str = "llamacpp"  # llamacpp | vllm | openai | transformers | fake
     base_url: str | None = None  # openai: e.g. http://127.0.0.1:8000/v1
     api_key_env: str = "OPENAI_API_KEY"  # openai: name of the env var holding the key (never the key itself)
-    served_model: str | None = None  # openai: model name the server expects
+    served_model: str | None = None  # openai: model name the server expects; vllm: --served-model-name of the base
     parallel: int = 16  # llamacpp: server slots (continuous batching)
     ctx_per_slot: int = 2048  # llamacpp: context tokens per slot
     threads: int | None = None  # llamacpp/transformers: CPU threads (None = all cores)
-    concurrency: int = 16  # openai/llamacpp: max requests in flight
+    concurrency: int = 16  # openai/llamacpp/vllm: max requests in flight
     timeout_s: float = 600.0
     max_retries: int = 5
     batch_size: int = 16  # transformers: generation batch size
-    server_args: list[str] = field(default_factory=list)  # llamacpp: extra llama-server flags
+    server_args: list[str] = field(default_factory=list)  # llamacpp/vllm: extra llama-server / vllm serve flags
+    tensor_parallel_size: int = 1  # vllm: GPUs to shard the model over
+    gpu_memory_utilization: float = 0.9  # vllm: fraction of each GPU's memory vLLM may take
+    max_model_len: int | None = None  # vllm: context length (None = the model's own)
+    startup_timeout_s: float | None = None  # llamacpp/vllm: wait for the server's health (None = 300 / 1200 s)
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,13 @@ class TrainSection:
     gradient_checkpointing: bool = False
     threads: int | None = None
     save_merged: bool = False  # LoRA: also write model/merged (the adapter + llama.cpp LoRA GGUF serve it)
-    launcher: str = "local"  # local (accelerate comes with the scale-out work)
+    launcher: str = "local"  # local (this process) | accelerate (accelerate launch: DDP / FSDP / DeepSpeed)
+    num_processes: int | None = None  # accelerate: processes in all (None = every visible GPU, or 2 on CPU)
+    distributed_type: str = "ddp"  # accelerate: ddp | fsdp | deepspeed
+    cpu: bool = False  # accelerate: CPU processes over gloo, even where GPUs are visible
+    accelerate_config: str | None = None  # accelerate: your accelerate config YAML, used as-is
+    accelerate: dict = field(default_factory=dict)  # accelerate: num_machines, machine_rank, main_process_ip,
+    # main_process_port, mixed_precision, zero_stage, offload (see s2distill.launch.LaunchOptions)
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,24 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class DistributedConfig:
+    """Run model calls as a Ray Data pipeline over a pool of actors, each owning one backend."""
+
+    enabled: bool = False
+    address: str | None = None  # None: a local Ray instance; "auto" / "ray://head:10001": an existing cluster
+    num_actors: int = 2  # one backend (engine server or endpoint) per actor
+    batch_size: int = 16  # requests per actor call (each actor keeps them in flight together)
+    num_cpus_per_actor: float = 1.0
+    num_gpus_per_actor: float = 0.0  # e.g. 1 with backend.name=vllm on GPU nodes
+    endpoints: list[str] = field(default_factory=list)  # openai: one base_url per actor slot (round robin)
+    stages: list[str] = field(default_factory=lambda: ["generate"])  # also: curate, eval
+    runtime_env: dict = field(default_factory=dict)  # Ray runtime_env for cluster workers (pip, env_vars, ...)
+
+
+DISTRIBUTED_STAGES = ("generate", "curate", "eval")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     name: str = "run"
     seed: int = 0
@@ -106,6 +134,7 @@ class RunConfig:
     curate: CurateConfig = field(default_factory=CurateConfig)
     train: TrainSection = field(default_factory=TrainSection)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -240,7 +269,30 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("curate.min_agreement is a fraction in [0, 1]")
     if cfg.train.method not in ("lora", "full"):
         raise ConfigError(f"train.method must be 'lora' or 'full'{did_you_mean(cfg.train.method, ['lora', 'full'])}")
-    if cfg.backend.name == "openai" and not cfg.backend.base_url:
+    from .launch import LAUNCHERS, options_from_section
+
+    if cfg.train.launcher not in LAUNCHERS:
+        raise ConfigError(f"unknown train.launcher '{cfg.train.launcher}'{did_you_mean(cfg.train.launcher, LAUNCHERS)} "
+                          f"(known: {', '.join(LAUNCHERS)})")
+    if cfg.train.launcher == "accelerate":
+        options_from_section(cfg.train)  # names the bad option and the fix
+    if cfg.backend.name == "vllm":
+        from .backends.vllm import check_model, check_settings
+
+        b = cfg.backend
+        check_settings(b.tensor_parallel_size, b.gpu_memory_utilization, b.max_model_len, b.startup_timeout_s)
+        check_model(cfg.model)
+    d = cfg.distributed
+    for st in d.stages:
+        if st not in DISTRIBUTED_STAGES:
+            raise ConfigError(f"unknown distributed stage '{st}'{did_you_mean(st, DISTRIBUTED_STAGES)} "
+                              f"(known: {', '.join(DISTRIBUTED_STAGES)})")
+    if d.enabled and (d.num_actors < 1 or d.batch_size < 1):
+        raise ConfigError("distributed.num_actors and distributed.batch_size must be >= 1")
+    if d.endpoints and cfg.backend.name != "openai":
+        raise ConfigError("distributed.endpoints lists OpenAI-compatible servers; set backend.name=openai "
+                          "(with a managed engine per actor, leave distributed.endpoints empty)")
+    if cfg.backend.name == "openai" and not cfg.backend.base_url and not d.endpoints:
         raise ConfigError("backend.name=openai needs backend.base_url (e.g. http://127.0.0.1:8000/v1)")
     # task and method options are validated by the task / method itself
     from .pipeline import calls_per_sample

@@ -58,7 +58,26 @@ def default_backend_factory(cfg: RunConfig, role: str, extra: dict) -> Backend:
 
         lora = [extra["lora_gguf"]] if role == "distilled" else []
         return LlamaCppBackend(model=cfg.model, parallel=b.parallel, ctx_per_slot=b.ctx_per_slot, threads=b.threads,
-                               lora=lora, server_args=b.server_args, **common)
+                               lora=lora, server_args=b.server_args, **common,
+                               **({"startup_timeout_s": b.startup_timeout_s} if b.startup_timeout_s else {}))
+    if b.name == "vllm":
+        from .backends.vllm import LORA_NAME, VLLMBackend
+
+        model = cfg.model
+        vkw: dict[str, Any] = {"served_model": b.served_model}
+        if role == "distilled":  # the run's adapter as LoRA module "distilled", or the merged model under that name
+            if extra.get("adapter"):
+                model, vkw["adapter"] = cfg.train.base_model or cfg.model, extra["adapter"]
+            elif extra.get("merged") and Path(extra["merged"]).is_dir():
+                model, vkw = extra["merged"], {"served_model": LORA_NAME}
+            else:
+                raise ConfigError("backend 'vllm' found no distilled model (neither model/adapter nor model/merged); "
+                                  "fix: run the train stage first (train.enabled=true)")
+        if b.startup_timeout_s:
+            vkw["startup_timeout_s"] = b.startup_timeout_s
+        return VLLMBackend(model=model, tensor_parallel_size=b.tensor_parallel_size,
+                           gpu_memory_utilization=b.gpu_memory_utilization, max_model_len=b.max_model_len, seed=cfg.seed,
+                           server_args=b.server_args, **vkw, **common)
     if b.name == "openai":
         from .backends.openai import OpenAIBackend
 
@@ -84,6 +103,49 @@ def default_backend_factory(cfg: RunConfig, role: str, extra: dict) -> Backend:
     raise ConfigError(f"no backend factory for '{b.name}'")
 
 
+def backend_model_id(cfg: RunConfig, role: str, extra: dict) -> str:
+    """The ``model_id`` (cache-key part) the backend for ``role`` will have, computed without starting it.
+
+    The Ray path needs it in the driver, where no engine runs; it equals the single-process
+    backend's so one run's sample cache serves both.
+    """
+    b = cfg.backend
+    if b.name == "llamacpp":
+        from .backends.llamacpp import file_id
+        from .models import resolve_model
+
+        loras = [extra["lora_gguf"]] if role == "distilled" else []
+        return file_id(resolve_model(cfg.model)) + "".join(f"+lora:{file_id(a)}" for a in loras)
+    if b.name == "openai":
+        served = cfg.eval.distilled_served_model if role == "distilled" else b.served_model
+        if cfg.distributed.enabled and cfg.distributed.endpoints:  # the same weights behind every endpoint
+            return f"endpoints#{served or ''}"
+        return f"{(b.base_url or '').rstrip('/')}#{served or ''}"
+    if b.name == "fake":
+        return f"fake:{role}"
+    if b.name == "transformers":
+        from .export import resolve_hf_model
+
+        if role == "distilled":
+            if extra.get("adapter"):
+                return resolve_hf_model(cfg.model) + f"+{Path(extra['adapter']).resolve()}"
+            return resolve_hf_model(extra["merged"])
+        return resolve_hf_model(cfg.model)
+    mod = importlib.import_module(f".backends.{b.name}", __package__)
+    if hasattr(mod, "model_id_for"):
+        return mod.model_id_for(cfg, role, extra)
+    raise ConfigError(f"backend '{b.name}' cannot run under distributed.enabled (no model_id_for); "
+                      "fix: set distributed.enabled=false")
+
+
+def _actor_backend(factory: BackendFactory, cfg: RunConfig, role: str, extra: dict, slot: int) -> Backend:
+    """Runs inside a Ray actor: this slot's backend (its own engine, or its endpoint from the list)."""
+    eps = cfg.distributed.endpoints
+    if eps:
+        cfg = dataclasses.replace(cfg, backend=dataclasses.replace(cfg.backend, base_url=eps[slot % len(eps)]))
+    return factory(cfg, role, extra)
+
+
 class Pipeline:
     def __init__(self, cfg: RunConfig, run_dir: str | Path | None = None,
                  backend_factory: BackendFactory = default_backend_factory, log: Callable[[str], None] | None = None,
@@ -107,13 +169,29 @@ class Pipeline:
                 self.log(f"[resume] dropped {self._cache.torn_lines} torn line(s) at the end of the sample cache")
         return self._cache
 
-    def backend(self, role: str, extra: dict | None = None) -> Backend:
-        if role not in self._backends:
+    def backend(self, role: str, extra: dict | None = None, stage: str | None = None) -> Backend:
+        d = self.cfg.distributed
+        ray_path = d.enabled and stage in d.stages
+        key = f"{role}@ray" if ray_path else role
+        if key not in self._backends:
             for other in list(self._backends):  # one engine at a time on a small machine
                 self._backends.pop(other).close()
-            self.log(f"[backend] starting {self.cfg.backend.name} ({role})")
-            self._backends[role] = self.backend_factory(self.cfg, role, extra or {})
-        return self._backends[role]
+            if ray_path:
+                from functools import partial
+
+                from .distributed import RayBackend
+
+                self.log(f"[backend] Ray Data: {d.num_actors} actor(s) x {self.cfg.backend.name} ({role}) "
+                         f"on {d.address or 'a local Ray instance'}")
+                self._backends[key] = RayBackend(
+                    partial(_actor_backend, self.backend_factory, self.cfg, role, extra or {}),
+                    model_id=backend_model_id(self.cfg, role, extra or {}), num_actors=d.num_actors,
+                    batch_size=d.batch_size, num_cpus_per_actor=d.num_cpus_per_actor,
+                    num_gpus_per_actor=d.num_gpus_per_actor, address=d.address, runtime_env=d.runtime_env or None)
+            else:
+                self.log(f"[backend] starting {self.cfg.backend.name} ({role})")
+                self._backends[key] = self.backend_factory(self.cfg, role, extra or {})
+        return self._backends[key]
 
     def close(self) -> None:
         for b in self._backends.values():
@@ -124,9 +202,9 @@ class Pipeline:
             self._cache = None
 
     def _generate(self, role: str, desc: str, fn: Callable[[Backend], list[Trace]], total: int,
-                  extra: dict | None = None) -> tuple[list[Trace], float, dict]:
+                  extra: dict | None = None, stage: str = "eval") -> tuple[list[Trace], float, dict]:
         bar = _bar(total, desc, self.progress)
-        cached = CachingBackend(self.backend(role, extra), self.cache, on_progress=bar.update)
+        cached = CachingBackend(self.backend(role, extra, stage), self.cache, on_progress=bar.update)
         t0 = time.perf_counter()
         try:
             traces = fn(cached)
@@ -196,7 +274,7 @@ class Pipeline:
             params = self._method_params(c.method.n, c.method.temperature)
             traces, wall, stats = self._generate(
                 "base", f"generate {c.method.name} x{c.method.n}", lambda b: method(self.task, exs, b, params, c.method),
-                len(exs) * c.method.n * calls_per_sample(c.method))
+                len(exs) * c.method.n * calls_per_sample(c.method), stage="generate")
             write_jsonl(self.rd / "traces" / "train.jsonl", traces)
             return ["traces/train.jsonl"], {"wall_s_generate": round(wall, 3), **stats}
 
@@ -214,7 +292,8 @@ class Pipeline:
             curator, stats = self.curator(), {}
             if getattr(curator, "needs_backend", False):  # e.g. universal self-consistency asks the model
                 (pairs, rejects), wall, stats = self._generate(
-                    "base", f"curate {c.curate.name}", lambda b: curator(self.task, exs, traces, backend=b), len(exs))
+                    "base", f"curate {c.curate.name}", lambda b: curator(self.task, exs, traces, backend=b), len(exs),
+                    stage="curate")
                 stats["wall_s_generate"] = round(wall, 3)
             else:
                 pairs, rejects = curator(self.task, exs, traces)
@@ -304,6 +383,11 @@ class Pipeline:
         train = dataclasses.asdict(c.train)
         if not train["save_merged"]:  # fingerprints of runs from before the option existed stay valid
             del train["save_merged"]
+        if c.train.launcher == "local":  # the accelerate options do not touch a local run (old fingerprints hold)
+            from .launch import SECTION_KEYS
+
+            for k in SECTION_KEYS:
+                train.pop(k, None)
         fp = stable_hash({"curate": self.fp["curate"], "train": train, "model": c.model,
                           "seed": c.seed, "backend": c.backend.name})
         out = self.rd / "model"
@@ -320,7 +404,13 @@ class Pipeline:
             names = {f.name for f in dataclasses.fields(TrainConfig)}
             tcfg = TrainConfig(**{k: v for k, v in dataclasses.asdict(c.train).items() if k in names}, seed=c.seed)
             base = c.train.base_model or c.model
-            summary = train_lora(pairs, base, out, tcfg, progress=self.progress)
+            if c.train.launcher == "accelerate":  # every rank reads the pairs file; rank 0 writes model/
+                from .launch import options_from_section, train_accelerate
+
+                summary = train_accelerate(self.rd / "curate" / "pairs.jsonl", base, out, tcfg,
+                                           options_from_section(c.train), progress=self.progress, log=self.log)
+            else:
+                summary = train_lora(pairs, base, out, tcfg, progress=self.progress)
             outputs = ["model/train_summary.json"]
             if c.backend.name == "llamacpp":
                 if c.train.method != "lora":
