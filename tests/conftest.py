@@ -42,3 +42,57 @@ def backend():
     b = LlamaCppBackend(model="default", parallel=4, ctx_per_slot=1536)
     yield b
     b.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Qwen2 (2 layers, width 64) with the embedded model's real tokenizer: no download."""
+    pytest.importorskip("trl")
+    pytest.importorskip("peft")
+    import torch
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    from s2distill.errors import ModelError
+    from s2distill.export import resolve_hf_model
+
+    try:
+        real = resolve_hf_model("default")
+    except ModelError as e:
+        pytest.skip(f"embedded model not available: {e}")
+    tok = AutoTokenizer.from_pretrained(real)
+    torch.manual_seed(0)
+    cfg = Qwen2Config(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                      intermediate_size=128, vocab_size=len(tok), max_position_embeddings=512,
+                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=True,
+                      initializer_range=0.3)  # large init: LoRA alone can then memorise in a few steps
+    out = tmp_path_factory.mktemp("tiny-qwen2")
+    Qwen2ForCausalLM(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def serve_llama(exe: str, args: list[str], log: Path, ctx: int = 1024):
+    """Start ``llama-server`` on a free loopback port and wait for /health; returns (process, port)."""
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([exe, *args, "--host", "127.0.0.1", "--port", str(port), "-c", str(ctx), "-t", "2",
+                             "--no-warmup"], stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"llama-server exited {proc.returncode}: {log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                if r.status == 200:
+                    return proc, port
+        except OSError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    raise AssertionError(f"llama-server did not become healthy: {log.read_text()[-3000:]}")

@@ -180,31 +180,6 @@ def test_failed_launch_shows_fix_and_tail(tmp_path: Path) -> None:
 
 
 # -- real: two CPU processes over gloo ----------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("trl")
-    pytest.importorskip("peft")
-    import torch
-    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
-
-    from s2distill.export import resolve_hf_model
-
-    try:
-        real = resolve_hf_model("default")
-    except ModelError as e:
-        pytest.skip(f"embedded model not available: {e}")
-    tok = AutoTokenizer.from_pretrained(real)
-    torch.manual_seed(0)
-    cfg = Qwen2Config(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                      intermediate_size=128, vocab_size=len(tok), max_position_embeddings=512,
-                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=True,
-                      initializer_range=0.3)
-    out = tmp_path_factory.mktemp("tiny-qwen2-acc")
-    Qwen2ForCausalLM(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
-
-
 def _pairs() -> list[TrainPair]:
     qs = [("What is 2 + 3?", "5"), ("What is 7 - 4?", "3"), ("What is 6 * 2?", "12"), ("What is 9 + 9?", "18")]
     return [TrainPair(example_id=str(i), messages=({"role": "user", "content": q},), target=f"The answer is {a}.")

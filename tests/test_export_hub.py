@@ -8,14 +8,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import serve_llama
 
 pytest.importorskip("peft")
 pytest.importorskip("trl")
@@ -327,28 +326,6 @@ def _llama_bins() -> tuple[str, str]:
         pytest.skip(f"llama.cpp binaries not available: {e}")
 
 
-def _serve(exe: str, args: list[str], log: Path) -> tuple[subprocess.Popen, int]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    # --no-repack: this llama.cpp build's AMX kernels segfault in some VMs; plain CPU kernels are fine
-    proc = subprocess.Popen([exe, *args, "--no-repack", "--host", "127.0.0.1", "--port", str(port), "-c", "512",
-                             "-t", "2", "--no-warmup"], stdout=open(log, "w"), stderr=subprocess.STDOUT)
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"llama-server exited {proc.returncode}: {log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                if r.status == 200:
-                    return proc, port
-        except OSError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise AssertionError(f"llama-server did not become healthy: {log.read_text()[-3000:]}")
-
-
 def _complete(port: int, prompt: str, n: int) -> dict:
     body = {"prompt": prompt, "temperature": 0, "n_predict": n, "seed": 0, "n_probs": 3}
     req = urllib.request.Request(f"http://127.0.0.1:{port}/completion", data=json.dumps(body).encode(),
@@ -426,7 +403,7 @@ def test_gguf_export_is_one_standalone_model_equal_to_base_plus_lora(tmp_path: P
         got_by: dict[str, dict] = {}
         for who, args in (("lora", ["-m", str(base), "--lora", str(tmp_path / "lora.gguf")]),
                           ("merged", ["-m", str(merged)]), ("base", ["-m", str(base)])):
-            proc, port = _serve(server, args, tmp_path / f"{who}.log")
+            proc, port = serve_llama(server, [*args, "--no-repack"], tmp_path / f"{who}.log", ctx=512)
             try:
                 got_by[who] = {"math": _complete(port, chat("What is 12 + 30? Answer with just the number."), 6),
                                "sea": _complete(port, chat("Write one short sentence about the sea."), 1)}

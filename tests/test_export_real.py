@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import serve_llama
 
 pytest.importorskip("trl")
 pytest.importorskip("peft")
@@ -128,37 +126,12 @@ def _llama_server() -> str | None:
     return str(p) if p.is_file() else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _complete(port: int, prompt: str) -> str:
     body = {"prompt": prompt, "temperature": 0, "n_predict": 12, "seed": 0}
     req = urllib.request.Request(f"http://127.0.0.1:{port}/completion", data=json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=120) as r:
         return json.loads(r.read())["content"]
-
-
-def _serve(exe: str, args: list[str], log: Path) -> tuple[subprocess.Popen, int]:
-    port = _free_port()
-    proc = subprocess.Popen([exe, *args, "--host", "127.0.0.1", "--port", str(port), "-c", "1024", "-t", "2",
-                             "--no-warmup"], stdout=open(log, "w"), stderr=subprocess.STDOUT)
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"llama-server exited {proc.returncode}: {log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                if r.status == 200:
-                    return proc, port
-        except OSError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise AssertionError(f"llama-server did not become healthy: {log.read_text()[-3000:]}")
 
 
 @pytest.mark.server
@@ -183,7 +156,7 @@ def test_llama_server_with_lora_matches_merged_hf(trained: Path, base_gguf: Path
     answers: dict[str, list[str]] = {}
     # --no-repack: this llama.cpp build's AMX kernels segfault in some VMs; plain CPU kernels are fine
     for name, extra in (("lora", ["--lora", str(lora)]), ("base", [])):
-        proc, port = _serve(exe, ["-m", str(base_gguf), "--no-repack", *extra], tmp_path / f"{name}.log")
+        proc, port = serve_llama(exe, ["-m", str(base_gguf), "--no-repack", *extra], tmp_path / f"{name}.log")
         try:
             answers[name] = [_complete(port, p) for p in prompts[: 2 if name == "lora" else 1]]
         finally:

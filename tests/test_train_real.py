@@ -18,29 +18,6 @@ from s2distill.train import TrainConfig, train_lora  # noqa: E402
 from s2distill.types import TrainPair  # noqa: E402
 
 
-@pytest.fixture(scope="session")
-def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
-
-    from s2distill.export import resolve_hf_model
-
-    try:
-        real = resolve_hf_model("default")
-    except ModelError as e:
-        pytest.skip(f"embedded model not available: {e}")
-    tok = AutoTokenizer.from_pretrained(real)
-    torch.manual_seed(0)
-    cfg = Qwen2Config(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                      intermediate_size=128, vocab_size=len(tok), max_position_embeddings=512,
-                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=True,
-                      initializer_range=0.3)  # large init: LoRA alone can then memorise in a few steps
-    out = tmp_path_factory.mktemp("tiny-qwen2")
-    Qwen2ForCausalLM(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
-
-
 def _pairs(n: int = 4) -> list[TrainPair]:
     qs = [("What is 2 + 3?", "5"), ("What is 7 - 4?", "3"), ("What is 6 * 2?", "12"), ("What is 9 + 9?", "18"),
           ("What is 8 / 2?", "4"), ("What is 5 * 5?", "25")]
@@ -136,7 +113,6 @@ def test_config_and_data_errors(tmp_path: Path) -> None:
 
 
 def test_disk_full_while_saving_names_the_fix(tmp_path: Path) -> None:
-    from s2distill.errors import ModelError
     from s2distill.train import _disk_guard
 
     with pytest.raises(ModelError, match="disk full while writing .*merged.*GiB free.*save_merged"):
