@@ -70,36 +70,40 @@ def main() -> None:
         return load_config(data={"model": args.model, "backend": {"name": "llamacpp", "parallel": parallel,
                                                                    "ctx_per_slot": 1024, "threads": threads}})
 
-    def drain(backend) -> tuple[int, float]:
-        """All tokens, and tokens/s between the first and the last result (engine start-up excluded)."""
+    def drain(backend, t0: float) -> tuple[int, float, float]:
+        """All tokens, tokens/s between the first and the last result (engine start-up excluded), and
+        seconds from the phase start to the first result."""
         stamps: list[tuple[float, int]] = []
         for _, _, comp in backend.iter_generate(reqs()):
             stamps.append((time.perf_counter(), comp.completion_tokens))
         tokens = sum(t for _, t in stamps)
         window = stamps[-1][0] - stamps[0][0]
-        return tokens, sum(t for _, t in stamps[1:]) / max(1e-9, window)
+        return tokens, sum(t for _, t in stamps[1:]) / max(1e-9, window), stamps[0][0] - t0
 
     def plain_phase():
+        t0 = time.perf_counter()
         c = cfg(cores, 8)
         with default_backend_factory(c, "base", {}) as b:
-            tokens, steady = drain(b)
-        return tokens, steady, None
+            tokens, steady, first = drain(b, t0)
+        return tokens, steady, first, None
 
     def ray_phase(actors: int):
+        t0 = time.perf_counter()
         c = cfg(max(1, cores // actors), max(1, 8 // actors))
         rb = RayBackend(functools.partial(_actor_backend, default_backend_factory, c, "base", {}),
                         model_id=backend_model_id(c, "base", {}), num_actors=actors, batch_size=max(1, 8 // actors))
-        tokens, steady = drain(rb)
-        return tokens, steady, len(rb.actor_pids)
+        tokens, steady, first = drain(rb, t0)
+        return tokens, steady, first, len(rb.actor_pids)
 
     _, init_s, _ = timed(lambda: ray_init())
     plain_phase()  # warm-up: page the model into the OS cache, start-up paths hot
     rows: list[dict] = []
     for rep in range(args.repeats):
         for name, fn in (("plain", plain_phase), ("ray x1", lambda: ray_phase(1)), ("ray x2", lambda: ray_phase(2))):
-            (tokens, steady, pids), wall, util = timed(fn)
+            (tokens, steady, first, pids), wall, util = timed(fn)
             rows.append({"phase": name, "repeat": rep, "tokens": tokens, "wall_s": round(wall, 2),
                          "tokens_per_s": round(tokens / wall, 2), "steady_tokens_per_s": round(steady, 2),
+                         "first_result_s": round(first, 2),
                          "cpu_util": round(util, 3), "actors_used": pids})
             print(rows[-1], flush=True)
 
@@ -120,12 +124,12 @@ def main() -> None:
              f"{args.max_tokens}, T=0.7, {args.repeats} repeat(s). Wall time includes starting the engine(s); "
              f"`ray.init` itself took {init_s:.1f} s once per process and is not in any row.", "",
              "| phase | engines x threads x slots | generated tokens | wall s | tokens/s (whole phase) | "
-             "tokens/s (first to last result) | CPU busy |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+             "tokens/s (first to last result) | s to first result | CPU busy |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     shape = {"plain": f"1 x {cores} x 8", "ray x1": f"1 x {cores} x 8", "ray x2": f"2 x {max(1, cores // 2)} x 4"}
     for r in rows:
         lines.append(f"| {r['phase']} | {shape[r['phase']]} | {r['tokens']} | {r['wall_s']:.1f} | "
-                     f"{r['tokens_per_s']:.1f} | {r['steady_tokens_per_s']:.1f} | {100 * r['cpu_util']:.0f}% |")
+                     f"{r['tokens_per_s']:.1f} | {r['steady_tokens_per_s']:.1f} | {r['first_result_s']:.1f} | {100 * r['cpu_util']:.0f}% |")
     lines += ["", f"Ray path overhead at 1 actor: {100 * res['ray1_overhead']:.1f}% fewer tokens/s than the plain "
               f"backend over the whole phase (start-up included), {100 * res['ray1_overhead_steady']:.1f}% between "
               f"first and last result (goal <= 10%). 2 actors vs 1: x{res['ray2_vs_ray1']:.2f} on {cores} cores "

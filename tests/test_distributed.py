@@ -61,7 +61,7 @@ def test_request_round_trips_through_json() -> None:
 
 def test_results_come_back_in_place_from_both_actors() -> None:
     seen: list[dict] = []
-    rb = RayBackend(_fake, model_id="fake", num_actors=2, batch_size=3, on_result=seen.append)
+    rb = RayBackend(_fake, model_id="fake", num_actors=2, batch_size=3, per_slot=True, on_result=seen.append)
     reqs = _requests(12, samples=2)
     out = rb.generate(reqs)
     assert [[c.text for c in row] for row in out] == [[f"echo q{i} seed {10 * i}"] * 2 for i in range(12)]

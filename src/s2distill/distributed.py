@@ -81,7 +81,8 @@ def _root_cause(e: BaseException) -> str:
 
 
 class _Slots:
-    """Hands out actor slot numbers 0..n-1 (and reuses a dead actor's slot for its restart)."""
+    """Hands out actor slot numbers round robin (a restarted actor takes the next one, so after a
+    restart two actors may share a slot's endpoint until the call ends)."""
 
     def __init__(self, n: int):
         self.n = n
@@ -99,7 +100,7 @@ class _GenerateActor:
     def __init__(self, make_backend: BackendMaker, slots: Any):
         import ray
 
-        self.slot = ray.get(slots.take.remote())
+        self.slot = ray.get(slots.take.remote()) if slots is not None else 0
         self.backend = make_backend(self.slot)
         self.pid = os.getpid()
 
@@ -125,16 +126,17 @@ class RayBackend(Backend):
     """Runs every ``iter_generate`` call as a Ray Data ``map_batches`` over ``num_actors`` backend actors.
 
     ``make_backend(slot)`` builds the backend inside an actor (it must pickle: a module-level
-    function or a ``functools.partial`` of one). ``model_id`` is the driver's identity of the
+    function or a ``functools.partial`` of one); ``slot`` is 0 unless ``per_slot`` numbers the
+    actors (round robin), e.g. to give each its own endpoint. ``model_id`` is the driver's identity of the
     weights, the same string the single-process backend would use, so caches carry over.
-    ``on_batch`` (tests, benchmarks) sees the pid and slot of the actor behind each result.
+    ``on_result`` (tests, benchmarks) sees the pid and slot of the actor behind each result.
     """
 
     name = "ray"
 
     def __init__(self, make_backend: BackendMaker, model_id: str, num_actors: int = 2, batch_size: int = 16,
                  num_cpus_per_actor: float = 1.0, num_gpus_per_actor: float = 0.0, address: str | None = None,
-                 runtime_env: dict | None = None, on_result: Callable[[dict], None] | None = None):
+                 runtime_env: dict | None = None, per_slot: bool = False, on_result: Callable[[dict], None] | None = None):
         if num_actors < 1 or batch_size < 1:
             raise ConfigError("distributed.num_actors and distributed.batch_size must be >= 1")
         self.ray = ray_init(address, runtime_env=runtime_env,
@@ -146,13 +148,15 @@ class RayBackend(Backend):
         self.num_cpus_per_actor = num_cpus_per_actor
         self.num_gpus_per_actor = num_gpus_per_actor
         self.on_result = on_result
+        self.per_slot = per_slot
         self.actor_pids: set[int] = set()
 
     def iter_generate(self, requests: Sequence[GenRequest]) -> Iterator[tuple[int, int, Completion]]:
         if not requests:
             return
         ray = self.ray
-        slots = ray.remote(num_cpus=0)(_Slots).remote(self.num_actors)
+        # slot numbers only matter when each actor needs its own endpoint; otherwise skip the extra actor
+        slots = ray.remote(num_cpus=0)(_Slots).remote(self.num_actors) if self.per_slot else None
         ds = ray.data.from_items([{"idx": k, "request": request_to_json(r)} for k, r in enumerate(requests)],
                                  override_num_blocks=max(1, -(-len(requests) // self.batch_size)))
         # Ray Data restarts a dead actor and retries its batch (max_restarts / max_task_retries default to -1)
@@ -181,7 +185,8 @@ class RayBackend(Backend):
             raise BackendError(f"Ray Data generation failed after {len(got)}/{expected} samples (every one of them "
                                f"is in the sample cache; rerun to resume): {_root_cause(e)}") from e
         finally:
-            ray.kill(slots)
+            if slots is not None:
+                ray.kill(slots)
         if len(got) != expected:
             raise BackendError(f"Ray Data returned {len(got)} of {expected} samples; rerun to generate the rest")
 

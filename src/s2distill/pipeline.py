@@ -187,7 +187,8 @@ class Pipeline:
                     partial(_actor_backend, self.backend_factory, self.cfg, role, extra or {}),
                     model_id=backend_model_id(self.cfg, role, extra or {}), num_actors=d.num_actors,
                     batch_size=d.batch_size, num_cpus_per_actor=d.num_cpus_per_actor,
-                    num_gpus_per_actor=d.num_gpus_per_actor, address=d.address, runtime_env=d.runtime_env or None)
+                    num_gpus_per_actor=d.num_gpus_per_actor, address=d.address, runtime_env=d.runtime_env or None,
+                    per_slot=bool(d.endpoints))
             else:
                 self.log(f"[backend] starting {self.cfg.backend.name} ({role})")
                 self._backends[key] = self.backend_factory(self.cfg, role, extra or {})

@@ -178,6 +178,10 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
     except ImportError as e:
         raise ModelError(f"{e}; fix: pip install 's2distill[train]' (torch, transformers, peft, trl, datasets)") from e
 
+    if not progress:  # no per-map "Tokenizing train dataset" bars either
+        from datasets import disable_progress_bars
+
+        disable_progress_bars()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     transformers.set_seed(cfg.seed)
