@@ -66,7 +66,8 @@ def ray_init(address: str | None = None, num_cpus: float | None = None, runtime_
         ray.init(address=address, **kw)
     else:
         # a local instance: logical CPUs are only accounting, so leave room for the actors and Ray Data's tasks
-        ray.init(num_cpus=num_cpus or max(4, os.cpu_count() or 1),
+        ray.init(address="local",  # a new instance, even where a cluster runs on this machine
+                 num_cpus=num_cpus or max(4, os.cpu_count() or 1),
                  object_store_memory=object_store_memory or 256 * 2**20, **kw)
     return ray
 
