@@ -187,5 +187,8 @@ def test_driver_side_model_ids(tmp_path: Path) -> None:
     assert backend_model_id(cfg, "base", {}) == weights_id(str(tmp_path / "m"))
     cfg = load_config(data={"model": "org/model", "backend": {"name": "vllm", "server_args": ["--revision", "abc"]}})
     assert backend_model_id(cfg, "base", {}) == "hf:org/model@abc"
-    cfg = load_config(data={"backend": {"name": "openai", "base_url": "http://h:1/v1/", "served_model": "m"}})
-    assert backend_model_id(cfg, "base", {}) == default_backend_factory(cfg, "base", {}).model_id
+    for url in ("http://h:1/v1/", "http://h:1"):  # the backend appends /v1; the driver's id must too
+        cfg = load_config(data={"backend": {"name": "openai", "base_url": url, "served_model": "m"}})
+        assert backend_model_id(cfg, "base", {}) == default_backend_factory(cfg, "base", {}).model_id == "http://h:1/v1#m"
+    cfg = load_config(data={"backend": {"name": "fake"}})
+    assert backend_model_id(cfg, "distilled", {}) == default_backend_factory(cfg, "distilled", {}).model_id

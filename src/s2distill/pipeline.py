@@ -49,17 +49,18 @@ def versions() -> dict:
     return out
 
 
-def default_backend_factory(cfg: RunConfig, role: str, extra: dict) -> Backend:
-    """Build the backend for ``role`` ('base' or 'distilled'); ``extra`` carries adapter paths."""
+def backend_spec(cfg: RunConfig, role: str, extra: dict) -> tuple[type[Backend], dict[str, Any]]:
+    """The backend class for ``role`` ('base' or 'distilled') and the keyword arguments to build it with;
+    ``extra`` carries the trained model's paths."""
     b = cfg.backend
     common = dict(concurrency=b.concurrency, timeout_s=b.timeout_s, max_retries=b.max_retries)
     if b.name == "llamacpp":
         from .backends.llamacpp import LlamaCppBackend
 
         lora = [extra["lora_gguf"]] if role == "distilled" else []
-        return LlamaCppBackend(model=cfg.model, parallel=b.parallel, ctx_per_slot=b.ctx_per_slot, threads=b.threads,
-                               lora=lora, server_args=b.server_args, **common,
-                               **({"startup_timeout_s": b.startup_timeout_s} if b.startup_timeout_s else {}))
+        return LlamaCppBackend, dict(model=cfg.model, parallel=b.parallel, ctx_per_slot=b.ctx_per_slot,
+                                     threads=b.threads, lora=lora, server_args=b.server_args, **common,
+                                     **({"startup_timeout_s": b.startup_timeout_s} if b.startup_timeout_s else {}))
     if b.name == "vllm":
         from .backends.vllm import LORA_NAME, VLLMBackend
 
@@ -75,9 +76,9 @@ def default_backend_factory(cfg: RunConfig, role: str, extra: dict) -> Backend:
                                   "fix: run the train stage first (train.enabled=true)")
         if b.startup_timeout_s:
             vkw["startup_timeout_s"] = b.startup_timeout_s
-        return VLLMBackend(model=model, tensor_parallel_size=b.tensor_parallel_size,
-                           gpu_memory_utilization=b.gpu_memory_utilization, max_model_len=b.max_model_len, seed=cfg.seed,
-                           server_args=b.server_args, **vkw, **common)
+        return VLLMBackend, dict(model=model, tensor_parallel_size=b.tensor_parallel_size,
+                                 gpu_memory_utilization=b.gpu_memory_utilization, max_model_len=b.max_model_len,
+                                 seed=cfg.seed, server_args=b.server_args, **vkw, **common)
     if b.name == "openai":
         from .backends.openai import OpenAIBackend
 
@@ -88,19 +89,25 @@ def default_backend_factory(cfg: RunConfig, role: str, extra: dict) -> Backend:
                 raise ConfigError("evaluating the distilled model through backend 'openai' needs "
                                   "eval.distilled_served_model (serve model/merged or the adapter, e.g. vLLM "
                                   "--lora-modules distilled=RUN/model/adapter)")
-        return OpenAIBackend(base_url=b.base_url, served_model=served, api_key_env=b.api_key_env, **common)
+        return OpenAIBackend, dict(base_url=b.base_url, served_model=served, api_key_env=b.api_key_env, **common)
     if b.name == "transformers":
         from .backends.transformers import TransformersBackend
 
         kw: dict[str, Any] = {}
         if role == "distilled":
             kw = {"adapter": extra["adapter"]} if extra.get("adapter") else {"model": extra["merged"]}
-        return TransformersBackend(**{"model": cfg.model, **kw}, batch_size=b.batch_size, threads=b.threads)
+        return TransformersBackend, {"model": cfg.model, **kw, "batch_size": b.batch_size, "threads": b.threads}
     if b.name == "fake":
         from .backends.fake import FakeBackend
 
-        return FakeBackend(model_id=f"fake:{role}")
+        return FakeBackend, dict(model_id=f"fake:{role}")
     raise ConfigError(f"no backend factory for '{b.name}'")
+
+
+def default_backend_factory(cfg: RunConfig, role: str, extra: dict) -> Backend:
+    """Build the backend for ``role`` ('base' or 'distilled'); ``extra`` carries adapter paths."""
+    cls, kwargs = backend_spec(cfg, role, extra)
+    return cls(**kwargs)
 
 
 def backend_model_id(cfg: RunConfig, role: str, extra: dict) -> str:
@@ -109,33 +116,10 @@ def backend_model_id(cfg: RunConfig, role: str, extra: dict) -> str:
     The Ray path needs it in the driver, where no engine runs; it equals the single-process
     backend's so one run's sample cache serves both.
     """
-    b = cfg.backend
-    if b.name == "llamacpp":
-        from .backends.llamacpp import file_id
-        from .models import resolve_model
-
-        loras = [extra["lora_gguf"]] if role == "distilled" else []
-        return file_id(resolve_model(cfg.model)) + "".join(f"+lora:{file_id(a)}" for a in loras)
-    if b.name == "openai":
-        served = cfg.eval.distilled_served_model if role == "distilled" else b.served_model
-        if cfg.distributed.enabled and cfg.distributed.endpoints:  # the same weights behind every endpoint
-            return f"endpoints#{served or ''}"
-        return f"{(b.base_url or '').rstrip('/')}#{served or ''}"
-    if b.name == "fake":
-        return f"fake:{role}"
-    if b.name == "transformers":
-        from .export import resolve_hf_model
-
-        if role == "distilled":
-            if extra.get("adapter"):
-                return resolve_hf_model(cfg.model) + f"+{Path(extra['adapter']).resolve()}"
-            return resolve_hf_model(extra["merged"])
-        return resolve_hf_model(cfg.model)
-    mod = importlib.import_module(f".backends.{b.name}", __package__)
-    if hasattr(mod, "model_id_for"):
-        return mod.model_id_for(cfg, role, extra)
-    raise ConfigError(f"backend '{b.name}' cannot run under distributed.enabled (no model_id_for); "
-                      "fix: set distributed.enabled=false")
+    cls, kwargs = backend_spec(cfg, role, extra)
+    if cfg.distributed.enabled and cfg.distributed.endpoints:  # the same weights behind every endpoint
+        return f"endpoints#{kwargs.get('served_model') or ''}"
+    return cls.model_id_of(**kwargs)
 
 
 def _actor_backend(factory: BackendFactory, cfg: RunConfig, role: str, extra: dict, slot: int) -> Backend:

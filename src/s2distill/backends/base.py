@@ -34,6 +34,12 @@ class Backend:
             raise RuntimeError(f"backend {self.name} returned no completion for {len(missing)} samples")
         return out  # type: ignore[return-value]
 
+    @classmethod
+    def model_id_of(cls, **kwargs: Any) -> str:
+        """The ``model_id`` an instance built with ``kwargs`` will have, without building it (no engine
+        starts): the Ray driver keys its sample cache with it."""
+        raise NotImplementedError(f"{cls.__name__} cannot name its weights before it starts")
+
     def close(self) -> None:  # pragma: no cover - trivial
         pass
 

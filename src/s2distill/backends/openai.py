@@ -23,17 +23,25 @@ from .base import Backend
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
+def _v1(base_url: str) -> str:
+    url = base_url.rstrip("/")
+    return url if url.endswith("/v1") else url + "/v1"
+
+
 class OpenAIBackend(Backend):
     name = "openai"
+
+    @classmethod
+    def model_id_of(cls, base_url: str, served_model: str | None = None, model_id: str | None = None,
+                    **_: object) -> str:
+        return model_id or f"{_v1(base_url)}#{served_model or ''}"
 
     def __init__(self, base_url: str, served_model: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  concurrency: int = 16, timeout_s: float = 600.0, max_retries: int = 5, backoff_s: float = 0.5,
                  model_id: str | None = None, **_: object):
-        self.base_url = base_url.rstrip("/")
-        if not self.base_url.endswith("/v1"):
-            self.base_url += "/v1"
+        self.base_url = _v1(base_url)
         self.served_model = served_model
-        self.model_id = model_id or f"{self.base_url}#{served_model or ''}"
+        self.model_id = model_id or OpenAIBackend.model_id_of(base_url, served_model)
         self.concurrency = max(1, int(concurrency))
         self.max_retries = max_retries
         self.backoff_s = backoff_s

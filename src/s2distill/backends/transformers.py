@@ -20,6 +20,12 @@ from .base import Backend
 class TransformersBackend(Backend):
     name = "transformers"
 
+    @classmethod
+    def model_id_of(cls, model: str = "default", adapter: str | Path | None = None, **_: Any) -> str:
+        from ..export import resolve_hf_model
+
+        return resolve_hf_model(model) + (f"+{Path(adapter).resolve()}" if adapter is not None else "")
+
     def __init__(self, model: str = "default", adapter: str | Path | None = None, batch_size: int = 16,
                  dtype: str = "float32", device: str = "cpu", threads: int | None = None, **_: Any):
         try:
@@ -49,7 +55,7 @@ class TransformersBackend(Backend):
 
             self.model = PeftModel.from_pretrained(self.model, str(adapter)).merge_and_unload()
         self.model.to(device).eval()
-        self.model_id = path + (f"+{Path(adapter).resolve()}" if adapter is not None else "")
+        self.model_id = self.model_id_of(path, adapter)
         eos = self.model.generation_config.eos_token_id
         eos = [eos] if isinstance(eos, int) else list(eos or [])
         if self.tok.eos_token_id is not None and self.tok.eos_token_id not in eos:

@@ -97,20 +97,15 @@ def weights_id(model: str, adapter: str | Path | None = None, extra: Sequence[st
     return mid + (f"+lora:{path_id(adapter)}" if adapter is not None else "")
 
 
-def model_id_for(cfg, role: str, extra: dict) -> str:
-    """The model_id the pipeline's vLLM backend for ``role`` will have (the Ray driver needs it unstarted)."""
-    args = cfg.backend.server_args
-    if role == "distilled":
-        if extra.get("adapter"):
-            return weights_id(cfg.train.base_model or cfg.model, extra["adapter"], args)
-        return weights_id(extra["merged"], None, args)
-    return weights_id(cfg.model, None, args)
-
-
 class VLLMBackend(LaunchedBackend):
     """``vllm serve MODEL`` on loopback; with ``adapter``, requests go to the LoRA module ``distilled``."""
 
     name = "vllm"
+
+    @classmethod
+    def model_id_of(cls, model: str, adapter: str | Path | None = None, server_args: Sequence[str] = (),
+                    **_: object) -> str:
+        return weights_id(model, adapter, server_args)
 
     def __init__(self, model: str, adapter: str | Path | None = None, served_model: str | None = None,
                  tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9, max_model_len: int | None = None,
@@ -130,5 +125,5 @@ class VLLMBackend(LaunchedBackend):
         argv = serve_argv(find_vllm(), model, port, tensor_parallel_size, gpu_memory_utilization, max_model_len,
                           served_model, seed, self.adapter, LORA_NAME, rank, server_args)
         request_model = LORA_NAME if adapter is not None else (served_model or model)
-        self._launch(argv, port, name="vllm", model_id=weights_id(model, adapter, server_args), served_model=request_model,
+        self._launch(argv, port, name="vllm", model_id=self.model_id_of(model, adapter, server_args), served_model=request_model,
                      concurrency=concurrency, startup_timeout_s=startup_timeout_s, kw=kw)
