@@ -54,6 +54,19 @@ def share_cache(src, dst) -> None:
         shutil.copyfile(s, d)
 
 
+def cot_requests(n: int, max_tokens: int, seed_base: int) -> list:
+    """The throughput workload: zero-shot CoT on n arithmetic depth-2 word problems, T=0.7, seeds
+    ``seed_base + i`` (a fresh base per phase: no server-side result reuse between phases)."""
+    from s2distill.methods.cot import messages
+    from s2distill.tasks.arithmetic import ArithmeticOptions, ArithmeticTask
+    from s2distill.types import GenRequest, SamplingParams
+
+    task = ArithmeticTask(ArithmeticOptions(depth=2))
+    return [GenRequest(tuple(messages(task, [], e.question)),
+                       SamplingParams(max_tokens=max_tokens, temperature=0.7, top_p=0.95, seed=seed_base + i))
+            for i, e in enumerate(task.load("eval", n, seed=7))]
+
+
 def pct(x) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 

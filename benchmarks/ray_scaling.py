@@ -21,14 +21,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import write_result  # noqa: E402
+from common import cot_requests, write_result  # noqa: E402
 
 from s2distill.config import load_config  # noqa: E402
 from s2distill.distributed import RayBackend, ray_init  # noqa: E402
-from s2distill.methods.cot import messages  # noqa: E402
 from s2distill.pipeline import _actor_backend, backend_model_id, default_backend_factory  # noqa: E402
-from s2distill.tasks.arithmetic import ArithmeticOptions, ArithmeticTask  # noqa: E402
-from s2distill.types import GenRequest, SamplingParams  # noqa: E402
 
 
 def cpu_times() -> tuple[float, float]:
@@ -56,15 +53,11 @@ def main() -> None:
     args = ap.parse_args()
     cores = os.cpu_count() or 2
 
-    task = ArithmeticTask(ArithmeticOptions(depth=2))
-    exs = task.load("eval", args.requests, seed=7)
     seed_base = [0]
 
-    def reqs() -> list[GenRequest]:
+    def reqs() -> list:  # a fresh seed base per phase
         seed_base[0] += 10_000
-        return [GenRequest(tuple(messages(task, [], e.question)),
-                           SamplingParams(max_tokens=args.max_tokens, temperature=0.7, top_p=0.95,
-                                          seed=seed_base[0] + i)) for i, e in enumerate(exs)]
+        return cot_requests(args.requests, args.max_tokens, seed_base[0])
 
     def cfg(threads: int, parallel: int):
         return load_config(data={"model": args.model, "backend": {"name": "llamacpp", "parallel": parallel,

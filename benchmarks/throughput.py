@@ -20,12 +20,10 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import write_result  # noqa: E402
+from common import cot_requests, write_result  # noqa: E402
 
 from s2distill.backends.llamacpp import LlamaCppBackend  # noqa: E402
-from s2distill.methods.cot import messages  # noqa: E402
-from s2distill.tasks.arithmetic import ArithmeticOptions, ArithmeticTask  # noqa: E402
-from s2distill.types import GenRequest, SamplingParams  # noqa: E402
+from s2distill.types import GenRequest  # noqa: E402
 
 
 def raw_drive(base_url: str, requests: list[GenRequest], concurrency: int) -> tuple[int, float]:
@@ -62,13 +60,8 @@ def main() -> None:
     ap.add_argument("--model", default="default")
     args = ap.parse_args()
 
-    task = ArithmeticTask(ArithmeticOptions(depth=2))
-    exs = task.load("eval", args.requests, seed=7)
-
-    def make(seed_base: int) -> list[GenRequest]:  # fresh seeds per phase: no server-side result reuse
-        return [GenRequest(tuple(messages(task, [], e.question)),
-                           SamplingParams(max_tokens=args.max_tokens, temperature=0.7, top_p=0.95, seed=seed_base + i))
-                for i, e in enumerate(exs)]
+    def make(seed_base: int) -> list[GenRequest]:
+        return cot_requests(args.requests, args.max_tokens, seed_base)
 
     backend = LlamaCppBackend(model=args.model, parallel=args.concurrency, ctx_per_slot=1024,
                               concurrency=args.concurrency)
