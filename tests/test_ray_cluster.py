@@ -15,6 +15,8 @@ import pytest
 
 pytest.importorskip("ray")
 
+from s2distill.backends.server import free_port  # noqa: E402
+
 DRIVER = r"""
 import json, sys
 from s2distill.config import load_config
@@ -31,18 +33,12 @@ print(json.dumps({"gcs": ray.get_runtime_context().gcs_address, "logs": logs}))
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_generation_on_an_existing_cluster_by_address(tmp_path: Path) -> None:
     ray_cli = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
     if not Path(ray_cli).exists():
         pytest.skip("ray CLI not found")
-    port = _free_port()
+    port = free_port()
     # token auth off on loopback: a cluster with it on needs its token on every driver (RAY_AUTH_TOKEN)
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
     head = subprocess.Popen([ray_cli, "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
