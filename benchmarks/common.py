@@ -33,8 +33,25 @@ def git_rev() -> str:
         return "unknown"
 
 
+def portable(obj):
+    """``obj`` with this machine's absolute paths made portable: paths inside the repository become
+    relative to it, paths under the home directory start with ``~``, so committed results name no machine."""
+    if isinstance(obj, dict):
+        return {k: portable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [portable(v) for v in obj]
+    if isinstance(obj, str) and obj.startswith("/"):
+        repo, home = str(RESULTS.parent.parent.resolve()), str(Path.home())
+        if obj == repo or obj.startswith(repo + "/"):
+            return obj[len(repo) + 1:] or "."
+        if obj.startswith(home + "/"):
+            return "~" + obj[len(home):]
+    return obj
+
+
 def write_result(name: str, data: dict, markdown: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
+    data = portable(data)
     data = {**data, "command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": machine(),
             "git": git_rev(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
