@@ -171,6 +171,7 @@ JS = r"""
   var curRoot = document.getElementById("cur-browser");
   if (curRoot) Browser(curRoot, {key: "cur", rows: D.cur, columns: curCols, filters: curFilters, detail: curDetail,
     text: function (r) { return [r.id, r.q, r.tg, r.why].map(show).join(" "); }});
+  document.body.setAttribute("data-ready-ms", String(Math.round(performance.now())));
   document.body.setAttribute("data-ready", "1");
 })();
 """

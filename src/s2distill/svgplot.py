@@ -91,10 +91,15 @@ def accuracy_tokens_svg(points: Sequence[Point], width: int = 640, height: int =
                      f'y1="{_f(Y(p.lo))}" y2="{_f(Y(p.lo))}" stroke="{p.color}"/>')
         fill = "#fff" if p.hollow else p.color
         g.append(f'<circle cx="{_f(cx)}" cy="{_f(cy)}" r="5" fill="{fill}" stroke="{p.color}" stroke-width="2"/>')
+        tw = 6.8 * len(p.label)  # keep labels apart: the nearest free line above or below, inside the plot
         ty = cy + 4
-        while any(abs(ty - py) < 12 and abs(cx - px) < 90 for px, py in placed):  # keep labels apart
-            ty += 12
-        placed.append((cx, ty))
+        for k in range(40):
+            cand = cy + 4 + (k + 1) // 2 * 12 * (-1 if k % 2 else 1)
+            if mt + 10 <= cand <= mt + ph - 2 and not any(
+                    abs(cand - py) < 12 and cx + 8 < px + pw_ and px < cx + 8 + tw for px, py, pw_ in placed):
+                ty = cand
+                break
+        placed.append((cx + 8, ty, tw))
         g.append(f'<text x="{_f(cx + 8)}" y="{_f(ty)}" class="lbl" fill="{p.color}">{escape(p.label)}</text></g>')
         out.append("".join(g))
     if any(p.hollow for p in pts):
