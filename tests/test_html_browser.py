@@ -42,6 +42,13 @@ def test_report_in_real_chromium(tmp_path):
     r = open_page(run / "report.html", fragment="eval=3")
     assert len(_rows(r.dom, "eval-browser")) == 8  # System 1 (always wrong here) wrong, distilled right
 
+    # an example opened: its System 2 samples with reasoning; the model's markup shows as text
+    r = open_page(run / "report.html", fragment="eval-open=eval-2")
+    detail = re.search(r'<tr class="detail">.*?</tr>', r.dom, re.S).group(0)
+    assert detail.count("System 2 sample ") == 3 and "Step one. Step two." in detail
+    assert "&lt;/script&gt;&lt;script&gt;window.PWNED=1&lt;/script&gt;&lt;b&gt;bold&lt;/b&gt;" in detail
+    assert r.dom.count("<script") == 2 and "<b>bold" not in r.dom and r.console == []
+
 
 def test_checker_sees_script_errors(tmp_path):
     """The console check can fail: a page with an uncaught error is caught."""

@@ -98,6 +98,10 @@ JS = r"""
     var m = location.hash.match(new RegExp("[#&]" + o.key + "=(\\d+)(?:,(\\d+))?"));  // e.g. #eval=2,1: filter 2, page 2
     if (m && o.filters[+m[1]]) { st.f = +m[1]; sel.value = m[1]; st.page = m[2] ? +m[2] : 0; }
     compute(); render();
+    var op = location.hash.match(new RegExp("[#&]" + o.key + "-open=([^&]+)"));  // e.g. #eval-open=eval-3
+    if (op) Array.prototype.forEach.call(tbody.querySelectorAll("tr.exrow"), function (tr) {
+      if (tr.getAttribute("data-id") === decodeURIComponent(op[1])) tr.click();
+    });
   }
 
   var N = D.names || {};
