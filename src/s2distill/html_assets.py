@@ -11,8 +11,8 @@ h1{font-size:21px;margin:6px 0}h2{font-size:17px;margin:22px 0 8px;border-bottom
 h3{font-size:14px;margin:14px 0 6px}
 .note{color:#666;font-size:12.5px}code{background:#eee;padding:0 3px;border-radius:3px}
 table{border-collapse:collapse;font-size:13px;background:#fff}th,td{border:1px solid #ddd;padding:3px 7px;vertical-align:top}
-th{background:#f0f0f0}td.r,th.r{text-align:right}td.l,th.l{text-align:left}
-.row{display:flex;flex-wrap:wrap;gap:22px;align-items:flex-start}
+th{background:#f0f0f0}td.r,th.r{text-align:right}td.r,#systems td,#compare td{white-space:nowrap}td.l,th.l{text-align:left}
+.row{display:flex;flex-wrap:wrap;gap:22px;align-items:flex-start}.row>div:first-child{flex:0 0 auto}.row>div+div{flex:1 1 360px;min-width:0}
 svg.plot{max-width:100%;height:auto}svg .tick{font-size:11px;fill:#555}svg .axis{font-size:12px;fill:#333}
 svg .lbl{font-size:12px;font-weight:600}
 .verdict{border-left:5px solid #888;background:#fff;padding:4px 14px}.verdict.ship{border-color:#2ca02c}
