@@ -9,7 +9,6 @@ Writes benchmarks/results/plot_choice.{json,md,html}.
 from __future__ import annotations
 
 import argparse
-import io
 import subprocess
 import sys
 import time
@@ -50,7 +49,8 @@ def main() -> None:
     mpl = None
     if p.returncode == 0:
         imp, render_s, size, ver = p.stdout.split()
-        mpl = {"import_s": round(float(imp), 2), "render_ms": round(1000 * float(render_s), 1), "bytes": int(size), "version": ver}
+        mpl = {"import_s": round(float(imp), 2), "render_ms": round(1000 * float(render_s), 1), "bytes": int(size),
+               "version": ver}
     vega = None
     if args.vega_dir:
         files = sorted(Path(args.vega_dir).glob("*/build/vega*.min.js"))

@@ -12,7 +12,8 @@ h3{font-size:14px;margin:14px 0 6px}
 .note{color:#666;font-size:12.5px}code{background:#eee;padding:0 3px;border-radius:3px}
 table{border-collapse:collapse;font-size:13px;background:#fff}th,td{border:1px solid #ddd;padding:3px 7px;vertical-align:top}
 th{background:#f0f0f0}td.r,th.r{text-align:right}td.r,#systems td,#compare td{white-space:nowrap}td.l,th.l{text-align:left}
-.row{display:flex;flex-wrap:wrap;gap:22px;align-items:flex-start}.row>div:first-child{flex:0 0 auto}.row>div+div{flex:1 1 360px;min-width:0}
+.row{display:flex;flex-wrap:wrap;gap:22px;align-items:flex-start}.row>div:first-child{flex:0 0 auto}
+.row>div+div{flex:1 1 360px;min-width:0}
 svg.plot{max-width:100%;height:auto}svg .tick{font-size:11px;fill:#555}svg .axis{font-size:12px;fill:#333}
 svg .lbl{font-size:12px;font-weight:600}
 .verdict{border-left:5px solid #888;background:#fff;padding:4px 14px}.verdict.ship{border-color:#2ca02c}
@@ -133,7 +134,8 @@ JS = r"""
     if (r.system2_maj) d.appendChild(el("p", null, "Vote (" + (N.system2_maj || "maj@k") + "): " + votes(r.system2_maj.v) +
                                         " → " + show(r.system2_maj.p)));
     (r.s || []).forEach(function (x, j) {
-      var w = el("div", "smp"); block(w, "System 2 sample " + (j + 1) + ": answer " + show(x.a) + " · " + show(x.t) + " tokens", x.r);
+      var w = el("div", "smp");
+      block(w, "System 2 sample " + (j + 1) + ": answer " + show(x.a) + " · " + show(x.t) + " tokens", x.r);
       d.appendChild(w);
     });
     return d;
@@ -156,7 +158,8 @@ JS = r"""
                  {h: "status", f: function (r) { return r.k ? ["kept", "ok"] : ["rejected: " + r.why, "bad"]; }},
                  {h: "target", f: function (r) { return [r.k ? short(r.tg, 60) : "-"]; }},
                  {h: "votes", f: function (r) { return [votes(r.v)]; }},
-                 {h: "agreement", f: function (r) { return [r.ag === undefined || r.ag === null ? "-" : (100 * r.ag).toFixed(0) + "%"]; }}];
+                 {h: "agreement", f: function (r) {
+                   return [r.ag === undefined || r.ag === null ? "-" : (100 * r.ag).toFixed(0) + "%"]; }}];
   if (D.labels_held) curCols.push({h: "target right (checked afterwards)", f: function (r) {
     return r.ok === undefined ? ["-", "na"] : [r.ok ? "yes" : "no", mark(r.ok)]; }});
   function curDetail(r) {

@@ -268,7 +268,8 @@ def _training(report: dict, rd: Path) -> str:
     dl = "".join(f"<dt>{escape(k)}</dt><dd>{escape('-' if v is None else str(v))}</dd>" for k, v in facts)
     plot = line_svg([r["step"] for r in losses], [r["loss"] for r in losses], "step", "training loss") if losses else \
         '<p class="note">no model/loss.jsonl</p>'
-    return f'<section id="training"><h2>Training</h2><div class="row"><div>{plot}</div><dl class="facts">{dl}</dl></div></section>'
+    return (f'<section id="training"><h2>Training</h2><div class="row"><div>{plot}</div>'
+            f'<dl class="facts">{dl}</dl></div></section>')
 
 
 def _manifest(rd: Path) -> dict:
