@@ -148,3 +148,28 @@ def test_cli_report_html_and_compare(run, tmp_path):
     html = (tmp_path / "c.html").read_text()
     assert html.count('class="pt"') == 8 and '<table id="compare">' in html
     assert write_compare_html([run], tmp_path / "one.html").read_text().count('class="pt"') == 4
+
+
+def test_table_markdown_html_round_trip():
+    from s2distill.mdpage import markdown_to_html, parse_table
+    from s2distill.tables import Table, ci, pct
+
+    t = Table(["system", "accuracy %", "95% CI"], [["a<b>", pct(0.5), ci([0.1, 0.9])], ["c", pct(None), ci(None)]],
+              align="lrl")
+    md = t.markdown()
+    assert md.splitlines()[1] == "|---|---:|---|" and "| c | - | - |" in md
+    assert parse_table(md.splitlines()) == t
+    html = markdown_to_html("# T\n\nsome `code`\n\n" + md + "\n\n- item")
+    assert "<h1>T</h1>" in html and "<code>code</code>" in html and "a&lt;b&gt;" in html and "<li>item</li>" in html
+    assert t.html() in html
+
+
+def test_committed_benchmark_results_rerender_identically():
+    """Every benchmark script renders its committed markdown again from its JSON through the shared formatter."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    p = subprocess.run([sys.executable, str(root / "benchmarks" / "render_results.py"), "--check"], capture_output=True,
+                       text=True, env={"PYTHONPATH": ":".join(sys.path)})
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.count("identical to the committed markdown") >= 8
