@@ -87,7 +87,7 @@ def compare_html(run_dirs) -> str:
             f'<section id="summary"><h2>Accuracy against generated tokens</h2><div id="plot">{accuracy_tokens_svg(pts)}'
             f'</div>{table}</section>'
             "<section><h2>Runs</h2><ul>" + "".join(
-                f"<li><code>{escape(str(d.resolve()))}</code></li>" for d in dirs) + "</ul></section>")
+                f"<li><code>{escape(str(d))}</code></li>" for d in dirs) + "</ul></section>")
     return page(title, body)
 
 

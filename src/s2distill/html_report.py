@@ -313,7 +313,7 @@ def render_run(run_dir: str | Path) -> str:
     y_label = "accuracy % (95% CI)" + (" or agreement with System 2" if lf else "")
     plot = accuracy_tokens_svg(plot_points(report), y_label=y_label)
     systems = summary_table(report).html('id="systems"')
-    body = [f"<header><h1>{escape(title)}</h1><p class=\"note\">run directory <code>{escape(str(rd.resolve()))}"
+    body = [f"<header><h1>{escape(title)}</h1><p class=\"note\">run directory <code>{escape(str(rd))}"
             f"</code> · {len(ev)} eval inputs · {len(cur)} unlabeled train inputs</p></header>", _verdict(report),
             f'<section id="summary"><h2>Accuracy against generated tokens</h2><div class="row"><div id="plot">{plot}</div>'
             f'<div>{systems}'
