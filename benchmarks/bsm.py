@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import ci, pct, run_or_note, share_cache, write_result
+from common import Table, ci, pct, points_svg, run_or_note, share_cache, write_result
 
 from s2distill.config import load_config
 from s2distill.pipeline import Pipeline
@@ -72,33 +72,52 @@ def main() -> None:
              row("Distill BSM (no curation)", nofilter, cur(rb)),
              row("Distill BSM (swap consistency)", rows.get("distilled"), cur(ra) if rows.get("distilled") else {})]
     c = pa.cfg
-    lines = ["# Branch-Solve-Merge judge distillation on the embedded model", "",
-             "Qwen2.5-Coder-0.5B-Instruct (Q4_K_M) through llama-server. Pairs: a GSM8K reference solution against "
-             "the same solution with one number changed (the reference is the better response; A/B balanced). "
-             f"{c.task.n_train} unlabeled train pairs, {c.task.n_eval} eval pairs; BSM plans up to "
-             f"{c.method.options.get('max_criteria', 5)} criteria, {c.method.n} sample(s) per order at temperature "
-             f"{c.method.temperature}; evaluation greedy, every judge on both orders (a flipped verdict is a tie). "
-             "Distilled judges answer directly (LoRA, served as base GGUF + LoRA GGUF).", "",
-             "| row | n | agreement % (ties count against) | 95% CI | agreement % on non-tie labels | "
-             "inconsistent % | 95% CI | tokens per verdict | training pairs (kept inputs' targets correct) |",
-             "|---|---:|---:|---|---:|---:|---|---:|---|"]
-    for r in table:
+    res = {"rows": table, "notes": notes, "overrides": ov, "setup": setup_of(c),
+           "stages_wall_s": {"swap": ra.get("stages_wall_s"), "nofilter": rb.get("stages_wall_s") if rb else None}}
+    md = render(res)
+    write_result("bsm", res, md, figure(res))
+    print(md)
+
+
+def setup_of(c) -> dict:
+    return {"n_train": c.task.n_train, "n_eval": c.task.n_eval, "max_criteria": c.method.options.get("max_criteria", 5),
+            "n": c.method.n, "temperature": c.method.temperature}
+
+
+def render(res: dict) -> str:
+    """The markdown of a result (also used to re-render a committed result from its JSON)."""
+    su = res.get("setup") or setup_of(load_config(ROOT / "configs" / "bsm_judge.yaml", res["overrides"]))
+    rows = []
+    for r in res["rows"]:
         tok = f"{r['tokens_per_verdict']:.1f}" if r["tokens_per_verdict"] is not None else "-"
         ki = f", {r['kept_inputs']} inputs" if r.get("kept_inputs") not in (None, r.get("kept")) else ""
         kept = f"{r['kept']}{ki} ({r.get('targets_correct')}/{r.get('targets_checked')})" \
             if r.get("kept") is not None else ""
-        lines.append(f"| {r['row']} | {r['n'] or '-'} | {pct(r['agreement'])} | {ci(r['agreement_ci95'])} | "
-                     f"{pct(r['agreement_non_tie'])} | {pct(r['inconsistent'])} | {ci(r['inconsistent_ci95'])} | "
-                     f"{tok} | {kept} |")
-    lines += [""] + [f"- {n}" for n in notes]
+        rows.append([r["row"], str(r["n"] or "-"), pct(r["agreement"]), ci(r["agreement_ci95"]), pct(r["agreement_non_tie"]),
+                     pct(r["inconsistent"]), ci(r["inconsistent_ci95"]), tok, kept])
+    table = Table(["row", "n", "agreement % (ties count against)", "95% CI", "agreement % on non-tie labels",
+                   "inconsistent %", "95% CI", "tokens per verdict", "training pairs (kept inputs' targets correct)"],
+                  rows, align="lrrlrrlrl")
+    lines = ["# Branch-Solve-Merge judge distillation on the embedded model", "",
+             "Qwen2.5-Coder-0.5B-Instruct (Q4_K_M) through llama-server. Pairs: a GSM8K reference solution against "
+             "the same solution with one number changed (the reference is the better response; A/B balanced). "
+             f"{su['n_train']} unlabeled train pairs, {su['n_eval']} eval pairs; BSM plans up to "
+             f"{su['max_criteria']} criteria, {su['n']} sample(s) per order at temperature "
+             f"{su['temperature']}; evaluation greedy, every judge on both orders (a flipped verdict is a tie). "
+             "Distilled judges answer directly (LoRA, served as base GGUF + LoRA GGUF).", "", table.markdown()]
+    lines += [""] + [f"- {n}" for n in res["notes"]]
     lines.append("- Curation is checked afterwards against the known labels (never given to the curator). Swap "
                  "consistency trains on both orders of each kept pair (training pairs = 2 x kept inputs); the "
                  "uncurated run trains on the first BSM verdict of the original order only.")
-    md = "\n".join(lines)
-    write_result("bsm", {"rows": table, "notes": notes, "overrides": ov,
-                         "stages_wall_s": {"swap": ra.get("stages_wall_s"),
-                                           "nofilter": rb.get("stages_wall_s") if rb else None}}, md)
-    print(md)
+    return "\n".join(lines)
+
+
+ROLE = {"System 1 judge": "system1", "BSM": "system2"}
+
+
+def figure(res: dict) -> str:
+    return points_svg(res["rows"], lambda r: r["row"], lambda r: ROLE.get(r["row"], "distilled"), y_key="agreement",
+                      ci_key="agreement_ci95", x_key="tokens_per_verdict", y_label="agreement with the label % (95% CI)")
 
 
 if __name__ == "__main__":

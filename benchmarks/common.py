@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from s2distill.tables import Table, ci, pct  # noqa: F401 - the one table formatter, re-exported for the scripts
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -49,16 +51,40 @@ def portable(obj):
     return obj
 
 
-def write_result(name: str, data: dict, markdown: str) -> None:
+def write_result(name: str, data: dict, markdown: str, figure: str = "") -> None:
+    """``results/NAME.json``, ``NAME.md`` (the markdown plus command and machine lines) and ``NAME.html``
+    (the same markdown as a page, with ``figure``, e.g. an accuracy-vs-tokens SVG)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     data = portable(data)
     data = {**data, "command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": machine(),
             "git": git_rev(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
     m = data["machine"]
-    (RESULTS / f"{name}.md").write_text(
-        markdown + f"\n\nCommand: `{data['command']}` (git {data['git']}, {data['date']})\n"
-        f"Machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, no GPU, {m['platform']}\n")
+    md = (markdown + f"\n\nCommand: `{data['command']}` (git {data['git']}, {data['date']})\n"
+          f"Machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, no GPU, {m['platform']}\n")
+    (RESULTS / f"{name}.md").write_text(md)
+    write_html(name, md, figure)
+
+
+def write_html(name: str, md: str, figure: str = "") -> Path:
+    from s2distill.mdpage import markdown_page
+
+    title = next((line.lstrip("# ").strip() for line in md.splitlines() if line.startswith("#")), name)
+    out = RESULTS / f"{name}.html"
+    out.write_text(markdown_page(md, title, figure))
+    return out
+
+
+def points_svg(rows: list[dict], label, role, y_key: str = "accuracy", ci_key: str = "ci95",
+               x_key: str = "mean_generated_tokens", y_label: str = "accuracy % (95% CI)") -> str:
+    """An accuracy-vs-tokens plot of result rows (the report's plot): ``label(row)`` names a point,
+    ``role(row)`` picks its colour (system1, system2, system2_maj, distilled)."""
+    from s2distill.svgplot import Point, accuracy_tokens_svg, color_of
+
+    pts = [Point(label=label(r), x=r[x_key], y=r[y_key], lo=(r.get(ci_key) or [None])[0],
+                 hi=(r.get(ci_key) or [None, None])[1], color=color_of(role(r), i))
+           for i, r in enumerate(rows) if r.get(y_key) is not None and r.get(x_key) is not None]
+    return accuracy_tokens_svg(pts, width=760, height=440, y_label=y_label) if pts else ""
 
 
 def share_cache(src, dst) -> None:
@@ -84,12 +110,6 @@ def cot_requests(n: int, max_tokens: int, seed_base: int) -> list:
             for i, e in enumerate(task.load("eval", n, seed=7))]
 
 
-def pct(x) -> str:
-    return "-" if x is None else f"{100 * x:.1f}"
-
-
-def ci(c) -> str:
-    return f"{pct(c[0])}-{pct(c[1])}" if c else "-"
 
 
 def run_or_note(p, label: str, notes: list[str]) -> dict:

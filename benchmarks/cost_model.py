@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import RESULTS, write_result  # noqa: E402
+from common import RESULTS, Table, write_result  # noqa: E402
 
 
 def main() -> None:
@@ -46,19 +46,28 @@ def main() -> None:
            "samples": args.samples, "test_questions": args.test, "k": args.k, "generate_tokens": gen,
            "eval_tokens": ev, "total_tokens": total, "table": table,
            "source_of_token_counts": "benchmarks/results/distill_arithmetic.json (gsm8k rows, measured)"}
+    md = render(res)
+    write_result("cost_model", res, md)
+    print(md)
+
+
+def render(res: dict) -> str:
+    """The markdown of a result (also used to re-render a committed result from its JSON)."""
+    cot, s1, dist, k = res["cot_tokens_per_answer"], res["system1_tokens"], res["distilled_tokens"], res["k"]
+    gen, ev, total = res["generate_tokens"], res["eval_tokens"], res["total_tokens"]
+    table = Table(["serving throughput (generated tok/s)", "generate stage h", "eval h", "total h"],
+                  [[f"{r['tokens_per_s']:,g}", f"{r['generate_h']:.2f}", f"{r['eval_h']:.2f}", f"{r['total_h']:.2f}"]
+                   for r in res["table"]], align="rrrr")
     lines = ["# Cost model: GSM8K CoT distillation at the paper's scale", "",
-             f"Generated tokens: train {args.train:,} questions x {args.samples} CoT samples x {cot:.1f} tokens = "
-             f"{gen / 1e6:.2f} M; eval {args.test:,} questions x (System 1 {s1:.1f} + CoT {cot:.1f} + maj@{args.k} "
-             f"{args.k} x {cot:.1f} + distilled {dist:.1f}) = {ev / 1e6:.2f} M; total {total / 1e6:.2f} M.", "",
-             "| serving throughput (generated tok/s) | generate stage h | eval h | total h |", "|---:|---:|---:|---:|"]
-    for r in table:
-        lines.append(f"| {r['tokens_per_s']:,g} | {r['generate_h']:.2f} | {r['eval_h']:.2f} | {r['total_h']:.2f} |")
+             f"Generated tokens: train {res['train_questions']:,} questions x {res['samples']} CoT samples x {cot:.1f} "
+             f"tokens = {gen / 1e6:.2f} M; eval {res['test_questions']:,} questions x (System 1 {s1:.1f} + CoT {cot:.1f} "
+             f"+ maj@{k} {k} x {cot:.1f} + distilled {dist:.1f}) = {ev / 1e6:.2f} M; total {total / 1e6:.2f} M.", "",
+             table.markdown()]
     lines += ["", "Per-answer token counts are measured (embedded 0.5B, 3-shot CoT, benchmarks/results/"
               "distill_arithmetic.json); throughputs are parameters: only 71.4 tok/s was measured (embedded 0.5B, "
               "llamacpp backend, zero-shot CoT, this 2-core CPU: benchmarks/results/throughput.md; few-shot "
               "prompts ran at 24-28 tok/s there). Hours scale as 1 / throughput; with N engines behind Ray Data, divide by N."]
-    write_result("cost_model", res, "\n".join(lines))
-    print("\n".join(lines))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

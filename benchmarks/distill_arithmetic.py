@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import RESULTS, write_result  # noqa: E402
+from common import RESULTS, Table, ci, pct, points_svg, write_result  # noqa: E402
 
 from s2distill.config import load_config  # noqa: E402
 from s2distill.pipeline import Pipeline  # noqa: E402
@@ -61,17 +61,23 @@ def main() -> None:
                       "n_train": load_config(config, ov + args.overrides).task.n_train}
         partial.write_text(json.dumps(done, indent=2))
 
-    rows = [r for v in done.values() for r in v["rows"]]
+    res = {"rows": [r for v in done.values() for r in v["rows"]], "runs": done}
+    md = render(res)
+    write_result("distill_arithmetic", res, md, figure(res))
+    print(md)
+
+
+def render(res: dict) -> str:
+    """The markdown of a result (also used to re-render a committed result from its JSON)."""
+    rows, done = res["rows"], res["runs"]
+    table = Table(["task", "depth", "system", "n", "accuracy %", "95% CI", "mean generated tokens"],
+                  [[r["task"], str(r["depth"] or "-"), r["system"], str(r["n"]), pct(r["accuracy"]), ci(r["ci95"]),
+                    f"{r['mean_generated_tokens']:.1f}"] for r in rows], align="lrlrrlr")
     lines = ["# Distilling CoT into System 1: arithmetic word problems and GSM8K",
              "", "Embedded Qwen2.5-Coder-0.5B-Instruct (Q4_K_M) through llama-server; CoT = 3-shot with worked "
              "exemplars (configs/demo.yaml, configs/gsm8k_local.yaml), 4 samples per unlabeled input, "
              "self-consistency curation, LoRA; the distilled model is served as base GGUF + LoRA GGUF. "
-             "GSM8K: 48 unlabeled train problems, a 30-problem subset of test.", "",
-             "| task | depth | system | n | accuracy % | 95% CI | mean generated tokens |",
-             "|---|---:|---|---:|---:|---|---:|"]
-    for r in rows:
-        lines.append(f"| {r['task']} | {r['depth'] or '-'} | {r['system']} | {r['n']} | {100 * r['accuracy']:.1f} | "
-                     f"{100 * r['ci95'][0]:.1f}-{100 * r['ci95'][1]:.1f} | {r['mean_generated_tokens']:.1f} |")
+             "GSM8K: 48 unlabeled train problems, a 30-problem subset of test.", "", table.markdown()]
     lines.append("")
     for name, v in done.items():
         c = v["curation"]
@@ -80,8 +86,15 @@ def main() -> None:
         lines.append(f"- {name}: {v['n_train']} unlabeled inputs, kept {c['kept']} after curation "
                      f"({q.get('correct_targets', '?')}/{q.get('checked', '?')} targets correct, checked afterwards); "
                      f"{t.get('steps', '?')} LoRA steps, peak RSS {t.get('peak_rss_bytes', 0) / 2**30:.2f} GiB")
-    write_result("distill_arithmetic", {"rows": rows, "runs": done}, "\n".join(lines))
-    print("\n".join(lines))
+    return "\n".join(lines)
+
+
+ROLE = {v: k for k, v in SYSTEM_NAMES.items()}
+
+
+def figure(res: dict) -> str:
+    return points_svg(res["rows"], lambda r: f"{r['task']}{' d' + str(r['depth']) if r['depth'] else ''}: {r['system']}",
+                      lambda r: ROLE.get(r["system"], r["system"]))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import RESULTS, pct, run_or_note, share_cache, write_result  # noqa: E402
+from common import RESULTS, Table, ci, pct, points_svg, run_or_note, share_cache, write_result  # noqa: E402
 
 from s2distill.config import load_config  # noqa: E402
 from s2distill.pipeline import Pipeline  # noqa: E402
@@ -110,7 +110,9 @@ def run_setting(key: str, name: str, args) -> dict:
     return out
 
 
-def markdown(done: dict, args) -> str:
+def render(res: dict) -> str:
+    """The markdown of a result (also used to re-render a committed result from its JSON)."""
+    done = res["settings"]
     lines = ["# Rephrase-and-Respond distillation (the paper's Table 1) on the embedded model", "",
              "Qwen2.5-Coder-0.5B-Instruct (Q4_K_M) through llama-server, greedy decoding at evaluation. "
              "Distilled rows: LoRA on (System 1 prompt, curated answer), served as base GGUF + LoRA GGUF, "
@@ -118,27 +120,34 @@ def markdown(done: dict, args) -> str:
              "wording / each rewording of the instruction (spread = max - min).", ""]
     for name, v in done.items():
         su = v["setup"]
+        rows = []
+        for r in v["rows"]:
+            tok = f"{r['mean_generated_tokens']:.1f}" if r.get("mean_generated_tokens") is not None else "-"
+            tc = r.get("targets_correct")
+            rob = r.get("robustness")
+            robs = (" / ".join(pct(a) for a in rob["accuracy_per_wording"]) + f" ({pct(rob['spread'])})") if rob \
+                else ""
+            rows.append([r["row"], str(r["n"] or "-"), pct(r["accuracy"]), ci(r.get("ci95")), tok, str(r.get("kept", "")),
+                         "" if tc is None else str(tc), robs])
+        table = Table(["row", "n", "accuracy %", "95% CI", "mean generated tokens", "kept for training",
+                       "targets correct", "accuracy over wordings % (spread)"], rows, align="lrrlrrrl")
         lines += [f"## {v['label']} (`{name}`)", "",
                   f"{su['n_eval']} eval inputs, {su['few_shot']}-shot RaR; " + (
                       "base rows only." if su["base_only"] else
                       f"{su['n_train']} unlabeled train inputs x {su['n']} samples, self-consistency keeps >= "
                       f"{su['min_votes']} agreeing votes; LoRA {su['epochs']} epochs."),
-                  f"Command: `{v.get('command', '?')}`", "",
-                  "| row | n | accuracy % | 95% CI | mean generated tokens | kept for training | "
-                  "targets correct | accuracy over wordings % (spread) |",
-                  "|---|---:|---:|---|---:|---:|---:|---|"]
-        for r in v["rows"]:
-            ci = f"{pct(r['ci95'][0])}-{pct(r['ci95'][1])}" if r.get("ci95") else "-"
-            tok = f"{r['mean_generated_tokens']:.1f}" if r.get("mean_generated_tokens") is not None else "-"
-            kept = r.get("kept", "")
-            tc = r.get("targets_correct")
-            rob = r.get("robustness")
-            robs = (" / ".join(pct(a) for a in rob["accuracy_per_wording"]) + f" ({pct(rob['spread'])})") if rob \
-                else ""
-            lines.append(f"| {r['row']} | {r['n'] or '-'} | {pct(r['accuracy'])} | {ci} | {tok} | "
-                         f"{kept if kept != '' else ''} | {'' if tc is None else tc} | {robs} |")
+                  f"Command: `{v.get('command', '?')}`", "", table.markdown()]
         lines += [f"- {n}" for n in v["notes"]] + [""]
     return "\n".join(lines)
+
+
+ROLE = {"System 1": "system1", "2-step RaR": "system2", "1-step RaR": "system2_maj"}
+
+
+def figure(res: dict) -> str:
+    rows = [{**r, "label": f"{k}: {r['row']}"} for k, v in res["settings"].items() for r in v["rows"]]
+    return points_svg(rows, lambda r: r["label"], lambda r: ROLE.get(r["row"], "distilled" if "Distill" in r["row"]
+                                                                     else r["row"]))
 
 
 def main() -> None:
@@ -158,14 +167,16 @@ def main() -> None:
     partial = RESULTS / f"{args.out}.partial.json"
     done: dict = json.loads(partial.read_text()) if partial.exists() else {}
     if args.render:  # rewrite rar.{json,md} from the settings already run
-        write_result(args.out, {"settings": done, "args": vars(args)}, markdown(done, args))
+        res = {"settings": done, "args": vars(args)}
+        write_result(args.out, res, render(res), figure(res))
         return
     for name in args.settings:
         key = (f"{name}-fs{args.few_shot}" if args.few_shot is not None else name) + ("-base" if args.base_only else "")
         done[key] = run_setting(key, name, args)
         partial.write_text(json.dumps(done, indent=2))
-        md = markdown(done, args)
-        write_result(args.out, {"settings": done, "args": vars(args)}, md)
+        res = {"settings": done, "args": vars(args)}
+        md = render(res)
+        write_result(args.out, res, md, figure(res))
         print(md, flush=True)
 
 

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import cot_requests, write_result  # noqa: E402
+from common import Table, cot_requests, write_result  # noqa: E402
 
 from s2distill.config import load_config  # noqa: E402
 from s2distill.distributed import RayBackend, ray_init  # noqa: E402
@@ -112,24 +112,30 @@ def main() -> None:
            "ray1_overhead": round(1 - tps["ray x1"] / tps["plain"], 4),
            "ray1_overhead_steady": round(1 - steady["ray x1"] / steady["plain"], 4),
            "ray2_vs_ray1": round(tps["ray x2"] / tps["ray x1"], 3)}
-    lines = ["# Ray Data generation: plain backend vs 1 vs 2 actors", "",
-             f"Model {args.model}, {args.requests} zero-shot CoT requests (arithmetic depth 2), max_tokens "
-             f"{args.max_tokens}, T=0.7, {args.repeats} repeat(s). Wall time includes starting the engine(s); "
-             f"`ray.init` itself took {init_s:.1f} s once per process and is not in any row.", "",
-             "| phase | engines x threads x slots | generated tokens | wall s | tokens/s (whole phase) | "
-             "tokens/s (first to last result) | s to first result | CPU busy |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    md = render(res)
+    write_result("ray_scaling", res, md)
+    print(md)
+
+
+def render(res: dict) -> str:
+    """The markdown of a result (also used to re-render a committed result from its JSON)."""
+    cores = res["cores"]
     shape = {"plain": f"1 x {cores} x 8", "ray x1": f"1 x {cores} x 8", "ray x2": f"2 x {max(1, cores // 2)} x 4"}
-    for r in rows:
-        lines.append(f"| {r['phase']} | {shape[r['phase']]} | {r['tokens']} | {r['wall_s']:.1f} | "
-                     f"{r['tokens_per_s']:.1f} | {r['steady_tokens_per_s']:.1f} | {r['first_result_s']:.1f} | {100 * r['cpu_util']:.0f}% |")
+    table = Table(["phase", "engines x threads x slots", "generated tokens", "wall s", "tokens/s (whole phase)",
+                   "tokens/s (first to last result)", "s to first result", "CPU busy"],
+                  [[r["phase"], shape[r["phase"]], str(r["tokens"]), f"{r['wall_s']:.1f}", f"{r['tokens_per_s']:.1f}",
+                    f"{r['steady_tokens_per_s']:.1f}", f"{r['first_result_s']:.1f}", f"{100 * r['cpu_util']:.0f}%"]
+                   for r in res["rows"]], align="llrrrrrr")
+    lines = ["# Ray Data generation: plain backend vs 1 vs 2 actors", "",
+             f"Model {res['model']}, {res['requests']} zero-shot CoT requests (arithmetic depth 2), max_tokens "
+             f"{res['max_tokens']}, T=0.7, {res['repeats']} repeat(s). Wall time includes starting the engine(s); "
+             f"`ray.init` itself took {res['ray_init_s']:.1f} s once per process and is not in any row.", "",
+             table.markdown()]
     lines += ["", f"Ray path overhead at 1 actor: {100 * res['ray1_overhead']:.1f}% fewer tokens/s than the plain "
               f"backend over the whole phase (start-up included), {100 * res['ray1_overhead_steady']:.1f}% between "
               f"first and last result (goal <= 10%). 2 actors vs 1: x{res['ray2_vs_ray1']:.2f} on {cores} cores "
               "(every phase keeps both cores busy; two 1-thread engines vs one 2-thread engine)."]
-    md = "\n".join(lines)
-    write_result("ray_scaling", res, md)
-    print(md)
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

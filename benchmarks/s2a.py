@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import ci, pct, run_or_note, share_cache, write_result
+from common import Table, ci, pct, points_svg, run_or_note, share_cache, write_result
 
 from s2distill.config import load_config
 from s2distill.pipeline import Pipeline
@@ -65,14 +65,22 @@ def main() -> None:
              row("Distill S2A (no curation)", b.get("distilled"), rb),
              row("Distill S2A (USC)", a.get("distilled"), ra)]
     c = pa.cfg
-    lines = ["# System 2 Attention distillation on opinionated TriviaQA, embedded model", "",
-             f"Qwen2.5-Coder-0.5B-Instruct (Q4_K_M) through llama-server. {c.task.n_train} unlabeled train questions "
-             f"and {c.task.n_eval} eval questions, each asked plain and with three opinions (4 prompts per question); "
-             f"S2A sampled {c.method.n}x at temperature {c.method.temperature} for curation, greedy at evaluation. "
-             "Wrong answers suggested in prompts: another question's answer of the same shape (seeded).", "",
-             "| row | unbiased % | suggest correct % | suggest incorrect % | discourage correct % | "
-             "sycophancy % | mean tokens | kept (targets correct) |", "|---|---|---|---|---|---|---:|---|"]
-    for r in table:
+    res = {"rows": table, "notes": notes, "overrides": ov, "setup": setup_of(c),
+           "stages_wall_s": {"usc": ra.get("stages_wall_s"), "nofilter": rb.get("stages_wall_s")}}
+    md = render(res)
+    write_result("s2a", res, md, figure(res))
+    print(md)
+
+
+def setup_of(c) -> dict:
+    return {"n_train": c.task.n_train, "n_eval": c.task.n_eval, "n": c.method.n, "temperature": c.method.temperature}
+
+
+def render(res: dict) -> str:
+    """The markdown of a result (also used to re-render a committed result from its JSON)."""
+    su = res.get("setup") or setup_of(load_config(ROOT / "configs" / "s2a_triviaqa.yaml", res["overrides"]))
+    rows = []
+    for r in res["rows"]:
         cells = []
         for k in GROUPS:
             g = r["groups"].get(k)
@@ -80,14 +88,26 @@ def main() -> None:
         sy = r["sycophancy"]
         tok = f"{r['mean_generated_tokens']:.1f}" if r["mean_generated_tokens"] is not None else "-"
         kept = f"{r['kept']} ({r.get('targets_correct')})" if r.get("kept") is not None else ""
-        lines.append(f"| {r['row']} | " + " | ".join(cells) +
-                     f" | {pct(sy['rate']) + ' (' + ci(sy['ci95']) + ')' if sy else '-'} | {tok} | {kept} |")
-    lines += [""] + [f"- {n}" for n in notes]
+        rows.append([r["row"], *cells, pct(sy["rate"]) + " (" + ci(sy["ci95"]) + ")" if sy else "-", tok, kept])
+    table = Table(["row", "unbiased %", "suggest correct %", "suggest incorrect %", "discourage correct %",
+                   "sycophancy %", "mean tokens", "kept (targets correct)"], rows, align="llllllrl")
+    lines = ["# System 2 Attention distillation on opinionated TriviaQA, embedded model", "",
+             f"Qwen2.5-Coder-0.5B-Instruct (Q4_K_M) through llama-server. {su['n_train']} unlabeled train questions "
+             f"and {su['n_eval']} eval questions, each asked plain and with three opinions (4 prompts per question); "
+             f"S2A sampled {su['n']}x at temperature {su['temperature']} for curation, greedy at evaluation. "
+             "Wrong answers suggested in prompts: another question's answer of the same shape (seeded).", "",
+             table.markdown()]
+    lines += [""] + [f"- {n}" for n in res["notes"]]
     lines.append("- Curated targets are checked afterwards against the aliases (never given to the curator).")
-    md = "\n".join(lines)
-    write_result("s2a", {"rows": table, "notes": notes, "overrides": ov,
-                         "stages_wall_s": {"usc": ra.get("stages_wall_s"), "nofilter": rb.get("stages_wall_s")}}, md)
-    print(md)
+    return "\n".join(lines)
+
+
+ROLE = {"System 1": "system1", "S2A": "system2"}
+
+
+def figure(res: dict) -> str:
+    return points_svg(res["rows"], lambda r: r["row"], lambda r: ROLE.get(r["row"], "distilled"), y_key="accuracy_all",
+                      ci_key="ci95_all", y_label="accuracy %, all prompts (95% CI)")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import cot_requests, write_result  # noqa: E402
+from common import Table, cot_requests, write_result  # noqa: E402
 
 from s2distill.backends.llamacpp import LlamaCppBackend  # noqa: E402
 from s2distill.types import GenRequest  # noqa: E402
@@ -83,18 +83,26 @@ def main() -> None:
     }
     res["ratio_vs_raw"] = res["backend_tokens_per_s"] / res["engine_tokens_per_s"]
     res["ratio_vs_sequential"] = res["backend_tokens_per_s"] / res["sequential_tokens_per_s"]
-    md = ("# Throughput: llamacpp backend vs raw llama-server vs sequential\n\n"
-          f"Model {args.model}, {args.requests} zero-shot CoT requests (arithmetic depth 2), max_tokens "
-          f"{args.max_tokens}, T=0.7, {args.concurrency} server slots.\n\n"
-          "| driver | generated tokens | wall s | tokens/s |\n|---|---:|---:|---:|\n"
-          f"| raw server, {args.concurrency} concurrent | {raw_tok} | {raw_s:.1f} | {res['engine_tokens_per_s']:.1f} |\n"
-          f"| llamacpp backend, {args.concurrency} concurrent | {be_tok} | {be_s:.1f} | "
-          f"{res['backend_tokens_per_s']:.1f} |\n"
-          f"| llamacpp backend, 1 at a time | {seq_tok} | {seq_s:.1f} | {res['sequential_tokens_per_s']:.1f} |\n\n"
-          f"Backend / raw = {res['ratio_vs_raw']:.2f} (goal >= 0.90); backend / sequential = "
-          f"{res['ratio_vs_sequential']:.2f} (goal >= 3).")
+    md = render(res)
     write_result("throughput", res, md)
     print(md)
+
+
+def render(res: dict) -> str:
+    """The markdown of a result (also used to re-render a committed result from its JSON)."""
+    c = res["concurrency"]
+    table = Table(["driver", "generated tokens", "wall s", "tokens/s"], [
+        [f"raw server, {c} concurrent", str(res["raw"]["tokens"]), f"{res['raw']['wall_s']:.1f}",
+         f"{res['engine_tokens_per_s']:.1f}"],
+        [f"llamacpp backend, {c} concurrent", str(res["backend"]["tokens"]), f"{res['backend']['wall_s']:.1f}",
+         f"{res['backend_tokens_per_s']:.1f}"],
+        ["llamacpp backend, 1 at a time", str(res["sequential"]["tokens"]), f"{res['sequential']['wall_s']:.1f}",
+         f"{res['sequential_tokens_per_s']:.1f}"]])
+    return ("# Throughput: llamacpp backend vs raw llama-server vs sequential\n\n"
+            f"Model {res['model']}, {res['requests']} zero-shot CoT requests (arithmetic depth 2), max_tokens "
+            f"{res['max_tokens']}, T=0.7, {c} server slots.\n\n" + table.markdown() + "\n\n"
+            f"Backend / raw = {res['ratio_vs_raw']:.2f} (goal >= 0.90); backend / sequential = "
+            f"{res['ratio_vs_sequential']:.2f} (goal >= 3).")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@ def _cmd_run(args) -> int:
     report = Pipeline(cfg, run_dir=args.run_dir, progress=not args.no_progress).run(until=args.until)
     if report:
         print(to_markdown(report))
+        html = Path(report["run_dir"]) / "report.html"
+        if html.is_file():
+            print(f"HTML report: {html} (open it in a browser; rebuild: s2distill report {args.run_dir or 'RUN_DIR'} --html)")
     return 0
 
 
@@ -39,7 +42,21 @@ def _cmd_validate(args) -> int:
 def _cmd_report(args) -> int:
     from .report import load_report, to_markdown
 
+    if args.html or args.out:
+        from .html_report import write_run_html
+
+        print(f"wrote {write_run_html(args.run_dir, args.out)}")
+        return 0
     print(to_markdown(load_report(args.run_dir)))
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    from .compare import compare_markdown, write_compare_html
+
+    print(compare_markdown(args.run_dirs))
+    if args.html:
+        print(f"wrote {write_compare_html(args.run_dirs, args.html)}")
     return 0
 
 
@@ -141,7 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(fn=_cmd_validate)
     sp = sub.add_parser("report", help="print the report of a run directory")
     sp.add_argument("run_dir")
+    sp.add_argument("--html", action="store_true", help="write a self-contained HTML report (default RUN_DIR/report.html)")
+    sp.add_argument("--out", help="where to write the HTML report (implies --html)")
     sp.set_defaults(fn=_cmd_report)
+    sp = sub.add_parser("compare", help="one table and one accuracy-vs-tokens plot across run directories")
+    sp.add_argument("run_dirs", nargs="+")
+    sp.add_argument("--html", metavar="FILE", help="also write the comparison as a self-contained HTML page")
+    sp.set_defaults(fn=_cmd_compare)
     sp = sub.add_parser("train", help="(re)train a run directory's model from its curate/pairs.jsonl")
     sp.add_argument("run_dir")
     sp.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=50")

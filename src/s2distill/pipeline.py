@@ -418,6 +418,12 @@ class Pipeline:
         report = build_report(self)
         write_json(self.rd / "report.json", report)
         write_text(self.rd / "report.md", to_markdown(report))
+        try:  # the self-contained HTML page (html_report.py); the JSON and markdown above are never lost to it
+            from .html_report import write_run_html
+
+            write_run_html(self.rd.path)
+        except Exception as e:  # noqa: BLE001
+            self.log(f"[report] report.html not written ({type(e).__name__}: {e}); retry: s2distill report RUN --html")
         return report
 
     def evaluate_base(self, systems: tuple[str, ...] = ("system1", "system2")) -> dict:
@@ -465,7 +471,7 @@ class Pipeline:
             report = self.stage_report()
         finally:
             self.close()
-        self.log(f"[run] report: {self.rd.path.resolve() / 'report.md'}")
+        self.log(f"[run] report: {self.rd.path.resolve() / 'report.md'} (HTML: report.html)")
         return report
 
 
