@@ -300,6 +300,9 @@ def validate(cfg: RunConfig) -> None:
 
     task = make_task(cfg.task)
     calls_per_sample(cfg.method)
+    from .methods.prompts import check_prompts
+
+    check_prompts(cfg.method)  # method.options.prompts.<step>: placeholders checked before any model call
     from .perturb import can_swap
 
     if cfg.eval.both_orders and not can_swap(task):
