@@ -134,6 +134,7 @@ TASKS = Registry(
         "coin_flip": "s2distill.tasks.coin_flip:CoinFlipTask",
         "judge": "s2distill.tasks.judge:JudgeTask",
         "triviaqa_opinion": "s2distill.tasks.triviaqa:TriviaQAOpinionTask",
+        "dataset": "s2distill.tasks.dataset:DatasetTask",
     },
 )
 
