@@ -212,3 +212,40 @@ def test_examples_shipped_with_the_repo_load():
     yn = task(path=str(ROOT / "examples" / "own_yes_no.jsonl"), question_field="claim", id_field="key",
               answer_format="yes_no", exemplars_path=str(ROOT / "examples" / "own_yes_no_exemplars.jsonl"))
     assert len(yn.load("train", -1)) + len(yn.load("eval", -1)) == 120 and len(yn.exemplars(3)) == 3
+
+
+def test_rerun_after_adding_rows_keeps_the_old_split_and_reruns_data(tmp_path):
+    """Appending rows to the file reruns the data stage (the file's content is in its fingerprint); every
+    old row stays on its side, and the samples already generated come from the cache."""
+    from s2distill.pipeline import Pipeline
+
+    f = jsonl(tmp_path / "q.jsonl", q_rows(20))
+    cfg = load_config(data={"backend": {"name": "fake"}, "train": {"enabled": False},
+                            "eval": {"systems": ["system1"]}, "method": {"n": 2},
+                            "task": {"name": "dataset", "n_train": -1, "n_eval": -1, "options": {
+                                "path": str(f), "question_field": "text", "id_field": "uid",
+                                "answer_format": "number", "eval_fraction": 0.25}}})
+    Pipeline(cfg, run_dir=tmp_path / "run", progress=False, log=lambda s: None).run()
+    side = lambda: {json.loads(x)["id"]: s for s in ("train", "eval")  # noqa: E731
+                    for x in open(tmp_path / "run" / "data" / f"{s}.jsonl")}
+    before = side()
+    jsonl(f, q_rows(20) + q_rows(10, start=50))
+    logs: list[str] = []
+    Pipeline(cfg, run_dir=tmp_path / "run", progress=False, log=logs.append).run()
+    after = side()
+    assert len(after) == 30 and all(after[i] == s for i, s in before.items())
+    assert "[data] running" in logs
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    n_new_train = sum(1 for i, s in after.items() if s == "train" and i not in before)
+    assert manifest["stages"]["generate"]["generated"] == 2 * n_new_train  # only the new inputs were sampled
+
+
+def test_hf_dataset_through_datasets(tmp_path):
+    """hf_id goes through `datasets` like the hub loaders (here a local save_to_disk copy: no network)."""
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset.from_list(q_rows(12)).save_to_disk(str(tmp_path / "ds"))
+    t = task(hf_id=str(tmp_path / "ds"), split="train", question_field="text", id_field="uid", answer_field="sol",
+             answer_format="number", eval_fraction=0.25)
+    exs = t.load("train", -1) + t.load("eval", -1)
+    assert sorted(e.id for e in exs) == sorted(r["uid"] for r in q_rows(12)) and all(e.gold for e in exs)
+    assert "row" in t._source_rows()[3].where

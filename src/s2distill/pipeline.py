@@ -185,7 +185,8 @@ class Pipeline:
     # -- stages --------------------------------------------------------------------
     def stage_data(self) -> None:
         c = self.cfg
-        fp = stable_hash({"task": dataclasses.asdict(c.task)})
+        src = self.task.source_fingerprint() if callable(getattr(self.task, "source_fingerprint", None)) else None
+        fp = stable_hash({"task": dataclasses.asdict(c.task), **({"source": src} if src else {})})  # file edits rerun
 
         def run():
             labeled = self.task.load("train", c.task.n_train, c.task.seed)

@@ -293,6 +293,19 @@ class DatasetTask(Task):
                             "give task.options.eval_path, or set task.n_eval=0")
         return exs[: n if n >= 0 else None]
 
+    def source_fingerprint(self) -> dict:
+        """Content hashes of the local files read: an edited file (rows added or fixed) reruns the data stage."""
+        o, out = self.options, {}
+        for key in ("path", "eval_path", "exemplars_path"):
+            p = Path(getattr(o, key) or "").expanduser()
+            if getattr(o, key) and p.is_file():
+                h = hashlib.sha256()
+                with open(p, "rb") as fh:
+                    for chunk in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(chunk)
+                out[key] = h.hexdigest()[:16]
+        return out
+
     # -- answers ---------------------------------------------------------------------------
     def extract(self, text: str) -> str | None:
         return self.format.extract(text)
