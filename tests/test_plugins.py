@@ -171,7 +171,7 @@ def test_backends_are_built_through_the_registry_with_the_same_model_ids(tmp_pat
     o = load_config(data={"backend": {"name": "openai", "base_url": "http://127.0.0.1:9/v1", "served_model": "m"},
                           "eval": {"distilled_served_model": "d"}})
     assert backend_spec(o, "base", {})[1]["served_model"] == "m" and backend_spec(o, "distilled", {})[1]["served_model"] == "d"
-    assert backend_model_id(o, "base", {}) == "openai:http://127.0.0.1:9/v1#m"
+    assert backend_model_id(o, "base", {}) == "http://127.0.0.1:9/v1#m"
     f = load_config(data={"backend": {"name": "fake"}})
     assert backend_model_id(f, "base", {}) == "fake:base"
     t = load_config(data={"backend": {"name": "transformers"}, "model": "some/hf-model"})
@@ -213,14 +213,15 @@ def test_task_defined_outside_runs_end_to_end_through_s2distill_run(plugin_dir, 
 def test_backend_defined_outside_runs_a_real_server_through_s2distill_run(plugin_dir, tmp_path):
     """A plug-in backend (a subclass of the llama.cpp backend, in a module outside the package) is built
     through the registry from the config and serves every model call of `s2distill run`."""
-    data = tmp_path / "q.jsonl"
-    data.write_text("".join(json.dumps({"k": f"q{i}", "txt": f"What is {i} plus {i + 1}?"}) + "\n" for i in range(6)))
+    data, held = tmp_path / "q.jsonl", tmp_path / "held.jsonl"
+    data.write_text("".join(json.dumps({"k": f"q{i}", "txt": f"What is {i} plus {i + 1}?"}) + "\n" for i in range(3)))
+    held.write_text("".join(json.dumps({"k": f"e{i}", "txt": f"What is {i} plus {i + 2}?"}) + "\n" for i in range(3)))
     conf = tmp_path / "c.yaml"
     conf.write_text(yaml.safe_dump({
         "name": "plugbackend", "plugins": ["my_plugins.backends"], "backend": {"name": "logging_llamacpp"},
         "task": {"name": "dataset", "n_train": 2, "n_eval": 2, "options": {
-            "path": str(data), "question_field": "txt", "id_field": "k", "answer_format": "number",
-            "eval_fraction": 0.5}},
+            "path": str(data), "eval_path": str(held), "question_field": "txt", "id_field": "k",
+            "answer_format": "number"}},
         "method": {"name": "cot", "n": 2, "max_tokens": 48}, "train": {"enabled": False},
         "eval": {"systems": ["system1", "system2"], "max_tokens_system1": 8}}))
     log = tmp_path / "calls.jsonl"
