@@ -113,6 +113,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--write-examples", action="store_true")
     ap.add_argument("--runs", default=str(ROOT / "runs" / "own_data_bench"))
+    ap.add_argument("--n-numeric", type=int, default=120, help="task.n_train of the numeric file")
+    ap.add_argument("--n-yes-no", type=int, default=64, help="task.n_train of the yes/no file")
     args = ap.parse_args()
     if args.write_examples:
         write_examples()
@@ -122,14 +124,18 @@ def main() -> None:
 
     truth, runs, rows = answers(), Path(args.runs), []
     settings = [("numeric", ["task.options.path=examples/own_questions.jsonl", "task.options.question_field=body",
-                             "task.options.id_field=ticket"]),
+                             "task.options.id_field=ticket", f"task.n_train={args.n_numeric}", "task.n_eval=40"]),
                 ("yes_no", ["task.options.path=examples/own_yes_no.jsonl", "task.options.question_field=claim",
                             "task.options.id_field=key", "task.options.answer_format=yes_no",
-                            "task.options.exemplars_path=examples/own_yes_no_exemplars.jsonl"])]
+                            "task.options.exemplars_path=examples/own_yes_no_exemplars.jsonl",
+                            f"task.n_train={args.n_yes_no}", "task.n_eval=24"])]
     for name, ov in settings:
         wall = run(ov, runs / name)
         rows.append({"setting": name, "overrides": ov, "wall_s": round(wall, 1), **check(runs / name, truth)})
+    total = sum(r["wall_s"] for r in rows)
     lines = ["# Own-data walkthrough (embedded model, `s2distill run configs/own_data.yaml`)", "",
+             f"Both files end to end (data, generate, curate, eval, LoRA training, distilled eval): "
+             f"{total / 60:.1f} min in all.", "",
              "Unlabeled files from examples/; accuracy is checked afterwards by this script, which made the questions",
              "(the pipeline never sees an answer).", "",
              "| file | wall | curated kept | curated targets correct | system | accuracy (checked afterwards) | "
