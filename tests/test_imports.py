@@ -16,7 +16,7 @@ def test_cli_ls_and_validate(tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     r = subprocess.run([sys.executable, "-m", "s2distill.cli", "ls"], capture_output=True, text=True)
-    assert r.returncode == 0 and "tasks: arithmetic, coin_flip, gsm8k, judge, last_letter" in r.stdout
+    assert r.returncode == 0 and "tasks: arithmetic, coin_flip, dataset, gsm8k, judge, last_letter" in r.stdout
     assert "methods: bsm, cot, direct, rar, s2a" in r.stdout and "swap_consistency" in r.stdout
     r = subprocess.run([sys.executable, "-m", "s2distill.cli", "validate", str(root / "configs" / "demo.yaml"),
                         "method.temprature=1"], capture_output=True, text=True)

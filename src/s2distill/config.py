@@ -135,6 +135,7 @@ class RunConfig:
     train: TrainSection = field(default_factory=TrainSection)
     eval: EvalConfig = field(default_factory=EvalConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
+    plugins: list[str] = field(default_factory=list)  # modules imported before validation (they register classes)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -252,12 +253,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 def validate(cfg: RunConfig) -> None:
     """Cross-field checks and name resolution (without importing heavy modules)."""
-    from .registry import BACKENDS, CURATORS, METHODS, TASKS
+    from .registry import BACKENDS, CURATORS, METHODS, TASKS, is_import_path, load_plugins
 
-    BACKENDS.target(cfg.backend.name)
-    TASKS.target(cfg.task.name)
-    METHODS.target(cfg.method.name)
-    CURATORS.target(cfg.curate.name)
+    load_plugins(cfg.plugins)
+    for reg, name in ((BACKENDS, cfg.backend.name), (TASKS, cfg.task.name), (METHODS, cfg.method.name),
+                      (CURATORS, cfg.curate.name)):
+        reg.target(name)
+        if is_import_path(name):  # your own class: import it now, so a typo fails here
+            reg.get(name)
     for s in cfg.eval.systems:
         if s not in SYSTEMS:
             raise ConfigError(f"unknown eval system '{s}'{did_you_mean(s, SYSTEMS)} (known: {', '.join(SYSTEMS)})")
@@ -300,6 +303,9 @@ def validate(cfg: RunConfig) -> None:
 
     task = make_task(cfg.task)
     calls_per_sample(cfg.method)
+    from .methods.prompts import check_prompts
+
+    check_prompts(cfg.method)  # method.options.prompts.<step>: placeholders checked before any model call
     from .perturb import can_swap
 
     if cfg.eval.both_orders and not can_swap(task):

@@ -51,57 +51,15 @@ def versions() -> dict:
 
 def backend_spec(cfg: RunConfig, role: str, extra: dict) -> tuple[type[Backend], dict[str, Any]]:
     """The backend class for ``role`` ('base' or 'distilled') and the keyword arguments to build it with;
-    ``extra`` carries the trained model's paths."""
-    b = cfg.backend
-    common = dict(concurrency=b.concurrency, timeout_s=b.timeout_s, max_retries=b.max_retries)
-    if b.name == "llamacpp":
-        from .backends.llamacpp import LlamaCppBackend
+    ``extra`` carries the trained model's paths. The class comes from the registry (a built-in name, a
+    plug-in's name or ``package.module:attr``) and says its own arguments (``config_kwargs``)."""
+    from .registry import BACKENDS, load_plugins
 
-        lora = [extra["lora_gguf"]] if role == "distilled" else []
-        return LlamaCppBackend, dict(model=cfg.model, parallel=b.parallel, ctx_per_slot=b.ctx_per_slot,
-                                     threads=b.threads, lora=lora, server_args=b.server_args, **common,
-                                     **({"startup_timeout_s": b.startup_timeout_s} if b.startup_timeout_s else {}))
-    if b.name == "vllm":
-        from .backends.vllm import LORA_NAME, VLLMBackend
-
-        model = cfg.model
-        vkw: dict[str, Any] = {"served_model": b.served_model}
-        if role == "distilled":  # the run's adapter as LoRA module "distilled", or the merged model under that name
-            if extra.get("adapter"):
-                model, vkw["adapter"] = cfg.train.base_model or cfg.model, extra["adapter"]
-            elif extra.get("merged") and Path(extra["merged"]).is_dir():
-                model, vkw = extra["merged"], {"served_model": LORA_NAME}
-            else:
-                raise ConfigError("backend 'vllm' found no distilled model (neither model/adapter nor model/merged); "
-                                  "fix: run the train stage first (train.enabled=true)")
-        if b.startup_timeout_s:
-            vkw["startup_timeout_s"] = b.startup_timeout_s
-        return VLLMBackend, dict(model=model, tensor_parallel_size=b.tensor_parallel_size,
-                                 gpu_memory_utilization=b.gpu_memory_utilization, max_model_len=b.max_model_len,
-                                 seed=cfg.seed, server_args=b.server_args, **vkw, **common)
-    if b.name == "openai":
-        from .backends.openai import OpenAIBackend
-
-        served = b.served_model
-        if role == "distilled":
-            served = cfg.eval.distilled_served_model
-            if not served:
-                raise ConfigError("evaluating the distilled model through backend 'openai' needs "
-                                  "eval.distilled_served_model (serve model/merged or the adapter, e.g. vLLM "
-                                  "--lora-modules distilled=RUN/model/adapter)")
-        return OpenAIBackend, dict(base_url=b.base_url, served_model=served, api_key_env=b.api_key_env, **common)
-    if b.name == "transformers":
-        from .backends.transformers import TransformersBackend
-
-        kw: dict[str, Any] = {}
-        if role == "distilled":
-            kw = {"adapter": extra["adapter"]} if extra.get("adapter") else {"model": extra["merged"]}
-        return TransformersBackend, {"model": cfg.model, **kw, "batch_size": b.batch_size, "threads": b.threads}
-    if b.name == "fake":
-        from .backends.fake import FakeBackend
-
-        return FakeBackend, dict(model_id=f"fake:{role}")
-    raise ConfigError(f"no backend factory for '{b.name}'")
+    load_plugins(cfg.plugins)  # also inside a Ray actor, where the driver's imports did not happen
+    cls = BACKENDS.get(cfg.backend.name)
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise ConfigError(f"backend '{cfg.backend.name}' is {cls!r}, not a subclass of s2distill.backends.base.Backend")
+    return cls, cls.config_kwargs(cfg, role, extra)
 
 
 def default_backend_factory(cfg: RunConfig, role: str, extra: dict) -> Backend:
@@ -227,7 +185,8 @@ class Pipeline:
     # -- stages --------------------------------------------------------------------
     def stage_data(self) -> None:
         c = self.cfg
-        fp = stable_hash({"task": dataclasses.asdict(c.task)})
+        src = self.task.source_fingerprint() if callable(getattr(self.task, "source_fingerprint", None)) else None
+        fp = stable_hash({"task": dataclasses.asdict(c.task), **({"source": src} if src else {})})  # file edits rerun
 
         def run():
             labeled = self.task.load("train", c.task.n_train, c.task.seed)

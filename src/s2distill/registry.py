@@ -1,4 +1,15 @@
-"""Name -> "module:attr" registries, imported lazily, with did-you-mean errors."""
+"""Name -> "module:attr" registries, imported lazily, with did-you-mean errors.
+
+Extension points (a task, method, curator or backend defined outside the package):
+
+* ``package.module:attr`` wherever a registry name is accepted (``task.name: my_pkg.tasks:MyTask``);
+* a module listed under the config's top-level ``plugins: [my_pkg.tasks]`` is imported before
+  validation; it registers its classes with ``TASKS.register("my_task", MyTask)`` (or a
+  ``"module:attr"`` string, or as a decorator ``@TASKS.register("my_task")``);
+* an installed distribution's entry points in the groups ``s2distill.tasks``, ``s2distill.methods``,
+  ``s2distill.curators`` and ``s2distill.backends`` (``my_task = "my_pkg.tasks:MyTask"``), read
+  (not imported) the first time a registry is asked for a name it does not know.
+"""
 from __future__ import annotations
 
 import difflib
@@ -13,27 +24,94 @@ def did_you_mean(name: str, choices) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
+def is_import_path(name: str) -> bool:
+    """``package.module:attr`` (a module path, a colon, an attribute path)."""
+    module, sep, attr = str(name).partition(":")
+    return bool(sep) and all(p.isidentifier() for p in module.split(".")) and all(
+        p.isidentifier() for p in attr.split("."))
+
+
+def import_attr(target: str, kind: str = "object") -> Any:
+    """The object named by ``module:attr``; an error naming what is missing."""
+    module, _, attr = target.partition(":")
+    try:
+        obj: Any = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if not e.name or not (module == e.name or module.startswith(e.name + ".")):
+            raise  # the module exists but lacks a dependency: that error names the package to install
+        raise ConfigError(f"{kind} '{target}': cannot import module '{module}' ({e}); fix: install it or put its "
+                          "folder on PYTHONPATH") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ConfigError(f"{kind} '{target}': module '{module}' has no attribute '{attr}'")
+        obj = getattr(obj, part)
+    return obj
+
+
 class Registry:
-    def __init__(self, kind: str, entries: dict[str, str]):
+    def __init__(self, kind: str, entries: dict[str, str], group: str | None = None):
         self.kind = kind
+        self.group = group or f"s2distill.{kind}s"  # entry-point group
         self._entries = dict(entries)
+        self._objects: dict[str, Any] = {}
+        self._entry_points_read = False
 
     def names(self) -> list[str]:
+        self._read_entry_points()
         return sorted(self._entries)
 
-    def register(self, name: str, target: str) -> None:
-        self._entries[name] = target
+    def register(self, name: str, target: Any = None) -> Any:
+        """Register ``target`` ("module:attr" or the object itself) under ``name``; without ``target``,
+        a decorator that registers the decorated class or function."""
+        if target is None:
+            return lambda obj: self.register(name, obj) or obj
+        if isinstance(target, str):
+            if not is_import_path(target):
+                raise ConfigError(f"{self.kind} '{name}': target '{target}' is not 'package.module:attr'")
+            self._entries[name] = target
+            self._objects.pop(name, None)
+        else:
+            self._entries[name] = f"{target.__module__}:{target.__qualname__}"
+            self._objects[name] = target
+        return None
+
+    def _read_entry_points(self) -> None:
+        if self._entry_points_read:
+            return
+        self._entry_points_read = True
+        from importlib import metadata
+
+        for ep in metadata.entry_points(group=self.group):
+            self._entries.setdefault(ep.name, ep.value)
 
     def target(self, name: str) -> str:
         if name not in self._entries:
+            if is_import_path(name):
+                return name
+            self._read_entry_points()
+        if name not in self._entries:
             raise ConfigError(
-                f"unknown {self.kind} '{name}'{did_you_mean(name, self._entries)} (known: {', '.join(self.names())})"
+                f"unknown {self.kind} '{name}'{did_you_mean(name, self._entries)} (known: {', '.join(self.names())}; "
+                f"or 'package.module:attr' of your own, or a module under the config's plugins: that registers it)"
             )
         return self._entries[name]
 
     def get(self, name: str) -> Any:
-        module, _, attr = self.target(name).partition(":")
-        return getattr(importlib.import_module(module), attr)
+        if name in self._objects:
+            return self._objects[name]
+        return import_attr(self.target(name), self.kind)
+
+
+def load_plugins(modules: list[str] | tuple[str, ...]) -> None:
+    """Import each module of the config's ``plugins`` list (they register their classes on import)."""
+    for m in modules or ():
+        if not all(p.isidentifier() for p in str(m).split(".")):
+            raise ConfigError(f"plugins: '{m}' is not a module name (e.g. my_pkg.tasks)")
+        try:
+            importlib.import_module(m)
+        except ImportError as e:
+            raise ConfigError(f"plugins: cannot import '{m}' ({e}); fix: install it or put its folder on "
+                              "PYTHONPATH") from None
 
 
 BACKENDS = Registry(
@@ -56,6 +134,7 @@ TASKS = Registry(
         "coin_flip": "s2distill.tasks.coin_flip:CoinFlipTask",
         "judge": "s2distill.tasks.judge:JudgeTask",
         "triviaqa_opinion": "s2distill.tasks.triviaqa:TriviaQAOpinionTask",
+        "dataset": "s2distill.tasks.dataset:DatasetTask",
     },
 )
 

@@ -12,12 +12,32 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ..errors import ConfigError
 from ..types import Completion, GenRequest
+
+
+def client_kwargs(cfg: Any) -> dict[str, Any]:
+    """The HTTP client settings of ``cfg.backend`` every server-backed backend takes."""
+    b = cfg.backend
+    return dict(concurrency=b.concurrency, timeout_s=b.timeout_s, max_retries=b.max_retries)
 
 
 class Backend:
     name: str = "backend"
     model_id: str = ""  # identifies the weights; part of every cache key
+
+    @classmethod
+    def config_kwargs(cls, cfg: Any, role: str, extra: dict) -> dict[str, Any]:
+        """The keyword arguments this backend is built with for ``role`` ('base' or 'distilled') from the
+        run config ``cfg``; ``extra`` carries the trained model's paths (``adapter``, ``merged``,
+        ``lora_gguf``). Every registered backend defines it: ``backend.name`` is looked up in the
+        registry and built as ``cls(**cls.config_kwargs(cfg, role, extra))``."""
+        raise ConfigError(f"backend {cls.__module__}:{cls.__qualname__} does not say how to build itself from the "
+                          "config; fix: define classmethod config_kwargs(cls, cfg, role, extra) -> dict")
+
+    @classmethod
+    def from_config(cls, cfg: Any, role: str, extra: dict) -> "Backend":
+        return cls(**cls.config_kwargs(cfg, role, extra))
 
     def iter_generate(self, requests: Sequence[GenRequest]) -> Iterator[tuple[int, int, Completion]]:
         results = self.generate(requests)

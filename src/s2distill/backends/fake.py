@@ -17,6 +17,10 @@ class FakeBackend(Backend):
     name = "fake"
 
     @classmethod
+    def config_kwargs(cls, cfg, role: str, extra: dict) -> dict:
+        return dict(model_id=f"fake:{role}")
+
+    @classmethod
     def model_id_of(cls, model_id: str = "fake", model: str | None = None, **_: object) -> str:
         return model or model_id
 

@@ -32,6 +32,21 @@ class OpenAIBackend(Backend):
     name = "openai"
 
     @classmethod
+    def config_kwargs(cls, cfg, role: str, extra: dict) -> dict:
+        from ..errors import ConfigError
+        from .base import client_kwargs
+
+        b = cfg.backend
+        served = b.served_model
+        if role == "distilled":
+            served = cfg.eval.distilled_served_model
+            if not served:
+                raise ConfigError("evaluating the distilled model through backend 'openai' needs "
+                                  "eval.distilled_served_model (serve model/merged or the adapter, e.g. vLLM "
+                                  "--lora-modules distilled=RUN/model/adapter)")
+        return dict(base_url=b.base_url, served_model=served, api_key_env=b.api_key_env, **client_kwargs(cfg))
+
+    @classmethod
     def model_id_of(cls, base_url: str, served_model: str | None = None, model_id: str | None = None,
                     **_: object) -> str:
         return model_id or f"{_v1(base_url)}#{served_model or ''}"

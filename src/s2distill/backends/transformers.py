@@ -21,6 +21,13 @@ class TransformersBackend(Backend):
     name = "transformers"
 
     @classmethod
+    def config_kwargs(cls, cfg, role: str, extra: dict) -> dict:
+        kw: dict[str, Any] = {}
+        if role == "distilled":
+            kw = {"adapter": extra["adapter"]} if extra.get("adapter") else {"model": extra["merged"]}
+        return {"model": cfg.model, **kw, "batch_size": cfg.backend.batch_size, "threads": cfg.backend.threads}
+
+    @classmethod
     def model_id_of(cls, model: str = "default", adapter: str | Path | None = None, **_: Any) -> str:
         from ..export import resolve_hf_model
 

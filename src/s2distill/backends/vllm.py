@@ -103,6 +103,27 @@ class VLLMBackend(LaunchedBackend):
     name = "vllm"
 
     @classmethod
+    def config_kwargs(cls, cfg, role: str, extra: dict) -> dict:
+        from .base import client_kwargs
+
+        b = cfg.backend
+        model = cfg.model
+        vkw: dict = {"served_model": b.served_model}
+        if role == "distilled":  # the run's adapter as LoRA module "distilled", or the merged model under that name
+            if extra.get("adapter"):
+                model, vkw["adapter"] = cfg.train.base_model or cfg.model, extra["adapter"]
+            elif extra.get("merged") and Path(extra["merged"]).is_dir():
+                model, vkw = extra["merged"], {"served_model": LORA_NAME}
+            else:
+                raise ConfigError("backend 'vllm' found no distilled model (neither model/adapter nor model/merged); "
+                                  "fix: run the train stage first (train.enabled=true)")
+        if b.startup_timeout_s:
+            vkw["startup_timeout_s"] = b.startup_timeout_s
+        return dict(model=model, tensor_parallel_size=b.tensor_parallel_size,
+                    gpu_memory_utilization=b.gpu_memory_utilization, max_model_len=b.max_model_len,
+                    seed=cfg.seed, server_args=b.server_args, **vkw, **client_kwargs(cfg))
+
+    @classmethod
     def model_id_of(cls, model: str, adapter: str | Path | None = None, server_args: Sequence[str] = (),
                     **_: object) -> str:
         return weights_id(model, adapter, server_args)

@@ -17,6 +17,7 @@ import re
 from ..errors import ConfigError
 from ..types import Call, GenRequest, Sample, Trace
 from . import method_options
+from .prompts import Prompt, prompts_of
 
 BRANCH = ("We want to evaluate how well an AI assistant answers the user question below. Before seeing any answer, "
           "list up to {k} criteria for judging an answer to this question. Write one criterion per line as "
@@ -27,7 +28,9 @@ SOLVE = ("{pair}\n\nEvaluate both answers on this criterion only:\n{name}: {desc
 DEFAULT_CRITERIA = (("Correctness", "Is the answer factually and logically correct?"),
                     ("Helpfulness", "Does the answer address what the user asked?"),
                     ("Clarity", "Is the answer clear and well organised?"))
-OPTIONS = ("max_criteria",)
+PROMPTS = {"branch": Prompt(BRANCH, ("question",), ("k",)),  # method.options.prompts.<step>
+           "solve": Prompt(SOLVE, ("pair", "name"), ("description",))}
+OPTIONS = ("max_criteria", "prompts")
 
 _CRITERION = re.compile(r"^\s*(?:\d+[.)]|[-*•])?\s*\**\s*([A-Za-z][^:\n*]{1,60}?)\s*\**\s*:\s*\**\s*(\S.*)$")
 _SCORE = {side: re.compile(rf"score(?:\s+for)?\s*(?:assistant|response|answer)?\s*{side}\s*[:=]?\s*\**\s*"
@@ -81,6 +84,8 @@ def merge(scores: list[tuple[float, float] | None]) -> tuple[str | None, float, 
 
 def run(task, examples, backend, params, cfg=None) -> list[Trace]:
     k = max_criteria_of(cfg)
+    prompts = prompts_of(cfg, "bsm", PROMPTS)
+    BRANCH, SOLVE = prompts["branch"], prompts["solve"]  # noqa: N806
     if not callable(getattr(task, "pair_text", None)):
         raise ConfigError(f"method 'bsm' judges a pair of responses; task '{task.name}' is not a pairwise judge "
                           "task (use task.name=judge)")

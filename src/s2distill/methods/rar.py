@@ -23,13 +23,17 @@ from __future__ import annotations
 from ..errors import ConfigError
 from ..types import Call, GenRequest, Message, Sample, Trace
 from . import method_options, per_sample_step, single_step
+from .prompts import Prompt, prompts_of
 
 ONE_STEP = '"{question}"\nRephrase and expand the question, and respond. Finish with "The answer is {hint}."'
 REPHRASE = ('"{question}"\nGiven the above question, rephrase and expand it to help you do better answering. '
             "Maintain all information in the original question.")
 RESPOND = ("(original) {question}\n(rephrased) {rephrased}\nUse your answer for the rephrased question to answer "
            'the original question. Finish with "The answer is {hint}."')
-OPTIONS = ("steps",)
+PROMPTS = {"one_step": Prompt(ONE_STEP, ("question",), ("hint",)),  # method.options.prompts.<step>
+           "rephrase": Prompt(REPHRASE, ("question",)),
+           "respond": Prompt(RESPOND, ("question", "rephrased"), ("hint",))}
+OPTIONS = ("steps", "prompts")
 
 
 def steps_of(cfg) -> int:
@@ -59,6 +63,8 @@ def shots(task, k: int) -> list[tuple[str, str, str]]:
 
 def run(task, examples, backend, params, cfg=None, *, rephrase_backend=None) -> list[Trace]:
     hint = task.answer_hint
+    prompts = prompts_of(cfg, "rar", PROMPTS)
+    ONE_STEP, REPHRASE, RESPOND = prompts["one_step"], prompts["rephrase"], prompts["respond"]  # noqa: N806
     ex_shots = shots(task, getattr(cfg, "few_shot", 0) if cfg is not None else 0)
     if steps_of(cfg) == 1:
         prefix = [m for q, r, w in ex_shots

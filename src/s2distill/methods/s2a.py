@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 
 from ..types import Call, GenRequest, Sample, Trace
-from . import per_sample_step
+from . import method_options, per_sample_step
+from .prompts import Prompt, prompts_of
 
 REWRITE = ("Given the following text by a user, extract the part that is unbiased and not their opinion, so that "
            "using that text alone would be good context for providing an unbiased answer to the question portion of "
@@ -21,6 +22,10 @@ REWRITE = ("Given the following text by a user, extract the part that is unbiase
            'categories labeled with "Unbiased text context (includes all content except user\'s bias):" and '
            '"Question/Query (does not include user bias/preference):".\n\nText by User: {text}')
 ANSWER = ('{context}Answer in an unbiased way.\nQuestion: {question}\nFinish with "The answer is {hint}."')
+
+# method.options.prompts.<step>; {context} is "Context: <rewritten context>\n\n" or empty
+PROMPTS = {"rewrite": Prompt(REWRITE, ("text",)), "answer": Prompt(ANSWER, ("question",), ("context", "hint"))}
+OPTIONS = ("prompts",)
 
 _CONTEXT = re.compile(r"unbiased text context[^:\n]*:\s*(.*?)(?=question\s*/\s*query[^:\n]*:|\Z)", re.IGNORECASE | re.DOTALL)
 _QUESTION = re.compile(r"question\s*/\s*query[^:\n]*:\s*(.*)", re.IGNORECASE | re.DOTALL)
@@ -44,6 +49,9 @@ def parse_rewrite(text: str, original: str) -> tuple[str, str, str | None]:
 
 
 def run(task, examples, backend, params, cfg=None) -> list[Trace]:
+    method_options(cfg, "s2a", OPTIONS)
+    prompts = prompts_of(cfg, "s2a", PROMPTS)
+    REWRITE, ANSWER = prompts["rewrite"], prompts["answer"]  # noqa: N806
     first = [GenRequest(({"role": "user", "content": REWRITE.format(text=e.question)},), params) for e in examples]
     rewrites = backend.generate(first)
     parsed = [[parse_rewrite(c.text, ex.question) for c in comps] for ex, comps in zip(examples, rewrites)]

@@ -1,8 +1,9 @@
 """Tasks: load examples, build the System 1 prompt, extract and score answers.
 
 A task is a small class with ``load(split, n, seed)``, ``system1_messages(example)``,
-``extract(text)`` and ``score(prediction, gold)``. Task-specific options come from
-``task.options`` in the config and are validated by the task's ``Options`` dataclass.
+``extract(text)`` and ``score(prediction, gold)``; the contract, with its optional hooks, is
+``tasks.base.Task``. Task-specific options come from ``task.options`` in the config and are
+validated by the task's ``Options`` dataclass.
 """
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ def parse_options(cls: Any, options: dict, task: str) -> Any:
 
 def make_task(task_cfg: Any) -> Any:
     cls = TASKS.get(task_cfg.name)
+    missing = [a for a in ("Options", "load", "extract") if not hasattr(cls, a)]
+    if missing or not dataclasses.is_dataclass(getattr(cls, "Options", None)):
+        raise ConfigError(f"task '{task_cfg.name}' ({cls!r}) does not meet the Task contract: it needs "
+                          f"{', '.join(missing) or 'Options as a dataclass'}; see s2distill.tasks.base.Task")
     opts = parse_options(cls.Options, dict(task_cfg.options), task_cfg.name)
     return cls(opts)
 

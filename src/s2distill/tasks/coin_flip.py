@@ -19,6 +19,8 @@ from ..errors import ConfigError, DataError
 from ..types import Example
 from .last_letter import (check_split, name_stream, published_example, read_published, sample_part, split_published,
                           text_field)
+from .answers import YES_NO_INSTRUCTION as DIRECT_INSTRUCTION
+from .answers import extract_yes_no  # noqa: F401 - re-exported
 from .base import Task
 from .names import checked_name_pool
 
@@ -32,7 +34,6 @@ ENDINGS = (
     'After all of this, is the coin still heads up? ("Flip" means "reverse".)',
 )
 ORDERS = ("reverse", "same", "rotate", "reverse")  # people order of perturbation i (parity ignores order)
-DIRECT_INSTRUCTION = "Answer with only yes or no."
 
 _QUESTION = re.compile(r"^\s*(?:Q:\s*)?A coin is heads up\.((?:\s*[^.]+? (?:flips|does not flip) the coin\.)+)"
                        r"\s*(.*?)\s*$", re.DOTALL)
@@ -55,25 +56,6 @@ def parse_question(question: str) -> tuple[list[Person], str] | None:
     if not m:
         return None
     return [(n.strip(), act == "flips") for n, act in _ACT.findall(m.group(1))], m.group(2)
-
-
-_YN_ANSWER = re.compile(r"answer(?:\s+is\s*:?|\s*:)\s*[\"'*“]*\s*(yes|no)\b", re.IGNORECASE)
-_YN_START = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
-_YN_ANY = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
-
-
-def extract_yes_no(text: str) -> str | None:
-    """'The answer is yes' / 'answer: no'; else a yes/no that opens the text; else the last yes/no word."""
-    if not text:
-        return None
-    hits = _YN_ANSWER.findall(text)
-    if hits:
-        return hits[-1].lower()
-    m = _YN_START.match(text)
-    if m:
-        return m.group(1).lower()
-    hits = _YN_ANY.findall(text)
-    return hits[-1].lower() if hits else None
 
 
 def _key(people: Sequence[Person]) -> str:

@@ -22,6 +22,7 @@ from typing import TypeVar
 
 from ..errors import ConfigError, DataError
 from ..types import Example, stable_hash
+from .answers import extract_letters, normalize_letters  # noqa: F401 - re-exported
 from .base import Task
 from .names import checked_name_pool
 
@@ -128,36 +129,6 @@ def split_published(items: list[Example], split: str, n: int, seed: int, eval_fr
 def last_letters(words: Sequence[str]) -> str:
     """The gold answer: last characters concatenated, case kept."""
     return "".join(w[-1] for w in words)
-
-
-def normalize_letters(text: str | None) -> str:
-    return re.sub(r"[\W_]+", "", text or "").lower()
-
-
-# 'answer is X' / 'answer: X'; the lookahead yields every hit with the rest of its line
-_ANSWER = re.compile(r"answer(?:\s+is\s*:?|\s*:)[ \t]*(?=(.+))", re.IGNORECASE)
-_LEADING_QUOTE = re.compile(r"""^[*_\s]*["'“‘`]([^"'”’`\n]+)["'”’`]""")
-_LETTERS = re.compile(r"[^\W\d_]+")
-_DQUOTED = re.compile(r'["“]([^"“”\n]+)["”]')
-
-
-def extract_letters(text: str) -> str | None:
-    """'The answer is X' / 'answer: X' (quotes, markdown, period stripped); else the last double-quoted
-    word; else the last word. Lower-cased, letters only."""
-    if not text:
-        return None
-    for span in reversed(_ANSWER.findall(text)):
-        if span.lstrip().startswith("<"):  # the model echoed the "<letters>" placeholder
-            continue
-        q = _LEADING_QUOTE.match(span)
-        tok = normalize_letters(q.group(1)) if q else next(iter(_LETTERS.findall(span)), "")
-        if tok:
-            return tok.lower()
-    quoted = [s.strip() for s in _DQUOTED.findall(text) if _LETTERS.fullmatch(s.strip())]
-    if quoted:
-        return quoted[-1].lower()
-    words = _LETTERS.findall(text)
-    return words[-1].lower() if words else None
 
 
 @dataclass(frozen=True)
