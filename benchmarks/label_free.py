@@ -95,7 +95,8 @@ def run_setting(name: str, args) -> dict:
     row = result_row(name, report, notes)
     row.update(config=f"configs/{config}.yaml", overrides=ov[1:], n_train=cfg.task.n_train, method_n=cfg.method.n,
                k=cfg.eval.k, confident_share=cfg.eval.confident_share, max_disagreement=cfg.eval.max_disagreement,
-               stages_wall_s=report.get("stages_wall_s"))
+               stages_wall_s=report.get("stages_wall_s"),
+               command=" ".join(["python", "benchmarks/label_free.py", *sys.argv[1:]]))
     return row
 
 
@@ -124,7 +125,8 @@ def markdown(rows: list[dict], missing: list[str]) -> str:
                      " |")
     lines.append("")
     for r in rows:
-        lines.append(f"- {r['setting']}: {r['verdict_line']}")
+        lines.append(f"- {r['setting']}: {r['verdict_line']} (`{r.get('command', '?')}`, {r['n_train']} unlabeled "
+                     f"train inputs)")
         lines += [f"  - note: {n}" for n in r["notes"]]
     if missing:
         lines += ["", f"Not run (time): {', '.join(missing)}."]

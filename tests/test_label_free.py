@@ -307,3 +307,14 @@ def test_verdict_command_exit_codes(tmp_path):
         assert r.returncode == code, r.stdout + r.stderr
         assert r.stdout.startswith("ship distilled: agrees with System 2's majority on 100.0%" if code == 0
                                    else "keep System 2: no token saving")
+    # `s2distill eval RUN --data FILE` from the command line; bad input: exit 2 with file, line and fix
+    data = _write(tmp_path / "new.jsonl", [{"id": "n1", "question": "Tom has 2 apples. How many apples?"}])
+    r = _cli("eval", str(run), "--data", str(data), "--no-progress", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "| system1 | 1 | - | - |" in r.stdout and "Label-free" in r.stdout and "written to" in r.stderr
+    out = next((run / "evals").iterdir())
+    assert read_json(out / "report.json")["label_free"]["system1"]["agreement"] == 1.0
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "n1", "text": "q"}\n')
+    r = _cli("eval", str(run), "--data", str(bad), cwd=tmp_path)
+    assert r.returncode == 2 and f"{bad}, line 1: no 'question' text" in r.stderr and "fix:" in r.stderr
