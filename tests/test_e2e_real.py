@@ -38,3 +38,25 @@ def test_demo_pipeline_tiny_real(tmp_path):
     logs = []
     Pipeline(cfg, run_dir=tmp_path, progress=False, log=logs.append).run()
     assert not any("running" in m for m in logs)
+    # label-free numbers and a verdict, from the maj@k samples the run drew
+    lf = report["label_free"]
+    assert lf["distilled"]["n"] == 4 and 0 <= lf["distilled"]["agreement"] <= 1
+    assert 0 < lf["system2_maj"]["mean_vote_share"] <= 1 and report["verdict"]["decision"] in ("ship", "keep")
+    # the trained run on new, unlabeled inputs (real llama-server, base and base + LoRA GGUF); resumable
+    from s2distill.eval_data import eval_on_file
+    from s2distill.tasks.arithmetic import ArithmeticTask
+
+    data = tmp_path / "new.jsonl"
+    data.write_text("".join(json.dumps({"id": e.id, "question": e.question}) + "\n"
+                            for e in ArithmeticTask().load("eval", 7, 5)[4:]))
+    rep, out = eval_on_file(tmp_path, data, progress=False)
+    rows = {r["role"]: r for r in rep["rows"]}
+    assert set(rows) == {"system1", "system2", "system2_maj", "distilled"}
+    assert all(r["n"] == 3 and r["accuracy"] is None for r in rows.values())
+    assert rep["label_free"]["distilled"]["n"] == 3 and rep["verdict"]["decision"] in ("ship", "keep")
+    assert (out / "report.md").read_text().count("Verdict:") == 1
+    n_cached = len((tmp_path / "cache" / "samples.jsonl").read_text().splitlines())
+    logs = []
+    eval_on_file(tmp_path, data, progress=False, log=logs.append)
+    assert not any("running" in m for m in logs)
+    assert len((tmp_path / "cache" / "samples.jsonl").read_text().splitlines()) == n_cached

@@ -60,6 +60,27 @@ def _cmd_compare(args) -> int:
     return 0
 
 
+def _cmd_eval(args) -> int:
+    from .eval_data import eval_on_file
+    from .report import to_markdown
+
+    report, out = eval_on_file(args.run_dir, args.data, name=args.name, overrides=args.overrides,
+                               progress=not args.no_progress)
+    print(to_markdown(report))
+    print(f"written to {out}", file=sys.stderr)
+    return 0
+
+
+def _cmd_verdict(args) -> int:
+    from .label_free import verdict_of_run
+
+    v = verdict_of_run(args.run_dir, args.overrides)
+    print(v["line"])
+    if v.get("fix"):
+        print(f"fix: {v['fix']}", file=sys.stderr)
+    return {"ship": 0, "keep": 1}.get(v["decision"], 2)
+
+
 def _cmd_train(args) -> int:
     from .config import load_config
     from .errors import ConfigError
@@ -165,6 +186,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("run_dirs", nargs="+")
     sp.add_argument("--html", metavar="FILE", help="also write the comparison as a self-contained HTML page")
     sp.set_defaults(fn=_cmd_compare)
+    sp = sub.add_parser("eval", help="score a finished run's System 1, System 2 and distilled model on new inputs "
+                                     "(written to RUN_DIR/evals/<name>/, resumable)")
+    sp.add_argument("run_dir")
+    sp.add_argument("--data", required=True, help="JSONL of inputs in the run's task format (gold optional)")
+    sp.add_argument("--name", help="output folder under RUN_DIR/evals (default: <file stem>-<content hash>)")
+    sp.add_argument("overrides", nargs="*", help="key=value overrides, e.g. eval.k=8")
+    sp.add_argument("--no-progress", action="store_true", help="no progress bars")
+    sp.set_defaults(fn=_cmd_eval)
+    sp = sub.add_parser("verdict", help="print 'ship distilled' or 'keep System 2' for a run (exit 0 ship, 1 keep, "
+                                        "2 no verdict possible)")
+    sp.add_argument("run_dir", help="a run directory, or one of its evals/<name> folders")
+    sp.add_argument("overrides", nargs="*", help="e.g. eval.max_disagreement=0.05 eval.confident_share=0.8")
+    sp.set_defaults(fn=_cmd_verdict)
     sp = sub.add_parser("train", help="(re)train a run directory's model from its curate/pairs.jsonl")
     sp.add_argument("run_dir")
     sp.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=50")

@@ -102,6 +102,8 @@ class EvalConfig:
     distilled_served_model: str | None = None  # openai backend: name of the served distilled model
     rewordings: int = 0  # also score system1 and distilled on the task's first N rewordings of the input
     both_orders: bool = False  # pairwise judges: run every judge on both response orders; a flip counts as a tie
+    confident_share: float = 0.75  # report: System 2 is confident on an input when its majority has this vote share
+    max_disagreement: float = 0.10  # report: ship distilled only if disagreement with System 2 is surely below this
 
 
 @dataclass(frozen=True)
@@ -268,6 +270,10 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("method.n must be >= 1")
     if cfg.eval.rewordings < 0:
         raise ConfigError("eval.rewordings must be >= 0 (0 = no robustness evaluation)")
+    for key in ("confident_share", "max_disagreement"):
+        if not 0.0 < getattr(cfg.eval, key) <= 1.0:
+            raise ConfigError(f"eval.{key} is a fraction in (0, 1], got {getattr(cfg.eval, key)} "
+                              f"(e.g. eval.{key}={getattr(EvalConfig, key)})")
     if not 0.0 <= cfg.curate.min_agreement <= 1.0:
         raise ConfigError("curate.min_agreement is a fraction in [0, 1]")
     if cfg.train.method not in ("lora", "full"):

@@ -43,7 +43,8 @@ def score_traces(system: str, task, examples: Sequence[Example], traces: Sequenc
         if syc is not None:
             meta["sycophantic"] = syc
         out.append(EvalRecord(
-            system=system, example_id=ex.id, prediction=pred, gold=ex.gold, correct=task.score(pred, ex.gold),
+            system=system, example_id=ex.id, prediction=pred, gold=ex.gold,
+            correct=None if ex.gold is None else task.score(pred, ex.gold),  # unlabeled: no accuracy
             generated_tokens=sum(s.generated_tokens for s in used), calls=sum(len(s.calls) for s in used),
             latency_s=round(sum(s.latency_s for s in used), 4), meta=meta))
     return out
@@ -59,7 +60,8 @@ def combine_orders(task, records: Sequence[EvalRecord], swapped: Sequence[EvalRe
         consistent = r.prediction is not None and r.prediction == back
         pred = r.prediction if consistent else "tie"
         out.append(EvalRecord(
-            system=r.system, example_id=r.example_id, prediction=pred, gold=r.gold, correct=task.score(pred, r.gold),
+            system=r.system, example_id=r.example_id, prediction=pred, gold=r.gold,
+            correct=None if r.gold is None else task.score(pred, r.gold),
             generated_tokens=r.generated_tokens + s.generated_tokens, calls=r.calls + s.calls,
             latency_s=round(r.latency_s + s.latency_s, 4),
             meta={**r.meta, "orders": [r.prediction, back], "consistent": consistent,
@@ -82,13 +84,18 @@ def judge_metrics(records: Sequence[EvalRecord]) -> dict | None:
 
 
 def summarize(records: Sequence[EvalRecord], wall_s: float | None = None) -> dict:
+    """Accuracy over the labeled records (None when none is labeled: ``correct`` is None without gold);
+    costs over all. ``n_labeled`` appears when some records are unlabeled."""
     n = len(records)
-    k = sum(r.correct for r in records)
+    labeled = [r for r in records if r.correct is not None]
+    k = sum(bool(r.correct) for r in labeled)
+    nl = len(labeled)
     return {
         "n": n,
-        "correct": k,
-        "accuracy": k / n if n else 0.0,
-        "ci95": ci95(k, n),
+        **({"n_labeled": nl} if nl != n else {}),
+        "correct": k if nl or not n else None,
+        "accuracy": (k / nl if nl else None) if n else 0.0,
+        "ci95": ci95(k, nl) if nl or not n else None,
         "mean_generated_tokens": sum(r.generated_tokens for r in records) / n if n else 0.0,
         "calls_per_answer": sum(r.calls for r in records) / n if n else 0.0,
         "unparsed": sum(r.prediction is None for r in records),
@@ -110,6 +117,9 @@ def group_metrics(records: Sequence[EvalRecord]) -> dict | None:
         return None
     out: dict = {}
     for g, rs in groups.items():
+        rs = [r for r in rs if r.correct is not None]
+        if not rs:
+            continue
         k = sum(r.correct for r in rs)
         out[g] = {"n": len(rs), "accuracy": k / len(rs), "ci95": ci95(k, len(rs))}
     if syc:

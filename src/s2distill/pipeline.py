@@ -94,6 +94,7 @@ class Pipeline:
                  progress: bool = True):
         self.cfg = cfg
         self.rd = RunDir(run_dir or cfg.run_dir or Path("runs") / cfg.name)
+        self.cache_path = self.rd / "cache" / "samples.jsonl"  # `s2distill eval --data` shares its run's
         self.task = make_task(cfg.task)
         self.backend_factory = backend_factory
         self.log = log or (lambda s: print(s, file=sys.stderr, flush=True))
@@ -106,7 +107,7 @@ class Pipeline:
     @property
     def cache(self) -> SampleCache:
         if self._cache is None:
-            self._cache = SampleCache(self.rd / "cache" / "samples.jsonl")
+            self._cache = SampleCache(self.cache_path)
             if self._cache.torn_lines:
                 self.log(f"[resume] dropped {self._cache.torn_lines} torn line(s) at the end of the sample cache")
         return self._cache
@@ -259,7 +260,8 @@ class Pipeline:
     def _eval_system(self, system: str, role: str, extra: dict | None = None, upstream: str = "") -> None:
         c = self.cfg
         ev = dataclasses.asdict(c.eval)
-        ev.pop("rewordings")  # scored by its own stage (_eval_reworded)
+        for k in ("rewordings", "confident_share", "max_disagreement"):  # own stage / the report's only
+            ev.pop(k)
         if not ev["both_orders"]:
             ev.pop("both_orders")  # keeps fingerprints of runs made before the option existed
         fp = stable_hash({"data": self.fp["data"], "system": system, "method": dataclasses.asdict(c.method),
@@ -289,7 +291,8 @@ class Pipeline:
             write_jsonl(self.rd / "eval" / f"{system}.traces.jsonl", traces)
             write_jsonl(self.rd / "eval" / f"{system}.jsonl", records)
             s = summarize(records, wall)
-            self.log(f"[eval {system}] accuracy {s['accuracy']:.1%} (n={s['n']}), "
+            acc = "-" if s["accuracy"] is None else f"{s['accuracy']:.1%}"
+            self.log(f"[eval {system}] accuracy {acc} (n={s['n']}), "
                      f"{s['mean_generated_tokens']:.1f} generated tokens/answer")
             return [f"eval/{system}.jsonl"], {"wall_s_generate": round(wall, 3), **stats}
 
@@ -368,8 +371,7 @@ class Pipeline:
             return outputs, {"summary": summary}
 
         self._stage("train", fp, run)
-        return {"adapter": str(out / "adapter") if (out / "adapter").exists() else None,
-                "merged": str(out / "merged"), "lora_gguf": str(out / "distilled-lora.gguf")}
+        return distilled_paths(out)
 
     def stage_report(self) -> dict:
         from .report import build_report, to_markdown
@@ -432,6 +434,12 @@ class Pipeline:
             self.close()
         self.log(f"[run] report: {self.rd.path.resolve() / 'report.md'} (HTML: report.html)")
         return report
+
+
+def distilled_paths(model_dir: Path) -> dict:
+    """Where the train stage put the distilled model (the ``extra`` the distilled backend is built with)."""
+    return {"adapter": str(model_dir / "adapter") if (model_dir / "adapter").exists() else None,
+            "merged": str(model_dir / "merged"), "lora_gguf": str(model_dir / "distilled-lora.gguf")}
 
 
 def calls_per_sample(method_cfg) -> int:

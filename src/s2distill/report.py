@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .evaluate import summarize
+from .label_free import label_free, verdict
+from .label_free import markdown as label_free_markdown
 from .rundir import RunDir, read_json, read_jsonl
 from .types import EvalRecord
 
@@ -35,7 +37,8 @@ def robustness(rd: RunDir, cfg, rows: list[dict]) -> dict:
     out = {}
     for row in rows:
         path = rd / "eval" / f"{row['role']}.reworded.jsonl"
-        if row["role"] not in ("system1", "distilled") or not cfg.eval.rewordings or not path.exists():
+        if row["role"] not in ("system1", "distilled") or not cfg.eval.rewordings or not path.exists() \
+                or row["accuracy"] is None:
             continue
         records = [EvalRecord.from_json(d) for d in read_jsonl(path)]
         per = [summarize([r for r in records if r.meta.get("wording") == i]) for i in range(cfg.eval.rewordings)]
@@ -61,6 +64,7 @@ def build_report(pipeline) -> dict:
                      "cache_hits": info.get("cache_hits", 0)})
     man = rd.manifest["stages"]
     cur = man.get("curate", {})
+    lf = label_free(rd / "eval", pipeline.task, cfg.eval.confident_share, cfg.eval.systems)
     return {
         "run_dir": str(Path(rd.path).resolve()),
         "task": cfg.task.name,
@@ -70,6 +74,8 @@ def build_report(pipeline) -> dict:
         "method": cfg.method.name,
         "method_samples": cfg.method.n,
         "rows": rows,
+        "label_free": lf,  # agreement with System 2's majority etc., no labels needed (label_free.py)
+        "verdict": verdict(rows, lf, cfg.eval.confident_share, cfg.eval.max_disagreement),
         "robustness": robustness(rd, cfg, rows),
         "curation": {"curator": cfg.curate.name, "kept": cur.get("kept"), "kept_inputs": cur.get("kept_inputs"),
                      "rejected": cur.get("rejected"),
@@ -81,12 +87,12 @@ def build_report(pipeline) -> dict:
     }
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}"
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
 
 
 def _ci(c) -> str:
-    return f"{_pct(c[0])}-{_pct(c[1])}"
+    return f"{_pct(c[0])}-{_pct(c[1])}" if c else "-"
 
 
 def to_markdown(report: dict) -> str:
@@ -97,6 +103,7 @@ def to_markdown(report: dict) -> str:
         wall = f"{r['wall_s_per_answer']:.2f}" if r.get("wall_s_per_answer") is not None else "-"
         lines.append(f"| {r['system']} | {r['n']} | {_pct(r['accuracy'])} | {_ci(r['ci95'])} "
                      f"| {r['mean_generated_tokens']:.1f} | {r['calls_per_answer']:.1f} | {wall} |")
+    lines += label_free_markdown(report.get("label_free"), report.get("verdict"), report["rows"])
     judged = [r for r in report["rows"] if r.get("judge")]
     if judged:
         lines += ["", "Pairwise judging, both response orders (a verdict that flips with the order counts as a tie):", "",

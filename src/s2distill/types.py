@@ -194,7 +194,7 @@ class EvalRecord:
     example_id: str
     prediction: str | None
     gold: str | None
-    correct: bool
+    correct: bool | None  # None: unlabeled input (no gold), no accuracy
     generated_tokens: int
     calls: int
     latency_s: float

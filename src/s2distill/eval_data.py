@@ -1,0 +1,134 @@
+"""``s2distill eval RUN_DIR --data FILE``: score a finished run's systems on new inputs.
+
+System 1, System 2 (greedy and maj@k) and the distilled model of RUN_DIR answer the inputs of
+FILE; results go to ``RUN_DIR/evals/<name>/`` (its own ``eval/*.jsonl``, ``report.json``/``.md``
+with the label-free metrics and the verdict). It resumes like a run: the same stages and
+fingerprints, and the run's own sample cache, so an input the run already answered costs nothing.
+
+Input: a task may define ``load_file(path) -> list[Example]`` (the generic ``dataset`` task maps
+the user's own fields that way); otherwise FILE is JSONL in the Example shape, one object per line:
+``{"id": ..., "question": ..., "gold": ...}`` (``id`` optional: a hash of the question;
+``gold`` optional: without it the row is unlabeled, accuracy shows '-', the label-free columns stay).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .config import SYSTEMS, load_config
+from .errors import ConfigError, DataError
+from .types import Example, stable_hash
+
+EXAMPLE_LINE = '{"id": "q1", "question": "Tom has 3 apples ... How many apples does Tom have now?", "gold": "5"}'
+
+
+def read_examples(path: Path) -> list[Example]:
+    """Example-shaped JSONL; every error names the file, the line and the fix."""
+    out: list[Example] = []
+    seen: dict[str, int] = {}
+    with open(path, encoding="utf-8") as fh:
+        for i, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}, line {i}: not valid JSON ({e.msg}); fix: one JSON object per line, "
+                                f"e.g. {EXAMPLE_LINE}") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}, line {i}: expected a JSON object, got {type(row).__name__}; "
+                                f"fix: one object per line, e.g. {EXAMPLE_LINE}")
+            q = row.get("question")
+            if not isinstance(q, str) or not q.strip():
+                raise DataError(f"{path}, line {i}: no 'question' text (fields present: "
+                                f"{', '.join(row) or 'none'}); fix: rename the field holding the input to "
+                                f"'question', e.g. {EXAMPLE_LINE}")
+            eid = str(row["id"]) if row.get("id") is not None else stable_hash(q, 12)
+            if eid in seen:
+                raise DataError(f"{path}, line {i}: duplicate id '{eid}' (also on line {seen[eid]}); fix: give "
+                                "every row its own id (rows without an id get a hash of their question)")
+            seen[eid] = i
+            gold = row.get("gold")
+            meta = row.get("meta") or {}
+            if not isinstance(meta, dict):
+                raise DataError(f"{path}, line {i}: 'meta' must be an object, got {meta!r}")
+            out.append(Example(id=eid, question=q, gold=None if gold is None else str(gold), meta=meta))
+    if not out:
+        raise DataError(f"{path} has no rows; fix: one JSON object per line, e.g. {EXAMPLE_LINE}")
+    return out
+
+
+def load_inputs(task, path: Path) -> list[Example]:
+    """The task's own ``load_file(path)`` hook if it has one, else Example-shaped JSONL."""
+    hook = getattr(task, "load_file", None)
+    exs = list(hook(path)) if callable(hook) else read_examples(path)
+    if not exs:
+        raise DataError(f"{path}: no inputs to evaluate")
+    return exs
+
+
+def default_name(path: Path) -> str:
+    """``<file stem>-<8 hex of its content>``: a changed file gets a new folder, the same file resumes."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem)[:40] or "data"
+    return f"{stem}-{digest}"
+
+
+def eval_on_file(run_dir: str | Path, data: str | Path, name: str | None = None,
+                 overrides: Sequence[str] = (), backend_factory: Callable | None = None,
+                 log: Callable[[str], None] | None = None, progress: bool = True) -> tuple[dict, Path]:
+    """Evaluate RUN_DIR's systems on FILE; returns (report, output folder)."""
+    from .pipeline import Pipeline, default_backend_factory, distilled_paths
+    from .report import to_markdown
+    from .rundir import RunDir, write_json, write_jsonl, write_text
+
+    from .tasks import make_task
+
+    run_dir, data = Path(run_dir), Path(data)
+    if not data.is_file():
+        raise DataError(f"--data {data}: file not found; fix: pass a JSONL of inputs, one per line, e.g. {EXAMPLE_LINE}")
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir / 'config.yaml'} not found; fix: pass a run directory made by `s2distill run`")
+    run = RunDir(run_dir)
+    base_cfg = load_config(run_dir / "config.yaml")
+    train = run.stage_info("train")
+    trained = bool(train.get("done"))
+    systems = [s for s in SYSTEMS if s != "distilled" or trained]  # all of them: label-free needs maj@k
+    cfg = load_config(run_dir / "config.yaml", [f"eval.systems=[{','.join(systems)}]", "eval.rewordings=0",
+                                                *overrides])
+    exs = load_inputs(make_task(cfg.task), data)  # checked before anything is written
+    out = run_dir / "evals" / (name or default_name(data))
+    pipe = Pipeline(cfg, run_dir=out, backend_factory=backend_factory or default_backend_factory, log=log,
+                    progress=progress)
+    pipe.cache_path = run.path / "cache" / "samples.jsonl"  # the run's cache: what it answered is reused
+    if not trained and "distilled" in base_cfg.eval.systems:
+        pipe.log(f"[eval] {run_dir} has no trained model (train stage not done): evaluating without 'distilled'")
+    content = hashlib.sha256(data.read_bytes()).hexdigest()
+    pipe._write_meta()
+    try:
+        def write_data():
+            write_jsonl(pipe.rd / "data" / "eval.jsonl", exs)
+            n_lab = sum(e.gold is not None for e in exs)
+            pipe.log(f"[data] {len(exs)} inputs from {data} ({n_lab} labeled)")
+            return ["data/eval.jsonl"], {"n_eval": len(exs), "n_labeled": n_lab, "source": str(data)}
+
+        pipe._stage("data", stable_hash({"file": content, "task": dataclasses.asdict(cfg.task)}), write_data)
+        for s in ("system1", "system2", "system2_maj"):
+            if s in cfg.eval.systems:
+                pipe._eval_system(s, "base")
+        if "distilled" in cfg.eval.systems:
+            pipe._eval_system("distilled", "distilled", distilled_paths(run.path / "model"),
+                              upstream=train["fingerprint"])
+        from .report import build_report
+
+        report = build_report(pipe)
+    finally:
+        pipe.close()
+    report["evaluated"] = {"data": str(data), "sha256": content, "of_run": str(run.path.resolve())}
+    write_json(out / "report.json", report)
+    write_text(out / "report.md", to_markdown(report))
+    return report, out

@@ -1,0 +1,205 @@
+"""Label-free evaluation and the "ship distilled or keep System 2" verdict.
+
+Works from a run directory's eval files only (``eval/<system>.jsonl``), with or without gold:
+
+- the System 2 majority per eval input comes from the k samples maj@k already drew
+  (``eval/system2_maj.jsonl`` records hold them in ``meta.answers``; no extra generation);
+- System 1, System 2 greedy and the distilled model: agreement with that majority (Wilson 95%
+  interval), agreement where System 2 is confident (vote share >= ``confident_share``), and the
+  share of System 2 samples that back the model's answer (a plug-in accuracy estimate: it treats
+  System 2's samples as noisy labels);
+- System 2 itself: the mean vote share of its majority answer.
+
+Answers are compared after the task's ``normalize`` (the same answers the vote counts, so
+"12" and "12.0" are one answer for a numeric task). An input whose System 2 samples all failed
+to parse has no majority; it counts as a disagreement (conservative), and a model answer that
+did not parse never agrees.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from .evaluate import ci95
+from .rundir import read_jsonl
+from .types import EvalRecord
+
+COMPARED = ("system1", "system2", "distilled")
+
+
+def normalizer(task):
+    """The task's answer normalisation (None for an empty/unparseable answer)."""
+    norm = getattr(task, "normalize", None)
+
+    def f(answer):
+        if answer is None:
+            return None
+        a = norm(answer) if norm else str(answer).strip()
+        return a if a not in ("", None) else None
+
+    return f
+
+
+def majority(answers: Sequence[str | None]) -> tuple[str | None, float]:
+    """Plurality over normalised answers (ties: first occurrence, as ``curate.plurality_answer``) and
+    its vote share over all k samples (unparsed samples count in k)."""
+    counts = Counter(a for a in answers if a is not None)
+    if not counts:
+        return None, 0.0
+    best = max(counts.values())
+    winner = next(a for a in answers if a is not None and counts[a] == best)
+    return winner, best / len(answers)
+
+
+def _read(path: Path) -> list[EvalRecord]:
+    return [EvalRecord.from_json(d) for d in read_jsonl(path)] if path.is_file() else []
+
+
+def compare(records: Sequence[EvalRecord], votes: dict[str, list[str | None]], norm,
+            confident_share: float) -> dict:
+    """One system's answers against System 2's samples (``votes``: example id -> normalised answers)."""
+    agree = n = n_conf = agree_conf = 0
+    support = 0.0
+    for r in records:
+        answers = votes.get(r.example_id)
+        if answers is None:  # an input maj@k did not evaluate
+            continue
+        winner, share = majority(answers)
+        pred = norm(r.prediction)
+        ok = pred is not None and pred == winner
+        n += 1
+        agree += ok
+        support += (sum(a == pred for a in answers) / len(answers)) if (pred is not None and answers) else 0.0
+        if share >= confident_share:
+            n_conf += 1
+            agree_conf += ok
+    return {"agreement": agree / n if n else 0.0, "agreement_ci95": ci95(agree, n), "n": n, "agreeing": agree,
+            "confident_agreement": agree_conf / n_conf if n_conf else None, "n_confident": n_conf,
+            "support_share": support / n if n else 0.0}
+
+
+def label_free(eval_dir: str | Path, task, confident_share: float = 0.75,
+               systems: Sequence[str] = ("system1", "system2", "system2_maj", "distilled")) -> dict | None:
+    """``{system_role: metrics}`` from ``eval_dir``; None when there are no maj@k records to vote with."""
+    eval_dir = Path(eval_dir)
+    if "system2_maj" not in systems:
+        return None
+    maj = _read(eval_dir / "system2_maj.jsonl")
+    if not maj or "answers" not in maj[0].meta:
+        return None
+    norm = normalizer(task)
+    votes = {r.example_id: [norm(a) for a in r.meta["answers"]] for r in maj}
+    shares = [majority(v)[1] for v in votes.values()]
+    out: dict = {"system2_maj": {"mean_vote_share": sum(shares) / len(shares), "n": len(shares),
+                                 "n_confident": sum(s >= confident_share for s in shares),
+                                 "confident_share": confident_share,
+                                 "k": max(len(v) for v in votes.values())}}
+    for system in (s for s in COMPARED if s in systems):
+        records = _read(eval_dir / f"{system}.jsonl")
+        if records:
+            out[system] = compare(records, votes, norm, confident_share)
+    return out
+
+
+def verdict(rows: Sequence[dict], lf: dict | None, confident_share: float = 0.75,
+            max_disagreement: float = 0.10) -> dict:
+    """Ship the distilled model or keep System 2, from label-free numbers only.
+
+    Keep when the disagreement with System 2's majority may exceed ``max_disagreement`` (1 - the
+    lower end of the agreement's 95% interval), when System 2 itself is unreliable (mean vote share
+    below ``confident_share``: its majority is no reference), or when the distilled model saves no
+    generated tokens. ``decision`` is None when no verdict is possible; ``fix`` then says what to run.
+    """
+    by_role = {r["role"]: r for r in rows}
+    none = {"decision": None, "token_saving": None}
+    if not lf:
+        return {**none, "reasons": ["no System 2 maj@k evaluation to compare with"],
+                "line": "no verdict: System 2 maj@k was not evaluated",
+                "fix": "add system2_maj to eval.systems (e.g. eval.systems=[system1,system2,system2_maj,distilled]) "
+                       "and rerun; finished stages are reused"}
+    d = lf.get("distilled")
+    if not d or "distilled" not in by_role:
+        return {**none, "reasons": ["no distilled model was evaluated"],
+                "line": "no verdict: no distilled model was evaluated (training disabled or 'distilled' not in "
+                        "eval.systems)",
+                "fix": "train and evaluate it: train.enabled=true with distilled in eval.systems, then rerun"}
+    ref_role = "system2" if "system2" in by_role else "system2_maj"
+    s2_tokens = by_role[ref_role]["mean_generated_tokens"]
+    if ref_role == "system2_maj":  # per System 2 answer: one of its k samples
+        s2_tokens /= lf["system2_maj"].get("k") or 1
+    dist_tokens = by_role["distilled"]["mean_generated_tokens"]
+    saving = 1 - dist_tokens / s2_tokens if s2_tokens else 0.0
+    lo, hi = d["agreement_ci95"]
+    mvs = lf["system2_maj"]["mean_vote_share"]
+    fail, ok = [], []
+    dis_hi = 1 - lo
+    (fail if dis_hi > max_disagreement else ok).append(
+        f"disagreement with System 2's majority is at most {_p(dis_hi)}% (95% upper bound) "
+        f"{'>' if dis_hi > max_disagreement else '<='} eval.max_disagreement {_p(max_disagreement)}%")
+    (fail if mvs < confident_share else ok).append(
+        f"System 2 {'is unreliable' if mvs < confident_share else 'is consistent'}: mean vote share "
+        f"{_p(mvs)}% {'<' if mvs < confident_share else '>='} eval.confident_share {_p(confident_share)}%")
+    (fail if saving <= 0 else ok).append(
+        f"{'no' if saving <= 0 else _p(saving) + '%'} token saving: {dist_tokens:.1f} vs {s2_tokens:.1f} "
+        f"generated tokens per answer")
+    decision = "keep" if fail else "ship"
+    summary = (f"agrees with System 2's majority on {_p(d['agreement'])}% (95% CI {_p(lo)}-{_p(hi)}) of {d['n']} "
+               f"held-out inputs at {dist_tokens:.1f} vs {s2_tokens:.1f} tokens")
+    line = f"ship distilled: {summary}" if decision == "ship" else f"keep System 2: {'; '.join(fail)} ({summary})"
+    return {"decision": decision, "reasons": fail if fail else ok, "line": line, "token_saving": round(saving, 4),
+            "distilled_tokens": dist_tokens, "system2_tokens": s2_tokens, "system2_reference": ref_role,
+            "max_disagreement": max_disagreement, "confident_share": confident_share}
+
+
+def _p(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def markdown(lf: dict | None, verdict_: dict | None, rows: Sequence[dict]) -> list[str]:
+    """The label-free table (next to accuracy where gold exists) and the verdict line, for report.md."""
+    lines: list[str] = []
+    by_role = {r["role"]: r for r in rows}
+    if lf:
+        m = lf["system2_maj"]
+        lines += ["", f"Label-free (against System 2's majority over its maj@k samples; System 2 is confident on "
+                      f"{m['n_confident']}/{m['n']} inputs, mean vote share {_p(m['mean_vote_share'])}%):", "",
+                  "| system | agreement % | 95% CI | n | agreement % where System 2 is confident (n) | "
+                  "support share % (accuracy estimate) | accuracy % (gold) |", "|---|---:|---|---:|---:|---:|---:|"]
+        for role in COMPARED:
+            if role in lf:
+                r = lf[role]
+                conf = "-" if r["confident_agreement"] is None else _p(r["confident_agreement"])
+                row = by_role.get(role, {})
+                acc = "-" if row.get("accuracy") is None else _p(row["accuracy"])
+                lines.append(f"| {row.get('system', role)} | {_p(r['agreement'])} | {_p(r['agreement_ci95'][0])}-"
+                             f"{_p(r['agreement_ci95'][1])} | {r['n']} | {conf} ({r['n_confident']}) | "
+                             f"{_p(r['support_share'])} | {acc} |")
+    if verdict_:
+        lines += ["", f"**Verdict: {verdict_['line']}**"]
+        if verdict_.get("fix"):
+            lines.append(f"Fix: {verdict_['fix']}")
+    return lines
+
+
+def verdict_of_run(run_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
+    """The verdict of a run directory (or an ``evals/<name>`` folder of one): from its report.json, or
+    rebuilt from its eval files (no model calls) when the report predates verdicts or thresholds are overridden."""
+    from .errors import S2DistillError
+    from .rundir import read_json
+
+    run_dir = Path(run_dir)
+    rep = run_dir / "report.json"
+    if rep.is_file() and not overrides:
+        report = read_json(rep)
+        if report.get("verdict"):
+            return report["verdict"]
+    if not (run_dir / "config.yaml").is_file():
+        raise S2DistillError(f"{run_dir} has no report.json or config.yaml; fix: pass a run directory made by "
+                             "`s2distill run CONFIG` (or `s2distill eval RUN --data FILE`)")
+    from .config import load_config
+    from .pipeline import Pipeline
+    from .report import build_report
+
+    cfg = load_config(run_dir / "config.yaml", list(overrides))
+    return build_report(Pipeline(cfg, run_dir=run_dir, log=lambda s: None, progress=False))["verdict"]
