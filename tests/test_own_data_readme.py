@@ -50,3 +50,15 @@ def test_readme_own_data_run_and_report_commands_on_fake_backend(tmp_path):
     assert len(pairs) == 12 and pairs[0]["target"] == "42"  # the fake model always says 42
     report = cli(shlex.split(report_cmd.replace("runs/own_data", str(run)))[1:])
     assert report.returncode == 0 and "| system1 | 5 |" in report.stdout and "cot_maj@4" in report.stdout, report.stderr
+    # `s2distill eval RUN --data FILE`: new inputs in the user's own format (field 'text'), mapped like the run's
+    more = tmp_path / "more_questions.jsonl"
+    more.write_text("".join(json.dumps({"text": f"A shelf holds {i} cups and {i + 1} plates. How many items?"}) + "\n"
+                            for i in range(4)))
+    eargs = [a.replace("runs/own_data", str(run)).replace("more_questions.jsonl", str(more))
+             for a in shlex.split(eval_cmd)[1:]]
+    ev = cli([*eargs, "--no-progress"])
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    (out,) = (run / "evals").iterdir()
+    evald = [json.loads(line) for line in open(out / "eval" / "system1.jsonl")]
+    assert len(evald) == 4 and all(r["gold"] is None for r in evald)
+    assert "| system1 | 4 |" in ev.stdout

@@ -293,6 +293,14 @@ class DatasetTask(Task):
                             "give task.options.eval_path, or set task.n_eval=0")
         return exs[: n if n >= 0 else None]
 
+    def load_file(self, path: str | Path) -> list[Example]:
+        """New inputs for ``s2distill eval RUN --data FILE``: ``path`` read with this task's field mapping
+        (question field or template, id field, optional answer field), in file order."""
+        exs = self._to_examples(read_rows(Path(path).expanduser()))
+        if not exs:
+            raise DataError(f"{path} has no rows; fix: one input per row, with the field(s) of task.options")
+        return exs
+
     def source_fingerprint(self) -> dict:
         """Content hashes of the local files read: an edited file (rows added or fixed) reruns the data stage."""
         o, out = self.options, {}
