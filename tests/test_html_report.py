@@ -81,7 +81,18 @@ def test_funnel_training_and_config(run):
     train = re.search(r'<section id="training">.*?</section>', html, re.S).group(0)
     assert '<path d="M' in train and "3.00 GiB" in train and "<dd>8</dd>" in train
     assert '<details id="config">' in html and "self_consistency" in html and "eval_distilled" in html
-    assert "Verdict" not in html and "agreement with System 2" not in html  # absent in this report.json
+    rep = read_json(run / "report.json")
+    assert rep["verdict"]["line"] and "Verdict: " + rep["verdict"]["decision"] in html  # the pipeline wrote one
+
+
+def test_no_label_free_section_without_it(run, tmp_path):
+    d = tmp_path / "old"  # a report.json from before label-free metrics existed
+    shutil.copytree(run, d)
+    rep = read_json(d / "report.json")
+    rep.pop("label_free", None), rep.pop("verdict", None)
+    write_json(d / "report.json", rep)
+    html = render_run(d)
+    assert "Verdict" not in html and "agreement with System 2" not in html
 
 
 def test_label_free_verdict_and_missing_gold(run, tmp_path):
