@@ -170,6 +170,7 @@ class _SeenCounter:
         if not module.training or ids is None:
             return
         mask, pos = kwargs.get("attention_mask"), kwargs.get("position_ids")
+        ids, mask, pos = (None if t is None else t.detach().cpu() for t in (ids, mask, pos))  # one copy, one sync
         if mask is None and pos is not None and ids.shape[0] == 1:  # padding-free: rows restart at position 0
             starts = (pos[0] == 0).nonzero().flatten().tolist() + [ids.shape[1]]
             rows = [ids[0, a:b] for a, b in zip(starts, starts[1:])]
@@ -178,7 +179,7 @@ class _SeenCounter:
         for row in rows:
             self.rows += 1
             self.tokens += int(row.numel())
-            self.hashes.add(hashlib.sha1(row.cpu().numpy().tobytes()).hexdigest()[:12])
+            self.hashes.add(hashlib.sha1(row.numpy().tobytes()).hexdigest()[:12])
 
 
 def _env_true(name: str) -> bool:
