@@ -58,8 +58,8 @@ def default_tokenizer() -> str:
     return resolve_hf_model("default")
 
 
-def synthetic_pairs(n: int, prompt_words: int = 230, answer_words: int = 50) -> list:
-    """Fixed rows: a long question (~300 tokens in the chat template) and an answer (~80 tokens)."""
+def synthetic_pairs(n: int, prompt_words: int = 290, answer_words: int = 50) -> list:
+    """Fixed rows: a long question and a ~60-token answer, 380 tokens per row with the Qwen2.5 chat template."""
     import random
 
     from s2distill.types import TrainPair
