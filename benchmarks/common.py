@@ -25,7 +25,28 @@ def machine() -> dict:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {"cpu": cpu, "cores": os.cpu_count(), "mem_gib": round(mem, 1), "platform": platform.platform(),
-            "python": sys.version.split()[0], "gpu": None}
+            "python": sys.version.split()[0], "gpu": gpu()}
+
+
+def gpu() -> str | None:
+    """The CUDA device torch sees (name, memory), or None. torch is imported only when it is loaded
+    already or the machine has an NVIDIA driver (a CPU-only machine never pays for the import)."""
+    if "torch" not in sys.modules:
+        import importlib.util
+
+        if not (os.path.exists("/proc/driver/nvidia/gpus") or os.path.exists("/dev/nvidia0")) \
+                or importlib.util.find_spec("torch") is None:
+            return None
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        p = torch.cuda.get_device_properties(0)
+        n = torch.cuda.device_count()
+        return f"{n} x {p.name} ({p.total_memory / 2**30:.0f} GiB)" if n > 1 else f"{p.name} ({p.total_memory / 2**30:.0f} GiB)"
+    except Exception:  # noqa: BLE001 - a broken CUDA setup is reported as no GPU
+        return None
 
 
 def git_rev() -> str:
@@ -51,26 +72,29 @@ def portable(obj):
     return obj
 
 
-def write_result(name: str, data: dict, markdown: str, figure: str = "") -> None:
+def write_result(name: str, data: dict, markdown: str, figure: str = "", results: Path | None = None,
+                 also: Path | None = None) -> None:
     """``results/NAME.json``, ``NAME.md`` (the markdown plus command and machine lines) and ``NAME.html``
-    (the same markdown as a page, with ``figure``, e.g. an accuracy-vs-tokens SVG)."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    (the same markdown as a page, with ``figure``, e.g. an accuracy-vs-tokens SVG); the same files also
+    into ``also`` when given."""
     data = portable(data)
     data = {**data, "command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": machine(),
             "git": git_rev(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
     m = data["machine"]
     md = (markdown + f"\n\nCommand: `{data['command']}` (git {data['git']}, {data['date']})\n"
-          f"Machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, no GPU, {m['platform']}\n")
-    (RESULTS / f"{name}.md").write_text(md)
-    write_html(name, md, figure)
+          f"Machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, {m['gpu'] or 'no GPU'}, {m['platform']}\n")
+    for d in [results or RESULTS] + ([Path(also)] if also else []):
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
+        (d / f"{name}.md").write_text(md)
+        write_html(name, md, figure, d)
 
 
-def write_html(name: str, md: str, figure: str = "") -> Path:
+def write_html(name: str, md: str, figure: str = "", results: Path | None = None) -> Path:
     from s2distill.mdpage import markdown_page
 
     title = next((line.lstrip("# ").strip() for line in md.splitlines() if line.startswith("#")), name)
-    out = RESULTS / f"{name}.html"
+    out = (results or RESULTS) / f"{name}.html"
     out.write_text(markdown_page(md, title, figure))
     return out
 

@@ -36,6 +36,8 @@ class BackendConfig:
     gpu_memory_utilization: float = 0.9  # vllm: fraction of each GPU's memory vLLM may take
     max_model_len: int | None = None  # vllm: context length (None = the model's own)
     startup_timeout_s: float | None = None  # llamacpp/vllm: wait for the server's health (None = 300 / 1200 s)
+    device: str = "auto"  # transformers: auto (cuda when torch sees a GPU, else cpu) | cpu | cuda | cuda:N
+    dtype: str = "auto"  # transformers: auto (bf16 on a bf16 GPU, fp16 on older GPUs, fp32 on CPU) | bfloat16 | ...
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,15 @@ class TrainSection:
     accelerate_config: str | None = None  # accelerate: your accelerate config YAML, used as-is
     accelerate: dict = field(default_factory=dict)  # accelerate: num_machines, machine_rank, main_process_ip,
     # main_process_port, mixed_precision, zero_stage, offload (see s2distill.launch.LaunchOptions)
+    # GPU fit (s2distill.precision; docs/scaling.md "Training on one GPU"):
+    dtype: str = "auto"  # auto (bf16 weights + autocast on a bf16 GPU, fp32 elsewhere) | bfloat16 | float16 | float32
+    quantization: str = "none"  # none | 4bit | 8bit: QLoRA through bitsandbytes (pip install 's2distill[qlora]')
+    attn_implementation: str = "sdpa"  # sdpa | eager | flash_attention_2 (needs flash-attn) | ...
+    padding_free: bool = False  # TRL padding-free batches (no pad tokens); needs flash_attention_2
+    liger_kernel: bool | None = None  # TRL use_liger_kernel; None: on when liger-kernel is installed and on CUDA
+    save_steps: float | None = None  # checkpoint every N optimizer steps (< 1: that fraction of the run); None: 0.1
+    save_total_limit: int = 2  # checkpoints kept under model/checkpoints (older ones are deleted)
+    too_long: str = "truncate_prompt"  # rows over max_length: truncate_prompt (from the left) | error
 
 
 @dataclass(frozen=True)
@@ -285,6 +296,14 @@ def validate(cfg: RunConfig) -> None:
                           f"(known: {', '.join(LAUNCHERS)})")
     if cfg.train.launcher == "accelerate":
         options_from_section(cfg.train)  # names the bad option and the fix
+    from .precision import check_train_section
+
+    check_train_section(cfg.train)
+    if cfg.backend.name == "transformers":
+        from .precision import DTYPES, check_choice, check_device
+
+        check_device("backend.device", cfg.backend.device)
+        check_choice("backend.dtype", cfg.backend.dtype, DTYPES)
     if cfg.backend.name == "vllm":
         from .backends.vllm import check_model, check_settings
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import os
 import platform
 import sys
@@ -135,7 +136,18 @@ class Pipeline:
             else:
                 self.log(f"[backend] starting {self.cfg.backend.name} ({role})")
                 self._backends[key] = self.backend_factory(self.cfg, role, extra or {})
+                self._record_device(role, self._backends[key])
         return self._backends[key]
+
+    def _record_device(self, role: str, backend: Backend) -> None:
+        """In-process engines (transformers): the device and dtype they resolved, in RUN/backend_device.json."""
+        if not isinstance(getattr(backend, "device", None), str) or not hasattr(backend, "dtype"):
+            return
+        path = self.rd / "backend_device.json"
+        seen = json.loads(path.read_text()) if path.is_file() else {}
+        seen[role] = {"backend": self.cfg.backend.name, "device": backend.device, "dtype": str(backend.dtype)}
+        write_json(path, seen)
+        self.log(f"[backend] {self.cfg.backend.name} ({role}) on {backend.device} in {backend.dtype}")
 
     def close(self) -> None:
         for b in self._backends.values():
@@ -335,6 +347,9 @@ class Pipeline:
 
             for k in SECTION_KEYS:
                 train.pop(k, None)
+        from .precision import train_fingerprint_keys
+
+        train = train_fingerprint_keys(train)  # newer keys at their defaults: old runs keep their fingerprint
         fp = stable_hash({"curate": self.fp["curate"], "train": train, "model": c.model,
                           "seed": c.seed, "backend": c.backend.name})
         out = self.rd / "model"
@@ -358,6 +373,12 @@ class Pipeline:
                                            options_from_section(c.train), progress=self.progress, log=self.log)
             else:
                 summary = train_lora(pairs, base, out, tcfg, progress=self.progress)
+            if summary.get("truncated_rows"):
+                self.log(f"[train] {summary['truncated_rows']} of {summary['rows']} row(s) over train.max_length="
+                         f"{tcfg.max_length}: their prompts lost {summary['dropped_prompt_tokens']} token(s) from the "
+                         f"start (the answers are whole; e.g. {', '.join(summary['truncated_examples'])})")
+            if summary.get("resumed_from_step"):
+                self.log(f"[train] resumed from the checkpoint at step {summary['resumed_from_step']}")
             outputs = ["model/train_summary.json"]
             if c.backend.name == "llamacpp":
                 if c.train.method != "lora":

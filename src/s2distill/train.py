@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import errno
 import hashlib
+import importlib.util
 import json
 import os
 import resource
@@ -18,8 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from . import checkpoints
+from .checkpoints import save_steps_arg
 from .errors import ConfigError, DataError, ModelError
 from .export import hf_model_dir, resolve_hf_model
+from .precision import bitsandbytes_config, resolve_dtype, trainer_precision
 from .types import TrainPair
 
 __all__ = ["TrainConfig", "train_lora", "hf_model_dir", "peak_rss_bytes"]
@@ -44,10 +48,22 @@ class TrainConfig:
     save_merged: bool = False  # LoRA: also write the merged model (~4 bytes/param in fp32); full: always
     gradient_checkpointing: bool = False  # less activation memory, ~30% slower
     optim: str = "adamw_torch"
+    # fitting a GPU (s2distill.precision): see config.TrainSection for what each value does
+    dtype: str = "auto"
+    quantization: str = "none"
+    attn_implementation: str = "sdpa"
+    padding_free: bool = False
+    liger_kernel: bool | None = None
+    save_steps: float | None = None  # None: every 10% of the run
+    save_total_limit: int = 2
+    too_long: str = "truncate_prompt"
 
     def __post_init__(self) -> None:
         if self.method not in ("lora", "full"):
             raise ConfigError(f"train method must be 'lora' or 'full', got '{self.method}'")
+        from .precision import check_train_section
+
+        check_train_section(self)
         if self.per_device_batch_size < 1 or self.gradient_accumulation_steps < 1:
             raise ConfigError("per_device_batch_size and gradient_accumulation_steps must be >= 1")
         if self.max_steps <= 0 and self.epochs <= 0:
@@ -113,8 +129,16 @@ def _loss_logger(path: Path) -> Any:
 
         def on_train_begin(self, args, state, control, **kw):  # noqa: ANN001
             self.t0 = time.time()
-            if state.is_world_process_zero:
+            if state.is_world_process_zero:  # resumed at step N: keep the lines of steps <= N and append
+                kept = []
+                if state.global_step > 0 and path.is_file():
+                    kept = [x for x in (json.loads(line) for line in path.read_text().splitlines() if line.strip())
+                            if x["step"] <= state.global_step]
+                if kept:
+                    self.t0 -= kept[-1]["elapsed_s"]
                 self.fh = open(path, "w")
+                self.fh.writelines(json.dumps(x) + "\n" for x in kept)
+                self.fh.flush()
 
         def on_log(self, args, state, control, logs=None, **kw):  # noqa: ANN001
             if self.fh is None or not logs or "loss" not in logs:
@@ -145,16 +169,45 @@ class _SeenCounter:
         ids = kwargs.get("input_ids", args[0] if args else None)
         if not module.training or ids is None:
             return
-        mask = kwargs.get("attention_mask")
-        for i in range(ids.shape[0]):
-            row = ids[i][mask[i].bool()] if mask is not None else ids[i]
+        mask, pos = kwargs.get("attention_mask"), kwargs.get("position_ids")
+        ids, mask, pos = (None if t is None else t.detach().cpu() for t in (ids, mask, pos))  # one copy, one sync
+        if mask is None and pos is not None and ids.shape[0] == 1:  # padding-free: rows restart at position 0
+            starts = (pos[0] == 0).nonzero().flatten().tolist() + [ids.shape[1]]
+            rows = [ids[0, a:b] for a, b in zip(starts, starts[1:])]
+        else:
+            rows = [ids[i][mask[i].bool()] if mask is not None else ids[i] for i in range(ids.shape[0])]
+        for row in rows:
             self.rows += 1
             self.tokens += int(row.numel())
-            self.hashes.add(hashlib.sha1(row.cpu().numpy().tobytes()).hexdigest()[:12])
+            self.hashes.add(hashlib.sha1(row.numpy().tobytes()).hexdigest()[:12])
 
 
 def _env_true(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+
+
+def _load_model(base_dir: str, cfg: TrainConfig, dtype: str, bnb: Any) -> Any:
+    """The base model in ``dtype`` (bf16 on a bf16 GPU by default), quantized for QLoRA when asked."""
+    import torch
+    import transformers
+
+    kw: dict[str, Any] = {"dtype": getattr(torch, dtype)}
+    if cfg.attn_implementation != "auto":
+        kw["attn_implementation"] = cfg.attn_implementation
+    if bnb is not None:
+        from accelerate import PartialState
+
+        kw["quantization_config"] = bnb
+        kw["device_map"] = {"": PartialState().local_process_index}
+    try:
+        model = transformers.AutoModelForCausalLM.from_pretrained(base_dir, **kw)
+    except ImportError as e:  # e.g. flash_attention_2 without flash-attn
+        raise ModelError(f"{e}; fix: install the package it names, or set train.attn_implementation=sdpa") from e
+    if bnb is not None:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+    return model
 
 
 def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfig = TrainConfig(),
@@ -199,7 +252,14 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
         tok.pad_token = tok.eos_token
     if getattr(tok, "chat_template", None) is None:
         raise ModelError(f"tokenizer of {base} has no chat template; fix: train from an instruction-tuned model")
-    model = transformers.AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    from .train_rows import tokenize_rows
+
+    use_cpu = not torch.cuda.is_available() or _env_true("ACCELERATE_USE_CPU")
+    dtype = resolve_dtype(cfg.dtype, "cpu" if use_cpu else "cuda", training=True)
+    bnb = None if cfg.quantization == "none" else \
+        bitsandbytes_config(cfg.quantization, dtype, "cpu" if use_cpu else "cuda")  # before any slow work
+    tokenized, trunc = tokenize_rows(tok, rows, [p.example_id for p in pairs], cfg.max_length, cfg.too_long)
+    model = _load_model(base_dir, cfg, dtype, bnb)
     load_s = time.time() - t_load
 
     peft_config = None
@@ -209,9 +269,11 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
                                  target_modules=tm, bias="none", task_type="CAUSAL_LM")
     ckpt = "activation_checkpointing" if "activation_checkpointing" in SFTConfig.__dataclass_fields__ \
         else "gradient_checkpointing"  # renamed in transformers 5.x
+    liger = cfg.liger_kernel if cfg.liger_kernel is not None else (
+        not use_cpu and importlib.util.find_spec("liger_kernel") is not None)
     args = SFTConfig(
         **{ckpt: cfg.gradient_checkpointing},
-        output_dir=str(out_dir / "trainer"),
+        output_dir=str(out_dir / "checkpoints"),
         per_device_train_batch_size=cfg.per_device_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         learning_rate=cfg.learning_rate,
@@ -222,21 +284,27 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
         seed=cfg.seed,
         data_seed=cfg.seed,
         optim=cfg.optim,
-        save_strategy="no",
+        save_strategy="steps",
+        save_steps=save_steps_arg(cfg.save_steps),
+        save_total_limit=cfg.save_total_limit,
         eval_strategy="no",
         report_to=[],
-        use_cpu=not torch.cuda.is_available() or _env_true("ACCELERATE_USE_CPU"),
-        bf16=False,
-        fp16=False,
+        use_cpu=use_cpu,
+        **trainer_precision(dtype),
+        padding_free=cfg.padding_free,
+        use_liger_kernel=liger,
         disable_tqdm=not progress,
         dataloader_num_workers=0,
         ddp_find_unused_parameters=False,  # DDP: every trainable weight is used each step (LoRA and full)
         completion_only_loss=True,
         remove_unused_columns=True,
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
+    ckpt_dir = out_dir / "checkpoints"
+    resume = checkpoints.prepare(ckpt_dir, checkpoints.run_key(cfg.to_json(), str(base), tokenized, args.world_size),
+                                 args.process_index == 0)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(tokenized),
                          processing_class=tok, peft_config=peft_config,
-                         callbacks=[_loss_logger(out_dir / "loss.jsonl")])
+                         callbacks=[_loss_logger(out_dir / "loss.jsonl"), checkpoints.marker_callback()])
     if not progress:
         trainer.remove_callback(transformers.trainer_callback.PrinterCallback)  # no per-step log dicts on stdout
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
@@ -246,11 +314,13 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
     seen = _SeenCounter()
     hook = trainer.model.register_forward_pre_hook(seen, with_kwargs=True)
     t0 = time.time()
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     train_s = time.time() - t0
     hook.remove()
+    resumed_from = int(resume.name.split("-")[1]) if resume else 0
     record = {"rank": rank, "local_rank": args.local_process_index, "world_size": world_size, "pid": os.getpid(),
-              "host": os.uname().nodename, "steps": int(result.global_step), "examples_seen": seen.rows,
+              "host": os.uname().nodename, "resumed_from_step": resumed_from, "steps": int(result.global_step),
+              "examples_seen": seen.rows,
               "tokens_seen": seen.tokens, "distinct_rows": sorted(seen.hashes), "train_time_s": round(train_s, 2),
               "device": str(args.device), "writes_model": is_main}
     (out_dir / "ranks").mkdir(parents=True, exist_ok=True)
@@ -271,11 +341,11 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
             model.save_pretrained(out_dir / "adapter")
             tok.save_pretrained(out_dir / "adapter")
     if cfg.method == "lora" and cfg.save_merged:
-        if sharded:  # the wrapped model cannot merge in place: reload the saved adapter on the base
+        if sharded or cfg.quantization != "none":  # no merge in place (sharded or quantized): reload on the base
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(transformers.AutoModelForCausalLM.from_pretrained(
-                base_dir, dtype=torch.float32), out_dir / "adapter")
+                base_dir, dtype=getattr(torch, dtype)), out_dir / "adapter")
         with _disk_guard(out_dir / "merged"):
             model.merge_and_unload().save_pretrained(out_dir / "merged")
             tok.save_pretrained(out_dir / "merged")
@@ -295,11 +365,14 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
         if len(losses) > 1 and cfg.logging_steps == 1 else None,
         "load_time_s": round(load_s, 2), "peak_rss_bytes": peak_rss_bytes(), "trainable_params": int(trainable),
         "threads": torch.get_num_threads(), "config": cfg.to_json(), "world_size": world_size,
+        "dtype": dtype, "device": str(args.device), "quantization": cfg.quantization, "resumed_from_step": resumed_from,
+        "liger_kernel": liger, **trunc.to_json(),
         "examples_seen": sum(r["examples_seen"] for r in ranks),
         "ranks": [{k: r[k] for k in ("rank", "pid", "host", "steps", "examples_seen")} for r in ranks],
         "adapter_dir": str(out_dir / "adapter") if cfg.method == "lora" else None,
         "merged_dir": str(out_dir / "merged") if (cfg.method == "full" or cfg.save_merged) else None,
     }
     (out_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    shutil.rmtree(out_dir / "trainer", ignore_errors=True)  # save_strategy="no": only logs would be there
+    shutil.rmtree(out_dir / "trainer", ignore_errors=True)  # left by versions before checkpoints
+    shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: nothing to resume
     return summary

@@ -25,7 +25,8 @@ class TransformersBackend(Backend):
         kw: dict[str, Any] = {}
         if role == "distilled":
             kw = {"adapter": extra["adapter"]} if extra.get("adapter") else {"model": extra["merged"]}
-        return {"model": cfg.model, **kw, "batch_size": cfg.backend.batch_size, "threads": cfg.backend.threads}
+        return {"model": cfg.model, **kw, "batch_size": cfg.backend.batch_size, "threads": cfg.backend.threads,
+                "device": cfg.backend.device, "dtype": cfg.backend.dtype}
 
     @classmethod
     def model_id_of(cls, model: str = "default", adapter: str | Path | None = None, **_: Any) -> str:
@@ -34,7 +35,7 @@ class TransformersBackend(Backend):
         return resolve_hf_model(model) + (f"+{Path(adapter).resolve()}" if adapter is not None else "")
 
     def __init__(self, model: str = "default", adapter: str | Path | None = None, batch_size: int = 16,
-                 dtype: str = "float32", device: str = "cpu", threads: int | None = None, **_: Any):
+                 dtype: str = "auto", device: str = "auto", threads: int | None = None, **_: Any):
         try:
             import torch
             import transformers
@@ -44,11 +45,17 @@ class TransformersBackend(Backend):
 
         if threads:
             torch.set_num_threads(threads)
-        if not hasattr(torch, dtype):
-            raise BackendError(f"unknown dtype '{dtype}'; use float32, bfloat16 or float16")
+        from ..errors import ConfigError
+        from ..precision import resolve_device, resolve_dtype
+
+        try:
+            device = resolve_device(device)  # auto: the GPU when torch sees one
+            dtype = resolve_dtype(dtype, device, training=False)  # auto: bf16 (fp16) on a GPU, fp32 on CPU
+        except ConfigError as e:
+            raise BackendError(f"backend.device/backend.dtype: {e}") from e
         self.torch = torch
         self.batch_size = max(1, int(batch_size))
-        self.device = device
+        self.device, self.dtype = device, dtype
         path = resolve_hf_model(model)
         self.tok = transformers.AutoTokenizer.from_pretrained(path, padding_side="left")
         if self.tok.pad_token is None:
