@@ -176,7 +176,8 @@ def test_backends_are_built_through_the_registry_with_the_same_model_ids(tmp_pat
     assert backend_model_id(f, "base", {}) == "fake:base"
     t = load_config(data={"backend": {"name": "transformers"}, "model": "some/hf-model"})
     assert backend_spec(t, "distilled", {"adapter": "/a"})[1] == {"model": "some/hf-model", "adapter": "/a",
-                                                                   "batch_size": 16, "threads": None}
+                                                                   "batch_size": 16, "threads": None,
+                                                                   "device": "auto", "dtype": "auto"}
     bad = load_config(data={"backend": {"name": "json:dumps"}})
     with pytest.raises(ConfigError, match="not a subclass"):
         backend_spec(bad, "base", {})
