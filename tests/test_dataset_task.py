@@ -249,3 +249,17 @@ def test_hf_dataset_through_datasets(tmp_path):
     exs = t.load("train", -1) + t.load("eval", -1)
     assert sorted(e.id for e in exs) == sorted(r["uid"] for r in q_rows(12)) and all(e.gold for e in exs)
     assert "row" in t._source_rows()[3].where
+
+
+def test_csv_choices_as_json_list_and_template_field_error(tmp_path):
+    with open(tmp_path / "mc.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["q", "opts", "key"])
+        w.writerow(["Pick the even one", '["3", "4"]', "4"])
+    t = task(path=str(tmp_path / "mc.csv"), question_field="q", choices_field="opts", answer_field="key",
+             answer_format="choice", eval_fraction=0.0)
+    (ex,) = t.load("train", -1)
+    assert ex.question == "Pick the even one\nA. 3\nB. 4" and ex.gold == "B"
+    with pytest.raises(DataError, match=r"mc.csv line 2: missing field \"stem\" \(template\); fields there: q, opts, "
+                                        r"key; fix: use only these fields in task.options.template"):
+        task(path=str(tmp_path / "mc.csv"), template="{stem}", eval_fraction=0.0).load("train", -1)

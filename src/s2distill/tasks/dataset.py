@@ -177,8 +177,10 @@ class DatasetTask(Task):
     # -- rows -> examples ------------------------------------------------------------------
     def _field(self, row: Row, name: str, what: str) -> Any:
         if name not in row.data:
+            fix = ("use only these fields in task.options.template" if what == "template" else
+                   f"set task.options.{what} to one of them")
             raise DataError(f"{row.where}: missing field \"{name}\" ({what}); fields there: "
-                            f"{', '.join(map(str, row.data)) or 'none'}; fix: set task.options.{what} to one of them")
+                            f"{', '.join(map(str, row.data)) or 'none'}; fix: {fix}")
         return row.data[name]
 
     def question_of(self, row: Row) -> str:
@@ -205,6 +207,11 @@ class DatasetTask(Task):
 
     def _choices(self, row: Row) -> list:
         v = self._field(row, self.options.choices_field or "", "choices_field")
+        if isinstance(v, str) and v.strip().startswith("["):  # a CSV cell holding a JSON list
+            try:
+                v = json.loads(v)
+            except json.JSONDecodeError:
+                pass
         if not isinstance(v, (list, tuple)) or not v:
             raise DataError(f"{row.where}: field \"{self.options.choices_field}\" must be a non-empty list of "
                             f"choices, got {v!r}")
