@@ -20,7 +20,7 @@ def flatten(d, prefix: str = "") -> dict:
     out = {}
     for k, v in (d or {}).items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
+        if isinstance(v, dict):  # an empty mapping adds no key
             out.update(flatten(v, key + "."))
         else:
             out[key] = v
