@@ -100,7 +100,7 @@ def run_setting(name: str, args) -> dict:
     return row
 
 
-def markdown(rows: list[dict], missing: list[str]) -> str:
+def markdown(rows: list[dict], missing: list[str], notes: list[str] = ()) -> str:
     lines = ["# Label-free evaluation vs the labels: is the distilled model good enough to replace System 2?", "",
              "Embedded Qwen2.5-Coder-0.5B-Instruct (Q4_K_M) through llama-server; each setting is a full pipeline run "
              "(System 2 on unlabeled train inputs, self-consistency curation, LoRA, evaluation). The label-free "
@@ -130,6 +130,7 @@ def markdown(rows: list[dict], missing: list[str]) -> str:
         lines += [f"  - note: {n}" for n in r["notes"]]
     if missing:
         lines += ["", f"Not run (time): {', '.join(missing)}."]
+    lines += [f"\nNote: {n}" for n in notes]
     return "\n".join(lines)
 
 
@@ -140,6 +141,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(Path("..") / "shared" / "data"),
                     help="the shared data folder (GSM8K), relative to the repository root or absolute")
     ap.add_argument("--render", action="store_true", help="only write the result files from the settings finished")
+    ap.add_argument("--note", action="append", default=[], help="a line for the result's notes (repeatable)")
     ap.add_argument("overrides", nargs="*", help="key=value overrides for every run")
     args = ap.parse_args()
     os.chdir(ROOT)  # relative paths (runs/, --data) are the repository's: no machine path in the results
@@ -155,8 +157,8 @@ def main() -> None:
                                                            "verdict", "verdict_by_labels")}), flush=True)
     rows = [done[n] for n in SETTINGS if n in done]
     missing = [n for n in SETTINGS if n not in done]
-    md = markdown(rows, missing)
-    write_result("label_free", {"rows": rows, "not_run": missing, "settings": list(done)}, md)
+    md = markdown(rows, missing, args.note)
+    write_result("label_free", {"rows": rows, "not_run": missing, "settings": list(done), "notes": args.note}, md)
     print(md)
 
 
