@@ -58,15 +58,22 @@ def git_rev() -> str:
 
 def portable(obj):
     """``obj`` with this machine's absolute paths made portable: paths inside the repository become
-    relative to it, paths under the home directory start with ``~``, so committed results name no machine."""
+    relative to it, paths in the ``shared`` folder beside it start with ``../shared``, paths under the home
+    directory start with ``~``, so committed results name no machine."""
     if isinstance(obj, dict):
         return {k: portable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [portable(v) for v in obj]
+    if isinstance(obj, str) and "=/" in obj and not obj.startswith("/"):  # a key=value override naming a path
+        key, _, value = obj.partition("=")
+        return f"{key}={portable(value)}"
     if isinstance(obj, str) and obj.startswith("/"):
         repo, home = str(RESULTS.parent.parent.resolve()), str(Path.home())
+        shared = str(RESULTS.parent.parent.resolve().parent / "shared")
         if obj == repo or obj.startswith(repo + "/"):
             return obj[len(repo) + 1:] or "."
+        if obj == shared or obj.startswith(shared + "/"):
+            return "../shared" + obj[len(shared):]
         if obj.startswith(home + "/"):
             return "~" + obj[len(home):]
     return obj
