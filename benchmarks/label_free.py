@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import RESULTS, pct, run_or_note, write_result  # noqa: E402
+from common import RESULTS, Table, ci, pct, run_or_note, write_result  # noqa: E402
 
 from s2distill.config import load_config  # noqa: E402
 from s2distill.pipeline import Pipeline  # noqa: E402
@@ -100,7 +100,21 @@ def run_setting(name: str, args) -> dict:
     return row
 
 
-def markdown(rows: list[dict], missing: list[str], notes: list[str] = ()) -> str:
+def render(res: dict) -> str:
+    """The markdown of a result (also used to re-render a committed result from its JSON)."""
+    rows, missing, notes = res["rows"], res.get("not_run") or [], res.get("notes") or []
+    cells = []
+    for r in rows:
+        ss = (f"{pct(r['support_share_estimate'])} ({pct(r['support_share_abs_error'])})"
+              if r["support_share_estimate"] is not None else "-")
+        match = r["verdict_matches_labels"]
+        cells.append([r["label"], r["n"] or "-", pct(r["true_accuracy"]), pct(r["estimated_accuracy"]),
+                      pct(r["abs_error"]), ci(r["agreement_ci95"]), ss, pct(r["system2_accuracy"]),
+                      pct(r["system2_mean_vote_share"]), r["verdict"] or "-", r["verdict_by_labels"] or "-",
+                      "-" if match is None else ("yes" if match else "NO")])
+    table = Table(["setting", "n", "true accuracy %", "estimate % (agreement)", "abs error (points)",
+                   "agreement 95% CI", "support-share estimate % (abs error)", "System 2 accuracy %",
+                   "System 2 mean vote share %", "verdict", "verdict by labels", "match"], cells, align="lrrrrlrrrlll")
     lines = ["# Label-free evaluation vs the labels: is the distilled model good enough to replace System 2?", "",
              "Embedded Qwen2.5-Coder-0.5B-Instruct (Q4_K_M) through llama-server; each setting is a full pipeline run "
              "(System 2 on unlabeled train inputs, self-consistency curation, LoRA, evaluation). The label-free "
@@ -109,21 +123,7 @@ def markdown(rows: list[dict], missing: list[str], notes: list[str] = ()) -> str
              "samples that back its answer) is the second estimate. Verdict (label-free): ship when the upper 95% "
              "bound of disagreement is <= eval.max_disagreement (10%), System 2's mean vote share >= "
              "eval.confident_share (75%) and the distilled model saves tokens. Verdict by labels: ship when distilled "
-             f"accuracy >= {SHIP_RATIO:.0%} of System 2's (greedy) accuracy.", "",
-             "| setting | n | true accuracy % | estimate % (agreement) | abs error (points) | agreement 95% CI | "
-             "support-share estimate % (abs error) | System 2 accuracy % | System 2 mean vote share % | "
-             "verdict | verdict by labels | match |",
-             "|---|---:|---:|---:|---:|---|---:|---:|---:|---|---|---|"]
-    for r in rows:
-        ci = f"{pct(r['agreement_ci95'][0])}-{pct(r['agreement_ci95'][1])}" if r["agreement_ci95"] else "-"
-        ss = (f"{pct(r['support_share_estimate'])} ({pct(r['support_share_abs_error'])})"
-              if r["support_share_estimate"] is not None else "-")
-        lines.append(f"| {r['label']} | {r['n'] or '-'} | {pct(r['true_accuracy'])} | {pct(r['estimated_accuracy'])} | "
-                     f"{pct(r['abs_error'])} | {ci} | {ss} | {pct(r['system2_accuracy'])} | "
-                     f"{pct(r['system2_mean_vote_share'])} | {r['verdict'] or '-'} | {r['verdict_by_labels'] or '-'} | "
-                     f"{'-' if r['verdict_matches_labels'] is None else ('yes' if r['verdict_matches_labels'] else 'NO')}"
-                     " |")
-    lines.append("")
+             f"accuracy >= {SHIP_RATIO:.0%} of System 2's (greedy) accuracy.", "", table.markdown(), ""]
     for r in rows:
         lines.append(f"- {r['setting']}: {r['verdict_line']} (`{r.get('command', '?')}`, {r['n_train']} unlabeled "
                      f"train inputs)")
@@ -157,8 +157,9 @@ def main() -> None:
                                                            "verdict", "verdict_by_labels")}), flush=True)
     rows = [done[n] for n in SETTINGS if n in done]
     missing = [n for n in SETTINGS if n not in done]
-    md = markdown(rows, missing, args.note)
-    write_result("label_free", {"rows": rows, "not_run": missing, "settings": list(done), "notes": args.note}, md)
+    res = {"rows": rows, "not_run": missing, "settings": list(done), "notes": args.note}
+    md = render(res)
+    write_result("label_free", res, md)
     print(md)
 
 
