@@ -37,6 +37,7 @@ from ..errors import ConfigError, DataError
 from ..types import Example, stable_hash
 from .answers import AnswerFormat, answer_format, lettered
 from .base import Task
+from .gsm8k import jsonl_objects
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
@@ -78,17 +79,7 @@ def read_rows(path: Path) -> list[Row]:
     suffix = path.suffix.lower()
     rows: list[Row] = []
     if suffix == ".jsonl":
-        with open(path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{path} line {lineno}: invalid JSON ({e.msg}); fix or remove that line") from None
-                if not isinstance(obj, dict):
-                    raise DataError(f"{path} line {lineno}: expected a JSON object, got {type(obj).__name__}")
-                rows.append(Row(_where(path, "line", lineno), obj))
+        rows = [Row(_where(path, "line", lineno), obj) for lineno, obj in jsonl_objects(path)]
     elif suffix == ".json":
         try:
             obj = json.loads(path.read_text(encoding="utf-8"))

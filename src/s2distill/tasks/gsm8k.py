@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,9 +31,8 @@ def gold_from_solution(solution: str) -> str | None:
     return normalize_number(solution.rsplit("####", 1)[1])
 
 
-def read_jsonl_rows(path: Path, required: tuple[str, ...]) -> list[dict]:
-    """Read JSONL; a malformed line is an error naming the file and line."""
-    rows = []
+def jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) of each non-blank JSONL line; a malformed line is an error naming the file and line."""
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
@@ -42,11 +42,18 @@ def read_jsonl_rows(path: Path, required: tuple[str, ...]) -> list[dict]:
             except json.JSONDecodeError as e:
                 raise DataError(f"{path} line {lineno}: invalid JSON ({e.msg}); fix or remove that line") from None
             if not isinstance(row, dict):
-                raise DataError(f"{path} line {lineno}: expected a JSON object")
-            for f in required:
-                if f not in row:
-                    raise DataError(f"{path} line {lineno}: missing field \"{f}\"")
-            rows.append(row)
+                raise DataError(f"{path} line {lineno}: expected a JSON object, got {type(row).__name__}")
+            yield lineno, row
+
+
+def read_jsonl_rows(path: Path, required: tuple[str, ...]) -> list[dict]:
+    """Read JSONL; a malformed line or a missing required field is an error naming the file and line."""
+    rows = []
+    for lineno, row in jsonl_objects(path):
+        for f in required:
+            if f not in row:
+                raise DataError(f"{path} line {lineno}: missing field \"{f}\"")
+        rows.append(row)
     return rows
 
 
