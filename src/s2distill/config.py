@@ -136,6 +136,15 @@ DISTRIBUTED_STAGES = ("generate", "curate", "eval")
 
 
 @dataclass(frozen=True)
+class TeacherConfig:
+    """A stronger model for System 2 (generation, model-based curation, System 2 evaluation); the run's
+    ``model`` stays the student. ``backend`` keys not given here are the run's own (s2distill.teacher)."""
+
+    model: str = ""  # embedded model name, .gguf path, or HF id, as the top-level model
+    backend: BackendConfig = field(default_factory=BackendConfig)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     name: str = "run"
     seed: int = 0
@@ -149,12 +158,16 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     plugins: list[str] = field(default_factory=list)  # modules imported before validation (they register classes)
+    teacher: TeacherConfig | None = None  # System 2 from a stronger model (None: the run's model, as in the paper)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if d["teacher"] is None:  # config.yaml of a run without a teacher reads as before the section existed
+            del d["teacher"]
+        return d
 
 
-SYSTEMS = ("system1", "system2", "system2_maj", "distilled")
+SYSTEMS = ("system1", "system2", "system2_maj", "distilled", "teacher_system1")
 
 
 def _type_name(tp: Any) -> str:
@@ -167,6 +180,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
+        if any(dataclasses.is_dataclass(a) for a in args) and isinstance(value, dict):  # e.g. teacher: its keys' errors
+            return _coerce(value, next(a for a in args if dataclasses.is_dataclass(a)), where)
         for a in args:
             if a is type(None):
                 continue
@@ -259,7 +274,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         raw = {**raw, **data}
     for k, v in parse_overrides(overrides or []):
         _set_path(raw, k, v)
-    cfg = _build(RunConfig, raw)
+    from .teacher import inherit_backend
+
+    cfg = _build(RunConfig, inherit_backend(raw))
     validate(cfg)
     return cfg
 
@@ -322,6 +339,9 @@ def validate(cfg: RunConfig) -> None:
                           "(with a managed engine per actor, leave distributed.endpoints empty)")
     if cfg.backend.name == "openai" and not cfg.backend.base_url and not d.endpoints:
         raise ConfigError("backend.name=openai needs backend.base_url (e.g. http://127.0.0.1:8000/v1)")
+    from .teacher import check_teacher
+
+    check_teacher(cfg)
     # task and method options are validated by the task / method itself
     from .pipeline import calls_per_sample
     from .tasks import make_task

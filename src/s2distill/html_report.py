@@ -19,7 +19,7 @@ from .rundir import read_json, read_jsonl
 from .svgplot import Point, accuracy_tokens_svg, color_of, line_svg
 from .tables import Table, ci, num, pct
 
-ORDER = ("system1", "system2", "system2_maj", "distilled")
+ORDER = ("system1", "system2", "system2_maj", "teacher_system1", "distilled")
 TEXT_CAP = 4000  # characters of a question or a response kept in the page
 
 
@@ -162,13 +162,16 @@ def plot_points(report: dict, run_label: str = "") -> list[Point]:
 def summary_table(report: dict) -> Table:
     lf = _label_free(report)
     has_lf = bool(lf)
-    headers = ["system", "n", "accuracy %", "95% CI", "mean generated tokens", "calls/answer", "wall s/answer"]
+    teacher = bool(report.get("teacher"))  # teacher -> student runs: which model each row used
+    headers = ["system", *(["model"] if teacher else []), "n", "accuracy %", "95% CI", "mean generated tokens",
+               "calls/answer", "wall s/answer"]
     if has_lf:
         headers += ["agreement with System 2 %", "95% CI (agreement)", "confident agreement %"]
     rows = []
     for r in report.get("rows", []):
-        row = [r["system"], str(r["n"]), pct(r.get("accuracy")), ci(r.get("ci95")), num(r.get("mean_generated_tokens")),
-               num(r.get("calls_per_answer")), num(r.get("wall_s_per_answer"), ".2f")]
+        row = [r["system"], *([r.get("model", "-")] if teacher else []), str(r["n"]), pct(r.get("accuracy")),
+               ci(r.get("ci95")), num(r.get("mean_generated_tokens")), num(r.get("calls_per_answer")),
+               num(r.get("wall_s_per_answer"), ".2f")]
         if has_lf:
             x = lf.get(r.get("role")) or {}
             if "mean_vote_share" in x:
@@ -176,7 +179,7 @@ def summary_table(report: dict) -> Table:
             else:
                 row += [pct(x.get("agreement")), ci(x.get("agreement_ci95")), pct(x.get("confident_agreement"))]
         rows.append(row)
-    return Table(headers, rows, align="l" + "r" * 2 + "l" + "r" * 3 + ("rlr" if has_lf else ""))
+    return Table(headers, rows, align="l" + ("l" if teacher else "") + "r" * 2 + "l" + "r" * 3 + ("rlr" if has_lf else ""))
 
 
 def _verdict(report: dict) -> str:
@@ -214,6 +217,12 @@ def _extras(report: dict) -> str:
             sy = g.get("sycophancy")
             rows.append([r["system"], *cells, f"{pct(sy['rate'])} ({ci(sy['ci95'])})" if sy else "-"])
         out.append("<h3>Accuracy per input group</h3>" + Table(["system", *names, "sycophancy %"], rows).html('id="groups"'))
+    tpm = report.get("tokens_per_model") or {}
+    if tpm:
+        out.append("<h3>Generated tokens per model</h3>" + Table(
+            ["model", "System 2 generation (train inputs)", "evaluation", "total"],
+            [[m, str(t["generate_train"]), str(t["eval"]), str(t["total"])] for m, t in tpm.items()],
+            align="lrrr").html('id="tokens-per-model"'))
     rob = report.get("robustness") or {}
     if rob:
         n_w = len(next(iter(rob.values()))["accuracy_per_wording"])
@@ -306,7 +315,9 @@ def render_run(run_dir: str | Path) -> str:
 
     rd = Path(run_dir)
     report = load_report(rd)
-    title = f"s2distill report: {report.get('task')} ({report.get('method')}, model {report.get('model')})"
+    who = f"teacher {report['teacher']}, student {report.get('model')}" if report.get("teacher") else \
+        f"model {report.get('model')}"
+    title = f"s2distill report: {report.get('task')} ({report.get('method')}, {who})"
     ev, (cur, labels_held) = eval_rows(rd), curation_rows(rd)
     has = {s: any(s in r for r in ev) for s in ORDER}
     lf = _label_free(report)

@@ -9,12 +9,12 @@ from .label_free import markdown as label_free_markdown
 from .rundir import RunDir, read_json, read_jsonl
 from .types import EvalRecord
 
-ORDER = ("system1", "system2", "system2_maj", "distilled")
+ORDER = ("system1", "system2", "system2_maj", "teacher_system1", "distilled")
 
 
 def system_label(system: str, method: str, k: int) -> str:
     return {"system1": "system1", "system2": method, "system2_maj": f"{method}_maj@{k}",
-            "distilled": "distilled"}[system]
+            "teacher_system1": "teacher_system1", "distilled": "distilled"}[system]
 
 
 def curation_quality(pipeline) -> dict | None:
@@ -65,6 +65,9 @@ def build_report(pipeline) -> dict:
     man = rd.manifest["stages"]
     cur = man.get("curate", {})
     lf = label_free(rd / "eval", pipeline.task, cfg.eval.confident_share, cfg.eval.systems)
+    from .teacher import report_part
+
+    teacher = report_part(rd, cfg, rows)  # with a teacher: each row's model and the tokens per model
     return {
         "run_dir": str(Path(rd.path).resolve()),
         "task": cfg.task.name,
@@ -73,6 +76,7 @@ def build_report(pipeline) -> dict:
         "backend": cfg.backend.name,
         "method": cfg.method.name,
         "method_samples": cfg.method.n,
+        **teacher,
         "rows": rows,
         "label_free": lf,  # agreement with System 2's majority etc., no labels needed (label_free.py)
         "verdict": verdict(rows, lf, cfg.eval.confident_share, cfg.eval.max_disagreement),
@@ -96,13 +100,21 @@ def _ci(c) -> str:
 
 
 def to_markdown(report: dict) -> str:
-    lines = [f"# s2distill report: {report['task']} ({report['method']}, model {report['model']})", "",
-             "| system | n | accuracy % | 95% CI | mean generated tokens | calls/answer | wall s/answer |",
-             "|---|---:|---:|---|---:|---:|---:|"]
+    teacher = report.get("teacher")
+    who = f"teacher {teacher}, student {report['model']}" if teacher else f"model {report['model']}"
+    lines = [f"# s2distill report: {report['task']} ({report['method']}, {who})", "",
+             "| system |" + (" model |" if teacher else "") +
+             " n | accuracy % | 95% CI | mean generated tokens | calls/answer | wall s/answer |",
+             "|---|" + ("---|" if teacher else "") + "---:|---:|---|---:|---:|---:|"]
     for r in report["rows"]:
         wall = f"{r['wall_s_per_answer']:.2f}" if r.get("wall_s_per_answer") is not None else "-"
-        lines.append(f"| {r['system']} | {r['n']} | {_pct(r['accuracy'])} | {_ci(r['ci95'])} "
+        lines.append(f"| {r['system']} |" + (f" {r.get('model', '-')} |" if teacher else "") +
+                     f" {r['n']} | {_pct(r['accuracy'])} | {_ci(r['ci95'])} "
                      f"| {r['mean_generated_tokens']:.1f} | {r['calls_per_answer']:.1f} | {wall} |")
+    if teacher:
+        lines += ["", "Generated tokens per model: " + "; ".join(
+            f"{m}: {t['total']} ({t['generate_train']} System 2 generation on train inputs, {t['eval']} evaluation)"
+            for m, t in (report.get("tokens_per_model") or {}).items())]
     lines += label_free_markdown(report.get("label_free"), report.get("verdict"), report["rows"])
     judged = [r for r in report["rows"] if r.get("judge")]
     if judged:
