@@ -31,7 +31,7 @@ from s2distill.pipeline import Pipeline  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 TEACHER, STUDENT = "qwen2.5-coder-1.5b", "default"
 SYSTEMS = "eval.systems=[system1,system2,system2_maj,teacher_system1,distilled]"
-SIZES = ["task.n_eval=40", "task.n_train=24", "method.n=4", "eval.k=3", "eval.rewordings=0"]
+SIZES = ["task.n_eval=40", "task.n_train=24", "method.n=4", "eval.k=3", "eval.rewordings=0", "teacher.backend.parallel=8"]
 SETTINGS = {  # name: (config, overrides, label)
     "cf4": ("teacher_student", [], "coin flip, 4 people (3-shot CoT)"),  # the config as committed
     "ll2": ("rar_last_letter", ["task.options.n_names=2", "method.name=rar", "method.options.steps=2",
