@@ -32,7 +32,8 @@ from .errors import ConfigError
 from .evaluate import combine_orders, score_traces, summarize
 from .perturb import base_id
 from .registry import CURATORS, METHODS
-from .rundir import CachingBackend, RunDir, SampleCache, read_jsonl, write_json, write_jsonl, write_text
+from .backends.caching import CachingBackend
+from .rundir import RunDir, SampleCache, read_jsonl, write_json, write_jsonl, write_text
 from .tasks import make_task
 from .types import Example, SamplingParams, Trace, TrainPair, stable_hash
 

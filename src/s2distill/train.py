@@ -22,7 +22,7 @@ from typing import Any, Literal
 from . import checkpoints
 from .checkpoints import save_steps_arg
 from .errors import ConfigError, DataError, ModelError
-from .export import hf_model_dir, resolve_hf_model
+from .models import hf_model_dir, resolve_hf_model
 from .precision import bitsandbytes_config, resolve_dtype, trainer_precision
 from .types import TrainPair
 

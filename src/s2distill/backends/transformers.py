@@ -30,7 +30,7 @@ class TransformersBackend(Backend):
 
     @classmethod
     def model_id_of(cls, model: str = "default", adapter: str | Path | None = None, **_: Any) -> str:
-        from ..export import resolve_hf_model
+        from ..models import resolve_hf_model
 
         return resolve_hf_model(model) + (f"+{Path(adapter).resolve()}" if adapter is not None else "")
 
@@ -41,7 +41,7 @@ class TransformersBackend(Backend):
             import transformers
         except ImportError as e:
             raise BackendError(f"{e}; fix: pip install 's2distill[train]' (torch, transformers, peft)") from e
-        from ..export import resolve_hf_model
+        from ..models import resolve_hf_model
 
         if threads:
             torch.set_num_threads(threads)
