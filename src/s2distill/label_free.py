@@ -17,13 +17,13 @@ did not parse never agrees.
 """
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 from .evaluate import ci95
 from .rundir import read_jsonl
 from .types import EvalRecord
+from .voting import plurality_share
 
 COMPARED = ("system1", "system2", "distilled")
 
@@ -41,17 +41,6 @@ def normalizer(task):
     return f
 
 
-def majority(answers: Sequence[str | None]) -> tuple[str | None, float]:
-    """Plurality over normalised answers (ties: first occurrence, as ``curate.plurality_answer``) and
-    its vote share over all k samples (unparsed samples count in k)."""
-    counts = Counter(a for a in answers if a is not None)
-    if not counts:
-        return None, 0.0
-    best = max(counts.values())
-    winner = next(a for a in answers if a is not None and counts[a] == best)
-    return winner, best / len(answers)
-
-
 def _read(path: Path) -> list[EvalRecord]:
     return [EvalRecord.from_json(d) for d in read_jsonl(path)] if path.is_file() else []
 
@@ -65,7 +54,7 @@ def compare(records: Sequence[EvalRecord], votes: dict[str, list[str | None]], n
         answers = votes.get(r.example_id)
         if answers is None:  # an input maj@k did not evaluate
             continue
-        winner, share = majority(answers)
+        winner, share = plurality_share(answers)
         pred = norm(r.prediction)
         ok = pred is not None and pred == winner
         n += 1
@@ -90,7 +79,7 @@ def label_free(eval_dir: str | Path, task, confident_share: float = 0.75,
         return None
     norm = normalizer(task)
     votes = {r.example_id: [norm(a) for a in r.meta["answers"]] for r in maj}
-    shares = [majority(v)[1] for v in votes.values()]
+    shares = [plurality_share(v)[1] for v in votes.values()]
     out: dict = {"system2_maj": {"mean_vote_share": sum(shares) / len(shares), "n": len(shares),
                                  "n_confident": sum(s >= confident_share for s in shares),
                                  "confident_share": confident_share,
