@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, ModelError
-from .registry import did_you_mean
+from .keys import did_you_mean
 
 
 @dataclass(frozen=True)

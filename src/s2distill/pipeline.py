@@ -13,7 +13,6 @@ losing or duplicating a sample.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import os
 import platform
@@ -29,6 +28,7 @@ import yaml
 from .backends.base import Backend
 from .config import RunConfig
 from .errors import ConfigError
+from .methods import calls_per_sample
 from .evaluate import combine_orders, score_traces, summarize
 from .perturb import base_id
 from .registry import CURATORS, METHODS
@@ -462,13 +462,6 @@ def distilled_paths(model_dir: Path) -> dict:
     """Where the train stage put the distilled model (the ``extra`` the distilled backend is built with)."""
     return {"adapter": str(model_dir / "adapter") if (model_dir / "adapter").exists() else None,
             "merged": str(model_dir / "merged"), "lora_gguf": str(model_dir / "distilled-lora.gguf")}
-
-
-def calls_per_sample(method_cfg) -> int:
-    """Model calls one sample of a method makes (a method module may define ``steps_of(cfg)``)."""
-    module = importlib.import_module(METHODS.target(method_cfg.name).partition(":")[0])
-    steps_of = getattr(module, "steps_of", None)
-    return steps_of(method_cfg) if steps_of else 1
 
 
 class _NoBar:

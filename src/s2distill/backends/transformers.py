@@ -21,6 +21,14 @@ class TransformersBackend(Backend):
     name = "transformers"
 
     @classmethod
+    def check_config(cls, cfg) -> None:
+        from ..keys import check_choice
+        from ..precision import DTYPES, check_device
+
+        check_device("backend.device", cfg.backend.device)
+        check_choice("backend.dtype", cfg.backend.dtype, DTYPES)
+
+    @classmethod
     def config_kwargs(cls, cfg, role: str, extra: dict) -> dict:
         kw: dict[str, Any] = {}
         if role == "distilled":
