@@ -14,6 +14,7 @@ import yaml
 
 from .errors import ConfigError
 from .keys import build, check_choice
+from .types import SYSTEMS
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ class TrainSection:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    systems: list[str] = field(default_factory=lambda: ["system1", "system2", "system2_maj", "distilled"])
+    systems: list[str] = field(default_factory=lambda: list(SYSTEMS))
     k: int = 4  # samples for System 2 maj@k
     temperature: float = 0.7  # for maj@k sampling
     max_tokens_system1: int = 32
@@ -150,9 +151,6 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-SYSTEMS = ("system1", "system2", "system2_maj", "distilled")
 
 
 def _set_path(d: dict, dotted: str, value: Any) -> None:

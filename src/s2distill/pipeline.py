@@ -35,7 +35,7 @@ from .registry import CURATORS, METHODS
 from .backends.caching import CachingBackend
 from .rundir import RunDir, SampleCache, read_jsonl, write_json, write_jsonl, write_text
 from .tasks import make_task
-from .types import Example, SamplingParams, Trace, TrainPair, stable_hash
+from .types import BASE_SYSTEMS, Example, SamplingParams, Trace, TrainPair, stable_hash
 
 BackendFactory = Callable[[RunConfig, str, dict], Backend]
 STAGES = ("data", "generate", "curate", "eval", "train", "report")
@@ -398,7 +398,7 @@ class Pipeline:
     def stage_report(self) -> dict:
         from .report import build_report, to_markdown
 
-        report = build_report(self)
+        report = build_report(self.rd, self.cfg, self.task)
         write_json(self.rd / "report.json", report)
         write_text(self.rd / "report.md", to_markdown(report))
         try:  # the self-contained HTML page (html_report.py); the JSON and markdown above are never lost to it
@@ -413,7 +413,7 @@ class Pipeline:
         """The base model's evaluations only (no sampling of train inputs, no training): the data
         stage, then each of ``systems``; writes and returns the report."""
         for s in systems:
-            if s not in ("system1", "system2", "system2_maj"):
+            if s not in BASE_SYSTEMS:
                 raise ConfigError(f"evaluate_base evaluates system1, system2 or system2_maj, not '{s}'")
         self._write_meta()
         try:
@@ -440,7 +440,7 @@ class Pipeline:
             self.stage_curate()
             if until == "curate":
                 return {}
-            for s in ("system1", "system2", "system2_maj"):
+            for s in BASE_SYSTEMS:
                 if s in self.cfg.eval.systems:
                     self._eval_system(s, "base")
             if until == "eval":
