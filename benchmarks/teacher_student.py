@@ -31,7 +31,11 @@ from s2distill.pipeline import Pipeline  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 TEACHER, STUDENT = "qwen2.5-coder-1.5b", "default"
 SYSTEMS = "eval.systems=[system1,system2,system2_maj,teacher_system1,distilled]"
-SIZES = ["task.n_eval=40", "task.n_train=24", "method.n=4", "eval.k=3", "eval.rewordings=0", "teacher.backend.parallel=8"]
+SIZES = ["task.n_eval=40", "task.n_train=24", "method.n=4", "eval.k=3", "eval.rewordings=0"]
+# the machine is shared (2 cores, other llama-servers and tests): one engine thread each avoids llama.cpp's
+# spinning thread barrier under oversubscription; few slots warm up the few-shot prompt fewer times; long
+# HTTP timeouts so a slow request is not abandoned and redone
+SHARED = ["backend.threads=1", "teacher.backend.parallel=4", "backend.timeout_s=3600"]
 SETTINGS = {  # name: (config, overrides, label)
     "cf4": ("teacher_student", [], "coin flip, 4 people (3-shot CoT)"),  # the config as committed
     "ll2": ("rar_last_letter", ["task.options.n_names=2", "method.name=rar", "method.options.steps=2",
@@ -74,7 +78,7 @@ def same_model(name: str) -> dict | None:
 
 def run_setting(name: str, args) -> dict:
     config, ov, label = SETTINGS[name]
-    ov = [f"name=teacher_student_{name}", *ov, *SIZES, SYSTEMS, f"model={STUDENT}", f"teacher.model={TEACHER}",
+    ov = [f"name=teacher_student_{name}", *ov, *SIZES, *SHARED, SYSTEMS, f"model={STUDENT}", f"teacher.model={TEACHER}",
           *args.overrides]
     cfg = load_config(ROOT / "configs" / f"{config}.yaml", ov)
     notes: list[str] = []

@@ -194,7 +194,8 @@ def test_without_teacher_nothing_changes(tmp_path):
 # -- cache identity ------------------------------------------------------------------------------
 def test_teacher_and_student_samples_never_mix(tmp_path):
     """The same prompt to the teacher and to the student: two cache entries, each model's own text."""
-    from s2distill.rundir import CachingBackend, SampleCache
+    from s2distill.backends.caching import CachingBackend
+    from s2distill.rundir import SampleCache
     from s2distill.types import GenRequest, SamplingParams
 
     cache = SampleCache(tmp_path / "s.jsonl")

@@ -22,7 +22,6 @@ from typing import Any
 from .errors import ConfigError
 
 TEACHER_SYSTEMS = ("system2", "system2_maj", "teacher_system1")  # evaluated on the teacher when there is one
-DIRECT_SYSTEMS = ("system1", "distilled", "teacher_system1")  # answer directly (no System 2 prompt)
 
 
 def inherit_backend(raw: dict) -> dict:
