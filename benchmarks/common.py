@@ -153,4 +153,4 @@ def run_or_note(p, label: str, notes: list[str]) -> dict:
         return p.run()
     except ConfigError as e:
         notes.append(f"{label}: not trained ({e})")
-        return build_report(p)
+        return build_report(p.rd, p.cfg, p.task)

@@ -53,7 +53,7 @@ WORDS = ("apple river stone cloud seven market yellow engine quiet number garden
 
 
 def default_tokenizer() -> str:
-    from s2distill.export import resolve_hf_model
+    from s2distill.models import resolve_hf_model
 
     return resolve_hf_model("default")
 

@@ -29,7 +29,8 @@ from common import write_result  # noqa: E402
 from s2distill.config import load_config  # noqa: E402
 from s2distill.evaluate import summarize  # noqa: E402
 from s2distill.html_report import write_run_html  # noqa: E402
-from s2distill.report import ORDER, system_label  # noqa: E402
+from s2distill.report import system_label  # noqa: E402
+from s2distill.types import SYSTEMS  # noqa: E402
 from s2distill.rundir import write_json, write_jsonl, write_text  # noqa: E402
 from s2distill.tables import Table  # noqa: E402
 from s2distill.types import EvalRecord  # noqa: E402
@@ -88,7 +89,7 @@ def build_run(d: Path, n: int, k: int, seed: int = 0) -> None:
     rows, man = [], {"data": {"n_train": n, "n_eval": n, "wall_s": 0.1}}
     maj_traces = [{"example_id": e["id"], "method": "cot", "samples": samples(e, k)} for e in evals]
     write_jsonl(d / "eval" / "system2_maj.traces.jsonl", maj_traces)
-    for system in ORDER:
+    for system in SYSTEMS:
         recs = []
         for e, t in zip(evals, maj_traces):
             if system == "system2_maj":

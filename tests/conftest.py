@@ -53,7 +53,7 @@ def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
     from s2distill.errors import ModelError
-    from s2distill.export import resolve_hf_model
+    from s2distill.models import resolve_hf_model
 
     try:
         real = resolve_hf_model("default")

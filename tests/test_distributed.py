@@ -18,7 +18,8 @@ from s2distill.config import load_config, validate  # noqa: E402
 from s2distill.distributed import RayBackend, ray_init, request_from_json, request_to_json  # noqa: E402
 from s2distill.errors import BackendError, ConfigError  # noqa: E402
 from s2distill.pipeline import Pipeline, backend_model_id, default_backend_factory  # noqa: E402
-from s2distill.rundir import CachingBackend, SampleCache, read_jsonl  # noqa: E402
+from s2distill.backends.caching import CachingBackend  # noqa: E402
+from s2distill.rundir import SampleCache, read_jsonl  # noqa: E402
 from s2distill.types import GenRequest, SamplingParams  # noqa: E402
 
 from conftest import embedded_model_available, llama_server_available  # noqa: E402

@@ -262,7 +262,7 @@ def test_bsm_pipeline_on_fake_both_orders(tmp_path, monkeypatch):
 # --- judge pairs from the model's own answers ------------------------------------------------------
 
 def test_gsm8k_self_pairs_keep_questions_with_a_right_and_a_wrong_answer():
-    from s2distill.pairs import gsm8k_pairs
+    from s2distill.judge_pairs import gsm8k_pairs
 
     rows = [{"question": "Q1: 2+2?", "answer": "2+2=4\n#### 4"}, {"question": "Q2: 3+3?", "answer": "#### 6"},
             {"question": "Q3: 5+5?", "answer": "#### 10"}]

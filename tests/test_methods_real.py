@@ -46,7 +46,7 @@ def test_bsm_real(backend):
 
 
 def test_mt_bench_self_pairs_real(backend):
-    from s2distill.pairs import SETTINGS, mt_bench_pairs
+    from s2distill.judge_pairs import SETTINGS, mt_bench_pairs
 
     q = {"question_id": 81, "category": "writing", "turns": ["Name two colours of the rainbow.", "And two more?"]}
     (p,) = mt_bench_pairs(backend, [q], max_tokens=32)

@@ -3,8 +3,9 @@ import json
 
 import pytest
 
+from s2distill.backends.caching import CachingBackend
 from s2distill.backends.fake import FakeBackend
-from s2distill.rundir import CachingBackend, DiskFullError, SampleCache, write_jsonl
+from s2distill.rundir import DiskFullError, SampleCache, write_jsonl
 from s2distill.types import Completion, GenRequest, SamplingParams
 
 

@@ -65,7 +65,7 @@ def test_sampling_is_seeded(backend) -> None:
 
 
 def test_hf_model_dir_is_cached_and_passes_dirs_through(backend, tmp_path: Path) -> None:
-    from s2distill.export import hf_model_dir, resolve_hf_model
+    from s2distill.models import hf_model_dir, resolve_hf_model
     from s2distill.models import cache_dir, resolve_model
 
     d = hf_model_dir(resolve_model("default"))  # converted once by the backend fixture: instant now

@@ -72,7 +72,7 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_verdict(args) -> int:
-    from .label_free import verdict_of_run
+    from .report import verdict_of_run
 
     v = verdict_of_run(args.run_dir, args.overrides)
     print(v["line"])
@@ -128,7 +128,7 @@ def _cmd_model(args) -> int:
 
 def _cmd_pairs(args) -> int:
     from .config import load_config
-    from .pairs import gsm8k_pairs, load_rows, mt_bench_pairs
+    from .judge_pairs import gsm8k_pairs, load_rows, mt_bench_pairs
     from .pipeline import default_backend_factory
     from .rundir import write_jsonl
 

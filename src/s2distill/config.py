@@ -6,8 +6,6 @@ a wrong type names the key and the expected type.
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,8 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
-from .registry import did_you_mean
+from .keys import build, check_choice
+from .types import SYSTEMS
 
 
 @dataclass(frozen=True)
@@ -112,7 +111,7 @@ class TrainSection:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    systems: list[str] = field(default_factory=lambda: ["system1", "system2", "system2_maj", "distilled"])
+    systems: list[str] = field(default_factory=lambda: list(SYSTEMS))
     k: int = 4  # samples for System 2 maj@k
     temperature: float = 0.7  # for maj@k sampling
     max_tokens_system1: int = 32
@@ -160,71 +159,6 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
-SYSTEMS = ("system1", "system2", "system2_maj", "distilled")
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp)).replace("NoneType", "null")
-
-
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(value, a, where)
-            except ConfigError:
-                pass
-        raise ConfigError(f"{where}: expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return _build(tp, value, where)
-    if origin is list or tp is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        (item_tp,) = typing.get_args(tp) or (Any,)
-        return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict or tp is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected true/false, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{where}: expected a string, got {value!r}")
-    return value
-
-
-def _build(cls: Any, data: dict, where: str = "") -> Any:
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in data.items():
-        path = f"{where}.{key}" if where else str(key)
-        if key not in hints:
-            raise ConfigError(f"unknown config key '{path}'{did_you_mean(key, names)} (allowed: {', '.join(names)})")
-        kwargs[key] = _coerce(value, hints[key], path)
-    return cls(**kwargs)
-
-
 def _set_path(d: dict, dotted: str, value: Any) -> None:
     keys = dotted.split(".")
     cur = d
@@ -265,14 +199,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         raw = {**raw, **data}
     for k, v in parse_overrides(overrides or []):
         _set_path(raw, k, v)
-    cfg = _build(RunConfig, raw)
+    cfg = build(RunConfig, raw)
     validate(cfg)
     return cfg
 
 
 def validate(cfg: RunConfig) -> None:
     """Cross-field checks and name resolution (without importing heavy modules)."""
-    from .registry import BACKENDS, CURATORS, METHODS, TASKS, is_import_path, load_plugins
+    from .registry import BACKENDS, CONFIG_CHECKS, CURATORS, METHODS, TASKS, import_attr, is_import_path, load_plugins
 
     load_plugins(cfg.plugins)
     for reg, name in ((BACKENDS, cfg.backend.name), (TASKS, cfg.task.name), (METHODS, cfg.method.name),
@@ -281,8 +215,7 @@ def validate(cfg: RunConfig) -> None:
         if is_import_path(name):  # your own class: import it now, so a typo fails here
             reg.get(name)
     for s in cfg.eval.systems:
-        if s not in SYSTEMS:
-            raise ConfigError(f"unknown eval system '{s}'{did_you_mean(s, SYSTEMS)} (known: {', '.join(SYSTEMS)})")
+        check_choice("eval system", s, SYSTEMS)
     if cfg.method.n < 1:
         raise ConfigError("method.n must be >= 1")
     if cfg.eval.rewordings < 0:
@@ -293,36 +226,13 @@ def validate(cfg: RunConfig) -> None:
                               f"(e.g. eval.{key}={getattr(EvalConfig, key)})")
     if not 0.0 <= cfg.curate.min_agreement <= 1.0:
         raise ConfigError("curate.min_agreement is a fraction in [0, 1]")
-    if cfg.train.method not in ("lora", "full"):
-        raise ConfigError(f"train.method must be 'lora' or 'full'{did_you_mean(cfg.train.method, ['lora', 'full'])}")
-    from .launch import LAUNCHERS, options_from_section
-
-    if cfg.train.launcher not in LAUNCHERS:
-        raise ConfigError(f"unknown train.launcher '{cfg.train.launcher}'{did_you_mean(cfg.train.launcher, LAUNCHERS)} "
-                          f"(known: {', '.join(LAUNCHERS)})")
-    if cfg.train.launcher == "accelerate":
-        options_from_section(cfg.train)  # names the bad option and the fix
+    check_choice("train.method", cfg.train.method, ("lora", "full"))
     from .precision import check_train_section
-    from .stepwise import check_section
 
     check_train_section(cfg.train)
-    check_section(cfg.train)
-    if cfg.backend.name == "transformers":
-        from .precision import DTYPES, check_choice, check_device
-
-        check_device("backend.device", cfg.backend.device)
-        check_choice("backend.dtype", cfg.backend.dtype, DTYPES)
-    if cfg.backend.name == "vllm":
-        from .backends.vllm import check_model, check_settings
-
-        b = cfg.backend
-        check_settings(b.tensor_parallel_size, b.gpu_memory_utilization, b.max_model_len, b.startup_timeout_s)
-        check_model(cfg.model)
     d = cfg.distributed
     for st in d.stages:
-        if st not in DISTRIBUTED_STAGES:
-            raise ConfigError(f"unknown distributed stage '{st}'{did_you_mean(st, DISTRIBUTED_STAGES)} "
-                              f"(known: {', '.join(DISTRIBUTED_STAGES)})")
+        check_choice("distributed stage", st, DISTRIBUTED_STAGES)
     if d.enabled and (d.num_actors < 1 or d.batch_size < 1):
         raise ConfigError("distributed.num_actors and distributed.batch_size must be >= 1")
     if d.endpoints and cfg.backend.name != "openai":
@@ -330,22 +240,7 @@ def validate(cfg: RunConfig) -> None:
                           "(with a managed engine per actor, leave distributed.endpoints empty)")
     if cfg.backend.name == "openai" and not cfg.backend.base_url and not d.endpoints:
         raise ConfigError("backend.name=openai needs backend.base_url (e.g. http://127.0.0.1:8000/v1)")
-    # task and method options are validated by the task / method itself
-    from .pipeline import calls_per_sample
-    from .tasks import make_task
-
-    task = make_task(cfg.task)
-    calls_per_sample(cfg.method)
-    from .methods.prompts import check_prompts
-
-    check_prompts(cfg.method)  # method.options.prompts.<step>: placeholders checked before any model call
-    from .perturb import can_swap
-
-    if cfg.eval.both_orders and not can_swap(task):
-        raise ConfigError(f"eval.both_orders needs a pairwise judge task (task.name=judge); task '{cfg.task.name}' "
-                          "cannot swap its inputs: set eval.both_orders=false")
-    if cfg.eval.rewordings:
-        n_max = getattr(task, "n_perturbations", 0) if callable(getattr(task, "perturb", None)) else 0
-        if cfg.eval.rewordings > n_max:
-            raise ConfigError(f"eval.rewordings={cfg.eval.rewordings} but task '{cfg.task.name}' has "
-                              f"{n_max} rewordings of its input; set eval.rewordings to at most {n_max}")
+    # checks that need a component are asked of it (registry.CONFIG_CHECKS; config.py imports none of them):
+    # the launcher's options, the backend's settings, the task's options and abilities, the method's options
+    for target in CONFIG_CHECKS:
+        import_attr(target, "config check")(cfg)

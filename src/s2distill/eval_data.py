@@ -19,9 +19,9 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .config import SYSTEMS, load_config
+from .config import load_config
 from .errors import ConfigError, DataError
-from .types import Example, stable_hash
+from .types import BASE_SYSTEMS, SYSTEMS, Example, stable_hash
 
 EXAMPLE_LINE = '{"id": "q1", "question": "Tom has 3 apples ... How many apples does Tom have now?", "gold": "5"}'
 
@@ -117,7 +117,7 @@ def eval_on_file(run_dir: str | Path, data: str | Path, name: str | None = None,
             return ["data/eval.jsonl"], {"n_eval": len(exs), "n_labeled": n_lab, "source": str(data)}
 
         pipe._stage("data", stable_hash({"file": content, "task": dataclasses.asdict(cfg.task)}), write_data)
-        for s in ("system1", "system2", "system2_maj"):
+        for s in BASE_SYSTEMS:
             if s in cfg.eval.systems:
                 pipe._eval_system(s, "base")
         if "distilled" in cfg.eval.systems:
@@ -125,7 +125,7 @@ def eval_on_file(run_dir: str | Path, data: str | Path, name: str | None = None,
                               upstream=train["fingerprint"])
         from .report import build_report
 
-        report = build_report(pipe)
+        report = build_report(pipe.rd, pipe.cfg, pipe.task)
     finally:
         pipe.close()
     report["evaluated"] = {"data": str(data), "sha256": content, "of_run": str(run.path.resolve())}

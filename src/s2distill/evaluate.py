@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from .curate import plurality_answer
+from .voting import plurality_answer
 from .types import EvalRecord, Example, Trace
 
 

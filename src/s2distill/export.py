@@ -1,4 +1,4 @@
-"""Model format plumbing: GGUF -> HF directory (cached), merged HF model, LoRA adapter -> llama.cpp GGUF,
+"""Model format plumbing: merged HF model, LoRA adapter -> llama.cpp GGUF,
 and ``export_run``: a run directory's results in interchange formats (``s2distill export``).
 
 Heavy imports (torch, transformers, peft, gguf) happen inside functions only.
@@ -17,108 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, DataError, ModelError
-from .models import cache_dir, is_embedded, resolve_model
+from .models import import_transformers, resolve_hf_model, resolve_model
 
 # Architectures whose llama.cpp converter permutes the q/k weights; their LoRA B would need the same permutation.
 _PERMUTED_QK_ARCHS = {"llama", "deci", "granite", "granitemoe", "plamo"}
-
-
-def _import_transformers() -> Any:
-    try:
-        import transformers
-    except ImportError as e:  # pragma: no cover - depends on the install
-        raise ModelError(f"{e}; fix: pip install 's2distill[train]' (torch, transformers, peft, trl)") from e
-    return transformers
-
-
-def load_gguf_as_hf(gguf_path: str | Path, dtype: str = "float32") -> tuple[Any, Any]:
-    """Load a GGUF into a dense (dequantized) transformers model and its tokenizer. Slow: minutes."""
-    import torch
-
-    tr = _import_transformers()
-    gguf_path = Path(gguf_path)
-    kw: dict[str, Any] = {"gguf_file": gguf_path.name}
-    if hasattr(tr, "GgufConfig"):  # newer transformers may keep weights packed; we need plain tensors
-        kw["quantization_config"] = tr.GgufConfig(gguf_file=gguf_path.name, dequantize=True)
-    model = tr.AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), dtype=getattr(torch, dtype), **kw)
-    tok = tr.AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
-    _drop_gguf_quantizer(model)
-    return model, tok
-
-
-def _drop_gguf_quantizer(model: Any) -> None:
-    """Forget the GGUF "quantizer" so ``save_pretrained`` works; refuse if any weight is still packed."""
-    packed = [n for n, m in model.named_modules() if type(m).__name__.lower().startswith("gguf")]
-    if packed:
-        raise ModelError(f"{len(packed)} modules are still GGUF-packed (e.g. {packed[0]}); fix: load with "
-                         "GgufConfig(dequantize=True) or upgrade transformers")
-    quantizer = getattr(model, "hf_quantizer", None)
-    if quantizer is not None:
-        quantizer.remove_quantization_config(model)  # deletes hf_quantizer, config.quantization_config
-    for attr in ("hf_quantizer", "quantization_method"):
-        if hasattr(model, attr):
-            delattr(model, attr)
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.is_quantized = False
-
-
-def hf_model_dir(gguf_path: str | Path) -> Path:
-    """A saved fp32 HF directory (model + tokenizer) for a GGUF or embedded model name, converted once into the cache.
-
-    A directory is returned as is. The conversion is written to a temporary directory and renamed,
-    so concurrent or interrupted runs never leave a half-written model behind.
-    """
-    src = Path(gguf_path).expanduser()
-    if src.is_dir():
-        return src
-    if not src.is_file() and is_embedded(str(gguf_path)):
-        src = resolve_model(str(gguf_path))
-    if not src.is_file():
-        raise ModelError(f"GGUF file not found: {src}; fix: pass an existing .gguf path or an embedded model name "
-                         "(hub ids go through resolve_hf_model)")
-    dest = cache_dir() / "hf" / f"{src.stem}-{src.stat().st_size}"
-    if (dest / "config.json").is_file():
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.tmp"))
-    tmp.chmod(0o755)
-    try:
-        t0 = time.time()
-        model, tok = load_gguf_as_hf(src)
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        (tmp / "s2distill_source.json").write_text(json.dumps(
-            {"gguf": str(src), "size": src.stat().st_size, "convert_s": round(time.time() - t0, 1)}))
-        del model
-        for f in tmp.iterdir():
-            f.chmod(0o644)
-        try:
-            os.rename(tmp, dest)
-        except OSError:  # another process won the race
-            if not (dest / "config.json").is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return dest
-
-
-def resolve_hf_model(spec: str | Path) -> str:
-    """Turn a model spec into something ``from_pretrained`` loads fast.
-
-    Embedded names/aliases and ``.gguf`` paths are converted (once) with :func:`hf_model_dir`;
-    HF directories and hub ids pass through unchanged.
-    """
-    s = str(spec)
-    if is_embedded(s):
-        return str(hf_model_dir(resolve_model(s)))
-    p = Path(s).expanduser()
-    if p.is_dir():
-        return str(p)
-    if p.is_file() or s.endswith(".gguf"):
-        return str(hf_model_dir(resolve_model(s)))
-    return s  # hub id (may be in the local HF cache)
 
 
 def default_dtype(base_dir: str | Path) -> str:
@@ -133,7 +35,7 @@ def default_dtype(base_dir: str | Path) -> str:
         if (d / "config.json").is_file():
             cfg = json.loads((d / "config.json").read_text())
         else:  # hub id: the config from the local HF cache (or the hub)
-            cfg = _import_transformers().AutoConfig.from_pretrained(str(base_dir)).to_dict()
+            cfg = import_transformers().AutoConfig.from_pretrained(str(base_dir)).to_dict()
     except Exception:  # noqa: BLE001 - a missing/odd config only loses the hint
         return "bfloat16"
     dt = str(cfg.get("dtype") or cfg.get("torch_dtype") or "").removeprefix("torch.")
@@ -150,7 +52,7 @@ def export_merged(adapter_dir: str | Path, base: str | Path, out_dir: str | Path
     import torch
     from peft import PeftModel
 
-    tr = _import_transformers()
+    tr = import_transformers()
     base_dir = resolve_hf_model(base)
     dtype = dtype or default_dtype(base_dir)
     if dtype not in ("bfloat16", "float16", "float32"):
@@ -418,7 +320,7 @@ def export_run(run_dir: str | Path, to: str, out: str | Path, *, force: bool = F
         with _staged(out) as tmp:
             shutil.copytree(adapter, tmp)
             if not (tmp / "tokenizer_config.json").is_file():
-                _import_transformers().AutoTokenizer.from_pretrained(resolve_hf_model(base)).save_pretrained(tmp)
+                import_transformers().AutoTokenizer.from_pretrained(resolve_hf_model(base)).save_pretrained(tmp)
         return out
     if to == "merged":
         if has_adapter:
@@ -431,7 +333,7 @@ def export_run(run_dir: str | Path, to: str, out: str | Path, *, force: bool = F
                 else:
                     import torch
 
-                    tr = _import_transformers()
+                    tr = import_transformers()
                     tr.AutoModelForCausalLM.from_pretrained(str(merged), dtype=getattr(torch, dtype)).save_pretrained(tmp)
                     tr.AutoTokenizer.from_pretrained(str(merged)).save_pretrained(tmp)
         else:

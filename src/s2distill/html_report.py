@@ -15,11 +15,12 @@ from html import escape
 from pathlib import Path
 
 from .html_assets import CSS, JS
+from .report import group_table, judge_table, robustness_table, summary_table
 from .rundir import read_json, read_jsonl
 from .svgplot import Point, accuracy_tokens_svg, color_of, line_svg
 from .tables import Table, ci, num, pct
+from .types import SYSTEMS
 
-ORDER = ("system1", "system2", "system2_maj", "distilled")
 TEXT_CAP = 4000  # characters of a question or a response kept in the page
 
 
@@ -63,7 +64,7 @@ def _scorer(rd: Path):
 def eval_rows(rd: Path) -> list[dict]:
     """One row per eval input: question, gold, each system's answer (p), correctness (c), tokens (t),
     the System 1 / System 2 / distilled responses (r), and the System 2 samples with their vote."""
-    recs = {s: {r["example_id"]: r for r in _read_jsonl(rd / "eval" / f"{s}.jsonl")} for s in ORDER}
+    recs = {s: {r["example_id"]: r for r in _read_jsonl(rd / "eval" / f"{s}.jsonl")} for s in SYSTEMS}
     traces_path = next((p for p in (rd / "eval" / "system2_maj.traces.jsonl", rd / "eval" / "system2.traces.jsonl")
                         if p.is_file()), None)
     samples = {}
@@ -74,13 +75,13 @@ def eval_rows(rd: Path) -> list[dict]:
                  "t": sum(c["completion"].get("completion_tokens", 0) for c in s.get("calls", []))}
                 for s in t.get("samples", [])]
     examples = _read_jsonl(rd / "data" / "eval.jsonl")
-    ids = [e["id"] for e in examples] or list(dict.fromkeys(i for s in ORDER for i in recs[s]))
+    ids = [e["id"] for e in examples] or list(dict.fromkeys(i for s in SYSTEMS for i in recs[s]))
     questions = {e["id"]: e for e in examples}
     rows = []
     for i in ids:
         ex = questions.get(i, {})
         row = {"id": i, "q": _cap(ex.get("question")), "g": ex.get("gold")}
-        for s in ORDER:
+        for s in SYSTEMS:
             r = recs[s].get(i)
             if r is None:
                 continue
@@ -168,26 +169,6 @@ def plot_points(report: dict, run_label: str = "") -> list[Point]:
     return pts
 
 
-def summary_table(report: dict) -> Table:
-    lf = _label_free(report)
-    has_lf = bool(lf)
-    headers = ["system", "n", "accuracy %", "95% CI", "mean generated tokens", "calls/answer", "wall s/answer"]
-    if has_lf:
-        headers += ["agreement with System 2 %", "95% CI (agreement)", "confident agreement %"]
-    rows = []
-    for r in report.get("rows", []):
-        row = [r["system"], str(r["n"]), pct(r.get("accuracy")), ci(r.get("ci95")), num(r.get("mean_generated_tokens")),
-               num(r.get("calls_per_answer")), num(r.get("wall_s_per_answer"), ".2f")]
-        if has_lf:
-            x = lf.get(r.get("role")) or {}
-            if "mean_vote_share" in x:
-                row += [f"vote share {pct(x['mean_vote_share'])}", "-", "-"]
-            else:
-                row += [pct(x.get("agreement")), ci(x.get("agreement_ci95")), pct(x.get("confident_agreement"))]
-        rows.append(row)
-    return Table(headers, rows, align="l" + "r" * 2 + "l" + "r" * 3 + ("rlr" if has_lf else ""))
-
-
 def _verdict(report: dict) -> str:
     v = report.get("verdict")
     if not v:
@@ -203,33 +184,16 @@ def _verdict(report: dict) -> str:
 def _extras(report: dict) -> str:
     """Judge metrics, per-group accuracy and robustness over rewordings, when the run has them."""
     out = []
-    judged = [r for r in report.get("rows", []) if r.get("judge")]
-    if judged:
-        t = Table(["system", "agreement % (ties count against)", "agreement % on non-tie labels", "n non-tie",
-                   "inconsistent %", "tokens per verdict"],
-                  [[r["system"], f"{pct(r['accuracy'])} ({ci(r['ci95'])})",
-                    f"{pct(r['judge']['accuracy_non_tie'])} ({ci(r['judge']['accuracy_non_tie_ci95'])})",
-                    str(r["judge"]["n_non_tie"]), f"{pct(r['judge']['inconsistent'])} ({ci(r['judge']['inconsistent_ci95'])})",
-                    num(r["judge"]["tokens_per_verdict"])] for r in judged])
+    t = judge_table(report)
+    if t is not None:
         out.append('<h3>Pairwise judging, both response orders</h3><p class="note">A verdict that flips with the '
                    'order counts as a tie (position inconsistency).</p>' + t.html('id="judge"'))
-    grouped = [r for r in report.get("rows", []) if r.get("groups")]
-    if grouped:
-        names = list(dict.fromkeys(g for r in grouped for g in r["groups"] if g != "sycophancy"))
-        rows = []
-        for r in grouped:
-            g = r["groups"]
-            cells = [f"{pct(g[n]['accuracy'])} ({ci(g[n]['ci95'])}), n={g[n]['n']}" if n in g else "-" for n in names]
-            sy = g.get("sycophancy")
-            rows.append([r["system"], *cells, f"{pct(sy['rate'])} ({ci(sy['ci95'])})" if sy else "-"])
-        out.append("<h3>Accuracy per input group</h3>" + Table(["system", *names, "sycophancy %"], rows).html('id="groups"'))
-    rob = report.get("robustness") or {}
-    if rob:
-        n_w = len(next(iter(rob.values()))["accuracy_per_wording"])
-        rows = [[s, *(pct(a) for a in r["accuracy_per_wording"]), pct(r["mean"]), pct(r["spread"])] for s, r in rob.items()]
-        out.append("<h3>Robustness to the wording of the instruction (accuracy %)</h3>"
-                   + Table(["system", *(f"wording {i}" for i in range(n_w)), "mean", "spread (max-min)"], rows)
-                   .html('id="robustness"'))
+    t = group_table(report)
+    if t is not None:
+        out.append("<h3>Accuracy per input group</h3>" + t.html('id="groups"'))
+    t = robustness_table(report)
+    if t is not None:
+        out.append("<h3>Robustness to the wording of the instruction (accuracy %)</h3>" + t.html('id="robustness"'))
     return f'<section id="metrics"><h2>More metrics</h2>{"".join(out)}</section>' if out else ""
 
 
@@ -317,11 +281,11 @@ def render_run(run_dir: str | Path) -> str:
     report = load_report(rd)
     title = f"s2distill report: {report.get('task')} ({report.get('method')}, model {report.get('model')})"
     ev, (cur, labels_held) = eval_rows(rd), curation_rows(rd)
-    has = {s: any(s in r for r in ev) for s in ORDER}
+    has = {s: any(s in r for r in ev) for s in SYSTEMS}
     lf = _label_free(report)
     y_label = "accuracy % (95% CI)" + (" or agreement with System 2" if lf else "")
     plot = accuracy_tokens_svg(plot_points(report), y_label=y_label)
-    systems = summary_table(report).html('id="systems"')
+    systems = summary_table(report, with_label_free=True).html('id="systems"')
     body = [f"<header><h1>{escape(title)}</h1><p class=\"note\">run directory <code>{escape(str(rd))}"
             f"</code> · {len(ev)} eval inputs · {len(cur)} unlabeled train inputs</p></header>", _verdict(report),
             f'<section id="summary"><h2>Accuracy against generated tokens</h2><div class="row"><div id="plot">{plot}</div>'

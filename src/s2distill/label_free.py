@@ -17,13 +17,13 @@ did not parse never agrees.
 """
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 from .evaluate import ci95
 from .rundir import read_jsonl
-from .types import EvalRecord
+from .types import SYSTEMS, EvalRecord
+from .voting import plurality_share
 
 COMPARED = ("system1", "system2", "distilled")
 
@@ -41,17 +41,6 @@ def normalizer(task):
     return f
 
 
-def majority(answers: Sequence[str | None]) -> tuple[str | None, float]:
-    """Plurality over normalised answers (ties: first occurrence, as ``curate.plurality_answer``) and
-    its vote share over all k samples (unparsed samples count in k)."""
-    counts = Counter(a for a in answers if a is not None)
-    if not counts:
-        return None, 0.0
-    best = max(counts.values())
-    winner = next(a for a in answers if a is not None and counts[a] == best)
-    return winner, best / len(answers)
-
-
 def _read(path: Path) -> list[EvalRecord]:
     return [EvalRecord.from_json(d) for d in read_jsonl(path)] if path.is_file() else []
 
@@ -65,7 +54,7 @@ def compare(records: Sequence[EvalRecord], votes: dict[str, list[str | None]], n
         answers = votes.get(r.example_id)
         if answers is None:  # an input maj@k did not evaluate
             continue
-        winner, share = majority(answers)
+        winner, share = plurality_share(answers)
         pred = norm(r.prediction)
         ok = pred is not None and pred == winner
         n += 1
@@ -80,7 +69,7 @@ def compare(records: Sequence[EvalRecord], votes: dict[str, list[str | None]], n
 
 
 def label_free(eval_dir: str | Path, task, confident_share: float = 0.75,
-               systems: Sequence[str] = ("system1", "system2", "system2_maj", "distilled")) -> dict | None:
+               systems: Sequence[str] = SYSTEMS) -> dict | None:
     """``{system_role: metrics}`` from ``eval_dir``; None when there are no maj@k records to vote with."""
     eval_dir = Path(eval_dir)
     if "system2_maj" not in systems:
@@ -90,7 +79,7 @@ def label_free(eval_dir: str | Path, task, confident_share: float = 0.75,
         return None
     norm = normalizer(task)
     votes = {r.example_id: [norm(a) for a in r.meta["answers"]] for r in maj}
-    shares = [majority(v)[1] for v in votes.values()]
+    shares = [plurality_share(v)[1] for v in votes.values()]
     out: dict = {"system2_maj": {"mean_vote_share": sum(shares) / len(shares), "n": len(shares),
                                  "n_confident": sum(s >= confident_share for s in shares),
                                  "confident_share": confident_share,
@@ -180,26 +169,3 @@ def markdown(lf: dict | None, verdict_: dict | None, rows: Sequence[dict]) -> li
         if verdict_.get("fix"):
             lines.append(f"Fix: {verdict_['fix']}")
     return lines
-
-
-def verdict_of_run(run_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
-    """The verdict of a run directory (or an ``evals/<name>`` folder of one): from its report.json, or
-    rebuilt from its eval files (no model calls) when the report predates verdicts or thresholds are overridden."""
-    from .errors import S2DistillError
-    from .rundir import read_json
-
-    run_dir = Path(run_dir)
-    rep = run_dir / "report.json"
-    if rep.is_file() and not overrides:
-        report = read_json(rep)
-        if report.get("verdict"):
-            return report["verdict"]
-    if not (run_dir / "config.yaml").is_file():
-        raise S2DistillError(f"{run_dir} has no report.json or config.yaml; fix: pass a run directory made by "
-                             "`s2distill run CONFIG` (or `s2distill eval RUN --data FILE`)")
-    from .config import load_config
-    from .pipeline import Pipeline
-    from .report import build_report
-
-    cfg = load_config(run_dir / "config.yaml", list(overrides))
-    return build_report(Pipeline(cfg, run_dir=run_dir, log=lambda s: None, progress=False))["verdict"]

@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError, ModelError
-from .registry import did_you_mean
+from .keys import check_choice, check_keys, field_names
 
 __all__ = ["LaunchOptions", "LAUNCHERS", "SECTION_KEYS", "accelerate_config", "write_accelerate_config",
            "launch_argv", "launch_env", "worker_args", "run_launch", "train_accelerate", "options_from_section"]
@@ -57,10 +57,7 @@ class LaunchOptions:
     config_file: str | None = None  # your accelerate config YAML, used as-is (the options above are ignored)
 
     def __post_init__(self) -> None:
-        kinds = list(DISTRIBUTED) + list(_ACCELERATE_NAMES)
-        if self.distributed_type not in kinds:
-            raise ConfigError(f"unknown distributed_type '{self.distributed_type}'"
-                              f"{did_you_mean(self.distributed_type, kinds)} (known: {', '.join(DISTRIBUTED)})")
+        check_choice("distributed_type", self.distributed_type, list(DISTRIBUTED) + list(_ACCELERATE_NAMES), DISTRIBUTED)
         if self.num_processes is not None and self.num_processes < 1:
             raise ConfigError("num_processes must be >= 1 (or null: every visible GPU, or 2 on CPU)")
         if self.num_machines < 1 or not 0 <= self.machine_rank < self.num_machines:
@@ -71,9 +68,7 @@ class LaunchOptions:
         if self.num_processes is not None and self.num_processes % self.num_machines:
             raise ConfigError(f"num_processes={self.num_processes} is the total over all machines and must divide "
                               f"evenly by num_machines={self.num_machines}")
-        if self.mixed_precision not in MIXED_PRECISION:
-            raise ConfigError(f"unknown mixed_precision '{self.mixed_precision}'"
-                              f"{did_you_mean(self.mixed_precision, MIXED_PRECISION)} (known: {', '.join(MIXED_PRECISION)})")
+        check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
         if self.zero_stage not in (0, 1, 2, 3):
             raise ConfigError(f"zero_stage must be 0, 1, 2 or 3, got {self.zero_stage}")
         if self.cpu and self.kind in ("fsdp", "deepspeed"):
@@ -91,10 +86,7 @@ class LaunchOptions:
 
     @classmethod
     def from_dict(cls, d: dict) -> "LaunchOptions":
-        names = [f.name for f in dataclasses.fields(cls)]
-        for k in d:
-            if k not in names:
-                raise ConfigError(f"unknown accelerate option '{k}'{did_you_mean(k, names)} (known: {', '.join(names)})")
+        check_keys(d, field_names(cls), lambda k: f"unknown accelerate option '{k}'", "known")
         return cls(**d)
 
 
@@ -308,3 +300,10 @@ def train_accelerate(pairs_path: Path, base: str, out_dir: Path, cfg: Any, opts:
     if not summary_path.is_file() or summary_path.stat().st_mtime < t0:
         raise ModelError(f"accelerate launch exited 0 but rank 0 wrote no {summary_path}; fix: read {out_dir / LOG_NAME}")
     return json.loads(summary_path.read_text())
+
+
+def check_config(cfg: Any) -> None:
+    """``train.launcher`` and, for accelerate, its options (asked by ``config.validate``)."""
+    check_choice("train.launcher", cfg.train.launcher, LAUNCHERS)
+    if cfg.train.launcher == "accelerate":
+        options_from_section(cfg.train)  # names the bad option and the fix

@@ -13,9 +13,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from .curate import Vote, majority_vote
 from .errors import ConfigError
 from .types import Example, Rejected, Trace, TrainPair
+from .voting import Vote, majority_vote
 
 
 def variant_id(example_id: str, i: int) -> str:

@@ -13,7 +13,6 @@ losing or duplicating a sample.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import os
 import platform
@@ -29,12 +28,14 @@ import yaml
 from .backends.base import Backend
 from .config import RunConfig
 from .errors import ConfigError
+from .methods import calls_per_sample
 from .evaluate import combine_orders, score_traces, summarize
 from .perturb import base_id
 from .registry import CURATORS, METHODS
-from .rundir import CachingBackend, RunDir, SampleCache, read_jsonl, write_json, write_jsonl, write_text
+from .backends.caching import CachingBackend
+from .rundir import RunDir, SampleCache, read_jsonl, write_json, write_jsonl, write_text
 from .tasks import make_task
-from .types import Example, SamplingParams, Trace, TrainPair, stable_hash
+from .types import BASE_SYSTEMS, Example, SamplingParams, Trace, TrainPair, stable_hash
 
 BackendFactory = Callable[[RunConfig, str, dict], Backend]
 STAGES = ("data", "generate", "curate", "eval", "train", "report")
@@ -367,7 +368,7 @@ class Pipeline:
             tcfg = TrainConfig(**{k: v for k, v in dataclasses.asdict(c.train).items() if k in names}, seed=c.seed)
             base = c.train.base_model or c.model
             if c.train.curriculum == "stepwise":  # stage by stage, each its own resumable stage (stepwise.py)
-                from .stepwise import train_stepwise
+                from .stepwise_train import train_stepwise
 
                 summary = train_stepwise(self, pairs, base, out, tcfg)
             elif c.train.launcher == "accelerate":  # every rank reads the pairs file; rank 0 writes model/
@@ -401,7 +402,7 @@ class Pipeline:
     def stage_report(self) -> dict:
         from .report import build_report, to_markdown
 
-        report = build_report(self)
+        report = build_report(self.rd, self.cfg, self.task)
         write_json(self.rd / "report.json", report)
         write_text(self.rd / "report.md", to_markdown(report))
         try:  # the self-contained HTML page (html_report.py); the JSON and markdown above are never lost to it
@@ -416,7 +417,7 @@ class Pipeline:
         """The base model's evaluations only (no sampling of train inputs, no training): the data
         stage, then each of ``systems``; writes and returns the report."""
         for s in systems:
-            if s not in ("system1", "system2", "system2_maj"):
+            if s not in BASE_SYSTEMS:
                 raise ConfigError(f"evaluate_base evaluates system1, system2 or system2_maj, not '{s}'")
         self._write_meta()
         try:
@@ -443,7 +444,7 @@ class Pipeline:
             self.stage_curate()
             if until == "curate":
                 return {}
-            for s in ("system1", "system2", "system2_maj"):
+            for s in BASE_SYSTEMS:
                 if s in self.cfg.eval.systems:
                     self._eval_system(s, "base")
             if until == "eval":
@@ -465,13 +466,6 @@ def distilled_paths(model_dir: Path) -> dict:
     """Where the train stage put the distilled model (the ``extra`` the distilled backend is built with)."""
     return {"adapter": str(model_dir / "adapter") if (model_dir / "adapter").exists() else None,
             "merged": str(model_dir / "merged"), "lora_gguf": str(model_dir / "distilled-lora.gguf")}
-
-
-def calls_per_sample(method_cfg) -> int:
-    """Model calls one sample of a method makes (a method module may define ``steps_of(cfg)``)."""
-    module = importlib.import_module(METHODS.target(method_cfg.name).partition(":")[0])
-    steps_of = getattr(module, "steps_of", None)
-    return steps_of(method_cfg) if steps_of else 1
 
 
 class _NoBar:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import ConfigError
-from .registry import did_you_mean
+from .keys import check_choice
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 QUANTIZATIONS = ("none", "4bit", "8bit")
@@ -23,11 +23,6 @@ TRAIN_KEY_DEFAULTS: dict[str, Any] = {
     "liger_kernel": None, "save_steps": None, "save_total_limit": 2, "too_long": "truncate_prompt",
     "curriculum": "none", "epochs_per_stage": 1.0, "stages": 0, "remove_per_stage": 0, "removal_smoothing": 4.0,
 }
-
-
-def check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"unknown {key} '{value}'{did_you_mean(value, choices)} (known: {', '.join(choices)})")
 
 
 def check_device(key: str, device: str) -> None:

@@ -12,16 +12,14 @@ Extension points (a task, method, curator or backend defined outside the package
 """
 from __future__ import annotations
 
-import difflib
 import importlib
 from typing import Any
 
 from .errors import ConfigError
+from .keys import did_you_mean
 
-
-def did_you_mean(name: str, choices) -> str:
-    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.5)
-    return f"; did you mean '{close[0]}'?" if close else ""
+__all__ = ["BACKENDS", "CONFIG_CHECKS", "CURATORS", "METHODS", "TASKS", "Registry", "did_you_mean", "import_attr", "is_import_path",
+           "load_plugins"]
 
 
 def is_import_path(name: str) -> bool:
@@ -158,4 +156,14 @@ CURATORS = Registry(
         "swap_consistency": "s2distill.perturb:SwapConsistency",
         "universal_self_consistency": "s2distill.curate:UniversalSelfConsistency",
     },
+)
+
+# Config checks that need a component, asked of the component: ``config.validate`` calls each
+# ``check_config(cfg)`` in this order (config.py imports none of these modules).
+CONFIG_CHECKS = (
+    "s2distill.launch:check_config",  # train.launcher and the accelerate options
+    "s2distill.backends:check_config",  # the backend class's own settings (transformers, vllm)
+    "s2distill.tasks:check_config",  # task options; eval.both_orders / eval.rewordings against the task
+    "s2distill.methods:check_config",  # method options: steps, prompt overrides
+    "s2distill.stepwise:check_config",  # train.curriculum and its stage keys
 )

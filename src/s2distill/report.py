@@ -1,15 +1,16 @@
 """Report: the System 1 / System 2 / distilled table as JSON and markdown."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from .evaluate import summarize
 from .label_free import label_free, verdict
 from .label_free import markdown as label_free_markdown
 from .rundir import RunDir, read_json, read_jsonl
-from .types import EvalRecord
+from .tables import Table, ci, num, pct
+from .types import SYSTEMS, EvalRecord
 
-ORDER = ("system1", "system2", "system2_maj", "distilled")
 
 
 def system_label(system: str, method: str, k: int) -> str:
@@ -17,10 +18,9 @@ def system_label(system: str, method: str, k: int) -> str:
             "distilled": "distilled"}[system]
 
 
-def curation_quality(pipeline) -> dict | None:
+def curation_quality(rd: RunDir, task) -> dict | None:
     """How often the curated targets are right, checked afterwards against the held-back
     train labels (``data/train.gold.jsonl``, never given to a curator). None when unlabeled."""
-    rd = pipeline.rd
     gold_path, pairs_path = rd / "data" / "train.gold.jsonl", rd / "curate" / "pairs.jsonl"
     if not gold_path.exists() or not pairs_path.exists():
         return None
@@ -28,7 +28,7 @@ def curation_quality(pipeline) -> dict | None:
     pairs = [d for d in read_jsonl(pairs_path) if d["example_id"] in gold]
     if not pairs:
         return None
-    right = sum(pipeline.task.score(pipeline.task.extract(p["target"]), gold[p["example_id"]]) for p in pairs)
+    right = sum(task.score(task.extract(p["target"]), gold[p["example_id"]]) for p in pairs)
     return {"checked": len(pairs), "correct_targets": right, "target_accuracy": right / len(pairs)}
 
 
@@ -49,11 +49,20 @@ def robustness(rd: RunDir, cfg, rows: list[dict]) -> dict:
     return out
 
 
-def build_report(pipeline) -> dict:
-    rd: RunDir = pipeline.rd
-    cfg = pipeline.cfg
+def build_report(run_dir: str | Path | RunDir, cfg=None, task=None) -> dict:
+    """The report of a run directory: read from its files only (no engine, no pipeline). ``cfg``:
+    the run's config (default: its ``config.yaml``); ``task``: the task built from it."""
+    rd = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    if cfg is None:
+        from .config import load_config
+
+        cfg = load_config(rd / "config.yaml")
+    if task is None:
+        from .tasks import make_task
+
+        task = make_task(cfg.task)
     rows = []
-    for system in ORDER:
+    for system in SYSTEMS:
         path = rd / "eval" / f"{system}.jsonl"
         if system not in cfg.eval.systems or not path.exists():
             continue
@@ -64,7 +73,7 @@ def build_report(pipeline) -> dict:
                      "cache_hits": info.get("cache_hits", 0)})
     man = rd.manifest["stages"]
     cur = man.get("curate", {})
-    lf = label_free(rd / "eval", pipeline.task, cfg.eval.confident_share, cfg.eval.systems)
+    lf = label_free(rd / "eval", task, cfg.eval.confident_share, cfg.eval.systems)
     report = {
         "run_dir": str(Path(rd.path).resolve()),
         "task": cfg.task.name,
@@ -80,7 +89,7 @@ def build_report(pipeline) -> dict:
         "curation": {"curator": cfg.curate.name, "kept": cur.get("kept"), "kept_inputs": cur.get("kept_inputs"),
                      "rejected": cur.get("rejected"),
                      "reject_reasons": cur.get("reject_reasons"),
-                     "quality_checked_afterwards": curation_quality(pipeline)},
+                     "quality_checked_afterwards": curation_quality(rd, task)},
         "generation": {k: man.get("generate", {}).get(k) for k in ("wall_s_generate", "generated", "cache_hits")},
         "train": man.get("train", {}).get("summary"),
         "stages_wall_s": {k: v.get("wall_s") for k, v in man.items()},
@@ -91,56 +100,78 @@ def build_report(pipeline) -> dict:
     return {**report, "stepwise": stepwise} if stepwise else report
 
 
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}"
+def summary_table(report: dict, with_label_free: bool = False) -> Table:
+    """One row per system: accuracy (95% CI), tokens, calls, time; with ``with_label_free`` (and a
+    label-free section in the report) also the agreement with System 2."""
+    lf = report.get("label_free") or {}
+    has_lf = with_label_free and bool(lf)
+    headers = ["system", "n", "accuracy %", "95% CI", "mean generated tokens", "calls/answer", "wall s/answer"]
+    if has_lf:
+        headers += ["agreement with System 2 %", "95% CI (agreement)", "confident agreement %"]
+    rows = []
+    for r in report.get("rows", []):
+        row = [r["system"], str(r["n"]), pct(r.get("accuracy")), ci(r.get("ci95")), num(r.get("mean_generated_tokens")),
+               num(r.get("calls_per_answer")), num(r.get("wall_s_per_answer"), ".2f")]
+        if has_lf:
+            x = lf.get(r.get("role")) or {}
+            if "mean_vote_share" in x:
+                row += [f"vote share {pct(x['mean_vote_share'])}", "-", "-"]
+            else:
+                row += [pct(x.get("agreement")), ci(x.get("agreement_ci95")), pct(x.get("confident_agreement"))]
+        rows.append(row)
+    return Table(headers, rows, align="l" + "r" * 2 + "l" + "r" * 3 + ("rlr" if has_lf else ""))
 
 
-def _ci(c) -> str:
-    return f"{_pct(c[0])}-{_pct(c[1])}" if c else "-"
+def judge_table(report: dict) -> Table | None:
+    """Pairwise judges run on both response orders: agreement, position inconsistency, cost."""
+    judged = [r for r in report.get("rows", []) if r.get("judge")]
+    if not judged:
+        return None
+    return Table(["system", "agreement % (ties count against)", "agreement % on non-tie labels", "n non-tie",
+                  "inconsistent %", "tokens per verdict"],
+                 [[r["system"], f"{pct(r['accuracy'])} ({ci(r['ci95'])})",
+                   f"{pct(r['judge']['accuracy_non_tie'])} ({ci(r['judge']['accuracy_non_tie_ci95'])})",
+                   str(r["judge"]["n_non_tie"]), f"{pct(r['judge']['inconsistent'])} ({ci(r['judge']['inconsistent_ci95'])})",
+                   num(r["judge"]["tokens_per_verdict"])] for r in judged])
+
+
+def group_table(report: dict) -> Table | None:
+    """Accuracy per input group (e.g. TriviaQA opinion types) and the sycophancy rate."""
+    grouped = [r for r in report.get("rows", []) if r.get("groups")]
+    if not grouped:
+        return None
+    names = list(dict.fromkeys(g for r in grouped for g in r["groups"] if g != "sycophancy"))
+    rows = []
+    for r in grouped:
+        g = r["groups"]
+        cells = [f"{pct(g[n]['accuracy'])} ({ci(g[n]['ci95'])}), n={g[n]['n']}" if n in g else "-" for n in names]
+        sy = g.get("sycophancy")
+        rows.append([r["system"], *cells, f"{pct(sy['rate'])} ({ci(sy['ci95'])})" if sy else "-"])
+    return Table(["system", *names, "sycophancy %"], rows)
+
+
+def robustness_table(report: dict) -> Table | None:
+    """Accuracy per wording of the instruction, its mean and spread."""
+    rob = report.get("robustness") or {}
+    if not rob:
+        return None
+    n_w = len(next(iter(rob.values()))["accuracy_per_wording"])
+    rows = [[s, *(pct(a) for a in r["accuracy_per_wording"]), pct(r["mean"]), pct(r["spread"])] for s, r in rob.items()]
+    return Table(["system", *(f"wording {i}" for i in range(n_w)), "mean", "spread (max-min)"], rows)
 
 
 def to_markdown(report: dict) -> str:
     lines = [f"# s2distill report: {report['task']} ({report['method']}, model {report['model']})", "",
-             "| system | n | accuracy % | 95% CI | mean generated tokens | calls/answer | wall s/answer |",
-             "|---|---:|---:|---|---:|---:|---:|"]
-    for r in report["rows"]:
-        wall = f"{r['wall_s_per_answer']:.2f}" if r.get("wall_s_per_answer") is not None else "-"
-        lines.append(f"| {r['system']} | {r['n']} | {_pct(r['accuracy'])} | {_ci(r['ci95'])} "
-                     f"| {r['mean_generated_tokens']:.1f} | {r['calls_per_answer']:.1f} | {wall} |")
+             summary_table(report).markdown()]
     lines += label_free_markdown(report.get("label_free"), report.get("verdict"), report["rows"])
-    judged = [r for r in report["rows"] if r.get("judge")]
-    if judged:
-        lines += ["", "Pairwise judging, both response orders (a verdict that flips with the order counts as a tie):", "",
-                  "| system | agreement % (ties count against) | agreement % on non-tie labels | n non-tie | "
-                  "inconsistent % | tokens per verdict |", "|---|---:|---:|---:|---:|---:|"]
-        for r in judged:
-            j = r["judge"]
-            lines.append(f"| {r['system']} | {_pct(r['accuracy'])} ({_ci(r['ci95'])}) | "
-                         f"{_pct(j['accuracy_non_tie'])} ({_ci(j['accuracy_non_tie_ci95'])}) | {j['n_non_tie']} | "
-                         f"{_pct(j['inconsistent'])} ({_ci(j['inconsistent_ci95'])}) | "
-                         f"{j['tokens_per_verdict']:.1f} |")
-    grouped = [r for r in report["rows"] if r.get("groups")]
-    if grouped:
-        names = list(dict.fromkeys(g for r in grouped for g in r["groups"] if g != "sycophancy"))
-        lines += ["", "Accuracy % per input group (95% CI), and the sycophancy rate (answers repeating a suggested "
-                  "wrong answer):", "", "| system | " + " | ".join(names) + " | sycophancy % |",
-                  "|---|" + "---:|" * (len(names) + 1)]
-        for r in grouped:
-            g = r["groups"]
-            cells = [f"{_pct(g[n]['accuracy'])} ({_ci(g[n]['ci95'])}), n={g[n]['n']}"
-                     if n in g else "-" for n in names]
-            sy = g.get("sycophancy")
-            cells.append(f"{_pct(sy['rate'])} ({_ci(sy['ci95'])})" if sy else "-")
-            lines.append(f"| {r['system']} | " + " | ".join(cells) + " |")
-    rob = report.get("robustness") or {}
-    if rob:
-        n_w = len(next(iter(rob.values()))["accuracy_per_wording"])
-        lines += ["", "Robustness to the wording of the instruction (accuracy %, wording 0 = the configured one):", "",
-                  "| system | " + " | ".join(f"wording {i}" for i in range(n_w)) + " | mean | spread (max-min) |",
-                  "|---|" + "---:|" * (n_w + 2)]
-        for system, r in rob.items():
-            lines.append(f"| {system} | " + " | ".join(_pct(a) for a in r["accuracy_per_wording"]) +
-                         f" | {_pct(r['mean'])} | {_pct(r['spread'])} |")
+    for table, intro in ((judge_table(report), "Pairwise judging, both response orders (a verdict that flips with "
+                                                "the order counts as a tie):"),
+                         (group_table(report), "Accuracy % per input group (95% CI), and the sycophancy rate (answers "
+                                               "repeating a suggested wrong answer):"),
+                         (robustness_table(report), "Robustness to the wording of the instruction (accuracy %, "
+                                                    "wording 0 = the configured one):")):
+        if table is not None:
+            lines += ["", intro, "", table.markdown()]
     c = report.get("curation") or {}
     if c.get("kept") is not None:
         ki = c.get("kept_inputs")
@@ -149,7 +180,7 @@ def to_markdown(report: dict) -> str:
         q = c.get("quality_checked_afterwards")
         if q:
             lines.append(f"Curated targets correct (checked afterwards against held-back labels): "
-                         f"{q['correct_targets']}/{q['checked']} ({_pct(q['target_accuracy'])}%)")
+                         f"{q['correct_targets']}/{q['checked']} ({pct(q['target_accuracy'])}%)")
     t = report.get("train") or {}
     if t:
         lines += [f"Training: {t.get('steps')} steps, final loss {t.get('final_loss')}, "
@@ -168,3 +199,22 @@ def load_report(run_dir: str | Path) -> dict:
 
         raise S2DistillError(f"no report in {run_dir}; run `s2distill run CONFIG` first (it resumes where it stopped)")
     return read_json(p)
+
+
+def verdict_of_run(run_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
+    """The verdict of a run directory (or an ``evals/<name>`` folder of one): from its report.json, or
+    rebuilt from its eval files (no model calls) when the report predates verdicts or thresholds are overridden."""
+    from .errors import S2DistillError
+
+    run_dir = Path(run_dir)
+    rep = run_dir / "report.json"
+    if rep.is_file() and not overrides:
+        report = read_json(rep)
+        if report.get("verdict"):
+            return report["verdict"]
+    if not (run_dir / "config.yaml").is_file():
+        raise S2DistillError(f"{run_dir} has no report.json or config.yaml; fix: pass a run directory made by "
+                             "`s2distill run CONFIG` (or `s2distill eval RUN --data FILE`)")
+    from .config import load_config
+
+    return build_report(run_dir, load_config(run_dir / "config.yaml", list(overrides)))["verdict"]

@@ -22,7 +22,8 @@ from typing import Any, Literal
 from . import checkpoints
 from .checkpoints import save_steps_arg
 from .errors import ConfigError, DataError, ModelError
-from .export import hf_model_dir, resolve_hf_model
+from .keys import check_keys, field_names
+from .models import hf_model_dir, resolve_hf_model
 from .precision import bitsandbytes_config, resolve_dtype, trainer_precision
 from .types import TrainPair
 
@@ -78,10 +79,7 @@ class TrainConfig:
     @classmethod
     def from_json(cls, d: dict) -> "TrainConfig":
         d = dict(d)
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            known = [f.name for f in dataclasses.fields(cls)]
-            raise ConfigError(f"unknown train option(s) {sorted(unknown)}; known: {known}")
+        check_keys(d, field_names(cls), lambda k: f"unknown train option '{k}'", "known")
         if isinstance(d.get("target_modules"), list):
             d["target_modules"] = tuple(d["target_modules"])
         return cls(**d)

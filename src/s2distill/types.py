@@ -12,6 +12,12 @@ from typing import Any
 
 Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": str}
 
+# The systems a run evaluates, in report order: the base model answering directly (System 1), the
+# System 2 method greedy, its majority over k samples, and the distilled model answering directly.
+SYSTEMS = ("system1", "system2", "system2_maj", "distilled")
+BASE_SYSTEMS = SYSTEMS[:3]  # the base model's; "distilled" needs a trained model
+DIRECT_SYSTEMS = ("system1", "distilled")  # answer with the direct System 1 prompt
+
 
 def _asdict(obj: Any) -> dict:
     return dataclasses.asdict(obj)

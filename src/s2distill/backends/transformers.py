@@ -21,6 +21,14 @@ class TransformersBackend(Backend):
     name = "transformers"
 
     @classmethod
+    def check_config(cls, cfg) -> None:
+        from ..keys import check_choice
+        from ..precision import DTYPES, check_device
+
+        check_device("backend.device", cfg.backend.device)
+        check_choice("backend.dtype", cfg.backend.dtype, DTYPES)
+
+    @classmethod
     def config_kwargs(cls, cfg, role: str, extra: dict) -> dict:
         kw: dict[str, Any] = {}
         if role == "distilled":
@@ -30,7 +38,7 @@ class TransformersBackend(Backend):
 
     @classmethod
     def model_id_of(cls, model: str = "default", adapter: str | Path | None = None, **_: Any) -> str:
-        from ..export import resolve_hf_model
+        from ..models import resolve_hf_model
 
         return resolve_hf_model(model) + (f"+{Path(adapter).resolve()}" if adapter is not None else "")
 
@@ -41,7 +49,7 @@ class TransformersBackend(Backend):
             import transformers
         except ImportError as e:
             raise BackendError(f"{e}; fix: pip install 's2distill[train]' (torch, transformers, peft)") from e
-        from ..export import resolve_hf_model
+        from ..models import resolve_hf_model
 
         if threads:
             torch.set_num_threads(threads)

@@ -103,6 +103,12 @@ class VLLMBackend(LaunchedBackend):
     name = "vllm"
 
     @classmethod
+    def check_config(cls, cfg) -> None:
+        b = cfg.backend
+        check_settings(b.tensor_parallel_size, b.gpu_memory_utilization, b.max_model_len, b.startup_timeout_s)
+        check_model(cfg.model)
+
+    @classmethod
     def config_kwargs(cls, cfg, role: str, extra: dict) -> dict:
         from .base import client_kwargs
 

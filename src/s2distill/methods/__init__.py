@@ -6,20 +6,34 @@ Every step of a method builds all its requests first and makes one batched
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Sequence
 
-from ..errors import ConfigError
-from ..registry import did_you_mean
+from ..keys import check_keys
 from ..types import Call, Completion, Example, GenRequest, Message, Sample, SamplingParams, Trace
+
+
+def calls_per_sample(method_cfg) -> int:
+    """Model calls one sample of a method makes (a method module may define ``steps_of(cfg)``)."""
+    from ..registry import METHODS
+
+    module = importlib.import_module(METHODS.target(method_cfg.name).partition(":")[0])
+    steps_of = getattr(module, "steps_of", None)
+    return steps_of(method_cfg) if steps_of else 1
+
+
+def check_config(cfg) -> None:
+    """The method's options: its steps and its prompt overrides (asked by ``config.validate``)."""
+    from .prompts import check_prompts
+
+    calls_per_sample(cfg.method)
+    check_prompts(cfg.method)  # method.options.prompts.<step>: placeholders checked before any model call
 
 
 def method_options(cfg, method: str, allowed: Sequence[str]) -> dict:
     """``cfg.options`` checked against a method's allowed option names."""
     opts = dict(getattr(cfg, "options", None) or {})
-    for k in opts:
-        if k not in allowed:
-            raise ConfigError(f"unknown option method.options.{k} for method '{method}'{did_you_mean(k, allowed)} "
-                              f"(allowed: {', '.join(allowed)})")
+    check_keys(opts, allowed, lambda k: f"unknown option method.options.{k} for method '{method}'")
     return opts
 
 

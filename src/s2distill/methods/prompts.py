@@ -13,7 +13,7 @@ import string
 from dataclasses import dataclass
 
 from ..errors import ConfigError
-from ..registry import did_you_mean
+from ..keys import did_you_mean
 
 
 @dataclass(frozen=True)

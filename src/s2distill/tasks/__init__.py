@@ -8,23 +8,16 @@ validated by the task's ``Options`` dataclass.
 from __future__ import annotations
 
 import dataclasses
-import typing
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, DataError
-from ..registry import TASKS, did_you_mean
+from ..keys import build
+from ..registry import TASKS
 
 
 def parse_options(cls: Any, options: dict, task: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    for k in options:
-        if k not in hints:
-            raise ConfigError(f"unknown option task.options.{k} for task '{task}'{did_you_mean(k, hints)} "
-                              f"(allowed: {', '.join(hints)})")
-    from ..config import _coerce
-
-    return cls(**{k: _coerce(v, hints[k], f"task.options.{k}") for k, v in options.items()})
+    return build(cls, options, "task.options", unknown=lambda k: f"unknown option task.options.{k} for task '{task}'")
 
 
 def make_task(task_cfg: Any) -> Any:
@@ -35,6 +28,20 @@ def make_task(task_cfg: Any) -> Any:
                           f"{', '.join(missing) or 'Options as a dataclass'}; see s2distill.tasks.base.Task")
     opts = parse_options(cls.Options, dict(task_cfg.options), task_cfg.name)
     return cls(opts)
+
+
+def check_config(cfg: Any) -> None:
+    """The task's options, and what ``eval`` asks of the task (asked by ``config.validate``)."""
+    task = make_task(cfg.task)
+    swaps = callable(getattr(task, "perturb", None)) and callable(getattr(task, "unperturb_answer", None))
+    if cfg.eval.both_orders and not swaps:
+        raise ConfigError(f"eval.both_orders needs a pairwise judge task (task.name=judge); task '{cfg.task.name}' "
+                          "cannot swap its inputs: set eval.both_orders=false")
+    if cfg.eval.rewordings:
+        n_max = getattr(task, "n_perturbations", 0) if callable(getattr(task, "perturb", None)) else 0
+        if cfg.eval.rewordings > n_max:
+            raise ConfigError(f"eval.rewordings={cfg.eval.rewordings} but task '{cfg.task.name}' has "
+                              f"{n_max} rewordings of its input; set eval.rewordings to at most {n_max}")
 
 
 def is_dataset_dir(path: Path) -> bool:
@@ -77,4 +84,4 @@ def _declares_config(repo: Path, config: str) -> bool:
     return readme.is_file() and f"config_name: {config}" in readme.read_text(encoding="utf-8", errors="replace")
 
 
-__all__ = ["hub_rows", "is_dataset_dir", "make_task", "parse_options", "dataclasses"]
+__all__ = ["check_config", "hub_rows", "is_dataset_dir", "make_task", "parse_options", "dataclasses"]

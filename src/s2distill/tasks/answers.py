@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ..errors import ConfigError
-from ..registry import did_you_mean
+from ..keys import check_choice
 
 # --- numbers ---------------------------------------------------------------------------------
 _NUM = r"-?\$?\s?\d[\d,]*(?:\.\d+)?"
@@ -276,5 +276,5 @@ def answer_format(name: str, *, letters: str = "ABCD", pattern: str | None = Non
             return s or None
 
         return AnswerFormat("exact", "<answer>", "Answer with only the final answer.", _answer_line, exact, exact)
-    raise ConfigError(f"unknown task.options.answer_format '{name}'{did_you_mean(name, FORMATS)} "
-                      f"(known: {', '.join(FORMATS)})")
+    check_choice("task.options.answer_format", name, FORMATS)
+    raise AssertionError(f"answer format '{name}' is listed in FORMATS but not built")

@@ -1,0 +1,60 @@
+"""A backend wrapper that looks every sample up in, and appends it to, a run's ``SampleCache``."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+from ..rundir import SampleCache
+from ..types import Completion, GenRequest
+from .base import Backend
+
+
+class CachingBackend(Backend):
+    """Wraps a backend: every sample is looked up in / appended to a ``SampleCache``.
+
+    A request with n samples is split into n single-sample requests whose seeds are
+    ``seed + j``, so each sample has its own identity and a resumed run regenerates
+    exactly the samples that are missing: none lost, none duplicated.
+    """
+
+    name = "cached"
+
+    def __init__(self, inner: Backend, cache: SampleCache, on_progress: Callable[[int], None] | None = None):
+        self.inner = inner
+        self.cache = cache
+        self.model_id = inner.model_id
+        self.on_progress = on_progress
+        self.hits = 0
+        self.misses = 0
+
+    def iter_generate(self, requests: Sequence[GenRequest]) -> Iterator[tuple[int, int, Completion]]:
+        todo: list[tuple[int, int, str, GenRequest]] = []
+        for i, req in enumerate(requests):
+            for j in range(req.params.n):
+                key = req.sample_key(j, self.model_id)
+                hit = self.cache.get(key)
+                if hit is not None:
+                    self.hits += 1
+                    yield i, j, hit
+                else:
+                    single = GenRequest(req.messages, _single(req, j))
+                    todo.append((i, j, key, single))
+        if self.on_progress and self.hits:
+            self.on_progress(self.hits)
+        if not todo:
+            return
+        for k, _, comp in self.inner.iter_generate([t[3] for t in todo]):
+            i, j, key, _ = todo[k]
+            self.cache.put(key, comp)
+            self.misses += 1
+            if self.on_progress:
+                self.on_progress(1)
+            yield i, j, comp
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _single(req: GenRequest, j: int):
+    from dataclasses import replace
+
+    return replace(req.params, n=1, seed=req.params.seed + j)

@@ -1,0 +1,111 @@
+"""The package's import graph: no cycle, and no module imports a module of a higher layer.
+
+Every import counts, also the lazy ones inside functions (they are how heavy or optional
+modules are kept off ``import s2distill``, not a licence to reach upward). A new module must be
+placed in a layer here.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "s2distill"
+
+# Lowest first. A module may import modules of its own layer or of a lower one. Packages
+# (backends, tasks, methods) name all their modules.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("types and helpers", ("s2distill", "errors", "types", "keys", "registry", "voting", "tables", "svgplot",
+                           "html_assets", "checkpoints")),
+    ("models/rundir/config", ("models", "rundir", "config", "precision", "train_rows")),
+    ("backends/tasks/methods/curate", ("backends", "tasks", "methods", "curate", "perturb", "distributed",
+                                       "judge_pairs")),
+    ("train/evaluate", ("train", "train_worker", "launch", "evaluate", "label_free", "export", "stepwise")),
+    # the report is built from a run directory and its resolved config (no pipeline object), so it
+    # sits under the pipeline, whose last stage writes it
+    ("report", ("report", "html_report", "compare", "mdpage")),
+    ("pipeline", ("pipeline", "stepwise_train")),
+    ("commands", ("eval_data", "cli")),
+]
+
+
+def _name(path: Path) -> str:
+    parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _layer(module: str) -> int:
+    short = module.removeprefix("s2distill.") if module != "s2distill" else "s2distill"
+    for i, (_, names) in enumerate(LAYERS):
+        if short in names or short.split(".")[0] in names and "." in short:
+            return i
+    raise AssertionError(f"module {module} is in no layer; place it in tests/test_import_graph.py LAYERS")
+
+
+def _type_checking_nodes(tree: ast.AST) -> set[int]:
+    skip = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip |= {id(n) for b in node.body for n in ast.walk(b)}
+    return skip
+
+
+def import_graph() -> dict[str, set[str]]:
+    files = {_name(p): p for p in SRC.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for mod, path in files.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        skip = _type_checking_nodes(tree)
+        pkg = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+        out: set[str] = set()
+        for node in ast.walk(tree):
+            if id(node) in skip:
+                continue
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                for alias in node.names:  # `from . import checkpoints` imports a module
+                    out.add(f"{target}.{alias.name}" if f"{target}.{alias.name}" in files else target)
+            elif isinstance(node, ast.Import):
+                out |= {a.name for a in node.names}
+        graph[mod] = {m for m in out if m in files and m != mod}
+    return graph
+
+
+def test_every_module_has_a_layer_and_no_import_goes_up():
+    graph = import_graph()
+    up = [f"{m} ({LAYERS[_layer(m)][0]}) imports {t} ({LAYERS[_layer(t)][0]})"
+          for m, targets in sorted(graph.items()) for t in sorted(targets) if _layer(t) > _layer(m)]
+    assert not up, "upward imports:\n" + "\n".join(up)
+
+
+def test_no_import_cycle():
+    graph = import_graph()
+    state: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[str] = []
+
+    def visit(m: str) -> None:
+        state[m] = 1
+        stack.append(m)
+        for t in sorted(graph[m]):
+            if state.get(t) == 1:
+                cycles.append(" -> ".join(stack[stack.index(t):] + [t]))
+            elif t not in state:
+                visit(t)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m)
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_the_walker_sees_lazy_and_relative_imports():
+    graph = import_graph()
+    assert "s2distill.checkpoints" in graph["s2distill.train"]  # `from . import checkpoints`
+    assert "s2distill.registry" in graph["s2distill.backends"]  # inside a function
+    assert _layer("s2distill.backends.llamacpp") == _layer("s2distill.tasks.gsm8k") < _layer("s2distill.pipeline")
