@@ -101,6 +101,12 @@ class TrainSection:
     save_steps: float | None = None  # checkpoint every N optimizer steps (< 1: that fraction of the run); None: 0.1
     save_total_limit: int = 2  # checkpoints kept under model/checkpoints (older ones are deleted)
     too_long: str = "truncate_prompt"  # rows over max_length: truncate_prompt (from the left) | error
+    # curriculum (s2distill.stepwise): stepwise = train on the System 2 trace, drop it step by step from the left
+    curriculum: str = "none"  # none | stepwise
+    epochs_per_stage: float = 1.0  # stepwise: epochs of every stage (each stage starts a fresh optimizer)
+    stages: int = 0  # stepwise: 0 = one stage per step of the longest trace (+1 answer-only); N >= 2 = N stages
+    remove_per_stage: int = 0  # stepwise: > 0 = drop this many trace tokens per stage instead of whole steps
+    removal_smoothing: float = 4.0  # stepwise, token level: lambda of the extra-removal offset P(o) ~ exp(-lambda o)
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,15 @@ def plot_points(report: dict, run_label: str = "") -> list[Point]:
                          hi=c[1] if c else None, color=color_of(role, i), hollow=hollow,
                          title=f"{name}: {pct(acc)}% ({ci(c)}), {num(r.get('mean_generated_tokens'))} tokens"
                                + (" (agreement with System 2, no gold)" if hollow else "")))
+    for j, r in enumerate((report.get("stepwise") or {}).get("stages", [])[:-1]):  # partial curriculum stages
+        if r.get("accuracy") is None:
+            continue
+        name = f"{run_label + ': ' if run_label else ''}stage {r['stage']}"
+        c = r.get("ci95")
+        pts.append(Point(label=name, x=r["mean_generated_tokens"], y=r["accuracy"], lo=c[0] if c else None,
+                         hi=c[1] if c else None, color=color_of("stage", len(pts) + j),
+                         title=f"{name} (stepwise, partial trace): {pct(r['accuracy'])}% ({ci(c)}), "
+                               f"{num(r['mean_generated_tokens'])} tokens"))
     return pts
 
 

@@ -375,7 +375,11 @@ class Pipeline:
             names = {f.name for f in dataclasses.fields(TrainConfig)}
             tcfg = TrainConfig(**{k: v for k, v in dataclasses.asdict(c.train).items() if k in names}, seed=c.seed)
             base = c.train.base_model or c.model
-            if c.train.launcher == "accelerate":  # every rank reads the pairs file; rank 0 writes model/
+            if c.train.curriculum == "stepwise":  # stage by stage, each its own resumable stage (stepwise.py)
+                from .stepwise_train import train_stepwise
+
+                summary = train_stepwise(self, pairs, base, out, tcfg)
+            elif c.train.launcher == "accelerate":  # every rank reads the pairs file; rank 0 writes model/
                 from .launch import options_from_section, train_accelerate
 
                 summary = train_accelerate(self.rd / "curate" / "pairs.jsonl", base, out, tcfg,

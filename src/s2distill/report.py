@@ -77,7 +77,7 @@ def build_report(run_dir: str | Path | RunDir, cfg=None, task=None) -> dict:
     from .teacher import report_part
 
     teacher = report_part(rd, cfg, rows)  # with a teacher: each row's model and the tokens per model
-    return {
+    report = {
         "run_dir": str(Path(rd.path).resolve()),
         "task": cfg.task.name,
         "task_options": cfg.task.options,
@@ -98,6 +98,10 @@ def build_report(run_dir: str | Path | RunDir, cfg=None, task=None) -> dict:
         "train": man.get("train", {}).get("summary"),
         "stages_wall_s": {k: v.get("wall_s") for k, v in man.items()},
     }
+    from .stepwise import report_section
+
+    stepwise = report_section(report)  # a curriculum's stage points (accuracy vs tokens); absent otherwise
+    return {**report, "stepwise": stepwise} if stepwise else report
 
 
 def summary_table(report: dict, with_label_free: bool = False) -> Table:
@@ -206,6 +210,9 @@ def to_markdown(report: dict) -> str:
     if t:
         lines += [f"Training: {t.get('steps')} steps, final loss {t.get('final_loss')}, "
                   f"{t.get('train_time_s', 0):.0f}s, peak RSS {t.get('peak_rss_bytes', 0) / 2**30:.2f} GiB"]
+    from .stepwise import markdown as stepwise_markdown
+
+    lines += stepwise_markdown(report.get("stepwise"))
     lines += ["", f"Run directory: `{report['run_dir']}`", ""]
     return "\n".join(lines)
 
