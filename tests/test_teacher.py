@@ -150,6 +150,7 @@ def test_system2_runs_on_the_teacher_and_system1_on_the_student(tmp_path):
     html = (tmp_path / "report.html").read_text()
     assert f"teacher {TEACHER}, student default" in html and 'id="tokens-per-model"' in html
     assert f'<td class="l">{TEACHER}</td>' in html
+    assert '"teacher_system1":true' in html  # the example browser has the teacher's direct answers
 
 
 def test_one_engine_at_a_time(tmp_path):
