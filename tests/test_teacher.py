@@ -116,6 +116,13 @@ def test_missing_teacher_part_names_the_extra(tmp_path):
     assert not list(tmp_path.iterdir())  # nothing half-written
 
 
+def test_validate_names_the_teacher(capsys):
+    from s2distill.cli import main
+
+    assert main(["validate", "configs/teacher_student.yaml"]) == 0
+    assert "model=default, teacher=qwen2.5-coder-1.5b on llamacpp" in capsys.readouterr().out
+
+
 def test_ls_lists_the_teacher_model(capsys):
     from s2distill.cli import main
 
