@@ -9,7 +9,6 @@ Nothing here imports torch: the argv and config builders are pure functions.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import re
