@@ -148,10 +148,10 @@ class RunDir:
         return bool(st and st.get("done") and st.get("fingerprint") == fingerprint
                     and all((self.path / o).exists() for o in st.get("outputs", [])))
 
-    def mark_done(self, name: str, fingerprint: str, outputs: Sequence[str], wall_s: float, **extra: Any) -> None:
+    def mark_done(self, name: str, fingerprint: str, outputs: Sequence[str], wall_s: float, **info: Any) -> None:
         self.manifest["stages"][name] = {"fingerprint": fingerprint, "done": True, "outputs": list(outputs),
                                          "wall_s": round(wall_s, 3), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                         **extra}
+                                         **info}
         write_json(self.manifest_path, self.manifest)
 
     def stage_info(self, name: str) -> dict:

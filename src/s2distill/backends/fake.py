@@ -17,8 +17,8 @@ class FakeBackend(Backend):
     name = "fake"
 
     @classmethod
-    def config_kwargs(cls, cfg, role: str, extra: dict) -> dict:
-        return dict(model_id=f"fake:{role}")
+    def config_kwargs(cls, cfg, weights: str, trained: dict) -> dict:
+        return dict(model_id=f"fake:{weights}")
 
     @classmethod
     def model_id_of(cls, model_id: str = "fake", model: str | None = None, **_: object) -> str:
