@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "s2distill"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("types and helpers", ("s2distill", "errors", "types", "keys", "registry", "voting", "tables", "svgplot",
                            "html_assets", "checkpoints")),
-    ("models/rundir/config", ("models", "rundir", "config", "precision", "train_rows")),
+    ("models/rundir/config", ("models", "rundir", "config", "teacher", "precision", "train_rows")),
     ("backends/tasks/methods/curate", ("backends", "tasks", "methods", "curate", "perturb", "distributed",
                                        "judge_pairs")),
     ("train/evaluate", ("train", "train_worker", "launch", "evaluate", "label_free", "export", "stepwise")),

@@ -14,7 +14,7 @@ import yaml
 
 from .errors import ConfigError
 from .keys import build, check_choice
-from .types import SYSTEMS
+from .types import DEFAULT_SYSTEMS, SYSTEMS
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ class TrainSection:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    systems: list[str] = field(default_factory=lambda: list(SYSTEMS))
+    systems: list[str] = field(default_factory=lambda: list(DEFAULT_SYSTEMS))
     k: int = 4  # samples for System 2 maj@k
     temperature: float = 0.7  # for maj@k sampling
     max_tokens_system1: int = 32
@@ -141,6 +141,15 @@ DISTRIBUTED_STAGES = ("generate", "curate", "eval")
 
 
 @dataclass(frozen=True)
+class TeacherConfig:
+    """A stronger model for System 2 (generation, model-based curation, System 2 evaluation); the run's
+    ``model`` stays the student. ``backend`` keys not given here are the run's own (s2distill.teacher)."""
+
+    model: str = ""  # embedded model name, .gguf path, or HF id, as the top-level model
+    backend: BackendConfig = field(default_factory=BackendConfig)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     name: str = "run"
     seed: int = 0
@@ -154,9 +163,13 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     plugins: list[str] = field(default_factory=list)  # modules imported before validation (they register classes)
+    teacher: TeacherConfig | None = None  # System 2 from a stronger model (None: the run's model, as in the paper)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if d["teacher"] is None:  # config.yaml of a run without a teacher reads as before the section existed
+            del d["teacher"]
+        return d
 
 
 def _set_path(d: dict, dotted: str, value: Any) -> None:
@@ -199,7 +212,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         raw = {**raw, **data}
     for k, v in parse_overrides(overrides or []):
         _set_path(raw, k, v)
-    cfg = build(RunConfig, raw)
+    from .teacher import inherit_backend
+
+    cfg = build(RunConfig, inherit_backend(raw))
     validate(cfg)
     return cfg
 

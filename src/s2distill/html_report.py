@@ -15,7 +15,7 @@ from html import escape
 from pathlib import Path
 
 from .html_assets import CSS, JS
-from .report import group_table, judge_table, robustness_table, summary_table
+from .report import group_table, judge_table, models_line, robustness_table, summary_table, tokens_table
 from .rundir import read_json, read_jsonl
 from .svgplot import Point, accuracy_tokens_svg, color_of, line_svg
 from .tables import Table, ci, num, pct
@@ -194,6 +194,9 @@ def _extras(report: dict) -> str:
     t = robustness_table(report)
     if t is not None:
         out.append("<h3>Robustness to the wording of the instruction (accuracy %)</h3>" + t.html('id="robustness"'))
+    t = tokens_table(report)
+    if t is not None:
+        out.append("<h3>Generated tokens per model</h3>" + t.html('id="tokens-per-model"'))
     return f'<section id="metrics"><h2>More metrics</h2>{"".join(out)}</section>' if out else ""
 
 
@@ -279,7 +282,7 @@ def render_run(run_dir: str | Path) -> str:
 
     rd = Path(run_dir)
     report = load_report(rd)
-    title = f"s2distill report: {report.get('task')} ({report.get('method')}, model {report.get('model')})"
+    title = f"s2distill report: {report.get('task')} ({report.get('method')}, {models_line(report)})"
     ev, (cur, labels_held) = eval_rows(rd), curation_rows(rd)
     has = {s: any(s in r for r in ev) for s in SYSTEMS}
     lf = _label_free(report)

@@ -18,7 +18,8 @@ class FakeBackend(Backend):
 
     @classmethod
     def config_kwargs(cls, cfg, role: str, extra: dict) -> dict:
-        return dict(model_id=f"fake:{role}")
+        # a named model (e.g. a teacher's) is part of the id, so two models' samples never share a cache key
+        return dict(model_id=f"fake:{role}" if cfg.model == "default" else f"fake:{cfg.model}:{role}")
 
     @classmethod
     def model_id_of(cls, model_id: str = "fake", model: str | None = None, **_: object) -> str:
