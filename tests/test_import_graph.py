@@ -16,14 +16,14 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "s2distill"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("types and helpers", ("s2distill", "errors", "types", "keys", "registry", "voting", "atomic", "tables", "svgplot",
                            "html_assets", "checkpoints")),
-    ("models/rundir/config", ("models", "rundir", "config", "precision", "train_rows")),
+    ("models/rundir/config", ("models", "rundir", "config", "teacher", "precision", "train_rows")),
     ("backends/tasks/methods/curate", ("backends", "tasks", "methods", "curate", "perturb", "distributed",
                                        "judge_pairs")),
-    ("train/evaluate", ("train", "train_worker", "launch", "evaluate", "label_free", "export")),
+    ("train/evaluate", ("train", "train_worker", "launch", "evaluate", "label_free", "export", "stepwise")),
     # the report is built from a run directory and its resolved config (no pipeline object), so it
     # sits under the pipeline, whose last stage writes it
     ("report", ("report", "html_report", "compare", "mdpage")),
-    ("pipeline", ("pipeline",)),
+    ("pipeline", ("pipeline", "stepwise_train")),
     ("commands", ("eval_data", "cli")),
 ]
 

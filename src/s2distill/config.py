@@ -14,7 +14,7 @@ import yaml
 
 from .errors import ConfigError
 from .keys import build, check_choice
-from .types import SYSTEMS
+from .types import DEFAULT_SYSTEMS, SYSTEMS
 
 
 @dataclass(frozen=True)
@@ -101,11 +101,17 @@ class TrainSection:
     save_steps: float | None = None  # checkpoint every N optimizer steps (< 1: that fraction of the run); None: 0.1
     save_total_limit: int = 2  # checkpoints kept under model/checkpoints (older ones are deleted)
     too_long: str = "truncate_prompt"  # rows over max_length: truncate_prompt (from the left) | error
+    # curriculum (s2distill.stepwise): stepwise = train on the System 2 trace, drop it step by step from the left
+    curriculum: str = "none"  # none | stepwise
+    epochs_per_stage: float = 1.0  # stepwise: epochs of every stage (each stage starts a fresh optimizer)
+    stages: int = 0  # stepwise: 0 = one stage per step of the longest trace (+1 answer-only); N >= 2 = N stages
+    remove_per_stage: int = 0  # stepwise: > 0 = drop this many trace tokens per stage instead of whole steps
+    removal_smoothing: float = 4.0  # stepwise, token level: lambda of the extra-removal offset P(o) ~ exp(-lambda o)
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    systems: list[str] = field(default_factory=lambda: list(SYSTEMS))
+    systems: list[str] = field(default_factory=lambda: list(DEFAULT_SYSTEMS))
     k: int = 4  # samples for System 2 maj@k
     temperature: float = 0.7  # for maj@k sampling
     max_tokens_system1: int = 32
@@ -135,6 +141,15 @@ DISTRIBUTED_STAGES = ("generate", "curate", "eval")
 
 
 @dataclass(frozen=True)
+class TeacherConfig:
+    """A stronger model for System 2 (generation, model-based curation, System 2 evaluation); the run's
+    ``model`` stays the student. ``backend`` keys not given here are the run's own (s2distill.teacher)."""
+
+    model: str = ""  # embedded model name, .gguf path, or HF id, as the top-level model
+    backend: BackendConfig = field(default_factory=BackendConfig)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     name: str = "run"
     seed: int = 0
@@ -148,9 +163,13 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
     plugins: list[str] = field(default_factory=list)  # modules imported before validation (they register classes)
+    teacher: TeacherConfig | None = None  # System 2 from a stronger model (None: the run's model, as in the paper)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if d["teacher"] is None:  # config.yaml of a run without a teacher reads as before the section existed
+            del d["teacher"]
+        return d
 
 
 def _set_path(d: dict, dotted: str, value: Any) -> None:
@@ -193,7 +212,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         raw = {**raw, **data}
     for k, v in parse_overrides(overrides or []):
         _set_path(raw, k, v)
-    cfg = build(RunConfig, raw)
+    from .teacher import inherit_backend
+
+    cfg = build(RunConfig, inherit_backend(raw))
     validate(cfg)
     return cfg
 

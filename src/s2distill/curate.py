@@ -16,9 +16,12 @@ from .voting import Vote, majority_vote, plurality_answer
 __all__ = ["NoFilter", "SelfConsistency", "UniversalSelfConsistency", "Vote", "majority_vote", "plurality_answer"]
 
 
-def _pair(task, ex: Example, answer: str, meta: dict) -> TrainPair:
+def _pair(task, ex: Example, answer: str, meta: dict, trace: Trace | None = None) -> TrainPair:
+    """The pair, with the System 2 reasoning of the first sample that gave ``answer`` in ``meta["trace"]`` (what a
+    stepwise curriculum trains on first; never chosen by gold: curators only see unlabeled inputs)."""
+    said = next((s.response for s in (trace.samples if trace else ()) if s.answer == answer), None)
     return TrainPair(example_id=ex.id, messages=tuple(task.system1_messages(ex)), target=task.format_target(answer),
-                     meta=meta)
+                     meta={**meta, "trace": said} if said is not None else meta)
 
 
 class SelfConsistency:
@@ -47,7 +50,7 @@ class SelfConsistency:
             elif v.top < self.min_votes or v.agreement < self.min_agreement:
                 rejects.append(Rejected(ex.id, "low_agreement", meta))
             else:
-                pairs.append(_pair(task, ex, v.winner, meta))
+                pairs.append(_pair(task, ex, v.winner, meta, tr))
         return pairs, rejects
 
 
@@ -68,7 +71,7 @@ class NoFilter:
             if ans is None:
                 rejects.append(Rejected(ex.id, "no_parseable_answer" if tr else "no_trace"))
             else:
-                pairs.append(_pair(task, ex, ans, {"sample": 0}))
+                pairs.append(_pair(task, ex, ans, {"sample": 0}, tr))
         return pairs, rejects
 
 
@@ -121,5 +124,5 @@ class UniversalSelfConsistency:
             else:
                 answer = plurality_answer(answers)
                 meta["usc"]["fallback"] = "plurality (unparseable or invalid pick)"
-            pairs.append(_pair(task, ex, answer, meta))  # type: ignore[arg-type]
+            pairs.append(_pair(task, ex, answer, meta, tr))  # type: ignore[arg-type]
         return pairs, rejects

@@ -97,7 +97,8 @@ def eval_on_file(run_dir: str | Path, data: str | Path, name: str | None = None,
     base_cfg = load_config(run_dir / "config.yaml")
     train = run.stage_info("train")
     trained = bool(train.get("done"))
-    systems = [s for s in SYSTEMS if s != "distilled" or trained]  # all of them: label-free needs maj@k
+    systems = [s for s in SYSTEMS if (s != "distilled" or trained)  # all of them: label-free needs maj@k
+               and (s != "teacher_system1" or base_cfg.teacher is not None)]
     cfg = load_config(run_dir / "config.yaml", [f"eval.systems=[{','.join(systems)}]", "eval.rewordings=0",
                                                 *overrides])
     exs = load_inputs(make_task(cfg.task), data)  # checked before anything is written

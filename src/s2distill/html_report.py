@@ -15,7 +15,7 @@ from html import escape
 from pathlib import Path
 
 from .html_assets import CSS, JS
-from .report import group_table, judge_table, robustness_table, summary_table
+from .report import group_table, judge_table, models_line, robustness_table, summary_table, tokens_table
 from .rundir import read_json, read_jsonl
 from .svgplot import Point, accuracy_tokens_svg, color_of, line_svg
 from .tables import Table, ci, num, pct
@@ -157,6 +157,15 @@ def plot_points(report: dict, run_label: str = "") -> list[Point]:
                          hi=c[1] if c else None, color=color_of(role, i), hollow=hollow,
                          title=f"{name}: {pct(acc)}% ({ci(c)}), {num(r.get('mean_generated_tokens'))} tokens"
                                + (" (agreement with System 2, no gold)" if hollow else "")))
+    for j, r in enumerate((report.get("stepwise") or {}).get("stages", [])[:-1]):  # partial curriculum stages
+        if r.get("accuracy") is None:
+            continue
+        name = f"{run_label + ': ' if run_label else ''}stage {r['stage']}"
+        c = r.get("ci95")
+        pts.append(Point(label=name, x=r["mean_generated_tokens"], y=r["accuracy"], lo=c[0] if c else None,
+                         hi=c[1] if c else None, color=color_of("stage", len(pts) + j),
+                         title=f"{name} (stepwise, partial trace): {pct(r['accuracy'])}% ({ci(c)}), "
+                               f"{num(r['mean_generated_tokens'])} tokens"))
     return pts
 
 
@@ -185,6 +194,9 @@ def _extras(report: dict) -> str:
     t = robustness_table(report)
     if t is not None:
         out.append("<h3>Robustness to the wording of the instruction (accuracy %)</h3>" + t.html('id="robustness"'))
+    t = tokens_table(report)
+    if t is not None:
+        out.append("<h3>Generated tokens per model</h3>" + t.html('id="tokens-per-model"'))
     return f'<section id="metrics"><h2>More metrics</h2>{"".join(out)}</section>' if out else ""
 
 
@@ -270,7 +282,7 @@ def render_run(run_dir: str | Path) -> str:
 
     rd = Path(run_dir)
     report = load_report(rd)
-    title = f"s2distill report: {report.get('task')} ({report.get('method')}, model {report.get('model')})"
+    title = f"s2distill report: {report.get('task')} ({report.get('method')}, {models_line(report)})"
     ev, (cur, labels_held) = eval_rows(rd), curation_rows(rd)
     has = {s: any(s in r for r in ev) for s in SYSTEMS}
     lf = _label_free(report)

@@ -48,6 +48,8 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
+        if isinstance(value, dict) and any(dataclasses.is_dataclass(a) for a in args):  # a section (e.g. teacher):
+            return coerce(value, next(a for a in args if dataclasses.is_dataclass(a)), where)  # its own key errors
         for a in args:
             if a is type(None):
                 continue

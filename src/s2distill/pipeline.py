@@ -35,7 +35,9 @@ from .registry import CURATORS, METHODS
 from .backends.caching import CachingBackend
 from .rundir import RunDir, SampleCache, read_jsonl, write_json, write_jsonl, write_text
 from .tasks import make_task
-from .types import BASE_SYSTEMS, Example, SamplingParams, Trace, TrainPair, stable_hash
+from .teacher import eval_order, eval_role, system2_role, teacher_config
+from .teacher import key as teacher_key
+from .types import BASE_SYSTEMS, DIRECT_SYSTEMS, Example, SamplingParams, Trace, TrainPair, stable_hash
 
 BackendFactory = Callable[[RunConfig, str, dict], Backend]
 STAGES = ("data", "generate", "curate", "eval", "train", "report")
@@ -121,23 +123,25 @@ class Pipeline:
         if key not in self._backends:
             for other in list(self._backends):  # one engine at a time on a small machine
                 self._backends.pop(other).close()
+            cfg = teacher_config(self.cfg) if weights == "teacher" else self.cfg  # the teacher: its model and backend
+            built_as = "base" if weights == "teacher" else weights
             if ray_path:
                 from functools import partial
 
                 from .distributed import RayBackend
 
-                self.log(f"[backend] Ray Data: {d.num_actors} actor(s) x {self.cfg.backend.name} ({weights}) "
+                self.log(f"[backend] Ray Data: {d.num_actors} actor(s) x {cfg.backend.name} ({key}) "
                          f"on {d.address or 'a local Ray instance'}")
                 self._backends[key] = RayBackend(
-                    partial(_actor_backend, self.backend_factory, self.cfg, weights, trained or {}),
-                    model_id=backend_model_id(self.cfg, weights, trained or {}), num_actors=d.num_actors,
+                    partial(_actor_backend, self.backend_factory, cfg, built_as, trained or {}),
+                    model_id=backend_model_id(cfg, built_as, trained or {}), num_actors=d.num_actors,
                     batch_size=d.batch_size, num_cpus_per_actor=d.num_cpus_per_actor,
                     num_gpus_per_actor=d.num_gpus_per_actor, address=d.address, runtime_env=d.runtime_env or None,
                     per_slot=bool(d.endpoints))
             else:
-                self.log(f"[backend] starting {self.cfg.backend.name} ({weights})")
-                self._backends[key] = self.backend_factory(self.cfg, weights, trained or {})
-                self._record_device(weights, self._backends[key])
+                self.log(f"[backend] starting {cfg.backend.name} ({key}{', ' + cfg.model if key == 'teacher' else ''})")
+                self._backends[key] = self.backend_factory(cfg, built_as, trained or {})
+                self._record_device(key, self._backends[key])
         return self._backends[key]
 
     def _record_device(self, weights: str, backend: Backend) -> None:
@@ -221,7 +225,7 @@ class Pipeline:
     def stage_generate(self) -> None:
         c = self.cfg
         fp = stable_hash({"data": self.fp["data"], "method": dataclasses.asdict(c.method), "model": c.model,
-                          "seed": c.seed, "expand": self._expand_key()})
+                          "seed": c.seed, "expand": self._expand_key(), **teacher_key(c)})
 
         def run():
             exs = self.examples("train")
@@ -231,7 +235,8 @@ class Pipeline:
             method = METHODS.get(c.method.name)
             params = self._method_params(c.method.n, c.method.temperature)
             traces, wall, stats = self._generate(
-                "base", f"generate {c.method.name} x{c.method.n}", lambda b: method(self.task, exs, b, params, c.method),
+                system2_role(c), f"generate {c.method.name} x{c.method.n}",
+                lambda b: method(self.task, exs, b, params, c.method),
                 len(exs) * c.method.n * calls_per_sample(c.method), stage="generate")
             write_jsonl(self.rd / "traces" / "train.jsonl", traces)
             return ["traces/train.jsonl"], {"wall_s_generate": round(wall, 3), **stats}
@@ -250,8 +255,8 @@ class Pipeline:
             curator, stats = self.curator(), {}
             if getattr(curator, "needs_backend", False):  # e.g. universal self-consistency asks the model
                 (pairs, rejects), wall, stats = self._generate(
-                    "base", f"curate {c.curate.name}", lambda b: curator(self.task, exs, traces, backend=b), len(exs),
-                    stage="curate")
+                    system2_role(c), f"curate {c.curate.name}", lambda b: curator(self.task, exs, traces, backend=b),
+                    len(exs), stage="curate")
                 stats["wall_s_generate"] = round(wall, 3)
             else:
                 pairs, rejects = curator(self.task, exs, traces)
@@ -272,17 +277,20 @@ class Pipeline:
 
     def _eval_system(self, system: str, weights: str, trained: dict | None = None, upstream: str = "") -> None:
         c = self.cfg
+        weights = eval_role(c, system, weights)  # System 2 systems run on the teacher when there is one
         ev = dataclasses.asdict(c.eval)
         for k in ("rewordings", "confident_share", "max_disagreement"):  # own stage / the report's only
             ev.pop(k)
         if not ev["both_orders"]:
             ev.pop("both_orders")  # keeps fingerprints of runs made before the option existed
+        ev["systems"] = [s for s in ev["systems"] if s != "teacher_system1"]  # asking for it reruns nothing else
         fp = stable_hash({"data": self.fp["data"], "system": system, "method": dataclasses.asdict(c.method),
-                          "eval": ev, "model": c.model, "seed": c.seed, "up": upstream})
+                          "eval": ev, "model": c.model, "seed": c.seed, "up": upstream,
+                          **(teacher_key(c) if weights == "teacher" else {})})
 
         def run():
             exs = self.examples("eval")
-            if system in ("system1", "distilled"):
+            if system in DIRECT_SYSTEMS:
                 method, params = METHODS.get("direct"), self._method_params(1, 0.0, c.eval.max_tokens_system1)
             elif system == "system2":
                 method, params = METHODS.get(c.method.name), self._method_params(1, 0.0)
@@ -367,7 +375,11 @@ class Pipeline:
             names = {f.name for f in dataclasses.fields(TrainConfig)}
             tcfg = TrainConfig(**{k: v for k, v in dataclasses.asdict(c.train).items() if k in names}, seed=c.seed)
             base = c.train.base_model or c.model
-            if c.train.launcher == "accelerate":  # every rank reads the pairs file; rank 0 writes model/
+            if c.train.curriculum == "stepwise":  # stage by stage, each its own resumable stage (stepwise.py)
+                from .stepwise_train import train_stepwise
+
+                summary = train_stepwise(self, pairs, base, out, tcfg)
+            elif c.train.launcher == "accelerate":  # every rank reads the pairs file; rank 0 writes model/
                 from .launch import options_from_section, train_accelerate
 
                 summary = train_accelerate(self.rd / "curate" / "pairs.jsonl", base, out, tcfg,
@@ -440,7 +452,7 @@ class Pipeline:
             self.stage_curate()
             if until == "curate":
                 return {}
-            for s in BASE_SYSTEMS:
+            for s in eval_order(self.cfg):  # with a teacher: its rows first, while its engine is up
                 if s in self.cfg.eval.systems:
                     self._eval_system(s, "base")
             if until == "eval":

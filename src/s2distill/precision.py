@@ -21,6 +21,7 @@ TOO_LONG = ("truncate_prompt", "error")
 TRAIN_KEY_DEFAULTS: dict[str, Any] = {
     "dtype": "auto", "quantization": "none", "attn_implementation": "sdpa", "padding_free": False,
     "liger_kernel": None, "save_steps": None, "save_total_limit": 2, "too_long": "truncate_prompt",
+    "curriculum": "none", "epochs_per_stage": 1.0, "stages": 0, "remove_per_stage": 0, "removal_smoothing": 4.0,
 }
 
 

@@ -165,4 +165,6 @@ CONFIG_CHECKS = (
     "s2distill.backends:check_config",  # the backend class's own settings (transformers, vllm)
     "s2distill.tasks:check_config",  # task options; eval.both_orders / eval.rewordings against the task
     "s2distill.methods:check_config",  # method options: steps, prompt overrides
+    "s2distill.stepwise:check_config",  # train.curriculum and its stage keys
+    "s2distill.teacher:check_teacher",  # the teacher section: its model and backend, teacher_system1
 )

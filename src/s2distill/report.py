@@ -15,7 +15,7 @@ from .types import SYSTEMS, EvalRecord
 
 def system_label(system: str, method: str, k: int) -> str:
     return {"system1": "system1", "system2": method, "system2_maj": f"{method}_maj@{k}",
-            "distilled": "distilled"}[system]
+            "teacher_system1": "teacher_system1", "distilled": "distilled"}[system]
 
 
 def curation_quality(rd: RunDir, task) -> dict | None:
@@ -74,7 +74,10 @@ def build_report(run_dir: str | Path | RunDir, cfg=None, task=None) -> dict:
     man = rd.manifest["stages"]
     cur = man.get("curate", {})
     lf = label_free(rd / "eval", task, cfg.eval.confident_share, cfg.eval.systems)
-    return {
+    from .teacher import report_part
+
+    teacher = report_part(rd, cfg, rows)  # with a teacher: each row's model and the tokens per model
+    report = {
         "run_dir": str(Path(rd.path).resolve()),
         "task": cfg.task.name,
         "task_options": cfg.task.options,
@@ -82,6 +85,7 @@ def build_report(run_dir: str | Path | RunDir, cfg=None, task=None) -> dict:
         "backend": cfg.backend.name,
         "method": cfg.method.name,
         "method_samples": cfg.method.n,
+        **teacher,
         "rows": rows,
         "label_free": lf,  # agreement with System 2's majority etc., no labels needed (label_free.py)
         "verdict": verdict(rows, lf, cfg.eval.confident_share, cfg.eval.max_disagreement),
@@ -94,6 +98,10 @@ def build_report(run_dir: str | Path | RunDir, cfg=None, task=None) -> dict:
         "train": man.get("train", {}).get("summary"),
         "stages_wall_s": {k: v.get("wall_s") for k, v in man.items()},
     }
+    from .stepwise import report_section
+
+    stepwise = report_section(report)  # a curriculum's stage points (accuracy vs tokens); absent otherwise
+    return {**report, "stepwise": stepwise} if stepwise else report
 
 
 def summary_table(report: dict, with_label_free: bool = False) -> Table:
@@ -101,13 +109,16 @@ def summary_table(report: dict, with_label_free: bool = False) -> Table:
     label-free section in the report) also the agreement with System 2."""
     lf = report.get("label_free") or {}
     has_lf = with_label_free and bool(lf)
-    headers = ["system", "n", "accuracy %", "95% CI", "mean generated tokens", "calls/answer", "wall s/answer"]
+    teacher = bool(report.get("teacher"))  # teacher -> student runs: which model each row used
+    headers = ["system", *(["model"] if teacher else []), "n", "accuracy %", "95% CI", "mean generated tokens",
+               "calls/answer", "wall s/answer"]
     if has_lf:
         headers += ["agreement with System 2 %", "95% CI (agreement)", "confident agreement %"]
     rows = []
     for r in report.get("rows", []):
-        row = [r["system"], str(r["n"]), pct(r.get("accuracy")), ci(r.get("ci95")), num(r.get("mean_generated_tokens")),
-               num(r.get("calls_per_answer")), num(r.get("wall_s_per_answer"), ".2f")]
+        row = [r["system"], *([r.get("model", "-")] if teacher else []), str(r["n"]), pct(r.get("accuracy")),
+               ci(r.get("ci95")), num(r.get("mean_generated_tokens")), num(r.get("calls_per_answer")),
+               num(r.get("wall_s_per_answer"), ".2f")]
         if has_lf:
             x = lf.get(r.get("role")) or {}
             if "mean_vote_share" in x:
@@ -115,7 +126,22 @@ def summary_table(report: dict, with_label_free: bool = False) -> Table:
             else:
                 row += [pct(x.get("agreement")), ci(x.get("agreement_ci95")), pct(x.get("confident_agreement"))]
         rows.append(row)
-    return Table(headers, rows, align="l" + "r" * 2 + "l" + "r" * 3 + ("rlr" if has_lf else ""))
+    return Table(headers, rows, align="l" + ("l" if teacher else "") + "r" * 2 + "l" + "r" * 3 + ("rlr" if has_lf else ""))
+
+
+def models_line(report: dict) -> str:
+    """'model M', or with a teacher 'teacher T, student S' (the report's heading)."""
+    t = report.get("teacher")
+    return f"teacher {t}, student {report.get('model')}" if t else f"model {report.get('model')}"
+
+
+def tokens_table(report: dict) -> Table | None:
+    """With a teacher: the tokens each model generated (System 2 on the train inputs, the evaluations)."""
+    tpm = report.get("tokens_per_model") or {}
+    if not tpm:
+        return None
+    return Table(["model", "System 2 generation (train inputs)", "evaluation", "total"],
+                 [[m, str(t["generate_train"]), str(t["eval"]), str(t["total"])] for m, t in tpm.items()], align="lrrr")
 
 
 def judge_table(report: dict) -> Table | None:
@@ -157,8 +183,11 @@ def robustness_table(report: dict) -> Table | None:
 
 
 def to_markdown(report: dict) -> str:
-    lines = [f"# s2distill report: {report['task']} ({report['method']}, model {report['model']})", "",
+    lines = [f"# s2distill report: {report['task']} ({report['method']}, {models_line(report)})", "",
              summary_table(report).markdown()]
+    t = tokens_table(report)
+    if t is not None:
+        lines += ["", "Generated tokens per model:", "", t.markdown()]
     lines += label_free_markdown(report.get("label_free"), report.get("verdict"), report["rows"])
     for table, intro in ((judge_table(report), "Pairwise judging, both response orders (a verdict that flips with "
                                                 "the order counts as a tie):"),
@@ -181,6 +210,9 @@ def to_markdown(report: dict) -> str:
     if t:
         lines += [f"Training: {t.get('steps')} steps, final loss {t.get('final_loss')}, "
                   f"{t.get('train_time_s', 0):.0f}s, peak RSS {t.get('peak_rss_bytes', 0) / 2**30:.2f} GiB"]
+    from .stepwise import markdown as stepwise_markdown
+
+    lines += stepwise_markdown(report.get("stepwise"))
     lines += ["", f"Run directory: `{report['run_dir']}`", ""]
     return "\n".join(lines)
 

@@ -208,9 +208,33 @@ def _load_model(base_dir: str, cfg: TrainConfig, dtype: str, bnb: Any) -> Any:
     return model
 
 
+def _optimizer_probe(seen: dict) -> Any:
+    from transformers import TrainerCallback
+
+    class OptimizerProbe(TrainerCallback):
+        """Records the optimizer the Trainer starts with: its state entries (0 = fresh, no moments yet)."""
+
+        def on_train_begin(self, args, state, control, optimizer=None, **kw):  # noqa: ANN001
+            if optimizer is not None:
+                seen["optimizer_state_at_start"] = sum(len(v) for v in optimizer.state.values())
+
+    return OptimizerProbe()
+
+
+def _adapter_key(adapter: Path | None) -> str:
+    """Identity of a LoRA adapter directory (for the checkpoint key): its weight files' names, sizes, mtimes."""
+    if adapter is None:
+        return ""
+    files = sorted(Path(adapter).glob("adapter_model.*"))
+    return "|".join(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+
+
 def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfig = TrainConfig(),
-               progress: bool = True) -> dict:
+               progress: bool = True, init_adapter: Path | None = None) -> dict:
     """Train on ``pairs`` starting from ``base`` (embedded name, .gguf, HF dir or hub id).
+
+    ``init_adapter``: a LoRA adapter directory to continue training (a curriculum's previous stage);
+    the optimizer starts fresh either way.
 
     Writes ``out_dir/adapter/`` (LoRA only), ``out_dir/merged/`` (if ``cfg.save_merged`` or full
     fine-tuning), ``out_dir/loss.jsonl`` and ``out_dir/train_summary.json``; returns the summary.
@@ -258,10 +282,16 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
         bitsandbytes_config(cfg.quantization, dtype, "cpu" if use_cpu else "cuda")  # before any slow work
     tokenized, trunc = tokenize_rows(tok, rows, [p.example_id for p in pairs], cfg.max_length, cfg.too_long)
     model = _load_model(base_dir, cfg, dtype, bnb)
+    peft_config = None
+    if init_adapter is not None:
+        if cfg.method != "lora":
+            raise ConfigError("continuing from a LoRA adapter needs train.method=lora")
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
     load_s = time.time() - t_load
 
-    peft_config = None
-    if cfg.method == "lora":
+    if cfg.method == "lora" and init_adapter is None:
         tm = cfg.target_modules if isinstance(cfg.target_modules, str) else list(cfg.target_modules)
         peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                                  target_modules=tm, bias="none", task_type="CAUSAL_LM")
@@ -298,11 +328,14 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
         remove_unused_columns=True,
     )
     ckpt_dir = out_dir / "checkpoints"
-    resume = checkpoints.prepare(ckpt_dir, checkpoints.run_key(cfg.to_json(), str(base), tokenized, args.world_size),
+    resume = checkpoints.prepare(ckpt_dir, checkpoints.run_key(cfg.to_json(), str(base) + _adapter_key(init_adapter),
+                                                                 tokenized, args.world_size),
                                  args.process_index == 0)
+    opt_seen: dict = {}
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(tokenized),
                          processing_class=tok, peft_config=peft_config,
-                         callbacks=[_loss_logger(out_dir / "loss.jsonl"), checkpoints.marker_callback()])
+                         callbacks=[_loss_logger(out_dir / "loss.jsonl"), checkpoints.marker_callback(),
+                                    _optimizer_probe(opt_seen)])
     if not progress:
         trainer.remove_callback(transformers.trainer_callback.PrinterCallback)  # no per-step log dicts on stdout
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
@@ -364,7 +397,8 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
         "load_time_s": round(load_s, 2), "peak_rss_bytes": peak_rss_bytes(), "trainable_params": int(trainable),
         "threads": torch.get_num_threads(), "config": cfg.to_json(), "world_size": world_size,
         "dtype": dtype, "device": str(args.device), "quantization": cfg.quantization, "resumed_from_step": resumed_from,
-        "liger_kernel": liger, **trunc.to_json(),
+        "liger_kernel": liger, **trunc.to_json(), **opt_seen,
+        **({"init_adapter": str(init_adapter)} if init_adapter is not None else {}),
         "examples_seen": sum(r["examples_seen"] for r in ranks),
         "ranks": [{k: r[k] for k in ("rank", "pid", "host", "steps", "examples_seen")} for r in ranks],
         "adapter_dir": str(out_dir / "adapter") if cfg.method == "lora" else None,

@@ -18,7 +18,8 @@ class FakeBackend(Backend):
 
     @classmethod
     def config_kwargs(cls, cfg, weights: str, trained: dict) -> dict:
-        return dict(model_id=f"fake:{weights}")
+        # a named model (e.g. a teacher's) is part of the id, so two models' samples never share a cache key
+        return dict(model_id=f"fake:{weights}" if cfg.model == "default" else f"fake:{cfg.model}:{weights}")
 
     @classmethod
     def model_id_of(cls, model_id: str = "fake", model: str | None = None, **_: object) -> str:

@@ -1,0 +1,184 @@
+"""A stronger System 2 teacher: the 1.5B model's System 2 distilled into the 0.5B model's System 1.
+
+    python benchmarks/teacher_student.py [--settings cf4 ll2 arith_d2 cf2] [--render] [--note TEXT] [key=value ...]
+
+Each setting is one pipeline run with a ``teacher:`` section (configs/teacher_student.yaml's
+shape): System 2 (generation on unlabeled inputs, greedy and maj@k evaluation) on the teacher,
+System 1, LoRA training and the distilled evaluation on the student, System 1 of the teacher
+too. Runs live in runs/bench/teacher_student/<setting>; finished stages are reused, so the script
+can be stopped and restarted. Settings run one at a time, in the order given (most informative
+first); each finished setting goes to benchmarks/results/teacher_student.partial.json (git-ignored)
+and the result files are rewritten from what has finished, so a run cut short still reports.
+
+The same-model row (the student distilling its own System 2) comes from the committed results of
+benchmarks/rar.py and benchmarks/distill_arithmetic.py where they ran the same task (their sizes
+are given); otherwise it is marked not run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import RESULTS, Table, ci, pct, points_svg, run_or_note, write_result  # noqa: E402
+
+from s2distill.config import load_config  # noqa: E402
+from s2distill.pipeline import Pipeline  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TEACHER, STUDENT = "qwen2.5-coder-1.5b", "default"
+SYSTEMS = "eval.systems=[system1,system2,system2_maj,teacher_system1,distilled]"
+SIZES = ["task.n_eval=40", "task.n_train=24", "method.n=4", "eval.k=3", "eval.rewordings=0"]
+# the machine is shared (2 cores, other llama-servers and tests): one engine thread each avoids llama.cpp's
+# spinning thread barrier under oversubscription; few slots warm up the few-shot prompt fewer times; long
+# HTTP timeouts so a slow request is not abandoned and redone
+SHARED = ["backend.threads=1", "teacher.backend.parallel=4", "backend.timeout_s=3600"]
+SETTINGS = {  # name: (config, overrides, label)
+    "cf4": ("teacher_student", [], "coin flip, 4 people (3-shot CoT)"),  # the config as committed
+    "ll2": ("rar_last_letter", ["task.options.n_names=2", "method.name=rar", "method.options.steps=2",
+                                "method.few_shot=3", "curate.min_votes=3", "train.epochs=2"],
+            "last letter, 2 names (3-shot 2-step RaR)"),
+    "arith_d2": ("demo", ["task.options.depth=2", "method.name=cot", "method.few_shot=3", "curate.min_votes=3",
+                          "curate.min_agreement=0.5", "train.epochs=3"], "arithmetic, depth 2 (3-shot CoT)"),
+    "cf2": ("teacher_student", ["task.options.n_people=2"], "coin flip, 2 people (3-shot CoT)"),
+}
+
+
+def cell(r: dict | None) -> dict | None:
+    if not r:
+        return None
+    return {"accuracy": r.get("accuracy"), "ci95": r.get("ci95"), "mean_generated_tokens": r.get("mean_generated_tokens"),
+            "n": r.get("n")}
+
+
+def same_model(name: str) -> dict | None:
+    """The student distilling its own System 2, from a committed result of the same task (or None)."""
+    if name == "ll2":
+        p = RESULTS / "rar.json"
+        if p.is_file():
+            s = json.loads(p.read_text()).get("settings", {}).get("ll2")
+            r = next((x for x in (s or {}).get("rows", []) if x["row"] == "Distill 2-step RaR (filtered)"), None)
+            if r:
+                su = s["setup"]
+                return {**cell(r), "source": f"benchmarks/results/rar.md (ll2: {su['n_train']} unlabeled inputs x "
+                                             f"{su['n']} samples, {su['few_shot']}-shot 2-step RaR on the 0.5B)"}
+    if name == "arith_d2":
+        p = RESULTS / "distill_arithmetic.json"
+        if p.is_file():
+            r = next((x for x in json.loads(p.read_text())["rows"] if x.get("depth") == 2 and x["system"] == "distilled"),
+                     None)
+            if r:
+                return {**cell(r), "source": "benchmarks/results/distill_arithmetic.md (depth 2: 96 unlabeled inputs x "
+                                             "4 samples, 3-shot CoT on the 0.5B)"}
+    return None
+
+
+def run_setting(name: str, args) -> dict:
+    config, ov, label = SETTINGS[name]
+    ov = [f"name=teacher_student_{name}", *ov, *SIZES, *SHARED, SYSTEMS, f"model={STUDENT}", f"teacher.model={TEACHER}",
+          *args.overrides]
+    cfg = load_config(ROOT / "configs" / f"{config}.yaml", ov)
+    notes: list[str] = []
+    report = run_or_note(Pipeline(cfg, run_dir=Path("runs") / "bench" / "teacher_student" / name), name, notes)
+    rows = {r["role"]: r for r in report["rows"]}
+    cur, t = report.get("curation") or {}, report.get("train") or {}
+    q = cur.get("quality_checked_afterwards") or {}
+    sm = same_model(name)
+    return {"setting": name, "label": label, "teacher": TEACHER, "student": STUDENT,
+            "n": rows["system1"]["n"] if "system1" in rows else None,
+            "system1_student": cell(rows.get("system1")), "system1_teacher": cell(rows.get("teacher_system1")),
+            "system2_teacher": cell(rows.get("system2")), "system2_teacher_maj": cell(rows.get("system2_maj")),
+            "distilled": cell(rows.get("distilled")),
+            "distilled_same_model": sm if sm else "not run",
+            "sizes": {"n_eval": cfg.task.n_eval, "n_train": cfg.task.n_train, "method_n": cfg.method.n,
+                      "few_shot": cfg.method.few_shot, "k": cfg.eval.k, "min_votes": cfg.curate.min_votes},
+            "kept": cur.get("kept"), "targets_correct": q.get("correct_targets"), "train_steps": t.get("steps"),
+            "train_s": t.get("train_time_s"), "peak_rss_gib": round(t["peak_rss_bytes"] / 2**30, 2) if t.get(
+                "peak_rss_bytes") else None,
+            "tokens_per_model": report.get("tokens_per_model"), "stages_wall_s": report.get("stages_wall_s"),
+            "config": f"configs/{config}.yaml", "overrides": ov[1:], "notes": notes}
+
+
+def _fmt(c) -> str:
+    if not isinstance(c, dict):
+        return c or "-"
+    return f"{pct(c['accuracy'])} ({ci(c['ci95'])}), {c['mean_generated_tokens']:.0f} tok"
+
+
+def render(res: dict) -> str:
+    """The markdown of a result (also used to re-render a committed result from its JSON)."""
+    rows, missing, notes = res["rows"], res.get("not_run") or [], res.get("notes") or []
+    cells = [[r["label"], str(r["n"] or "-"), _fmt(r["system1_student"]), _fmt(r["system2_teacher"]),
+              _fmt(r["system2_teacher_maj"]), _fmt(r["system1_teacher"]), _fmt(r["distilled"]),
+              _fmt(r["distilled_same_model"])] for r in rows]
+    table = Table(["setting", "n", "System 1 (student 0.5B)", "System 2 (teacher 1.5B, greedy)",
+                   "System 2 (teacher, maj@k)", "System 1 (teacher)", "distilled student",
+                   "distilled (0.5B teaching itself)"], cells, align="lrllllll")
+    lines = ["# A stronger System 2 teacher: Qwen2.5-Coder-1.5B's System 2 distilled into the 0.5B's System 1", "",
+             "Embedded models (GGUF Q4_K_M) through llama-server, one engine at a time; the teacher "
+             f"({TEACHER}) runs System 2 on the unlabeled train inputs and in the System 2 rows, the student "
+             "(qwen2.5-coder-0.5b) answers directly in System 1, is LoRA-trained on the teacher's "
+             "self-consistent answers and answers directly again (distilled). Each cell: accuracy % (95% Wilson "
+             "interval), mean generated tokens per answer. Greedy decoding except maj@k (temperature 0.7).", "",
+             table.markdown(), ""]
+    for r in rows:
+        s = r["sizes"]
+        tpm = "; ".join(f"{m}: {t['total']}" for m, t in (r.get("tokens_per_model") or {}).items())
+        lines.append(f"- {r['setting']}: {s['n_eval']} eval inputs; {s['n_train']} unlabeled train inputs x "
+                     f"{s['method_n']} teacher samples ({s['few_shot']}-shot), self-consistency keeps >= "
+                     f"{s['min_votes']} agreeing votes: kept {r['kept']} ({r['targets_correct']} targets correct, "
+                     f"checked afterwards); {r['train_steps']} LoRA steps on the student ({r['train_s']} s, peak RSS "
+                     f"{r['peak_rss_gib']} GiB); maj@k k={s['k']}; generated tokens per model: {tpm}")
+        sm = r["distilled_same_model"]
+        lines.append(f"  - same-model row: {sm['source'] if isinstance(sm, dict) else 'not run'}")
+        lines += [f"  - note: {n}" for n in r["notes"]]
+    if missing:
+        lines += ["", f"Not run (CPU time on the shared 2-core machine): {', '.join(missing)}."]
+    lines += [f"\nNote: {n}" for n in notes]
+    return "\n".join(lines)
+
+
+def figure(res: dict) -> str:
+    pts = []
+    for r in res["rows"]:
+        for key, role in (("system1_student", "system1"), ("system2_teacher", "system2"),
+                          ("system2_teacher_maj", "system2_maj"), ("distilled", "distilled")):
+            c = r.get(key)
+            if isinstance(c, dict) and c.get("accuracy") is not None:
+                pts.append({**c, "label": f"{r['setting']}: {key}", "role": role})
+    return points_svg(pts, lambda p: p["label"], lambda p: p["role"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--settings", nargs="*", default=list(SETTINGS), choices=list(SETTINGS))
+    ap.add_argument("--render", action="store_true", help="only write the result files from the settings finished")
+    ap.add_argument("--note", action="append", default=[], help="a line for the result's notes (repeatable)")
+    ap.add_argument("overrides", nargs="*", help="key=value overrides for every run")
+    args = ap.parse_args()
+    os.chdir(ROOT)  # relative paths (runs/) are the repository's: no machine path in the results
+
+    partial = RESULTS / "teacher_student.partial.json"
+    done: dict = json.loads(partial.read_text()) if partial.exists() else {}
+
+    def write() -> None:
+        rows = [done[n] for n in SETTINGS if n in done]
+        res = {"rows": rows, "not_run": [n for n in SETTINGS if n not in done], "notes": args.note}
+        md = render(res)
+        write_result("teacher_student", res, md, figure(res))
+        print(md, flush=True)
+
+    if not args.render:
+        for name in args.settings:
+            done[name] = run_setting(name, args)
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(json.dumps(done, indent=2))
+            write()
+    write()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Running a stepwise curriculum (:mod:`s2distill.stepwise`) inside the pipeline's train stage.
+
+Every stage is a pipeline stage of its own (``train_stage{k}``, then ``eval_stage{k}`` for the partial ones),
+so a finished stage is skipped on a rerun and a killed run continues with the next unfinished one (inside a
+stage, from its last training checkpoint).
+"""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+from .stepwise import make_plan
+from .types import TrainPair, stable_hash
+
+
+def _free_backends(pipeline) -> None:
+    for b in list(pipeline._backends):  # one engine at a time; training wants the cores
+        pipeline._backends.pop(b).close()
+
+
+def serve_extra(pipeline, model_dir: Path) -> dict:
+    """The trained-model paths (``trained``) a distilled backend for the adapter in ``model_dir`` is built with
+    (llama.cpp: its GGUF)."""
+    if pipeline.cfg.backend.name == "llamacpp" and not (model_dir / "distilled-lora.gguf").exists():
+        from .export import export_lora_gguf
+        from .models import resolve_model
+
+        export_lora_gguf(model_dir / "adapter", resolve_model(pipeline.cfg.model), model_dir / "distilled-lora.gguf")
+    return {"adapter": str(model_dir / "adapter"), "merged": str(model_dir / "merged"),  # as pipeline.distilled_paths
+            "lora_gguf": str(model_dir / "distilled-lora.gguf")}
+
+
+def _eval_stage(pipeline, k: int, model_dir: Path) -> dict:
+    """Stage k's adapter on the eval split: direct prompt, greedy, room for the trace it still writes."""
+    from .evaluate import score_traces, summarize
+    from .registry import METHODS
+    from .rundir import write_jsonl
+
+    c, task = pipeline.cfg, pipeline.task
+    fp = stable_hash({"train_stage": pipeline.fp[f"train_stage{k}"], "data": pipeline.fp["data"],
+                      "max_tokens": c.method.max_tokens, "seed": c.seed})
+
+    def run():
+        _free_backends(pipeline)
+        trained = serve_extra(pipeline, model_dir)
+        exs = pipeline.examples("eval")
+        params = pipeline._method_params(1, 0.0, c.method.max_tokens)
+        traces, wall, stats = pipeline._generate(
+            "distilled", f"eval stage {k}", lambda b: METHODS.get("direct")(task, exs, b, params, c.method), len(exs),
+            trained)
+        _free_backends(pipeline)  # the next stage's adapter needs a new server
+        records = score_traces(f"stage{k}", task, exs, traces)
+        write_jsonl(pipeline.rd / "eval" / f"stage{k}.traces.jsonl", traces)
+        write_jsonl(pipeline.rd / "eval" / f"stage{k}.jsonl", records)
+        s = summarize(records, wall)
+        acc = "-" if s["accuracy"] is None else f"{s['accuracy']:.1%}"
+        pipeline.log(f"[eval stage {k}] accuracy {acc} (n={s['n']}), {s['mean_generated_tokens']:.1f} tokens/answer")
+        return [f"eval/stage{k}.jsonl"], {"wall_s_generate": round(wall, 3), **stats}
+
+    pipeline._stage(f"eval_stage{k}", fp, run)
+    from .evaluate import summarize as _s
+    from .rundir import read_jsonl
+    from .types import EvalRecord
+
+    return _s([EvalRecord.from_json(d) for d in read_jsonl(pipeline.rd / "eval" / f"stage{k}.jsonl")])
+
+
+def train_stepwise(pipeline, pairs: list[TrainPair], base: str, out: Path, tcfg) -> dict:
+    """Run every stage (train, then evaluate the partial ones); the last stage's adapter becomes ``out/adapter``.
+    Returns the train summary: the last stage's, with ``stages`` (one record per stage) and ``best_partial_stage``."""
+    from .rundir import read_json, write_json
+    from .train import train_lora
+
+    c = pipeline.cfg
+    plan = make_plan(pairs, c.train, base, c.seed)
+    info = plan.summary()
+    pipeline.log(f"[train] stepwise curriculum: {plan.n_stages} stage(s) by {plan.unit}; "
+                 f"{plan.unsplittable} unsplittable trace(s) removed whole, {plan.no_trace} without reasoning")
+    write_json(out / "stepwise_plan.json", {**info, "stage_targets_example": [ps[0].target for ps in plan.stage_pairs]
+                                            if pairs else []})
+    stage_cfg = dataclasses.replace(tcfg, epochs=c.train.epochs_per_stage, max_steps=-1)
+    records, prev = [], None
+    for k, stage_pairs in enumerate(plan.stage_pairs):
+        sdir = out / "stages" / f"stage{k}"
+        fp = stable_hash({"train": pipeline.fp["train"], "stage": k, "of": plan.n_stages,
+                          "targets": [p.target for p in stage_pairs]})
+
+        def run(stage_pairs=stage_pairs, sdir=sdir, prev=prev, k=k):
+            _free_backends(pipeline)
+            summary = train_lora(list(stage_pairs), base, sdir, stage_cfg, progress=pipeline.progress,
+                                 init_adapter=prev)
+            for stale in ("distilled-lora.gguf",):  # a retrained stage needs a fresh export
+                (sdir / stale).unlink(missing_ok=True)
+            pipeline.log(f"[train stage {k}/{plan.n_stages - 1}] {summary['steps']} steps, "
+                         f"loss {summary['first_loss']} -> {summary['final_loss']}")
+            return [f"model/stages/stage{k}/train_summary.json"], {}
+
+        pipeline._stage(f"train_stage{k}", fp, run)
+        summary = read_json(sdir / "train_summary.json")
+        rec = {"stage": k, "steps": summary["steps"], "rows": len(stage_pairs),
+               "mean_target_chars": info["mean_target_chars"][k], "final_loss": summary["final_loss"],
+               "train_time_s": summary["train_time_s"],
+               "optimizer_state_at_start": summary.get("optimizer_state_at_start"),
+               "init_adapter": summary.get("init_adapter"), "adapter_dir": str(sdir / "adapter")}
+        if k < plan.n_stages - 1:
+            s = _eval_stage(pipeline, k, sdir)
+            rec.update({"n": s["n"], "accuracy": s["accuracy"], "ci95": s["ci95"],
+                        "mean_generated_tokens": s["mean_generated_tokens"]})
+        records.append(rec)
+        prev = sdir / "adapter"
+    last = out / "stages" / f"stage{plan.n_stages - 1}"
+    shutil.rmtree(out / "adapter", ignore_errors=True)
+    shutil.copytree(last / "adapter", out / "adapter")
+    final = read_json(last / "train_summary.json")
+    partial = [r for r in records if r.get("accuracy") is not None]
+    best = max(partial, key=lambda r: (r["accuracy"], -r["mean_generated_tokens"]), default=None)
+    return {**final, "curriculum": "stepwise", "plan": info, "stages": records,
+            "steps": sum(r["steps"] for r in records), "final_stage_steps": final["steps"],
+            "train_time_s": round(sum(r["train_time_s"] for r in records), 2),
+            "best_partial_stage": best["stage"] if best else None, "adapter_dir": str(out / "adapter")}

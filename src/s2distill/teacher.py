@@ -1,0 +1,123 @@
+"""A stronger System 2 teacher distilled into a smaller student.
+
+The ``teacher:`` config section (``model`` and ``backend``, the shape of the top-level ones)
+runs System 2: generation on the unlabeled inputs, model-based curation (e.g. universal
+self-consistency) and the System 2 evaluations (greedy, maj@k), plus ``teacher_system1`` (the
+teacher answering directly) when ``eval.systems`` asks for it. The top-level ``model`` stays the
+student: System 1, training and the distilled model. Without the section nothing changes.
+
+Keys of ``teacher.backend`` that are not given are the run's own ``backend`` keys, so
+``teacher: {model: qwen2.5-coder-1.5b}`` serves the teacher exactly like the student.
+
+Stage fingerprints gain a ``teacher`` part only where the teacher's output flows (generation,
+curation, training and the distilled model through them, the teacher's evaluations); runs
+without a teacher keep every fingerprint. Samples are keyed by the backend's ``model_id``
+(the weights), so the teacher's and the student's samples never share a cache entry.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .errors import ConfigError
+
+TEACHER_SYSTEMS = ("system2", "system2_maj", "teacher_system1")  # evaluated on the teacher when there is one
+
+
+def inherit_backend(raw: dict) -> dict:
+    """``raw`` (the YAML mapping after overrides) with ``teacher.backend`` filled in from the run's
+    ``backend`` for the keys it does not set."""
+    t = raw.get("teacher")
+    if not isinstance(t, dict):
+        return raw
+    own = t.get("backend")
+    if own is not None and not isinstance(own, dict):
+        return raw  # the type check names it
+    base = raw.get("backend") if isinstance(raw.get("backend"), dict) else {}
+    return {**raw, "teacher": {**t, "backend": {**base, **(own or {})}}}
+
+
+def check_teacher(cfg: Any) -> None:
+    """Cross-field checks of the ``teacher`` section (names the fix)."""
+    t = cfg.teacher
+    if t is None:
+        if "teacher_system1" in cfg.eval.systems:
+            raise ConfigError("eval.systems lists teacher_system1 but the run has no teacher; fix: add a teacher "
+                              "section (e.g. teacher.model=qwen2.5-coder-1.5b) or drop teacher_system1")
+        return
+    if not t.model:
+        raise ConfigError("teacher.model is empty; fix: name the teacher's model, e.g. teacher.model=qwen2.5-coder-1.5b "
+                          "(an embedded name, a .gguf path or an HF id), or remove the teacher section")
+    from .registry import BACKENDS, is_import_path
+
+    BACKENDS.target(t.backend.name)
+    if is_import_path(t.backend.name):
+        BACKENDS.get(t.backend.name)
+    if t.backend.name == "openai" and not t.backend.base_url:
+        raise ConfigError("teacher.backend.name=openai needs teacher.backend.base_url (e.g. http://127.0.0.1:8000/v1)")
+    if cfg.distributed.enabled and cfg.distributed.endpoints:
+        raise ConfigError("distributed.endpoints serve one model; with a teacher section leave distributed.endpoints "
+                          "empty (one managed engine per actor) or run without the teacher")
+
+
+def teacher_config(cfg: Any) -> Any:
+    """The run config the teacher's backend is built from: the teacher's model and backend in the
+    places of the run's (so every backend's ``config_kwargs`` serves it unchanged)."""
+    t = cfg.teacher
+    if t is None:
+        return cfg
+    return dataclasses.replace(cfg, model=t.model, backend=t.backend)
+
+
+def key(cfg: Any) -> dict:
+    """The fingerprint part of the teacher ({} without one: fingerprints as before the section)."""
+    t = cfg.teacher
+    return {} if t is None else {"teacher": {"model": t.model, "backend": t.backend.name}}
+
+
+def system2_role(cfg: Any) -> str:
+    """The backend role that runs System 2 (generation, model-based curation)."""
+    return "teacher" if cfg.teacher is not None else "base"
+
+
+def eval_role(cfg: Any, system: str, role: str) -> str:
+    """The backend role an evaluation of ``system`` runs on: the teacher's for System 2 systems."""
+    return "teacher" if role == "base" and system in TEACHER_SYSTEMS and cfg.teacher is not None else role
+
+
+def eval_order(cfg: Any) -> tuple[str, ...]:
+    """The base systems in evaluation order: with a teacher its systems first, right after generation
+    (the teacher's engine is still up: one start fewer), then the student's System 1."""
+    if cfg.teacher is None:
+        return "system1", "system2", "system2_maj", "teacher_system1"
+    return "system2", "system2_maj", "teacher_system1", "system1"
+
+
+def model_of(cfg: Any, system: str) -> str:
+    """The model a report row of ``system`` used."""
+    return cfg.teacher.model if cfg.teacher is not None and system in TEACHER_SYSTEMS else cfg.model
+
+
+def report_part(rd: Any, cfg: Any, rows: list[dict]) -> dict:
+    """With a teacher: the model of every report row (in place) and the tokens each model generated
+    (System 2 generation on the train inputs, and the evaluations); {} without a teacher."""
+    if cfg.teacher is None:
+        return {}
+    from .rundir import read_jsonl
+
+    tokens: dict[str, dict] = {}
+
+    def add(model: str, what: str, n: float) -> None:
+        d = tokens.setdefault(model, {"generate_train": 0, "eval": 0})
+        d[what] += int(round(n))
+
+    for r in rows:
+        r["model"] = model_of(cfg, r["role"])
+        add(r["model"], "eval", r["mean_generated_tokens"] * r["n"])
+    traces = rd / "traces" / "train.jsonl"
+    if traces.is_file():
+        add(cfg.teacher.model, "generate_train", sum(c["completion"].get("completion_tokens", 0) for t in
+                                                     read_jsonl(traces) for s in t["samples"] for c in s.get("calls", [])))
+    for d in tokens.values():
+        d["total"] = d["generate_train"] + d["eval"]
+    return {"teacher": cfg.teacher.model, "student": cfg.model, "tokens_per_model": tokens}
