@@ -11,11 +11,10 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .atomic import staged
 from .errors import ConfigError, DataError, ModelError
 from .models import import_transformers, resolve_hf_model, resolve_model
 
@@ -146,9 +145,7 @@ def export_lora_gguf(adapter_dir: str | Path, base_gguf: str | Path, out_path: s
                              f"ne={base_shapes[name]}; fix: export against the base model the adapter was trained on")
         out_tensors += [(name + ".lora_a", np.ascontiguousarray(a)), (name + ".lora_b", np.ascontiguousarray(b))]
 
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".partial")
-    try:
+    with staged(out_path) as tmp:
         writer = gguf.GGUFWriter(str(tmp), arch)
         writer.add_type("adapter")
         writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
@@ -159,9 +156,6 @@ def export_lora_gguf(adapter_dir: str | Path, base_gguf: str | Path, out_path: s
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
         writer.close()
-        os.replace(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out_path
 
 
@@ -188,40 +182,13 @@ def export_gguf(lora_gguf: str | Path, base_gguf: str | Path, out_path: str | Pa
     """
     exe = find_llama_export_lora()
     base = resolve_model(str(base_gguf))
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".partial")
-    cmd = [exe, "-m", str(base), "--lora", str(lora_gguf), "-o", str(tmp), "-t", str(threads or os.cpu_count() or 1)]
-    try:
+    with staged(out_path) as tmp:
+        cmd = [exe, "-m", str(base), "--lora", str(lora_gguf), "-o", str(tmp), "-t", str(threads or os.cpu_count() or 1)]
         r = subprocess.run(cmd, check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
         if r.returncode != 0 or not tmp.is_file():
             raise ModelError(f"llama-export-lora failed (exit {r.returncode}): {r.stdout[-1500:].strip()}; fix: the LoRA "
                              f"GGUF must be exported against {base.name} (s2distill export --to lora-gguf)")
-        os.replace(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out_path
-
-
-def _rm(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
-@contextmanager
-def _staged(out: Path):
-    """Yield a temporary sibling of ``out``; on success it replaces ``out``, on failure it is removed."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    _rm(tmp)
-    try:
-        yield tmp
-        _rm(out)
-        os.replace(tmp, out)
-    finally:
-        _rm(tmp)
+    return Path(out_path)
 
 
 def _run_models(run_dir: Path) -> tuple[str, str]:
@@ -317,17 +284,17 @@ def export_run(run_dir: str | Path, to: str, out: str | Path, *, force: bool = F
             if (merged / "config.json").is_file():
                 raise ModelError(f"{run_dir} was fully fine-tuned (no LoRA adapter); fix: --to merged")
             raise _not_trained(run_dir, "LoRA adapter (model/adapter)")
-        with _staged(out) as tmp:
+        with staged(out) as tmp:
             shutil.copytree(adapter, tmp)
             if not (tmp / "tokenizer_config.json").is_file():
                 import_transformers().AutoTokenizer.from_pretrained(resolve_hf_model(base)).save_pretrained(tmp)
         return out
     if to == "merged":
         if has_adapter:
-            with _staged(out) as tmp:
+            with staged(out) as tmp:
                 export_merged(adapter, base, tmp, dtype=dtype)
         elif (merged / "config.json").is_file():  # full fine-tune: the model is already merged
-            with _staged(out) as tmp:
+            with staged(out) as tmp:
                 if dtype is None:
                     shutil.copytree(merged, tmp)
                 else:
@@ -352,7 +319,7 @@ def export_run(run_dir: str | Path, to: str, out: str | Path, *, force: bool = F
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".s2d-export-") as td:
         lora = lora_file if lora_file.is_file() else export_lora_gguf(adapter, base_gguf, Path(td) / "lora.gguf")
-        with _staged(out) as tmp:
+        with staged(out) as tmp:
             if to == "lora-gguf":
                 shutil.copyfile(lora, tmp)
             else:

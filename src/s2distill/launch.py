@@ -9,7 +9,6 @@ Nothing here imports torch: the argv and config builders are pure functions.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import re
@@ -92,12 +91,12 @@ class LaunchOptions:
 
 def options_from_section(train: Any) -> LaunchOptions:
     """LaunchOptions from a config's ``train`` section (typed fields win over ``train.accelerate``)."""
-    extra = dict(train.accelerate or {})
+    nested = dict(train.accelerate or {})
     for k in ("num_processes", "distributed_type", "cpu", "config_file"):
-        if k in extra:
+        if k in nested:
             raise ConfigError(f"set '{k}' as train.{'accelerate_config' if k == 'config_file' else k}, "
                               f"not inside train.accelerate")
-    return LaunchOptions.from_dict({**extra, "num_processes": train.num_processes, "cpu": train.cpu,
+    return LaunchOptions.from_dict({**nested, "num_processes": train.num_processes, "cpu": train.cpu,
                                     "distributed_type": train.distributed_type, "config_file": train.accelerate_config})
 
 

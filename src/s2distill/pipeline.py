@@ -53,9 +53,9 @@ def versions() -> dict:
     return out
 
 
-def backend_spec(cfg: RunConfig, role: str, extra: dict) -> tuple[type[Backend], dict[str, Any]]:
-    """The backend class for ``role`` ('base' or 'distilled') and the keyword arguments to build it with;
-    ``extra`` carries the trained model's paths. The class comes from the registry (a built-in name, a
+def backend_spec(cfg: RunConfig, weights: str, trained: dict) -> tuple[type[Backend], dict[str, Any]]:
+    """The backend class for the ``weights`` 'base' or 'distilled' and the keyword arguments to build it with;
+    ``trained`` holds the trained model's paths (:func:`distilled_paths`). The class comes from the registry (a built-in name, a
     plug-in's name or ``package.module:attr``) and says its own arguments (``config_kwargs``)."""
     from .registry import BACKENDS, load_plugins
 
@@ -63,33 +63,33 @@ def backend_spec(cfg: RunConfig, role: str, extra: dict) -> tuple[type[Backend],
     cls = BACKENDS.get(cfg.backend.name)
     if not (isinstance(cls, type) and issubclass(cls, Backend)):
         raise ConfigError(f"backend '{cfg.backend.name}' is {cls!r}, not a subclass of s2distill.backends.base.Backend")
-    return cls, cls.config_kwargs(cfg, role, extra)
+    return cls, cls.config_kwargs(cfg, weights, trained)
 
 
-def default_backend_factory(cfg: RunConfig, role: str, extra: dict) -> Backend:
-    """Build the backend for ``role`` ('base' or 'distilled'); ``extra`` carries adapter paths."""
-    cls, kwargs = backend_spec(cfg, role, extra)
+def default_backend_factory(cfg: RunConfig, weights: str, trained: dict) -> Backend:
+    """Build the backend for the ``weights`` 'base' or 'distilled'; ``trained``: the trained model's paths."""
+    cls, kwargs = backend_spec(cfg, weights, trained)
     return cls(**kwargs)
 
 
-def backend_model_id(cfg: RunConfig, role: str, extra: dict) -> str:
-    """The ``model_id`` (cache-key part) the backend for ``role`` will have, computed without starting it.
+def backend_model_id(cfg: RunConfig, weights: str, trained: dict) -> str:
+    """The ``model_id`` (cache-key part) the backend for ``weights`` will have, computed without starting it.
 
     The Ray path needs it in the driver, where no engine runs; it equals the single-process
     backend's so one run's sample cache serves both.
     """
-    cls, kwargs = backend_spec(cfg, role, extra)
+    cls, kwargs = backend_spec(cfg, weights, trained)
     if cfg.distributed.enabled and cfg.distributed.endpoints:  # the same weights behind every endpoint
         return f"endpoints#{kwargs.get('served_model') or ''}"
     return cls.model_id_of(**kwargs)
 
 
-def _actor_backend(factory: BackendFactory, cfg: RunConfig, role: str, extra: dict, slot: int) -> Backend:
+def _actor_backend(factory: BackendFactory, cfg: RunConfig, weights: str, trained: dict, slot: int) -> Backend:
     """Runs inside a Ray actor: this slot's backend (its own engine, or its endpoint from the list)."""
     eps = cfg.distributed.endpoints
     if eps:
         cfg = dataclasses.replace(cfg, backend=dataclasses.replace(cfg.backend, base_url=eps[slot % len(eps)]))
-    return factory(cfg, role, extra)
+    return factory(cfg, weights, trained)
 
 
 class Pipeline:
@@ -116,15 +116,15 @@ class Pipeline:
                 self.log(f"[resume] dropped {self._cache.torn_lines} torn line(s) at the end of the sample cache")
         return self._cache
 
-    def backend(self, role: str, extra: dict | None = None, stage: str | None = None) -> Backend:
+    def backend(self, weights: str, trained: dict | None = None, stage: str | None = None) -> Backend:
         d = self.cfg.distributed
         ray_path = d.enabled and stage in d.stages
-        key = f"{role}@ray" if ray_path else role
+        key = f"{weights}@ray" if ray_path else weights
         if key not in self._backends:
             for other in list(self._backends):  # one engine at a time on a small machine
                 self._backends.pop(other).close()
-            cfg = teacher_config(self.cfg) if role == "teacher" else self.cfg  # the teacher: its model and backend
-            role = "base" if role == "teacher" else role
+            cfg = teacher_config(self.cfg) if weights == "teacher" else self.cfg  # the teacher: its model and backend
+            built_as = "base" if weights == "teacher" else weights
             if ray_path:
                 from functools import partial
 
@@ -133,26 +133,26 @@ class Pipeline:
                 self.log(f"[backend] Ray Data: {d.num_actors} actor(s) x {cfg.backend.name} ({key}) "
                          f"on {d.address or 'a local Ray instance'}")
                 self._backends[key] = RayBackend(
-                    partial(_actor_backend, self.backend_factory, cfg, role, extra or {}),
-                    model_id=backend_model_id(cfg, role, extra or {}), num_actors=d.num_actors,
+                    partial(_actor_backend, self.backend_factory, cfg, built_as, trained or {}),
+                    model_id=backend_model_id(cfg, built_as, trained or {}), num_actors=d.num_actors,
                     batch_size=d.batch_size, num_cpus_per_actor=d.num_cpus_per_actor,
                     num_gpus_per_actor=d.num_gpus_per_actor, address=d.address, runtime_env=d.runtime_env or None,
                     per_slot=bool(d.endpoints))
             else:
                 self.log(f"[backend] starting {cfg.backend.name} ({key}{', ' + cfg.model if key == 'teacher' else ''})")
-                self._backends[key] = self.backend_factory(cfg, role, extra or {})
+                self._backends[key] = self.backend_factory(cfg, built_as, trained or {})
                 self._record_device(key, self._backends[key])
         return self._backends[key]
 
-    def _record_device(self, role: str, backend: Backend) -> None:
+    def _record_device(self, weights: str, backend: Backend) -> None:
         """In-process engines (transformers): the device and dtype they resolved, in RUN/backend_device.json."""
         if not isinstance(getattr(backend, "device", None), str) or not hasattr(backend, "dtype"):
             return
         path = self.rd / "backend_device.json"
         seen = json.loads(path.read_text()) if path.is_file() else {}
-        seen[role] = {"backend": self.cfg.backend.name, "device": backend.device, "dtype": str(backend.dtype)}
+        seen[weights] = {"backend": self.cfg.backend.name, "device": backend.device, "dtype": str(backend.dtype)}
         write_json(path, seen)
-        self.log(f"[backend] {self.cfg.backend.name} ({role}) on {backend.device} in {backend.dtype}")
+        self.log(f"[backend] {self.cfg.backend.name} ({weights}) on {backend.device} in {backend.dtype}")
 
     def close(self) -> None:
         for b in self._backends.values():
@@ -162,10 +162,10 @@ class Pipeline:
             self._cache.close()
             self._cache = None
 
-    def _generate(self, role: str, desc: str, fn: Callable[[Backend], list[Trace]], total: int,
-                  extra: dict | None = None, stage: str = "eval") -> tuple[list[Trace], float, dict]:
+    def _generate(self, weights: str, desc: str, fn: Callable[[Backend], list[Trace]], total: int,
+                  trained: dict | None = None, stage: str = "eval") -> tuple[list[Trace], float, dict]:
         bar = _bar(total, desc, self.progress)
-        cached = CachingBackend(self.backend(role, extra, stage), self.cache, on_progress=bar.update)
+        cached = CachingBackend(self.backend(weights, trained, stage), self.cache, on_progress=bar.update)
         t0 = time.perf_counter()
         try:
             traces = fn(cached)
@@ -180,8 +180,8 @@ class Pipeline:
             return False
         self.log(f"[{name}] running")
         t0 = time.perf_counter()
-        outputs, extra = fn()
-        self.rd.mark_done(name, fingerprint, outputs, time.perf_counter() - t0, **extra)
+        outputs, info = fn()
+        self.rd.mark_done(name, fingerprint, outputs, time.perf_counter() - t0, **info)
         self.log(f"[{name}] done in {time.perf_counter() - t0:.1f}s")
         return True
 
@@ -267,17 +267,17 @@ class Pipeline:
             for r in rejects:
                 reasons[r.reason] = reasons.get(r.reason, 0) + 1
             kept_inputs = len({base_id(p.example_id) for p in pairs})  # a swap curator adds '~p0' copies
-            extra = f" ({len(pairs)} training pairs)" if kept_inputs != len(pairs) else ""
-            self.log(f"[curate] kept {kept_inputs} of {len(exs)} inputs{extra}; rejected: {reasons or 'none'}")
+            pairs_note = f" ({len(pairs)} training pairs)" if kept_inputs != len(pairs) else ""
+            self.log(f"[curate] kept {kept_inputs} of {len(exs)} inputs{pairs_note}; rejected: {reasons or 'none'}")
             return ["curate/pairs.jsonl", "curate/rejects.jsonl", "curate/chat.jsonl"], {
                 "kept": len(pairs), "kept_inputs": kept_inputs, "rejected": len(rejects), "reject_reasons": reasons,
                 **stats}
 
         self._stage("curate", fp, run)
 
-    def _eval_system(self, system: str, role: str, extra: dict | None = None, upstream: str = "") -> None:
+    def _eval_system(self, system: str, weights: str, trained: dict | None = None, upstream: str = "") -> None:
         c = self.cfg
-        role = eval_role(c, system, role)  # System 2 systems run on the teacher when there is one
+        weights = eval_role(c, system, weights)  # System 2 systems run on the teacher when there is one
         ev = dataclasses.asdict(c.eval)
         for k in ("rewordings", "confident_share", "max_disagreement"):  # own stage / the report's only
             ev.pop(k)
@@ -286,7 +286,7 @@ class Pipeline:
         ev["systems"] = [s for s in ev["systems"] if s != "teacher_system1"]  # asking for it reruns nothing else
         fp = stable_hash({"data": self.fp["data"], "system": system, "method": dataclasses.asdict(c.method),
                           "eval": ev, "model": c.model, "seed": c.seed, "up": upstream,
-                          **(teacher_key(c) if role == "teacher" else {})})
+                          **(teacher_key(c) if weights == "teacher" else {})})
 
         def run():
             exs = self.examples("eval")
@@ -300,10 +300,10 @@ class Pipeline:
             # judges: every pair is also judged with the responses swapped (ids '<id>~swap')
             run_on = exs + [dataclasses.replace(self.task.perturb(e, 0), id=f"{e.id}~swap") for e in exs] if both \
                 else exs
-            traces, wall, stats = self._generate(role, f"eval {system}",
+            traces, wall, stats = self._generate(weights, f"eval {system}",
                                                  lambda b: method(self.task, run_on, b, params, c.method),
                                                  len(run_on) * params.n * (1 if method is METHODS.get("direct")
-                                                                           else calls_per_sample(c.method)), extra)
+                                                                           else calls_per_sample(c.method)), trained)
             vote = system == "system2_maj"
             records = score_traces(system, self.task, exs, traces, vote=vote)
             if both:
@@ -319,9 +319,9 @@ class Pipeline:
 
         self._stage(f"eval_{system}", fp, run)
         if c.eval.rewordings and system in ("system1", "distilled"):
-            self._eval_reworded(system, role, extra, upstream)
+            self._eval_reworded(system, weights, trained, upstream)
 
-    def _eval_reworded(self, system: str, role: str, extra: dict | None, upstream: str) -> None:
+    def _eval_reworded(self, system: str, weights: str, trained: dict | None, upstream: str) -> None:
         """Robustness: the same direct prompt on the task's first ``eval.rewordings`` rewordings of
         every eval input (``task.perturb(example, i)``); per-wording accuracy and the spread."""
         c = self.cfg
@@ -333,9 +333,9 @@ class Pipeline:
             base = self.examples("eval")
             exs = [dataclasses.replace(self.task.perturb(e, i), id=f"{e.id}~w{i}") for i in range(n_w) for e in base]
             params = self._method_params(1, 0.0, c.eval.max_tokens_system1)
-            traces, wall, stats = self._generate(role, f"eval {system} x{n_w} rewordings",
+            traces, wall, stats = self._generate(weights, f"eval {system} x{n_w} rewordings",
                                                  lambda b: METHODS.get("direct")(self.task, exs, b, params, c.method),
-                                                 len(exs), extra)
+                                                 len(exs), trained)
             records = [dataclasses.replace(r, meta={**r.meta, "wording": i})
                        for i in range(n_w)
                        for r in score_traces(system, self.task, exs[i * len(base):(i + 1) * len(base)], traces)]
@@ -458,11 +458,11 @@ class Pipeline:
             if until == "eval":
                 return {}
             if self.cfg.train.enabled and "distilled" in self.cfg.eval.systems or until == "train":
-                extra = self.stage_train()
+                trained = self.stage_train()
                 if until == "train":
                     return {}
                 if "distilled" in self.cfg.eval.systems:
-                    self._eval_system("distilled", "distilled", extra, upstream=self.fp["train"])
+                    self._eval_system("distilled", "distilled", trained, upstream=self.fp["train"])
             report = self.stage_report()
         finally:
             self.close()
@@ -471,7 +471,7 @@ class Pipeline:
 
 
 def distilled_paths(model_dir: Path) -> dict:
-    """Where the train stage put the distilled model (the ``extra`` the distilled backend is built with)."""
+    """Where the train stage put the distilled model (``trained``, what the distilled backend is built with)."""
     return {"adapter": str(model_dir / "adapter") if (model_dir / "adapter").exists() else None,
             "merged": str(model_dir / "merged"), "lora_gguf": str(model_dir / "distilled-lora.gguf")}
 

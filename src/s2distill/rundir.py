@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .atomic import staged
 from .errors import S2DistillError
 from .types import Completion
 
@@ -44,16 +45,12 @@ def write_json(path: Path, obj: Any) -> None:
 
 def write_text(path: Path, text: str) -> None:
     """Atomic write (tmp + rename): a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with staged(path, f".{path.name}.tmp") as tmp, open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise _disk_error(path, e) from None
 
 
@@ -151,10 +148,10 @@ class RunDir:
         return bool(st and st.get("done") and st.get("fingerprint") == fingerprint
                     and all((self.path / o).exists() for o in st.get("outputs", [])))
 
-    def mark_done(self, name: str, fingerprint: str, outputs: Sequence[str], wall_s: float, **extra: Any) -> None:
+    def mark_done(self, name: str, fingerprint: str, outputs: Sequence[str], wall_s: float, **info: Any) -> None:
         self.manifest["stages"][name] = {"fingerprint": fingerprint, "done": True, "outputs": list(outputs),
                                          "wall_s": round(wall_s, 3), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                         **extra}
+                                         **info}
         write_json(self.manifest_path, self.manifest)
 
     def stage_info(self, name: str) -> dict:

@@ -20,7 +20,8 @@ def _free_backends(pipeline) -> None:
 
 
 def serve_extra(pipeline, model_dir: Path) -> dict:
-    """The ``extra`` a distilled backend for the adapter in ``model_dir`` is built with (llama.cpp: its GGUF)."""
+    """The trained-model paths (``trained``) a distilled backend for the adapter in ``model_dir`` is built with
+    (llama.cpp: its GGUF)."""
     if pipeline.cfg.backend.name == "llamacpp" and not (model_dir / "distilled-lora.gguf").exists():
         from .export import export_lora_gguf
         from .models import resolve_model
@@ -42,12 +43,12 @@ def _eval_stage(pipeline, k: int, model_dir: Path) -> dict:
 
     def run():
         _free_backends(pipeline)
-        extra = serve_extra(pipeline, model_dir)
+        trained = serve_extra(pipeline, model_dir)
         exs = pipeline.examples("eval")
         params = pipeline._method_params(1, 0.0, c.method.max_tokens)
         traces, wall, stats = pipeline._generate(
             "distilled", f"eval stage {k}", lambda b: METHODS.get("direct")(task, exs, b, params, c.method), len(exs),
-            extra)
+            trained)
         _free_backends(pipeline)  # the next stage's adapter needs a new server
         records = score_traces(f"stage{k}", task, exs, traces)
         write_jsonl(pipeline.rd / "eval" / f"stage{k}.traces.jsonl", traces)

@@ -27,17 +27,17 @@ class Backend:
     model_id: str = ""  # identifies the weights; part of every cache key
 
     @classmethod
-    def config_kwargs(cls, cfg: Any, role: str, extra: dict) -> dict[str, Any]:
-        """The keyword arguments this backend is built with for ``role`` ('base' or 'distilled') from the
-        run config ``cfg``; ``extra`` carries the trained model's paths (``adapter``, ``merged``,
-        ``lora_gguf``). Every registered backend defines it: ``backend.name`` is looked up in the
-        registry and built as ``cls(**cls.config_kwargs(cfg, role, extra))``."""
+    def config_kwargs(cls, cfg: Any, weights: str, trained: dict) -> dict[str, Any]:
+        """The keyword arguments this backend is built with for the ``weights`` 'base' or 'distilled' from
+        the run config ``cfg``; ``trained`` holds the trained model's paths (``adapter``, ``merged``,
+        ``lora_gguf``; see ``pipeline.distilled_paths``). Every registered backend defines it: ``backend.name`` is looked up in the
+        registry and built as ``cls(**cls.config_kwargs(cfg, weights, trained))``."""
         raise ConfigError(f"backend {cls.__module__}:{cls.__qualname__} does not say how to build itself from the "
-                          "config; fix: define classmethod config_kwargs(cls, cfg, role, extra) -> dict")
+                          "config; fix: define classmethod config_kwargs(cls, cfg, weights, trained) -> dict")
 
     @classmethod
-    def from_config(cls, cfg: Any, role: str, extra: dict) -> "Backend":
-        return cls(**cls.config_kwargs(cfg, role, extra))
+    def from_config(cls, cfg: Any, weights: str, trained: dict) -> "Backend":
+        return cls(**cls.config_kwargs(cfg, weights, trained))
 
     def iter_generate(self, requests: Sequence[GenRequest]) -> Iterator[tuple[int, int, Completion]]:
         results = self.generate(requests)

@@ -52,11 +52,11 @@ class LlamaCppBackend(LaunchedBackend):
     name = "llamacpp"
 
     @classmethod
-    def config_kwargs(cls, cfg, role: str, extra: dict) -> dict:
+    def config_kwargs(cls, cfg, weights: str, trained: dict) -> dict:
         from .base import client_kwargs
 
         b = cfg.backend
-        lora = [extra["lora_gguf"]] if role == "distilled" else []
+        lora = [trained["lora_gguf"]] if weights == "distilled" else []
         return dict(model=cfg.model, parallel=b.parallel, ctx_per_slot=b.ctx_per_slot, threads=b.threads, lora=lora,
                     server_args=b.server_args, **client_kwargs(cfg),
                     **({"startup_timeout_s": b.startup_timeout_s} if b.startup_timeout_s else {}))
