@@ -79,15 +79,18 @@ def train_stepwise(pipeline, pairs: list[TrainPair], base: str, out: Path, tcfg)
     write_json(out / "stepwise_plan.json", {**info, "stage_targets_example": [ps[0].target for ps in plan.stage_pairs]
                                             if pairs else []})
     stage_cfg = dataclasses.replace(tcfg, epochs=c.train.epochs_per_stage, max_steps=-1)
-    records, prev = [], None
+    records, prev, prev_fp, last_k = [], None, pipeline.fp["train"], plan.n_stages - 1
     for k, stage_pairs in enumerate(plan.stage_pairs):
         sdir = out / "stages" / f"stage{k}"
-        fp = stable_hash({"train": pipeline.fp["train"], "stage": k, "of": plan.n_stages,
-                          "targets": [p.target for p in stage_pairs]})
+        # chained: a stage retrains whenever any stage before it did (it continues that stage's adapter)
+        fp = prev_fp = stable_hash({"train": pipeline.fp["train"], "prev": prev_fp, "stage": k, "of": plan.n_stages,
+                                    "targets": [p.target for p in stage_pairs]})
+        # train.save_merged: only the last stage (the distilled model) is merged
+        cfg_k = dataclasses.replace(stage_cfg, save_merged=tcfg.save_merged and k == last_k)
 
-        def run(stage_pairs=stage_pairs, sdir=sdir, prev=prev, k=k):
+        def run(stage_pairs=stage_pairs, sdir=sdir, prev=prev, k=k, cfg_k=cfg_k):
             _free_backends(pipeline)
-            summary = train_lora(list(stage_pairs), base, sdir, stage_cfg, progress=pipeline.progress,
+            summary = train_lora(list(stage_pairs), base, sdir, cfg_k, progress=pipeline.progress,
                                  init_adapter=prev)
             for stale in ("distilled-lora.gguf",):  # a retrained stage needs a fresh export
                 (sdir / stale).unlink(missing_ok=True)
@@ -111,6 +114,9 @@ def train_stepwise(pipeline, pairs: list[TrainPair], base: str, out: Path, tcfg)
     last = out / "stages" / f"stage{plan.n_stages - 1}"
     shutil.rmtree(out / "adapter", ignore_errors=True)
     shutil.copytree(last / "adapter", out / "adapter")
+    if (last / "merged").is_dir():
+        shutil.rmtree(out / "merged", ignore_errors=True)
+        shutil.copytree(last / "merged", out / "merged")
     final = read_json(last / "train_summary.json")
     partial = [r for r in records if r.get("accuracy") is not None]
     best = max(partial, key=lambda r: (r["accuracy"], -r["mean_generated_tokens"]), default=None)
