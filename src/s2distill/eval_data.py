@@ -120,9 +120,9 @@ def eval_on_file(run_dir: str | Path, data: str | Path, name: str | None = None,
         pipe._stage("data", stable_hash({"file": content, "task": dataclasses.asdict(cfg.task)}), write_data)
         for s in BASE_SYSTEMS:
             if s in cfg.eval.systems:
-                pipe._eval_system(s, "base")
+                pipe.eval_system(s, "base")
         if "distilled" in cfg.eval.systems:
-            pipe._eval_system("distilled", "distilled", distilled_paths(run.path / "model"),
+            pipe.eval_system("distilled", "distilled", distilled_paths(run.path / "model"),
                               upstream=train["fingerprint"])
         from .report import build_report
 

@@ -18,8 +18,8 @@ from typing import Any
 from .errors import ConfigError
 from .keys import did_you_mean
 
-__all__ = ["BACKENDS", "CONFIG_CHECKS", "CURATORS", "METHODS", "TASKS", "Registry", "did_you_mean", "import_attr", "is_import_path",
-           "load_plugins"]
+__all__ = ["BACKENDS", "CONFIG_CHECKS", "CURATORS", "METHODS", "TASKS", "Registry", "did_you_mean", "import_attr",
+           "is_import_path", "load_plugins"]
 
 
 def is_import_path(name: str) -> bool:

@@ -15,8 +15,7 @@ from .types import TrainPair, stable_hash
 
 
 def _free_backends(pipeline) -> None:
-    for b in list(pipeline._backends):  # one engine at a time; training wants the cores
-        pipeline._backends.pop(b).close()
+    pipeline.engines.close()  # one engine at a time; training wants the cores
 
 
 def serve_extra(pipeline, model_dir: Path) -> dict:
@@ -33,7 +32,7 @@ def serve_extra(pipeline, model_dir: Path) -> dict:
 
 def _eval_stage(pipeline, k: int, model_dir: Path) -> dict:
     """Stage k's adapter on the eval split: direct prompt, greedy, room for the trace it still writes."""
-    from .evaluate import score_traces, summarize
+    from .evaluate import method_params, score_traces, summarize
     from .registry import METHODS
     from .rundir import write_jsonl
 
@@ -45,7 +44,7 @@ def _eval_stage(pipeline, k: int, model_dir: Path) -> dict:
         _free_backends(pipeline)
         trained = serve_extra(pipeline, model_dir)
         exs = pipeline.examples("eval")
-        params = pipeline._method_params(1, 0.0, c.method.max_tokens)
+        params = method_params(c, 1, 0.0, c.method.max_tokens)
         traces, wall, stats = pipeline._generate(
             "distilled", f"eval stage {k}", lambda b: METHODS.get("direct")(task, exs, b, params, c.method), len(exs),
             trained)

@@ -15,6 +15,7 @@ import os
 import resource
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -27,7 +28,7 @@ from .models import hf_model_dir, resolve_hf_model
 from .precision import bitsandbytes_config, resolve_dtype, trainer_precision
 from .types import TrainPair
 
-__all__ = ["TrainConfig", "train_lora", "hf_model_dir", "peak_rss_bytes"]
+__all__ = ["TrainConfig", "train_lora", "hf_model_dir", "peak_rss_bytes", "settings_of", "train_distilled", "summary_notes"]
 
 
 @dataclass(frozen=True)
@@ -408,3 +409,49 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
     shutil.rmtree(out_dir / "trainer", ignore_errors=True)  # left by versions before checkpoints
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: nothing to resume
     return summary
+
+
+# -- the training policy of a run: which trainer, with which settings ------------------------------------
+
+def settings_of(cfg: Any) -> TrainConfig:
+    """The trainer's settings from a run config: its ``train`` section's training keys and the run's seed."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in dataclasses.asdict(cfg.train).items() if k in names}, seed=cfg.seed)
+
+
+def train_distilled(cfg: Any, pairs_path: Path, out: Path, *, progress: bool = True, log: Callable[[str], None] = print,
+                    before: Callable[[], None] | None = None,
+                    stepwise: Callable[[list[TrainPair], str, Path, TrainConfig], dict] | None = None) -> dict:
+    """Train the run's student on its curated pairs (JSONL at ``pairs_path``) into ``out``: a stepwise
+    curriculum (``stepwise``, which runs its stages), ``accelerate launch`` (every rank reads the pairs file;
+    rank 0 writes ``out``) or this process. ``before()`` runs first (e.g. closes engines to free the machine).
+    Returns the train summary."""
+    from .rundir import read_jsonl
+
+    pairs = [TrainPair.from_json(d) for d in read_jsonl(pairs_path)]
+    if not pairs:
+        raise ConfigError("curation kept no examples, nothing to train on; lower curate.min_agreement, "
+                          "raise method.n or task.n_train (see curate/rejects.jsonl)")
+    if before is not None:
+        before()
+    tcfg, base = settings_of(cfg), cfg.train.base_model or cfg.model
+    if cfg.train.curriculum == "stepwise" and stepwise is not None:
+        return stepwise(pairs, base, out, tcfg)
+    if cfg.train.launcher == "accelerate":
+        from .launch import options_from_section, train_accelerate
+
+        return train_accelerate(pairs_path, base, out, tcfg, options_from_section(cfg.train), progress=progress,
+                                log=log)
+    return train_lora(pairs, base, out, tcfg, progress=progress)
+
+
+def summary_notes(summary: dict, max_length: int) -> list[str]:
+    """What a run's log says about a training summary (truncated rows, a resumed checkpoint)."""
+    notes = []
+    if summary.get("truncated_rows"):
+        notes.append(f"[train] {summary['truncated_rows']} of {summary['rows']} row(s) over train.max_length="
+                     f"{max_length}: their prompts lost {summary['dropped_prompt_tokens']} token(s) from the start "
+                     f"(the answers are whole; e.g. {', '.join(summary['truncated_examples'])})")
+    if summary.get("resumed_from_step"):
+        notes.append(f"[train] resumed from the checkpoint at step {summary['resumed_from_step']}")
+    return notes

@@ -10,6 +10,7 @@ persist samples one by one. ``generate`` is derived from it when present.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
@@ -30,14 +31,20 @@ class Backend:
     def config_kwargs(cls, cfg: Any, weights: str, trained: dict) -> dict[str, Any]:
         """The keyword arguments this backend is built with for the ``weights`` 'base' or 'distilled' from
         the run config ``cfg``; ``trained`` holds the trained model's paths (``adapter``, ``merged``,
-        ``lora_gguf``; see ``pipeline.distilled_paths``). Every registered backend defines it: ``backend.name`` is looked up in the
-        registry and built as ``cls(**cls.config_kwargs(cfg, weights, trained))``."""
+        ``lora_gguf``; see ``backends.pool.distilled_paths``). Every registered backend defines it:
+        ``backend.name`` is looked up in the registry and built as ``cls(**cls.config_kwargs(cfg, weights, trained))``."""
         raise ConfigError(f"backend {cls.__module__}:{cls.__qualname__} does not say how to build itself from the "
                           "config; fix: define classmethod config_kwargs(cls, cfg, weights, trained) -> dict")
 
     @classmethod
     def from_config(cls, cfg: Any, weights: str, trained: dict) -> "Backend":
         return cls(**cls.config_kwargs(cfg, weights, trained))
+
+    @classmethod
+    def prepare_distilled(cls, cfg: Any, model_dir: Path) -> list[str]:
+        """After training: write what this backend needs to serve the model trained into ``model_dir``
+        (e.g. llama.cpp's LoRA GGUF); returns those files, relative to ``model_dir``. Default: nothing."""
+        return []
 
     def iter_generate(self, requests: Sequence[GenRequest]) -> Iterator[tuple[int, int, Completion]]:
         results = self.generate(requests)
