@@ -67,10 +67,14 @@ class CurateConfig:
     n_variants: int = 2  # input_perturbation: meaning-preserving variants per input
 
 
+_ACCEL = {"launcher": "accelerate", "trainer": False}  # a train key only the accelerate launcher reads
+_RUN = {"trainer": False}  # a train key the run reads (which model, whether, how, the curriculum), not the trainer
+
+
 @dataclass(frozen=True)
 class TrainSection:
-    enabled: bool = True
-    base_model: str | None = None  # HF id/dir to fine-tune; default: the run's model
+    enabled: bool = field(default=True, metadata=_RUN)
+    base_model: str | None = field(default=None, metadata=_RUN)  # HF id/dir to fine-tune; default: the run's model
     method: str = "lora"  # lora | full
     lora_r: int = 16
     lora_alpha: int = 32
@@ -85,12 +89,14 @@ class TrainSection:
     gradient_checkpointing: bool = False
     threads: int | None = None
     save_merged: bool = False  # LoRA: also write model/merged (the adapter + llama.cpp LoRA GGUF serve it)
-    launcher: str = "local"  # local (this process) | accelerate (accelerate launch: DDP / FSDP / DeepSpeed)
-    num_processes: int | None = None  # accelerate: processes in all (None = every visible GPU, or 2 on CPU)
-    distributed_type: str = "ddp"  # accelerate: ddp | fsdp | deepspeed
-    cpu: bool = False  # accelerate: CPU processes over gloo, even where GPUs are visible
-    accelerate_config: str | None = None  # accelerate: your accelerate config YAML, used as-is
-    accelerate: dict = field(default_factory=dict)  # accelerate: num_machines, machine_rank, main_process_ip,
+    # local (this process) | accelerate (accelerate launch: DDP / FSDP / DeepSpeed)
+    launcher: str = field(default="local", metadata=_RUN)
+    # read by the accelerate launcher only (ACCELERATE_KEYS: left out of a local run's fingerprint)
+    num_processes: int | None = field(default=None, metadata=_ACCEL)  # processes in all (None = every visible GPU, or 2 on CPU)
+    distributed_type: str = field(default="ddp", metadata=_ACCEL)  # ddp | fsdp | deepspeed
+    cpu: bool = field(default=False, metadata=_ACCEL)  # CPU processes over gloo, even where GPUs are visible
+    accelerate_config: str | None = field(default=None, metadata=_ACCEL)  # your accelerate config YAML, used as-is
+    accelerate: dict = field(default_factory=dict, metadata=_ACCEL)  # accelerate: num_machines, machine_rank, main_process_ip,
     # main_process_port, mixed_precision, zero_stage, offload (see s2distill.launch.LaunchOptions)
     # GPU fit (s2distill.precision; docs/scaling.md "Training on one GPU"):
     dtype: str = "auto"  # auto (bf16 weights + autocast on a bf16 GPU, fp32 elsewhere) | bfloat16 | float16 | float32
@@ -102,11 +108,18 @@ class TrainSection:
     save_total_limit: int = 2  # checkpoints kept under model/checkpoints (older ones are deleted)
     too_long: str = "truncate_prompt"  # rows over max_length: truncate_prompt (from the left) | error
     # curriculum (s2distill.stepwise): stepwise = train on the System 2 trace, drop it step by step from the left
-    curriculum: str = "none"  # none | stepwise
-    epochs_per_stage: float = 1.0  # stepwise: epochs of every stage (each stage starts a fresh optimizer)
-    stages: int = 0  # stepwise: 0 = one stage per step of the longest trace (+1 answer-only); N >= 2 = N stages
-    remove_per_stage: int = 0  # stepwise: > 0 = drop this many trace tokens per stage instead of whole steps
-    removal_smoothing: float = 4.0  # stepwise, token level: lambda of the extra-removal offset P(o) ~ exp(-lambda o)
+    curriculum: str = field(default="none", metadata=_RUN)  # none | stepwise
+    # stepwise: epochs of every stage (each stage starts a fresh optimizer)
+    epochs_per_stage: float = field(default=1.0, metadata=_RUN)
+    # stepwise: 0 = one stage per step of the longest trace (+1 answer-only); N >= 2 = N stages
+    stages: int = field(default=0, metadata=_RUN)
+    # stepwise: > 0 = drop this many trace tokens per stage instead of whole steps
+    remove_per_stage: int = field(default=0, metadata=_RUN)
+    # stepwise, token level: lambda of the extra-removal offset P(o) ~ exp(-lambda o)
+    removal_smoothing: float = field(default=4.0, metadata=_RUN)
+
+
+ACCELERATE_KEYS = tuple(f.name for f in dataclasses.fields(TrainSection) if f.metadata.get("launcher") == "accelerate")
 
 
 @dataclass(frozen=True)

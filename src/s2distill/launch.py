@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from .config import ACCELERATE_KEYS
 from .errors import ConfigError, ModelError
 from .keys import check_choice, check_keys, field_names
 
@@ -35,8 +36,7 @@ DISTRIBUTED = ("ddp", "fsdp", "deepspeed")
 # accelerate's own names are accepted too
 _ACCELERATE_NAMES = {"NO": "NO", "MULTI_CPU": "ddp", "MULTI_GPU": "ddp", "FSDP": "fsdp", "DEEPSPEED": "deepspeed"}
 MIXED_PRECISION = ("no", "fp16", "bf16")
-# TrainSection fields that only the accelerate launcher reads (left out of a local run's fingerprint)
-SECTION_KEYS = ("num_processes", "distributed_type", "cpu", "accelerate_config", "accelerate")
+SECTION_KEYS = ACCELERATE_KEYS  # (derived from the train section's field metadata)
 WORKER_MODULE = "s2distill.train_worker"
 LOG_NAME = "accelerate.log"
 
