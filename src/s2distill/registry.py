@@ -161,7 +161,6 @@ CURATORS = Registry(
 # Config checks that need a component, asked of the component: ``config.validate`` calls each
 # ``check_config(cfg)`` in this order (config.py imports none of these modules).
 CONFIG_CHECKS = (
-    "s2distill.launch:check_config",  # train.launcher and the accelerate options
     "s2distill.backends:check_config",  # the backend class's own settings (transformers, vllm)
     "s2distill.tasks:check_config",  # task options; eval.both_orders / eval.rewordings against the task
     "s2distill.methods:check_config",  # method options: steps, prompt overrides
