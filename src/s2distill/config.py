@@ -126,17 +126,6 @@ class AccelerateOptions:
         return cls(**d)
 
 
-def options_from_section(train: Any) -> LaunchOptions:
-    """LaunchOptions from a config's ``train`` section (typed fields win over ``train.accelerate``)."""
-    nested = dict(train.accelerate or {})
-    for k in ("num_processes", "distributed_type", "cpu", "config_file"):
-        if k in nested:
-            raise ConfigError(f"set '{k}' as train.{'accelerate_config' if k == 'config_file' else k}, "
-                              f"not inside train.accelerate")
-    return LaunchOptions.from_dict({**nested, "num_processes": train.num_processes, "cpu": train.cpu,
-                                    "distributed_type": train.distributed_type, "config_file": train.accelerate_config})
-
-
 _ACCEL = {"launcher": "accelerate", "trainer": False}  # a train key only the accelerate launcher reads
 _RUN = {"trainer": False}  # a train key the run reads (which model, whether, how, the curriculum), not the trainer
 

@@ -1,5 +1,6 @@
-"""Every stage's fingerprint, in one place: a pure function of the stage's config and the fingerprints
-of the stages it reads (plus, where a component decides, the component's answer passed in).
+"""Every stage's fingerprint, in one place (also a stepwise curriculum's stages and the data of
+``s2distill eval --data``): a pure function of the stage's config and the fingerprints of the stages it
+reads (plus, where a component decides, the component's answer passed in).
 
 A finished stage whose fingerprint is unchanged is skipped. The recipes keep old runs valid: keys
 added after runs existed are left out while they sit at the value that reproduces the old behaviour
@@ -67,4 +68,20 @@ def train(cfg: Any, curate_fp: str) -> str:
                         "seed": cfg.seed, "backend": cfg.backend.name})
 
 
-__all__ = ["curate", "data", "evaluation", "generate", "reworded", "train"]
+def data_file(cfg: Any, content: str) -> str:
+    """``s2distill eval RUN --data FILE``: the file's content hash and the task section."""
+    return stable_hash({"file": content, "task": dataclasses.asdict(cfg.task)})
+
+
+def curriculum_stage(train_fp: str, prev_fp: str, k: int, n_stages: int, targets: list[str]) -> str:
+    """Stage ``k`` of a stepwise curriculum: chained, so a stage retrains whenever one before it did."""
+    return stable_hash({"train": train_fp, "prev": prev_fp, "stage": k, "of": n_stages, "targets": targets})
+
+
+def curriculum_eval(cfg: Any, stage_fp: str, data_fp: str) -> str:
+    """Stage ``k``'s adapter on the eval split (direct prompt, room for the trace it still writes)."""
+    return stable_hash({"train_stage": stage_fp, "data": data_fp, "max_tokens": cfg.method.max_tokens, "seed": cfg.seed})
+
+
+__all__ = ["curate", "curriculum_eval", "curriculum_stage", "data", "data_file", "evaluation", "generate", "reworded",
+           "train"]

@@ -10,8 +10,9 @@ import dataclasses
 import shutil
 from pathlib import Path
 
+from . import fingerprints
 from .stepwise import make_plan
-from .types import TrainPair, stable_hash
+from .types import TrainPair
 
 
 def _free_backends(pipeline) -> None:
@@ -37,8 +38,7 @@ def _eval_stage(pipeline, k: int, model_dir: Path) -> dict:
     from .rundir import write_jsonl
 
     c, task = pipeline.cfg, pipeline.task
-    fp = stable_hash({"train_stage": pipeline.fp[f"train_stage{k}"], "data": pipeline.fp["data"],
-                      "max_tokens": c.method.max_tokens, "seed": c.seed})
+    fp = fingerprints.curriculum_eval(c, pipeline.fp[f"train_stage{k}"], pipeline.fp["data"])
 
     def run():
         _free_backends(pipeline)
@@ -83,8 +83,8 @@ def train_stepwise(pipeline, pairs: list[TrainPair], base: str, out: Path, tcfg)
     for k, stage_pairs in enumerate(plan.stage_pairs):
         sdir = out / "stages" / f"stage{k}"
         # chained: a stage retrains whenever any stage before it did (it continues that stage's adapter)
-        fp = prev_fp = stable_hash({"train": pipeline.fp["train"], "prev": prev_fp, "stage": k, "of": plan.n_stages,
-                                    "targets": [p.target for p in stage_pairs]})
+        fp = prev_fp = fingerprints.curriculum_stage(pipeline.fp["train"], prev_fp, k, plan.n_stages,
+                                                     [p.target for p in stage_pairs])
         # train.save_merged: only the last stage (the distilled model) is merged
         cfg_k = dataclasses.replace(stage_cfg, save_merged=tcfg.save_merged and k == last_k)
 
