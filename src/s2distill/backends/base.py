@@ -37,10 +37,6 @@ class Backend:
                           "config; fix: define classmethod config_kwargs(cls, cfg, weights, trained) -> dict")
 
     @classmethod
-    def from_config(cls, cfg: Any, weights: str, trained: dict) -> "Backend":
-        return cls(**cls.config_kwargs(cfg, weights, trained))
-
-    @classmethod
     def prepare_distilled(cls, cfg: Any, model_dir: Path) -> list[str]:
         """After training: write what this backend needs to serve the model trained into ``model_dir``
         (e.g. llama.cpp's LoRA GGUF); returns those files, relative to ``model_dir``. Default: nothing."""
@@ -78,6 +74,8 @@ class Backend:
 
 
 def make_backend(name: str, **kwargs: Any) -> Backend:
+    """The backend registered as ``name`` built from explicit arguments (a run builds its backends from
+    the config: ``backends.pool.default_backend_factory``)."""
     from ..registry import BACKENDS
 
     return BACKENDS.get(name)(**kwargs)
