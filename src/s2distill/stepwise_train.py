@@ -23,7 +23,7 @@ def serve_extra(pipeline, model_dir: Path) -> dict:
     """The trained-model paths (``trained``) a distilled backend for the adapter in ``model_dir`` is built with
     (llama.cpp: its GGUF)."""
     if pipeline.cfg.backend.name == "llamacpp" and not (model_dir / "distilled-lora.gguf").exists():
-        from .export import export_lora_gguf
+        from .backends.llamacpp_export import export_lora_gguf
         from .models import resolve_model
 
         export_lora_gguf(model_dir / "adapter", resolve_model(pipeline.cfg.model), model_dir / "distilled-lora.gguf")
