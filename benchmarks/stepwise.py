@@ -2,11 +2,13 @@
 
     python benchmarks/stepwise.py [--config configs/stepwise_arithmetic.yaml] [key=value ...]
 
-1. `configs/stepwise_arithmetic.yaml` (arithmetic depth 2, 3 curriculum stages) in runs/bench/stepwise_d2:
-   System 1, CoT, every stage's accuracy and tokens, the last stage = stepwise distilled.
-2. The same run with `train.curriculum=none` and `train.max_steps` = the curriculum's total optimizer steps
-   in runs/bench/stepwise_d2_oneshot, its sample cache seeded from run 1 (the same curated pairs; no new
-   System 2 samples): one-shot distilled.
+1. `configs/stepwise_arithmetic.yaml` (arithmetic depth 2, 3 curriculum stages) in runs/bench/stepwise_arith_d2:
+   every stage's accuracy and tokens on the eval split; the last stage = stepwise distilled.
+2. The same config with `train.curriculum=none` and `train.max_steps` = the curriculum's total optimizer steps
+   in runs/bench/stepwise_arith_d2_oneshot, its sample cache seeded from run 1 (the same curated pairs; no
+   new System 2 samples): one-shot distilled.
+3. System 1 and CoT of the base model on the same eval split (or, with --cite-base FILE, those rows from a
+   committed result on the same inputs and prompts, marked as cited).
 Writes benchmarks/results/stepwise.{json,md,html} after each run (rows so far), as a list of rows
 {setting, depth, row, n, accuracy, ci95, mean_generated_tokens, optimizer_steps}.
 """
@@ -33,7 +35,8 @@ def _row(setting: str, depth, name: str, r: dict, steps) -> dict:
 
 def stepwise_rows(report: dict, setting: str, depth) -> list[dict]:
     by = {r["role"]: r for r in report["rows"]}
-    rows = [_row(setting, depth, "System 1", by["system1"], 0), _row(setting, depth, "CoT", by["system2"], 0)]
+    rows = [_row(setting, depth, name, by[role], 0) for name, role in (("System 1", "system1"), ("CoT", "system2"))
+            if role in by]
     sw = report.get("stepwise")
     if sw and "distilled" in by:
         rows.append(_row(setting, depth, "stepwise distilled", by["distilled"], sw["total_steps"]))
@@ -44,19 +47,26 @@ def stepwise_rows(report: dict, setting: str, depth) -> list[dict]:
     return rows
 
 
+ORDER = ("System 1", "CoT", "one-shot distilled", "stepwise distilled")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default=str(ROOT / "configs" / "stepwise_arithmetic.yaml"))
     ap.add_argument("--setting", default="arith_d2")
+    ap.add_argument("--cite-base", default=None,
+                    help="a committed result JSON (distill_arithmetic.json) to take the System 1 / CoT rows from "
+                         "instead of measuring them (same eval inputs and prompts), e.g. when CPU time runs out")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
     config = Path(args.config)
     res: dict = {"rows": [], "stages": [], "runs": {}, "notes": []}
-
+    bench = ROOT / "runs" / "bench"
+    # the comparison first (curriculum, then one-shot at the same steps), the base systems last
     t0 = time.time()
-    cfg = load_config(config, [f"name=stepwise_{args.setting}", *args.overrides])
+    cfg = load_config(config, [f"name=stepwise_{args.setting}", *args.overrides, "eval.systems=[distilled]"])
     depth = cfg.task.options.get("depth")
-    p1 = Pipeline(cfg, run_dir=ROOT / "runs" / "bench" / f"stepwise_{args.setting}")
+    p1 = Pipeline(cfg, run_dir=bench / f"stepwise_{args.setting}")
     rep = p1.run()
     res["rows"] = stepwise_rows(rep, args.setting, depth)
     res["stages"] = rep["stepwise"]["stages"] if rep.get("stepwise") else []
@@ -67,16 +77,43 @@ def main() -> None:
 
     t1 = time.time()
     total = rep["stepwise"]["total_steps"]
-    ov = [f"name=oneshot_{args.setting}", *args.overrides, "train.curriculum=none", f"train.max_steps={total}"]
-    cfg2 = load_config(config, ov)
-    p2 = Pipeline(cfg2, run_dir=ROOT / "runs" / "bench" / f"stepwise_{args.setting}_oneshot")
-    share_cache(p1, p2)
+    ov = [f"name=oneshot_{args.setting}", *args.overrides, "eval.systems=[distilled]", "train.curriculum=none",
+          f"train.max_steps={total}"]
+    p2 = Pipeline(load_config(config, ov), run_dir=bench / f"stepwise_{args.setting}_oneshot")
+    share_cache(p1, p2)  # the same samples, so the same curated pairs
     rep2 = p2.run()
     dist = next(r for r in rep2["rows"] if r["role"] == "distilled")
-    res["rows"].insert(2, _row(args.setting, depth, "one-shot distilled", dist, rep2["train"]["steps"]))
+    res["rows"].append(_row(args.setting, depth, "one-shot distilled", dist, rep2["train"]["steps"]))
     res["runs"]["one-shot"] = {"overrides": ov, "curation": rep2["curation"], "stages_wall_s": rep2["stages_wall_s"],
                                "wall_s": round(time.time() - t1, 1)}
     publish(res)
+
+    if args.cite_base:
+        res["rows"] += cited_base(Path(args.cite_base), args.setting, depth)
+        res["notes"].append(f"System 1 and CoT rows cited from {Path(args.cite_base).name} (the same 40 eval problems, "
+                            "prompts and model), not measured in this run: CPU time ran out")
+    else:
+        t2 = time.time()
+        p3 = Pipeline(load_config(config, [f"name=base_{args.setting}", *args.overrides]),
+                      run_dir=bench / f"stepwise_{args.setting}_base")
+        share_cache(p1, p3)
+        rep3 = p3.evaluate_base(("system1", "system2"))
+        by = {r["role"]: r for r in rep3["rows"]}
+        res["rows"] += [_row(args.setting, depth, "System 1", by["system1"], 0),
+                        _row(args.setting, depth, "CoT", by["system2"], 0)]
+        res["runs"]["base"] = {"wall_s": round(time.time() - t2, 1), "stages_wall_s": rep3["stages_wall_s"]}
+    publish(res)
+
+
+def cited_base(path: Path, setting: str, depth) -> list[dict]:
+    import json
+
+    rows = json.loads(path.read_text())["rows"]
+    name = {"system1": "System 1", "cot": "CoT"}
+    return [{"setting": setting, "depth": depth, "row": name[r["system"]], "n": r["n"], "accuracy": r["accuracy"],
+             "ci95": r["ci95"], "mean_generated_tokens": r["mean_generated_tokens"], "optimizer_steps": 0,
+             "cited_from": path.name}
+            for r in rows if r.get("task") == "arithmetic" and r.get("depth") == depth and r["system"] in name]
 
 
 def portable_rel(p: Path) -> str:
@@ -92,9 +129,14 @@ def publish(res: dict) -> None:
     print(md, flush=True)
 
 
+def _ordered(rows: list[dict]) -> list[dict]:
+    return sorted(rows, key=lambda r: ORDER.index(r["row"]) if r["row"] in ORDER else len(ORDER))
+
+
 def render(res: dict) -> str:
+    res["rows"] = _ordered(res["rows"])
     t = Table(["setting", "row", "n", "accuracy %", "95% CI", "mean generated tokens", "optimizer steps"],
-              [[r["setting"], r["row"], str(r["n"]), pct(r["accuracy"]), ci(r["ci95"]),
+              [[r["setting"], r["row"] + (" (cited)" if r.get("cited_from") else ""), str(r["n"]), pct(r["accuracy"]), ci(r["ci95"]),
                 f"{r['mean_generated_tokens']:.1f}", str(r["optimizer_steps"])] for r in res["rows"]], align="llrrlrr")
     lines = ["# Stepwise internalization vs one-shot distillation (arithmetic)", "",
              "Embedded Qwen2.5-Coder-0.5B-Instruct (Q4_K_M) through llama-server, LoRA on the CPU. Stepwise: train on "

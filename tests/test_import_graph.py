@@ -14,12 +14,12 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "s2distill"
 # Lowest first. A module may import modules of its own layer or of a lower one. Packages
 # (backends, tasks, methods) name all their modules.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("types and helpers", ("s2distill", "errors", "types", "keys", "registry", "voting", "tables", "svgplot",
+    ("types and helpers", ("s2distill", "errors", "types", "keys", "registry", "voting", "atomic", "tables", "svgplot",
                            "html_assets", "checkpoints")),
     ("models/rundir/config", ("models", "rundir", "config", "teacher", "precision", "train_rows")),
     ("backends/tasks/methods/curate", ("backends", "tasks", "methods", "curate", "perturb", "distributed",
                                        "judge_pairs")),
-    ("train/evaluate", ("train", "train_worker", "launch", "evaluate", "label_free", "export", "stepwise")),
+    ("train/evaluate", ("train", "train_worker", "launch", "evaluate", "label_free", "export", "stepwise", "fingerprints")),
     # the report is built from a run directory and its resolved config (no pipeline object), so it
     # sits under the pipeline, whose last stage writes it
     ("report", ("report", "html_report", "compare", "mdpage")),

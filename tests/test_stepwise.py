@@ -175,3 +175,58 @@ def test_stepwise_pipeline_stages_optimizer_reset_and_resume(tiny_base: Path, tm
     assert "Stepwise curriculum (3 stages by steps" in md and "Best partial stage" in md
     html = (tmp_path / "report.html").read_text()
     assert "stage 0" in html and "stage 1" in html
+
+
+def _bench():
+    import importlib.util
+    import sys
+
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(root))
+    spec = importlib.util.spec_from_file_location("bench_stepwise", root / "stepwise.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_benchmark_rows_name_what_the_issue_asks_for() -> None:
+    bench = _bench()
+    row = {"n": 40, "accuracy": 0.5, "ci95": [0.35, 0.65], "mean_generated_tokens": 10.0}
+    stages = [{**row, "stage": 0, "steps": 10, "mean_target_chars": 40.0, "accuracy": 0.7},
+              {**row, "stage": 1, "steps": 10, "mean_target_chars": 20.0},
+              {**row, "stage": 2, "steps": 10, "mean_target_chars": 2.0, "accuracy": 0.1}]
+    rep = {"rows": [{**row, "role": "system1"}, {**row, "role": "system2"}, {**row, "role": "distilled"}],
+           "stepwise": {"total_steps": 30, "stages": stages, "best_partial_stage": stages[0]}}
+    rows = bench.stepwise_rows(rep, "arith_d2", 2)
+    assert [r["row"] for r in rows] == ["System 1", "CoT", "stepwise distilled", "stepwise best partial (stage 0)"]
+    assert [r["optimizer_steps"] for r in rows] == [0, 0, 30, 10]  # the best partial stage: steps up to it
+    assert set(rows[0]) == {"setting", "depth", "row", "n", "accuracy", "ci95", "mean_generated_tokens",
+                            "optimizer_steps"}
+    res = {"rows": rows, "stages": stages, "runs": {}, "notes": ["a note"]}
+    md = bench.render(res)
+    assert "| arith_d2 | stepwise best partial (stage 0) | 40 | 70.0 |" in md and "- a note" in md
+    assert "<svg" in bench.figure(res)
+
+
+@pytest.mark.slow
+def test_stepwise_on_the_embedded_model(tmp_path: Path) -> None:
+    """Real optimizer steps on the embedded 0.5B: two stages of one step each, the second continuing the first's
+    adapter with a fresh optimizer (serving faked: the eval only has to run)."""
+    from s2distill.errors import ModelError
+    from s2distill.models import resolve_hf_model
+
+    try:
+        resolve_hf_model("default")
+    except ModelError as e:
+        pytest.skip(f"embedded model not available: {e}")
+    cfg = load_config(data={
+        "name": "t", "backend": {"name": "fake"}, "task": {"n_train": 6, "n_eval": 3, "options": {"depth": 2}},
+        "method": {"n": 3}, "curate": {"min_agreement": 0.5},
+        "train": {"curriculum": "stepwise", "stages": 2, "epochs_per_stage": 1, "per_device_batch_size": 8,
+                  "gradient_accumulation_steps": 1, "max_length": 160},
+        "eval": {"systems": ["distilled"]}})
+    report = Pipeline(cfg, run_dir=tmp_path, backend_factory=factory(arithmetic_oracle(depth=2)), progress=False).run()
+    st = report["train"]["stages"]
+    assert [r["steps"] for r in st] == [1, 1] and [r["optimizer_state_at_start"] for r in st] == [0, 0]
+    assert st[1]["init_adapter"] == st[0]["adapter_dir"] and report["train"]["trainable_params"] > 1_000_000
+    assert all(r["final_loss"] > 0 for r in st)

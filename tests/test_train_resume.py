@@ -57,6 +57,7 @@ def test_kill9_after_a_checkpoint_then_rerun_resumes_and_matches(tiny_base: Path
     assert rerun.returncode == 0, out
     summary = json.loads((killed / "train_summary.json").read_text())
     assert summary["resumed_from_step"] == last and summary["steps"] == CFG.max_steps
+    assert summary["optimizer_state_at_start"] > 0  # the checkpoint's Adam moments were restored before step 1
     # only the steps after the checkpoint ran again: rows seen by the rerun = remaining steps x batch
     assert summary["examples_seen"] == (CFG.max_steps - last) * CFG.per_device_batch_size
     steps = [json.loads(x)["step"] for x in (killed / "loss.jsonl").read_text().splitlines() if x.strip()]
@@ -65,7 +66,7 @@ def test_kill9_after_a_checkpoint_then_rerun_resumes_and_matches(tiny_base: Path
 
     straight = tmp_path / "straight"
     ref = train_lora(pairs(), str(tiny_base), straight, CFG, progress=False)
-    assert ref["resumed_from_step"] == 0
+    assert ref["resumed_from_step"] == 0 and ref["optimizer_state_at_start"] == 0  # a fresh optimizer
     a = load_file(killed / "adapter" / "adapter_model.safetensors")
     b = load_file(straight / "adapter" / "adapter_model.safetensors")
     assert a.keys() == b.keys() and a

@@ -95,15 +95,7 @@ def _cmd_train(args) -> int:
              "accelerate_config": args.accelerate_config, "cpu": True if args.cpu else None}
     cfg = load_config(run_dir / "config.yaml", [*args.overrides, *(f"train.{k}={v}" for k, v in flags.items()
                                                                   if v is not None)])
-    pipe = Pipeline(cfg, run_dir=run_dir, progress=not args.no_progress)
-    curate = pipe.rd.stage_info("curate")
-    if not curate.get("done") or not (run_dir / "curate" / "pairs.jsonl").is_file():
-        raise ConfigError(f"{run_dir} has no curated pairs; fix: s2distill run CONFIG --until curate --run-dir {run_dir}")
-    pipe.fp["curate"] = curate["fingerprint"]
-    try:
-        pipe.stage_train()
-    finally:
-        pipe.close()
+    Pipeline(cfg, run_dir=run_dir, progress=not args.no_progress).train_only()
     print(f"trained: {run_dir / 'model'} (summary: {run_dir / 'model' / 'train_summary.json'})")
     return 0
 

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
-from .keys import build, check_choice
+from .keys import build, check_choice, check_keys, field_names
 from .types import DEFAULT_SYSTEMS, SYSTEMS
 
 
@@ -67,10 +67,73 @@ class CurateConfig:
     n_variants: int = 2  # input_perturbation: meaning-preserving variants per input
 
 
+LAUNCHERS = ("local", "accelerate")
+DISTRIBUTED = ("ddp", "fsdp", "deepspeed")
+# accelerate's own names are accepted too
+_ACCELERATE_NAMES = {"NO": "NO", "MULTI_CPU": "ddp", "MULTI_GPU": "ddp", "FSDP": "fsdp", "DEEPSPEED": "deepspeed"}
+MIXED_PRECISION = ("no", "fp16", "bf16")
+
+
+@dataclass(frozen=True)
+class AccelerateOptions:
+    """The accelerate launcher's options: ``train.num_processes``, ``train.distributed_type``, ``train.cpu``,
+    ``train.accelerate_config`` and the nested ``train.accelerate`` mapping (``TrainSection.launch_options``)."""
+
+
+    distributed_type: str = "ddp"  # ddp | fsdp | deepspeed (or accelerate's MULTI_CPU, MULTI_GPU, FSDP, DEEPSPEED, NO)
+    num_processes: int | None = None  # in all, over every machine; None: every visible GPU, or 2 on CPU
+    num_machines: int = 1
+    machine_rank: int = 0
+    main_process_ip: str | None = None  # needed with num_machines > 1
+    main_process_port: int | None = None  # None: a free port on one machine; needed with num_machines > 1
+    mixed_precision: str = "no"  # no | fp16 | bf16
+    cpu: bool = False  # CPU processes talking over gloo, even where GPUs are visible
+    zero_stage: int = 2  # deepspeed: ZeRO stage 0-3
+    offload: bool = False  # fsdp: parameters to CPU; deepspeed: optimizer state and parameters to CPU
+    config_file: str | None = None  # your accelerate config YAML, used as-is (the options above are ignored)
+
+    def __post_init__(self) -> None:
+        check_choice("distributed_type", self.distributed_type, list(DISTRIBUTED) + list(_ACCELERATE_NAMES), DISTRIBUTED)
+        if self.num_processes is not None and self.num_processes < 1:
+            raise ConfigError("num_processes must be >= 1 (or null: every visible GPU, or 2 on CPU)")
+        if self.num_machines < 1 or not 0 <= self.machine_rank < self.num_machines:
+            raise ConfigError(f"machine_rank must be in [0, num_machines), got {self.machine_rank} of {self.num_machines}")
+        if self.num_machines > 1 and (not self.main_process_ip or not self.main_process_port):
+            raise ConfigError("num_machines > 1 needs main_process_ip and main_process_port (the rank-0 machine's "
+                              "address, reachable from every machine); fix: set both")
+        if self.num_processes is not None and self.num_processes % self.num_machines:
+            raise ConfigError(f"num_processes={self.num_processes} is the total over all machines and must divide "
+                              f"evenly by num_machines={self.num_machines}")
+        check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
+        if self.zero_stage not in (0, 1, 2, 3):
+            raise ConfigError(f"zero_stage must be 0, 1, 2 or 3, got {self.zero_stage}")
+        if self.cpu and self.kind in ("fsdp", "deepspeed"):
+            raise ConfigError(f"accelerate runs {self.kind} on GPUs only; fix: use distributed_type=ddp with cpu, "
+                              "or drop cpu on a GPU machine")
+        if self.cpu and self.mixed_precision == "fp16":
+            raise ConfigError("fp16 mixed precision needs GPUs; fix: mixed_precision=no (or bf16) with cpu")
+        if self.config_file is not None and not Path(self.config_file).is_file():
+            raise ConfigError(f"accelerate config file not found: {self.config_file}; fix: pass an existing file "
+                              "(`accelerate config --config_file FILE` writes one) or leave it unset")
+
+    @property
+    def kind(self) -> str:
+        return _ACCELERATE_NAMES.get(self.distributed_type, self.distributed_type)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "AccelerateOptions":
+        check_keys(d, field_names(cls), lambda k: f"unknown accelerate option '{k}'", "known")
+        return cls(**d)
+
+
+_ACCEL = {"launcher": "accelerate", "trainer": False}  # a train key only the accelerate launcher reads
+_RUN = {"trainer": False}  # a train key the run reads (which model, whether, how, the curriculum), not the trainer
+
+
 @dataclass(frozen=True)
 class TrainSection:
-    enabled: bool = True
-    base_model: str | None = None  # HF id/dir to fine-tune; default: the run's model
+    enabled: bool = field(default=True, metadata=_RUN)
+    base_model: str | None = field(default=None, metadata=_RUN)  # HF id/dir to fine-tune; default: the run's model
     method: str = "lora"  # lora | full
     lora_r: int = 16
     lora_alpha: int = 32
@@ -85,13 +148,15 @@ class TrainSection:
     gradient_checkpointing: bool = False
     threads: int | None = None
     save_merged: bool = False  # LoRA: also write model/merged (the adapter + llama.cpp LoRA GGUF serve it)
-    launcher: str = "local"  # local (this process) | accelerate (accelerate launch: DDP / FSDP / DeepSpeed)
-    num_processes: int | None = None  # accelerate: processes in all (None = every visible GPU, or 2 on CPU)
-    distributed_type: str = "ddp"  # accelerate: ddp | fsdp | deepspeed
-    cpu: bool = False  # accelerate: CPU processes over gloo, even where GPUs are visible
-    accelerate_config: str | None = None  # accelerate: your accelerate config YAML, used as-is
-    accelerate: dict = field(default_factory=dict)  # accelerate: num_machines, machine_rank, main_process_ip,
-    # main_process_port, mixed_precision, zero_stage, offload (see s2distill.launch.LaunchOptions)
+    # local (this process) | accelerate (accelerate launch: DDP / FSDP / DeepSpeed)
+    launcher: str = field(default="local", metadata=_RUN)
+    # read by the accelerate launcher only (ACCELERATE_KEYS: left out of a local run's fingerprint)
+    num_processes: int | None = field(default=None, metadata=_ACCEL)  # processes in all (None = every visible GPU, or 2 on CPU)
+    distributed_type: str = field(default="ddp", metadata=_ACCEL)  # ddp | fsdp | deepspeed
+    cpu: bool = field(default=False, metadata=_ACCEL)  # CPU processes over gloo, even where GPUs are visible
+    accelerate_config: str | None = field(default=None, metadata=_ACCEL)  # your accelerate config YAML, used as-is
+    accelerate: dict = field(default_factory=dict, metadata=_ACCEL)  # accelerate: num_machines, machine_rank, main_process_ip,
+    # main_process_port, mixed_precision, zero_stage, offload (see AccelerateOptions below)
     # GPU fit (s2distill.precision; docs/scaling.md "Training on one GPU"):
     dtype: str = "auto"  # auto (bf16 weights + autocast on a bf16 GPU, fp32 elsewhere) | bfloat16 | float16 | float32
     quantization: str = "none"  # none | 4bit | 8bit: QLoRA through bitsandbytes (pip install 's2distill[qlora]')
@@ -102,11 +167,29 @@ class TrainSection:
     save_total_limit: int = 2  # checkpoints kept under model/checkpoints (older ones are deleted)
     too_long: str = "truncate_prompt"  # rows over max_length: truncate_prompt (from the left) | error
     # curriculum (s2distill.stepwise): stepwise = train on the System 2 trace, drop it step by step from the left
-    curriculum: str = "none"  # none | stepwise
-    epochs_per_stage: float = 1.0  # stepwise: epochs of every stage (each stage starts a fresh optimizer)
-    stages: int = 0  # stepwise: 0 = one stage per step of the longest trace (+1 answer-only); N >= 2 = N stages
-    remove_per_stage: int = 0  # stepwise: > 0 = drop this many trace tokens per stage instead of whole steps
-    removal_smoothing: float = 4.0  # stepwise, token level: lambda of the extra-removal offset P(o) ~ exp(-lambda o)
+    curriculum: str = field(default="none", metadata=_RUN)  # none | stepwise
+    # stepwise: epochs of every stage (each stage starts a fresh optimizer)
+    epochs_per_stage: float = field(default=1.0, metadata=_RUN)
+    # stepwise: 0 = one stage per step of the longest trace (+1 answer-only); N >= 2 = N stages
+    stages: int = field(default=0, metadata=_RUN)
+    # stepwise: > 0 = drop this many trace tokens per stage instead of whole steps
+    remove_per_stage: int = field(default=0, metadata=_RUN)
+    # stepwise, token level: lambda of the extra-removal offset P(o) ~ exp(-lambda o)
+    removal_smoothing: float = field(default=4.0, metadata=_RUN)
+
+    def launch_options(self) -> AccelerateOptions:
+        """The accelerate options of this section (its typed keys win over ``accelerate``; names the fix)."""
+        nested = dict(self.accelerate or {})
+        for k in ("num_processes", "distributed_type", "cpu", "config_file"):
+            if k in nested:
+                raise ConfigError(f"set '{k}' as train.{'accelerate_config' if k == 'config_file' else k}, "
+                                  f"not inside train.accelerate")
+        return AccelerateOptions.from_dict({**nested, "num_processes": self.num_processes, "cpu": self.cpu,
+                                            "distributed_type": self.distributed_type,
+                                            "config_file": self.accelerate_config})
+
+
+ACCELERATE_KEYS = tuple(f.name for f in dataclasses.fields(TrainSection) if f.metadata.get("launcher") == "accelerate")
 
 
 @dataclass(frozen=True)
@@ -242,6 +325,9 @@ def validate(cfg: RunConfig) -> None:
     if not 0.0 <= cfg.curate.min_agreement <= 1.0:
         raise ConfigError("curate.min_agreement is a fraction in [0, 1]")
     check_choice("train.method", cfg.train.method, ("lora", "full"))
+    check_choice("train.launcher", cfg.train.launcher, LAUNCHERS)
+    if cfg.train.launcher == "accelerate":
+        cfg.train.launch_options()  # names the bad option and the fix
     from .precision import check_train_section
 
     check_train_section(cfg.train)

@@ -13,7 +13,19 @@ from .errors import ConfigError
 from .types import Example, GenRequest, Rejected, SamplingParams, Trace, TrainPair
 from .voting import Vote, majority_vote, plurality_answer
 
-__all__ = ["NoFilter", "SelfConsistency", "UniversalSelfConsistency", "Vote", "majority_vote", "plurality_answer"]
+__all__ = ["NoFilter", "SelfConsistency", "UniversalSelfConsistency", "Vote", "majority_vote", "plurality_answer",
+           "tally"]
+
+
+def tally(pairs: Sequence[TrainPair], rejects: Sequence[Rejected], n_inputs: int) -> tuple[dict, str]:
+    """What the curate stage records (kept, kept inputs, rejected, reasons) and its log line."""
+    reasons: dict[str, int] = {}
+    for r in rejects:
+        reasons[r.reason] = reasons.get(r.reason, 0) + 1
+    kept_inputs = len({p.example_id.partition("~")[0] for p in pairs})  # a swap curator adds '~p0' copies
+    note = f" ({len(pairs)} training pairs)" if kept_inputs != len(pairs) else ""
+    return ({"kept": len(pairs), "kept_inputs": kept_inputs, "rejected": len(rejects), "reject_reasons": reasons},
+            f"[curate] kept {kept_inputs} of {n_inputs} inputs{note}; rejected: {reasons or 'none'}")
 
 
 def _pair(task, ex: Example, answer: str, meta: dict, trace: Trace | None = None) -> TrainPair:

@@ -12,13 +12,13 @@ the user's own fields that way); otherwise FILE is JSONL in the Example shape, o
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from . import fingerprints
 from .config import load_config
 from .errors import ConfigError, DataError
 from .types import BASE_SYSTEMS, SYSTEMS, Example, stable_hash
@@ -117,12 +117,12 @@ def eval_on_file(run_dir: str | Path, data: str | Path, name: str | None = None,
             pipe.log(f"[data] {len(exs)} inputs from {data} ({n_lab} labeled)")
             return ["data/eval.jsonl"], {"n_eval": len(exs), "n_labeled": n_lab, "source": str(data)}
 
-        pipe._stage("data", stable_hash({"file": content, "task": dataclasses.asdict(cfg.task)}), write_data)
+        pipe._stage("data", fingerprints.data_file(cfg, content), write_data)
         for s in BASE_SYSTEMS:
             if s in cfg.eval.systems:
-                pipe._eval_system(s, "base")
+                pipe.eval_system(s, "base")
         if "distilled" in cfg.eval.systems:
-            pipe._eval_system("distilled", "distilled", distilled_paths(run.path / "model"),
+            pipe.eval_system("distilled", "distilled", distilled_paths(run.path / "model"),
                               upstream=train["fingerprint"])
         from .report import build_report
 

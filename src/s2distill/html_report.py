@@ -15,7 +15,8 @@ from html import escape
 from pathlib import Path
 
 from .html_assets import CSS, JS
-from .report import group_table, judge_table, models_line, robustness_table, summary_table, tokens_table
+from .report import (build_report, group_table, judge_table, models_line, robustness_table, summary_table, to_markdown,
+                     tokens_table)
 from .rundir import read_json, read_jsonl
 from .svgplot import Point, accuracy_tokens_svg, color_of, line_svg
 from .tables import Table, ci, num, pct
@@ -310,3 +311,18 @@ def write_run_html(run_dir: str | Path, out: str | Path | None = None) -> Path:
     out = Path(out) if out else Path(run_dir) / "report.html"
     write_text(out, render_run(run_dir))
     return out
+
+
+def write_report(rd, cfg, task=None, log=print) -> dict:
+    """Build the report of a run directory and write report.json, report.md and report.html (the HTML page
+    never costs the JSON and markdown: a failure there is logged with the command that retries it)."""
+    from .rundir import write_json, write_text
+
+    report = build_report(rd, cfg, task)
+    write_json(rd / "report.json", report)
+    write_text(rd / "report.md", to_markdown(report))
+    try:
+        write_run_html(rd.path)
+    except Exception as e:  # noqa: BLE001
+        log(f"[report] report.html not written ({type(e).__name__}: {e}); retry: s2distill report RUN --html")
+    return report

@@ -56,7 +56,7 @@ def mt_bench_pairs(backend, questions: Sequence[dict], seed: int = 0, max_tokens
 
 
 def load_rows(path: str | Path, required: tuple[str, ...]) -> list[dict]:
-    from .tasks.gsm8k import read_jsonl_rows
+    from .tasks.common import read_jsonl_rows
 
     p = Path(path).expanduser()
     if p.is_dir():

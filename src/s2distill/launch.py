@@ -9,7 +9,6 @@ Nothing here imports torch: the argv and config builders are pure functions.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import re
@@ -19,86 +18,26 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .config import _ACCELERATE_NAMES, ACCELERATE_KEYS, DISTRIBUTED, LAUNCHERS, MIXED_PRECISION  # noqa: F401
+from .config import AccelerateOptions as LaunchOptions
 from .errors import ConfigError, ModelError
-from .keys import check_choice, check_keys, field_names
 
 __all__ = ["LaunchOptions", "LAUNCHERS", "SECTION_KEYS", "accelerate_config", "write_accelerate_config",
            "launch_argv", "launch_env", "worker_args", "run_launch", "train_accelerate", "options_from_section"]
 
-LAUNCHERS = ("local", "accelerate")
-DISTRIBUTED = ("ddp", "fsdp", "deepspeed")
-# accelerate's own names are accepted too
-_ACCELERATE_NAMES = {"NO": "NO", "MULTI_CPU": "ddp", "MULTI_GPU": "ddp", "FSDP": "fsdp", "DEEPSPEED": "deepspeed"}
-MIXED_PRECISION = ("no", "fp16", "bf16")
-# TrainSection fields that only the accelerate launcher reads (left out of a local run's fingerprint)
-SECTION_KEYS = ("num_processes", "distributed_type", "cpu", "accelerate_config", "accelerate")
+SECTION_KEYS = ACCELERATE_KEYS  # (derived from the train section's field metadata)
 WORKER_MODULE = "s2distill.train_worker"
 LOG_NAME = "accelerate.log"
 
 
-@dataclass(frozen=True)
-class LaunchOptions:
-    distributed_type: str = "ddp"  # ddp | fsdp | deepspeed (or accelerate's MULTI_CPU, MULTI_GPU, FSDP, DEEPSPEED, NO)
-    num_processes: int | None = None  # in all, over every machine; None: every visible GPU, or 2 on CPU
-    num_machines: int = 1
-    machine_rank: int = 0
-    main_process_ip: str | None = None  # needed with num_machines > 1
-    main_process_port: int | None = None  # None: a free port on one machine; needed with num_machines > 1
-    mixed_precision: str = "no"  # no | fp16 | bf16
-    cpu: bool = False  # CPU processes talking over gloo, even where GPUs are visible
-    zero_stage: int = 2  # deepspeed: ZeRO stage 0-3
-    offload: bool = False  # fsdp: parameters to CPU; deepspeed: optimizer state and parameters to CPU
-    config_file: str | None = None  # your accelerate config YAML, used as-is (the options above are ignored)
-
-    def __post_init__(self) -> None:
-        check_choice("distributed_type", self.distributed_type, list(DISTRIBUTED) + list(_ACCELERATE_NAMES), DISTRIBUTED)
-        if self.num_processes is not None and self.num_processes < 1:
-            raise ConfigError("num_processes must be >= 1 (or null: every visible GPU, or 2 on CPU)")
-        if self.num_machines < 1 or not 0 <= self.machine_rank < self.num_machines:
-            raise ConfigError(f"machine_rank must be in [0, num_machines), got {self.machine_rank} of {self.num_machines}")
-        if self.num_machines > 1 and (not self.main_process_ip or not self.main_process_port):
-            raise ConfigError("num_machines > 1 needs main_process_ip and main_process_port (the rank-0 machine's "
-                              "address, reachable from every machine); fix: set both")
-        if self.num_processes is not None and self.num_processes % self.num_machines:
-            raise ConfigError(f"num_processes={self.num_processes} is the total over all machines and must divide "
-                              f"evenly by num_machines={self.num_machines}")
-        check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISION)
-        if self.zero_stage not in (0, 1, 2, 3):
-            raise ConfigError(f"zero_stage must be 0, 1, 2 or 3, got {self.zero_stage}")
-        if self.cpu and self.kind in ("fsdp", "deepspeed"):
-            raise ConfigError(f"accelerate runs {self.kind} on GPUs only; fix: use distributed_type=ddp with cpu, "
-                              "or drop cpu on a GPU machine")
-        if self.cpu and self.mixed_precision == "fp16":
-            raise ConfigError("fp16 mixed precision needs GPUs; fix: mixed_precision=no (or bf16) with cpu")
-        if self.config_file is not None and not Path(self.config_file).is_file():
-            raise ConfigError(f"accelerate config file not found: {self.config_file}; fix: pass an existing file "
-                              "(`accelerate config --config_file FILE` writes one) or leave it unset")
-
-    @property
-    def kind(self) -> str:
-        return _ACCELERATE_NAMES.get(self.distributed_type, self.distributed_type)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "LaunchOptions":
-        check_keys(d, field_names(cls), lambda k: f"unknown accelerate option '{k}'", "known")
-        return cls(**d)
-
-
 def options_from_section(train: Any) -> LaunchOptions:
-    """LaunchOptions from a config's ``train`` section (typed fields win over ``train.accelerate``)."""
-    extra = dict(train.accelerate or {})
-    for k in ("num_processes", "distributed_type", "cpu", "config_file"):
-        if k in extra:
-            raise ConfigError(f"set '{k}' as train.{'accelerate_config' if k == 'config_file' else k}, "
-                              f"not inside train.accelerate")
-    return LaunchOptions.from_dict({**extra, "num_processes": train.num_processes, "cpu": train.cpu,
-                                    "distributed_type": train.distributed_type, "config_file": train.accelerate_config})
+    """The accelerate options of a config's ``train`` section (``TrainSection.launch_options``)."""
+    return train.launch_options()
 
 
 def _visible_gpus() -> int:
@@ -300,10 +239,3 @@ def train_accelerate(pairs_path: Path, base: str, out_dir: Path, cfg: Any, opts:
     if not summary_path.is_file() or summary_path.stat().st_mtime < t0:
         raise ModelError(f"accelerate launch exited 0 but rank 0 wrote no {summary_path}; fix: read {out_dir / LOG_NAME}")
     return json.loads(summary_path.read_text())
-
-
-def check_config(cfg: Any) -> None:
-    """``train.launcher`` and, for accelerate, its options (asked by ``config.validate``)."""
-    check_choice("train.launcher", cfg.train.launcher, LAUNCHERS)
-    if cfg.train.launcher == "accelerate":
-        options_from_section(cfg.train)  # names the bad option and the fix

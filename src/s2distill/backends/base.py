@@ -10,6 +10,7 @@ persist samples one by one. ``generate`` is derived from it when present.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
@@ -27,17 +28,19 @@ class Backend:
     model_id: str = ""  # identifies the weights; part of every cache key
 
     @classmethod
-    def config_kwargs(cls, cfg: Any, role: str, extra: dict) -> dict[str, Any]:
-        """The keyword arguments this backend is built with for ``role`` ('base' or 'distilled') from the
-        run config ``cfg``; ``extra`` carries the trained model's paths (``adapter``, ``merged``,
-        ``lora_gguf``). Every registered backend defines it: ``backend.name`` is looked up in the
-        registry and built as ``cls(**cls.config_kwargs(cfg, role, extra))``."""
+    def config_kwargs(cls, cfg: Any, weights: str, trained: dict) -> dict[str, Any]:
+        """The keyword arguments this backend is built with for the ``weights`` 'base' or 'distilled' from
+        the run config ``cfg``; ``trained`` holds the trained model's paths (``adapter``, ``merged``,
+        ``lora_gguf``; see ``backends.pool.distilled_paths``). Every registered backend defines it:
+        ``backend.name`` is looked up in the registry and built as ``cls(**cls.config_kwargs(cfg, weights, trained))``."""
         raise ConfigError(f"backend {cls.__module__}:{cls.__qualname__} does not say how to build itself from the "
-                          "config; fix: define classmethod config_kwargs(cls, cfg, role, extra) -> dict")
+                          "config; fix: define classmethod config_kwargs(cls, cfg, weights, trained) -> dict")
 
     @classmethod
-    def from_config(cls, cfg: Any, role: str, extra: dict) -> "Backend":
-        return cls(**cls.config_kwargs(cfg, role, extra))
+    def prepare_distilled(cls, cfg: Any, model_dir: Path) -> list[str]:
+        """After training: write what this backend needs to serve the model trained into ``model_dir``
+        (e.g. llama.cpp's LoRA GGUF); returns those files, relative to ``model_dir``. Default: nothing."""
+        return []
 
     def iter_generate(self, requests: Sequence[GenRequest]) -> Iterator[tuple[int, int, Completion]]:
         results = self.generate(requests)
@@ -71,6 +74,8 @@ class Backend:
 
 
 def make_backend(name: str, **kwargs: Any) -> Backend:
+    """The backend registered as ``name`` built from explicit arguments (a run builds its backends from
+    the config: ``backends.pool.default_backend_factory``)."""
     from ..registry import BACKENDS
 
     return BACKENDS.get(name)(**kwargs)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from ..rundir import SampleCache
 from ..types import Completion, GenRequest
@@ -58,3 +59,38 @@ def _single(req: GenRequest, j: int):
     from dataclasses import replace
 
     return replace(req.params, n=1, seed=req.params.seed + j)
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(total: int, desc: str, enabled: bool):
+    """A tqdm bar of samples on stderr (its ``update`` is a ``CachingBackend``'s ``on_progress``), or none."""
+    if not enabled:
+        return _NoBar()
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="sample", dynamic_ncols=True, file=sys.stderr)
+
+
+def sample(backend: Backend, cache: SampleCache, fn: Callable[[Backend], Any], total: int, desc: str = "",
+           progress: bool = True) -> tuple[Any, float, dict]:
+    """``fn(backend)`` through the sample cache, with a progress bar of ``total`` samples; returns its result,
+    the wall seconds and what came from the cache (``cache_hits``) or was ``generated``."""
+    import time
+
+    bar = progress_bar(total, desc, progress)
+    cached = CachingBackend(backend, cache, on_progress=bar.update)
+    t0 = time.perf_counter()
+    try:
+        out = fn(cached)
+    finally:
+        bar.close()
+    return out, time.perf_counter() - t0, {"cache_hits": cached.hits, "generated": cached.misses}

@@ -17,9 +17,9 @@ class FakeBackend(Backend):
     name = "fake"
 
     @classmethod
-    def config_kwargs(cls, cfg, role: str, extra: dict) -> dict:
+    def config_kwargs(cls, cfg, weights: str, trained: dict) -> dict:
         # a named model (e.g. a teacher's) is part of the id, so two models' samples never share a cache key
-        return dict(model_id=f"fake:{role}" if cfg.model == "default" else f"fake:{cfg.model}:{role}")
+        return dict(model_id=f"fake:{weights}" if cfg.model == "default" else f"fake:{cfg.model}:{weights}")
 
     @classmethod
     def model_id_of(cls, model_id: str = "fake", model: str | None = None, **_: object) -> str:

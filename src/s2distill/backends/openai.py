@@ -32,13 +32,13 @@ class OpenAIBackend(Backend):
     name = "openai"
 
     @classmethod
-    def config_kwargs(cls, cfg, role: str, extra: dict) -> dict:
+    def config_kwargs(cls, cfg, weights: str, trained: dict) -> dict:
         from ..errors import ConfigError
         from .base import client_kwargs
 
         b = cfg.backend
         served = b.served_model
-        if role == "distilled":
+        if weights == "distilled":
             served = cfg.eval.distilled_served_model
             if not served:
                 raise ConfigError("evaluating the distilled model through backend 'openai' needs "

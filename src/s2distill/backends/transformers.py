@@ -29,10 +29,10 @@ class TransformersBackend(Backend):
         check_choice("backend.dtype", cfg.backend.dtype, DTYPES)
 
     @classmethod
-    def config_kwargs(cls, cfg, role: str, extra: dict) -> dict:
+    def config_kwargs(cls, cfg, weights: str, trained: dict) -> dict:
         kw: dict[str, Any] = {}
-        if role == "distilled":
-            kw = {"adapter": extra["adapter"]} if extra.get("adapter") else {"model": extra["merged"]}
+        if weights == "distilled":
+            kw = {"adapter": trained["adapter"]} if trained.get("adapter") else {"model": trained["merged"]}
         return {"model": cfg.model, **kw, "batch_size": cfg.backend.batch_size, "threads": cfg.backend.threads,
                 "device": cfg.backend.device, "dtype": cfg.backend.dtype}
 
@@ -122,12 +122,12 @@ class TransformersBackend(Backend):
             max_new_tokens=p.max_tokens, do_sample=seed is not None, eos_token_id=self.eos_ids,
             pad_token_id=self.tok.pad_token_id, stop_strings=list(p.stop) or None,
             **({"temperature": p.temperature, "top_p": p.top_p, "top_k": 0} if seed is not None else {}))
-        extra: dict[str, Any] = {"tokenizer": self.tok} if p.stop else {}
+        gen_kwargs: dict[str, Any] = {"tokenizer": self.tok} if p.stop else {}
         if seed is not None:
             torch.manual_seed(seed)
         t0 = time.time()
         with torch.inference_mode():
-            out = self.model.generate(**batch, generation_config=gen_cfg, **extra)
+            out = self.model.generate(**batch, generation_config=gen_cfg, **gen_kwargs)
         latency = (time.time() - t0) / len(prompts)
         width = batch["input_ids"].shape[1]
         return [self._completion(row[width:].tolist(), len(prompt), p, latency) for row, prompt in zip(out, prompts)]

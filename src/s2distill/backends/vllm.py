@@ -109,17 +109,17 @@ class VLLMBackend(LaunchedBackend):
         check_model(cfg.model)
 
     @classmethod
-    def config_kwargs(cls, cfg, role: str, extra: dict) -> dict:
+    def config_kwargs(cls, cfg, weights: str, trained: dict) -> dict:
         from .base import client_kwargs
 
         b = cfg.backend
         model = cfg.model
         vkw: dict = {"served_model": b.served_model}
-        if role == "distilled":  # the run's adapter as LoRA module "distilled", or the merged model under that name
-            if extra.get("adapter"):
-                model, vkw["adapter"] = cfg.train.base_model or cfg.model, extra["adapter"]
-            elif extra.get("merged") and Path(extra["merged"]).is_dir():
-                model, vkw = extra["merged"], {"served_model": LORA_NAME}
+        if weights == "distilled":  # the run's adapter as LoRA module "distilled", or the merged model under that name
+            if trained.get("adapter"):
+                model, vkw["adapter"] = cfg.train.base_model or cfg.model, trained["adapter"]
+            elif trained.get("merged") and Path(trained["merged"]).is_dir():
+                model, vkw = trained["merged"], {"served_model": LORA_NAME}
             else:
                 raise ConfigError("backend 'vllm' found no distilled model (neither model/adapter nor model/merged); "
                                   "fix: run the train stage first (train.enabled=true)")

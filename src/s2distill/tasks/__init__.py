@@ -8,10 +8,9 @@ validated by the task's ``Options`` dataclass.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
 from ..keys import build
 from ..registry import TASKS
 
@@ -44,44 +43,6 @@ def check_config(cfg: Any) -> None:
                               f"{n_max} rewordings of its input; set eval.rewordings to at most {n_max}")
 
 
-def is_dataset_dir(path: Path) -> bool:
-    """A local copy of an HF dataset: a hub repo clone/snapshot (README.md, parquet/arrow data files)
-    or a ``save_to_disk`` directory. Such directories load through :func:`hub_rows` like a hub id."""
-    if not path.is_dir():
-        return False
-    if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file() or (path / "README.md").is_file():
-        return True
-    return any(next(path.glob(f"**/*.{ext}"), None) for ext in ("parquet", "arrow"))
-
-
-def hub_rows(hf_id: str, split: str, config: str | None = None, *, offline_fix: str) -> list[dict]:
-    """Rows of an HF ``datasets`` split (needs internet), or of a local dataset directory in the same format.
-
-    Errors name the local-file alternative.
-    """
-    try:
-        import datasets
-    except ImportError:
-        raise ConfigError(f"loading '{hf_id}' from the HF hub needs `pip install datasets` (s2distill[hub]); "
-                          f"or {offline_fix}") from None
-    local = Path(hf_id).expanduser()
-    try:
-        if (local / "dataset_dict.json").is_file() or (local / "state.json").is_file():  # save_to_disk
-            ds = datasets.load_from_disk(str(local))
-            ds = ds[split] if isinstance(ds, datasets.DatasetDict) else ds
-            return [dict(r) for r in ds]
-        if local.is_dir() and config and not _declares_config(local, config):
-            config = None  # a plain data folder has one default config; only a repo's README names others
-        ds = datasets.load_dataset(hf_id, config, split=split)
-    except Exception as e:  # network, unknown id or split, ...
-        raise DataError(f"cannot load HF dataset '{hf_id}' split '{split}' ({type(e).__name__}: {e}); "
-                        f"offline? {offline_fix}") from None
-    return [dict(r) for r in ds]
-
-
-def _declares_config(repo: Path, config: str) -> bool:
-    readme = repo / "README.md"
-    return readme.is_file() and f"config_name: {config}" in readme.read_text(encoding="utf-8", errors="replace")
-
+from .common import hub_rows, is_dataset_dir  # noqa: E402 - re-exported
 
 __all__ = ["check_config", "hub_rows", "is_dataset_dir", "make_task", "parse_options", "dataclasses"]

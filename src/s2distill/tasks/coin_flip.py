@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError, DataError
 from ..types import Example
-from .last_letter import (check_split, name_stream, published_example, read_published, sample_part, split_published,
-                          text_field)
 from .answers import YES_NO_INSTRUCTION as DIRECT_INSTRUCTION
 from .answers import extract_yes_no  # noqa: F401 - re-exported
 from .base import Task
+from .common import (NamesPoolOptions, check_split, name_stream, published_example, read_published, sample_part,
+                     split_published, text_field)
 from .names import checked_name_pool
 
 Person = tuple[str, bool]  # (name, flips)
@@ -64,13 +64,11 @@ def _key(people: Sequence[Person]) -> str:
 
 
 @dataclass(frozen=True)
-class CoinFlipOptions:
+class CoinFlipOptions(NamesPoolOptions):
+    """``instruction`` (the final question): 0 Kojima, 1 RaR, 2-4 rewordings; ``source``: a RaR list, Kojima
+    {"examples"} or the raw {inputs, targets} file."""
+
     n_people: int = 2  # RaR: 2; Kojima: 4
-    source: str | None = None  # published file (RaR list, Kojima {"examples"}, raw {inputs, targets})
-    names_file: str | None = None  # JSON list of names or {"M": [...], "F": [...]}; default: built-in list
-    top_n: int = 220  # names per gender taken from an M/F names_file
-    instruction: int = 0  # final question: 0 Kojima, 1 RaR, 2-4 rewordings
-    eval_fraction: float = 0.5  # with source: share of the file held out for eval
 
 
 class CoinFlipTask(Task):

@@ -37,7 +37,7 @@ from ..errors import ConfigError, DataError
 from ..types import Example, stable_hash
 from .answers import AnswerFormat, answer_format, lettered
 from .base import Task
-from .gsm8k import jsonl_objects
+from .common import check_split, hub_rows, jsonl_objects
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
@@ -255,8 +255,6 @@ class DatasetTask(Task):
         o = self.options
         if o.path:
             return read_rows(Path(o.path).expanduser())
-        from . import hub_rows
-
         data = hub_rows(o.hf_id or "", o.split, o.config,
                         offline_fix="set task.options.path to a local .jsonl/.json/.csv/.parquet file")
         if not data:
@@ -283,8 +281,7 @@ class DatasetTask(Task):
         return self._examples[seed]
 
     def load(self, split: str, n: int, seed: int = 0) -> list[Example]:
-        if split not in ("train", "eval"):
-            raise ConfigError(f"dataset split must be 'train' or 'eval', got '{split}'")
+        check_split(split, "dataset")
         exs = self._splits(seed)[split]
         if split == "eval" and n and not exs:
             raise DataError("no eval inputs: eval_fraction held out no row; fix: raise task.options.eval_fraction, "

@@ -1,14 +1,13 @@
 """GSM8K: grade-school math word problems, from local JSONL or the HF hub."""
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, DataError
 from ..types import Example
+from .common import hub_rows, is_dataset_dir, jsonl_objects, read_jsonl_rows  # noqa: F401 - jsonl_objects re-exported
 from .numeric import NumericTask, normalize_number
 
 _CALC = re.compile(r"<<[^>]*>>")
@@ -31,32 +30,6 @@ def gold_from_solution(solution: str) -> str | None:
     return normalize_number(solution.rsplit("####", 1)[1])
 
 
-def jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
-    """(line number, object) of each non-blank JSONL line; a malformed line is an error naming the file and line."""
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path} line {lineno}: invalid JSON ({e.msg}); fix or remove that line") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path} line {lineno}: expected a JSON object, got {type(row).__name__}")
-            yield lineno, row
-
-
-def read_jsonl_rows(path: Path, required: tuple[str, ...]) -> list[dict]:
-    """Read JSONL; a malformed line or a missing required field is an error naming the file and line."""
-    rows = []
-    for lineno, row in jsonl_objects(path):
-        for f in required:
-            if f not in row:
-                raise DataError(f"{path} line {lineno}: missing field \"{f}\"")
-        rows.append(row)
-    return rows
-
-
 class GSM8KTask(NumericTask):
     name = "gsm8k"
     Options = GSM8KOptions
@@ -69,8 +42,6 @@ class GSM8KTask(NumericTask):
         if split in self._cache:
             return self._cache[split]
         src = Path(self.options.source).expanduser()
-        from . import is_dataset_dir
-
         if src.is_dir() and not (src / f"{split}.jsonl").is_file() and is_dataset_dir(src):
             rows = self._hub_rows(split)  # a local copy of the hub dataset (parquet + README), read like the hub id
         elif src.is_dir():
@@ -90,8 +61,6 @@ class GSM8KTask(NumericTask):
         return rows
 
     def _hub_rows(self, split: str) -> list[dict]:
-        from . import hub_rows
-
         return hub_rows(self.options.source, split, self.options.hf_config,
                         offline_fix="set task.options.source to a local directory with train.jsonl/test.jsonl")
 

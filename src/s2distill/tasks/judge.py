@@ -29,7 +29,7 @@ from pathlib import Path
 from ..errors import ConfigError, DataError
 from ..types import Example, Message, stable_hash
 from .base import Task
-from .gsm8k import read_jsonl_rows
+from .common import check_split, fixed_split, hub_rows, read_jsonl_rows
 
 VERDICTS = ("A", "B", "tie")
 SWAP = {"A": "B", "B": "A", "tie": "tie"}
@@ -137,18 +137,14 @@ class JudgeTask(Task):
 
     # -- data --------------------------------------------------------------------------------
     def load(self, split: str, n: int, seed: int = 0) -> list[Example]:
-        if split not in ("train", "eval"):
-            raise ConfigError(f"judge split must be 'train' or 'eval', got '{split}'")
+        check_split(split, "judge")
         items = {"gsm8k_pairs": self._gsm8k_pairs, "mt_bench_human": self._mt_bench,
                  "oasst2": self._oasst2, "pairs": self._pairs}[self.options.source]()
         if not self.options.keep_ties:
             items = [e for e in items if e.gold != "tie"]
-        idx = list(range(len(items)))
-        random.Random(f"judge-{self.options.source}-split").shuffle(idx)
-        cut = round(len(idx) * self.options.eval_fraction)
-        part = idx[:cut] if split == "eval" else idx[cut:]
-        random.Random(f"judge-{split}-{seed}").shuffle(part)
-        return [dataclasses.replace(items[i], id=f"{split}-{items[i].id}") for i in part[: n if n >= 0 else None]]
+        part = fixed_split(len(items), split, n, self.options.eval_fraction, f"judge-{self.options.source}-split",
+                           f"judge-{split}-{seed}")
+        return [dataclasses.replace(items[i], id=f"{split}-{items[i].id}") for i in part]
 
     def _need_path(self, what: str) -> Path:
         if not self.options.path:
@@ -184,8 +180,6 @@ class JudgeTask(Task):
             return read_jsonl_rows(p, ())
         hf_id = self.options.path or {"mt_bench_human": "lmsys/mt_bench_human_judgments",
                                       "oasst2": "OpenAssistant/oasst2"}[self.options.source]
-        from . import hub_rows
-
         return hub_rows(hf_id, hf_split, offline_fix="set task.options.path to a local file in the same format")
 
     def _mt_bench(self) -> list[Example]:

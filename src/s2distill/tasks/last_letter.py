@@ -6,27 +6,22 @@ cut into consecutive chunks (no name repeats within an item), reshuffled when us
 Train, eval and few-shot items fall in disjoint parts of the item space (a hash of the
 names), so they never share a question whatever the seeds. A published file
 (``source``) is split instead by a fixed shuffle into disjoint train/eval parts.
-
-Also the shared helpers of the symbolic tasks: partitioning, name streams, published files.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TypeVar
 
 from ..errors import ConfigError, DataError
-from ..types import Example, stable_hash
+from ..types import Example
 from .answers import extract_letters, normalize_letters  # noqa: F401 - re-exported
 from .base import Task
+from .common import (NamesPoolOptions, check_split, name_stream, published_example, read_published, sample_part,
+                     split_published, text_field)
 from .names import checked_name_pool
-
-T = TypeVar("T")
 
 TEMPLATES = (
     'Take the last letters of the words in "{names}" and concatenate them.',  # RaR
@@ -39,91 +34,6 @@ DIRECT_INSTRUCTION = "Answer with only the letters, nothing else."
 _PHRASE = re.compile(r'"([^"]+)"')
 
 
-# --- shared by the symbolic tasks ----------------------------------------------------------------
-
-def partition(key: str) -> str:
-    """Which part of the item space an item belongs to: 'train' (5/8), 'eval' (2/8) or 'shots' (1/8)."""
-    b = int(stable_hash(key), 16) % 8
-    return "shots" if b == 0 else "eval" if b <= 2 else "train"
-
-
-def name_stream(rng: random.Random, pool: Sequence[str], k: int) -> Iterator[tuple[str, ...]]:
-    """Consecutive k-name chunks of a seeded shuffle of the pool, reshuffled when used up."""
-    while True:
-        order = rng.sample(list(pool), len(pool))
-        for i in range(0, len(order) - k + 1, k):
-            yield tuple(order[i:i + k])
-
-
-def sample_part(draw: Callable[[int], T], key: Callable[[T], str], part: str, n: int, what: str) -> list[T]:
-    """n items from ``draw(i)`` that fall in ``part``; distinct while the item space allows."""
-    out: list[T] = []
-    seen: set[str] = set()
-    tries = 0
-    while len(out) < n:
-        item, tries = draw(len(out)), tries + 1
-        if tries > 1000 * (n + 10):
-            raise DataError(f"{what}: cannot draw {n} '{part}' items from this name pool; give more names "
-                            "(task.options.names_file / top_n) or fewer per item")
-        k = key(item)
-        if partition(k) != part or (k in seen and tries < 50 * (n + 10)):
-            continue
-        seen.add(k)
-        out.append(item)
-    return out
-
-
-def published_example(path: Path, i: int, row: dict, question: str, gold: str, meta: dict) -> Example:
-    """An Example from record ``i`` of a published file, keeping its source and any RaR rephrasing."""
-    meta = {**meta, "source": str(path)}
-    if isinstance(row.get("refined_question"), str):
-        meta["refined_question"] = row["refined_question"]
-    return Example(id=str(i), question=question, gold=gold, meta=meta)
-
-
-def check_split(split: str, task: str) -> None:
-    if split not in ("train", "eval"):
-        raise ConfigError(f"{task} split must be 'train' or 'eval', got '{split}'")
-
-
-def read_published(path_str: str) -> tuple[Path, list[tuple[int, dict]]]:
-    """Records of a published file: a JSON list (RaR) or ``{"examples": [...]}`` (Kojima)."""
-    path = Path(path_str).expanduser()
-    if not path.is_file():
-        raise DataError(f"task.options.source file not found: {path}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}: invalid JSON ({e.msg}); task.options.source must be a RaR JSON list or a "
-                        "Kojima {\"examples\": [...]} file") from None
-    rows = data.get("examples") if isinstance(data, dict) else data
-    if not isinstance(rows, list) or not rows:
-        raise DataError(f"{path}: expected a non-empty JSON list of records (RaR) or {{\"examples\": [...]}} "
-                        "(Kojima)")
-    for i, r in enumerate(rows):
-        if not isinstance(r, dict):
-            raise DataError(f"{path} record {i}: expected a JSON object, got {type(r).__name__}")
-    return path, list(enumerate(rows))
-
-
-def text_field(path: Path, i: int, row: dict, name: str) -> str:
-    v = row.get(name)
-    if not isinstance(v, str) or not v.strip():
-        raise DataError(f"{path} record {i}: missing or empty string field \"{name}\"; fix or remove the record")
-    return v
-
-
-def split_published(items: list[Example], split: str, n: int, seed: int, eval_fraction: float,
-                    task: str) -> list[Example]:
-    """A fixed shuffle cuts the file into eval (first part) and train; ``seed`` samples within a part."""
-    idx = list(range(len(items)))
-    random.Random(f"{task}-split").shuffle(idx)
-    cut = round(len(idx) * eval_fraction)
-    part = idx[:cut] if split == "eval" else idx[cut:]
-    random.Random(f"{task}-{split}-{seed}").shuffle(part)
-    return [dataclasses.replace(items[i], id=f"{split}-{i}") for i in part[: n if n >= 0 else None]]
-
-
 # --- the task ------------------------------------------------------------------------------------
 
 def last_letters(words: Sequence[str]) -> str:
@@ -132,13 +42,10 @@ def last_letters(words: Sequence[str]) -> str:
 
 
 @dataclass(frozen=True)
-class LastLetterOptions:
+class LastLetterOptions(NamesPoolOptions):
+    """``instruction``: 0 RaR, 1 Kojima, 2-4 rewordings; ``source``: a RaR list or Kojima {"examples"} file."""
+
     n_names: int = 2  # RaR: 2 or 4; Kojima: 4
-    source: str | None = None  # published file (RaR list or Kojima {"examples"}) instead of generating
-    names_file: str | None = None  # JSON list of names or {"M": [...], "F": [...]}; default: built-in list
-    top_n: int = 220  # names per gender taken from an M/F names_file
-    instruction: int = 0  # wording: 0 RaR, 1 Kojima, 2-4 rewordings
-    eval_fraction: float = 0.5  # with source: share of the file held out for eval
 
 
 class LastLetterTask(Task):

@@ -26,7 +26,7 @@ from ..errors import ConfigError, DataError
 from ..types import Example, stable_hash
 from .answers import ALIAS_SEP, extract_short_answer, matches, normalize_answer  # noqa: F401 - re-exported
 from .base import Task
-from .gsm8k import read_jsonl_rows
+from .common import check_split, hub_rows, read_jsonl_rows
 
 OPINIONS = ("none", "suggest_correct", "suggest_incorrect", "discourage_correct")
 TEMPLATES = {
@@ -93,8 +93,6 @@ class TriviaQAOpinionTask(Task):
         return self._rows
 
     def _hf_rows(self) -> list[dict]:
-        from . import hub_rows
-
         ds = hub_rows(self.options.path, self.options.hf_split, self.options.hf_config,
                       offline_fix="set task.options.path to a local JSONL with question and golden_answers")
         return [{"id": r["question_id"], "question": r["question"],
@@ -115,8 +113,7 @@ class TriviaQAOpinionTask(Task):
         raise DataError(f"question {row['id']}: found no incorrect answer distinct from its aliases")
 
     def load(self, split: str, n: int, seed: int = 0) -> list[Example]:
-        if split not in ("train", "eval"):
-            raise ConfigError(f"triviaqa_opinion split must be 'train' or 'eval', got '{split}'")
+        check_split(split, "triviaqa_opinion")
         rows = self.rows()
         cut = int(self.options.eval_fraction * 1000)
         part = [r for r in rows if (int(stable_hash(r["id"]), 16) % 1000 < cut) == (split == "eval")]

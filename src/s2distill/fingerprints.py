@@ -1,0 +1,87 @@
+"""Every stage's fingerprint, in one place (also a stepwise curriculum's stages and the data of
+``s2distill eval --data``): a pure function of the stage's config and the fingerprints of the stages it
+reads (plus, where a component decides, the component's answer passed in).
+
+A finished stage whose fingerprint is unchanged is skipped. The recipes keep old runs valid: keys
+added after runs existed are left out while they sit at the value that reproduces the old behaviour
+(``both_orders`` false, ``save_merged`` false, the accelerate options of a local run, the GPU-fit keys
+at their defaults, no teacher). ``tests/test_fingerprints.py`` pins which config keys change which stage.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .launch import SECTION_KEYS
+from .precision import train_fingerprint_keys
+from .teacher import key as teacher_key
+from .types import stable_hash
+
+EVAL_KEYS_ELSEWHERE = ("rewordings", "confident_share", "max_disagreement")  # own stage / the report's only
+
+
+def data(cfg: Any, source: dict | None = None) -> str:
+    """The task section; ``source``: the task's ``source_fingerprint()`` (edits of its files rerun)."""
+    return stable_hash({"task": dataclasses.asdict(cfg.task), **({"source": source} if source else {})})
+
+
+def generate(cfg: Any, data_fp: str, expands: bool = False) -> str:
+    """System 2 on the train inputs; ``expands``: the curator adds input variants (``curate.n_variants``)."""
+    return stable_hash({"data": data_fp, "method": dataclasses.asdict(cfg.method), "model": cfg.model,
+                        "seed": cfg.seed, "expand": {"n_variants": cfg.curate.n_variants} if expands else None,
+                        **teacher_key(cfg)})
+
+
+def curate(cfg: Any, generate_fp: str, needs_backend: bool = False) -> str:
+    """Curation; a curator that asks the model (``needs_backend``) also depends on the model."""
+    return stable_hash({"gen": generate_fp, "curate": dataclasses.asdict(cfg.curate),
+                        **({"model": cfg.model} if needs_backend else {})})
+
+
+def evaluation(cfg: Any, system: str, data_fp: str, upstream: str = "", on_teacher: bool = False) -> str:
+    """One system's evaluation; ``upstream``: the train fingerprint for the distilled model."""
+    ev = dataclasses.asdict(cfg.eval)
+    for k in EVAL_KEYS_ELSEWHERE:
+        ev.pop(k)
+    if not ev["both_orders"]:
+        ev.pop("both_orders")
+    ev["systems"] = [s for s in ev["systems"] if s != "teacher_system1"]  # asking for it reruns nothing else
+    return stable_hash({"data": data_fp, "system": system, "method": dataclasses.asdict(cfg.method), "eval": ev,
+                        "model": cfg.model, "seed": cfg.seed, "up": upstream, **(teacher_key(cfg) if on_teacher else {})})
+
+
+def reworded(cfg: Any, system: str, data_fp: str, upstream: str = "") -> str:
+    """The direct prompt on the first ``eval.rewordings`` rewordings of every eval input."""
+    return stable_hash({"data": data_fp, "system": system, "rewordings": cfg.eval.rewordings, "model": cfg.model,
+                        "max_tokens": cfg.eval.max_tokens_system1, "seed": cfg.seed, "up": upstream})
+
+
+def train(cfg: Any, curate_fp: str) -> str:
+    """Training on the curated pairs."""
+    t = dataclasses.asdict(cfg.train)
+    if not t["save_merged"]:
+        del t["save_merged"]
+    if cfg.train.launcher == "local":  # the accelerate options do not touch a local run
+        for k in SECTION_KEYS:
+            t.pop(k, None)
+    return stable_hash({"curate": curate_fp, "train": train_fingerprint_keys(t), "model": cfg.model,
+                        "seed": cfg.seed, "backend": cfg.backend.name})
+
+
+def data_file(cfg: Any, content: str) -> str:
+    """``s2distill eval RUN --data FILE``: the file's content hash and the task section."""
+    return stable_hash({"file": content, "task": dataclasses.asdict(cfg.task)})
+
+
+def curriculum_stage(train_fp: str, prev_fp: str, k: int, n_stages: int, targets: list[str]) -> str:
+    """Stage ``k`` of a stepwise curriculum: chained, so a stage retrains whenever one before it did."""
+    return stable_hash({"train": train_fp, "prev": prev_fp, "stage": k, "of": n_stages, "targets": targets})
+
+
+def curriculum_eval(cfg: Any, stage_fp: str, data_fp: str) -> str:
+    """Stage ``k``'s adapter on the eval split (direct prompt, room for the trace it still writes)."""
+    return stable_hash({"train_stage": stage_fp, "data": data_fp, "max_tokens": cfg.method.max_tokens, "seed": cfg.seed})
+
+
+__all__ = ["curate", "curriculum_eval", "curriculum_stage", "data", "data_file", "evaluation", "generate", "reworded",
+           "train"]
