@@ -172,7 +172,8 @@ def test_stepwise_pipeline_stages_optimizer_reset_and_resume(tiny_base: Path, tm
     assert sw["stages"][-1]["accuracy"] == dist["accuracy"]
     assert sw["best_partial_stage"]["stage"] in (0, 1)
     md = (tmp_path / "report.md").read_text()
-    assert "Stepwise curriculum (3 stages by steps" in md and "Best partial stage" in md
+    assert "Stepwise curriculum (3 stages by steps" in md
+    assert f"Best partial stage: {sw['best_partial_stage']['stage']} (" in md and "model/stages/stage" in md
     html = (tmp_path / "report.html").read_text()
     assert "stage 0" in html and "stage 1" in html
 

@@ -19,7 +19,6 @@ import math
 import random
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from .errors import ConfigError, DataError
 from .types import TrainPair
@@ -201,5 +200,5 @@ def markdown(section: dict | None) -> list[str]:
     b = section.get("best_partial_stage")
     if b:
         lines.append(f"\nBest partial stage: {b['stage']} ({_pct(b['accuracy'])}%, {b['mean_generated_tokens']:.1f} "
-                     "tokens); its adapter: " + f"`{Path(b['adapter_dir']).name}` under model/stages")
+                     "tokens); its adapter: " + f"`model/stages/stage{b['stage']}/adapter`")
     return lines
