@@ -99,12 +99,13 @@ def run_setting(name: str, args) -> dict:
             "train_s": t.get("train_time_s"), "peak_rss_gib": round(t["peak_rss_bytes"] / 2**30, 2) if t.get(
                 "peak_rss_bytes") else None,
             "tokens_per_model": report.get("tokens_per_model"), "stages_wall_s": report.get("stages_wall_s"),
-            "config": f"configs/{config}.yaml", "overrides": ov[1:], "notes": notes}
+            "config": f"configs/{config}.yaml", "overrides": ov[1:], "notes": notes,
+            "command": " ".join(["python", "benchmarks/teacher_student.py", *sys.argv[1:]])}
 
 
 def _fmt(c) -> str:
     if not isinstance(c, dict):
-        return c or "-"
+        return c or "not run"
     return f"{pct(c['accuracy'])} ({ci(c['ci95'])}), {c['mean_generated_tokens']:.0f} tok"
 
 
@@ -131,12 +132,15 @@ def render(res: dict) -> str:
                      f"{s['method_n']} teacher samples ({s['few_shot']}-shot), self-consistency keeps >= "
                      f"{s['min_votes']} agreeing votes: kept {r['kept']} ({r['targets_correct']} targets correct, "
                      f"checked afterwards); {r['train_steps']} LoRA steps on the student ({r['train_s']} s, peak RSS "
-                     f"{r['peak_rss_gib']} GiB); maj@k k={s['k']}; generated tokens per model: {tpm}")
+                     f"{r['peak_rss_gib']} GiB); " + (f"maj@k k={s['k']}; " if r["system2_teacher_maj"] else "")
+                     + f"generated tokens per model: {tpm}")
         sm = r["distilled_same_model"]
         lines.append(f"  - same-model row: {sm['source'] if isinstance(sm, dict) else 'not run'}")
+        if r.get("command"):
+            lines.append(f"  - command: `{r['command']}`")
         lines += [f"  - note: {n}" for n in r["notes"]]
     if missing:
-        lines += ["", f"Not run (CPU time on the shared 2-core machine): {', '.join(missing)}."]
+        lines += ["", f"Settings not run (CPU time on the shared 2-core machine): {', '.join(missing)}."]
     lines += [f"\nNote: {n}" for n in notes]
     return "\n".join(lines)
 

@@ -116,6 +116,13 @@ def test_missing_teacher_part_names_the_extra(tmp_path):
     assert not list(tmp_path.iterdir())  # nothing half-written
 
 
+def test_validate_names_the_teacher(capsys):
+    from s2distill.cli import main
+
+    assert main(["validate", "configs/teacher_student.yaml"]) == 0
+    assert "model=default, teacher=qwen2.5-coder-1.5b on llamacpp" in capsys.readouterr().out
+
+
 def test_ls_lists_the_teacher_model(capsys):
     from s2distill.cli import main
 
@@ -150,6 +157,7 @@ def test_system2_runs_on_the_teacher_and_system1_on_the_student(tmp_path):
     html = (tmp_path / "report.html").read_text()
     assert f"teacher {TEACHER}, student default" in html and 'id="tokens-per-model"' in html
     assert f'<td class="l">{TEACHER}</td>' in html
+    assert '"teacher_system1":true' in html  # the example browser has the teacher's direct answers
 
 
 def test_one_engine_at_a_time(tmp_path):

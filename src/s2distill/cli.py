@@ -35,7 +35,8 @@ def _cmd_validate(args) -> int:
 
     cfg = load_config(args.config, args.overrides)
     print(f"ok: {args.config} (task={cfg.task.name}, method={cfg.method.name}, backend={cfg.backend.name}, "
-          f"curator={cfg.curate.name}, model={cfg.model})")
+          f"curator={cfg.curate.name}, model={cfg.model}"
+          + (f", teacher={cfg.teacher.model} on {cfg.teacher.backend.name})" if cfg.teacher else ")"))
     return 0
 
 

@@ -110,7 +110,7 @@ JS = r"""
   var evCols = [{h: "id", f: function (r) { return [r.id]; }},
                 {h: "question", f: function (r) { return [short(r.q, 140), "l"]; }},
                 {h: "gold", f: function (r) { return [show(r.g)]; }}];
-  ["system1", "system2", "system2_maj", "distilled"].forEach(function (s) {
+  ["system1", "system2", "system2_maj", "teacher_system1", "distilled"].forEach(function (s) {
     if (!D.has[s]) return;
     evCols.push({h: N[s] || s, f: function (r) {
       var c = r[s]; if (!c) return ["-", "na"];
@@ -126,7 +126,7 @@ JS = r"""
     var d = el("div");
     block(d, "Question", r.q);
     d.appendChild(el("p", null, "Gold: " + show(r.g)));
-    ["system1", "system2", "distilled"].forEach(function (s) {
+    ["system1", "system2", "teacher_system1", "distilled"].forEach(function (s) {
       var c = r[s]; if (!c) return;
       block(d, (N[s] || s) + ": answer " + show(c.p) + " · " + show(c.t) + " tokens" +
                (c.c === true ? " · right" : c.c === false ? " · wrong" : ""), c.r);
@@ -142,7 +142,7 @@ JS = r"""
   }
   function evText(r) {
     var parts = [r.id, r.q, r.g];
-    ["system1", "system2", "system2_maj", "distilled"].forEach(function (s) { if (r[s]) parts.push(r[s].p); });
+    ["system1", "system2", "system2_maj", "teacher_system1", "distilled"].forEach(function (s) { if (r[s]) parts.push(r[s].p); });
     return parts.map(show).join(" ");
   }
   var evFilters = [["all", function () { return true; }],
