@@ -20,15 +20,16 @@ def _free_backends(pipeline) -> None:
 
 
 def serve_extra(pipeline, model_dir: Path) -> dict:
-    """The trained-model paths (``trained``) a distilled backend for the adapter in ``model_dir`` is built with
-    (llama.cpp: its GGUF)."""
-    if pipeline.cfg.backend.name == "llamacpp" and not (model_dir / "distilled-lora.gguf").exists():
-        from .backends.llamacpp_export import export_lora_gguf
-        from .models import resolve_model
+    """The trained-model paths (``trained``) a distilled backend for the adapter in ``model_dir`` is built with,
+    after the run's backend prepared that adapter for serving once (``Backend.prepare_distilled``, as the
+    pipeline's train stage does; llama.cpp: its LoRA GGUF, which a retrained stage deletes)."""
+    from .backends.pool import distilled_paths
+    from .registry import BACKENDS
 
-        export_lora_gguf(model_dir / "adapter", resolve_model(pipeline.cfg.model), model_dir / "distilled-lora.gguf")
-    return {"adapter": str(model_dir / "adapter"), "merged": str(model_dir / "merged"),  # as pipeline.distilled_paths
-            "lora_gguf": str(model_dir / "distilled-lora.gguf")}
+    paths = distilled_paths(model_dir)
+    if not Path(paths["lora_gguf"]).exists():
+        BACKENDS.get(pipeline.cfg.backend.name).prepare_distilled(pipeline.cfg, model_dir)
+    return paths
 
 
 def _eval_stage(pipeline, k: int, model_dir: Path) -> dict:
@@ -58,11 +59,10 @@ def _eval_stage(pipeline, k: int, model_dir: Path) -> dict:
         return [f"eval/stage{k}.jsonl"], {"wall_s_generate": round(wall, 3), **stats}
 
     pipeline._stage(f"eval_stage{k}", fp, run)
-    from .evaluate import summarize as _s
     from .rundir import read_jsonl
     from .types import EvalRecord
 
-    return _s([EvalRecord.from_json(d) for d in read_jsonl(pipeline.rd / "eval" / f"stage{k}.jsonl")])
+    return summarize([EvalRecord.from_json(d) for d in read_jsonl(pipeline.rd / "eval" / f"stage{k}.jsonl")])
 
 
 def train_stepwise(pipeline, pairs: list[TrainPair], base: str, out: Path, tcfg) -> dict:
