@@ -235,8 +235,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse a command line; key=value overrides may come before or after the options
+    (``run cfg.yaml --run-dir runs/x method.n=8`` as well as ``run cfg.yaml method.n=8 --run-dir runs/x``)."""
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    stray = [r for r in rest if r.startswith("-") or "=" not in r]
+    if rest and (stray or not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or rest)}"
+                     + ("" if hasattr(args, "overrides") else " (this command takes no key=value overrides)"))
+    if rest:
+        args.overrides = [*args.overrides, *rest]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     try:
         return args.fn(args)
     except S2DistillError as e:
