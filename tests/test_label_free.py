@@ -318,3 +318,18 @@ def test_verdict_command_exit_codes(tmp_path):
     bad.write_text('{"id": "n1", "text": "q"}\n')
     r = _cli("eval", str(run), "--data", str(bad), cwd=tmp_path)
     assert r.returncode == 2 and f"{bad}, line 1: no 'question' text" in r.stderr and "fix:" in r.stderr
+
+
+def test_verdict_says_how_many_inputs_would_settle_a_close_call():
+    from s2distill.label_free import inputs_needed
+
+    assert inputs_needed(0.90, 0.10) is None and inputs_needed(0.85, 0.10) is None  # no n would do
+    n = inputs_needed(0.975, 0.10)
+    assert n is not None and 40 < n < 200
+    lo, _ = ci95(round(0.975 * n), n)
+    assert 1 - lo <= 0.10 + 1e-3  # at that n the bound is met
+    v = verdict(rows(), lf_of(k=39, n=40))  # 97.5% agreement, but 40 inputs: bound ~12.9%
+    assert v["decision"] == "keep" and v["inputs_needed"] == n
+    assert f"40 held-out inputs are too few to tell: at 97.5% agreement about {n} would" in v["reasons"][0]
+    v = verdict(rows(), lf_of(k=90, n=100))  # 90% agreement: more inputs would not help
+    assert v["inputs_needed"] is None and "too few" not in v["reasons"][0]

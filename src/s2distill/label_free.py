@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from .evaluate import ci95
+from .evaluate import ci95, wilson_ci
 from .rundir import read_jsonl
 from .types import SYSTEMS, EvalRecord
 from .voting import plurality_share
@@ -123,9 +123,12 @@ def verdict(rows: Sequence[dict], lf: dict | None, confident_share: float = 0.75
     mvs = lf["system2_maj"]["mean_vote_share"]
     fail, ok = [], []
     dis_hi = 1 - lo
+    needed = inputs_needed(d["agreement"], max_disagreement) if dis_hi > max_disagreement else None
+    too_few = (f"; {d['n']} held-out inputs are too few to tell: at {_p(d['agreement'])}% agreement about "
+               f"{needed} would (s2distill eval RUN_DIR --data MORE_INPUTS)") if needed and needed > d["n"] else ""
     (fail if dis_hi > max_disagreement else ok).append(
         f"disagreement with System 2's majority is at most {_p(dis_hi)}% (95% upper bound) "
-        f"{'>' if dis_hi > max_disagreement else '<='} eval.max_disagreement {_p(max_disagreement)}%")
+        f"{'>' if dis_hi > max_disagreement else '<='} eval.max_disagreement {_p(max_disagreement)}%{too_few}")
     (fail if mvs < confident_share else ok).append(
         f"System 2 {'is unreliable' if mvs < confident_share else 'is consistent'}: mean vote share "
         f"{_p(mvs)}% {'<' if mvs < confident_share else '>='} eval.confident_share {_p(confident_share)}%")
@@ -138,7 +141,25 @@ def verdict(rows: Sequence[dict], lf: dict | None, confident_share: float = 0.75
     line = f"ship distilled: {summary}" if decision == "ship" else f"keep System 2: {'; '.join(fail)} ({summary})"
     return {"decision": decision, "reasons": fail if fail else ok, "line": line, "token_saving": round(saving, 4),
             "distilled_tokens": dist_tokens, "system2_tokens": s2_tokens, "system2_reference": ref_role,
-            "max_disagreement": max_disagreement, "confident_share": confident_share}
+            "max_disagreement": max_disagreement, "confident_share": confident_share,
+            "inputs_needed": needed if too_few else None}
+
+
+def inputs_needed(agreement: float, max_disagreement: float, limit: int = 100_000) -> int | None:
+    """How many held-out inputs it takes, at this agreement rate, before the 95% upper bound of the
+    disagreement falls to ``max_disagreement``; None when the rate itself is too low (no n would do)."""
+    if 1 - agreement >= max_disagreement:
+        return None
+    lo, hi = 1, limit  # the Wilson lower bound at a fixed rate grows with n: bisect
+    if 1 - wilson_ci(round(agreement * hi), hi)[0] > max_disagreement:
+        return None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if 1 - wilson_ci(round(agreement * mid), mid)[0] <= max_disagreement:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 def _p(x: float) -> str:
