@@ -12,8 +12,8 @@ from s2distill.types import GenRequest, SamplingParams
 
 
 class Stub:
-    def __init__(self, fail_first=0, status=429, delay=0.0):
-        self.fail_first, self.status, self.delay = fail_first, status, delay
+    def __init__(self, fail_first=0, status=429, delay=0.0, fast_first=0):
+        self.fail_first, self.status, self.delay, self.fast_first = fail_first, status, delay, fast_first
         self.bodies, self.headers, self.inflight, self.max_inflight = [], [], 0, 0
         self.lock = threading.Lock()
         stub = self
@@ -28,9 +28,10 @@ class Stub:
                     stub.bodies.append(body)
                     stub.headers.append(dict(self.headers))
                     fail = len(stub.bodies) <= stub.fail_first
+                    fast = len(stub.bodies) <= stub.fast_first
                     stub.inflight += 1
                     stub.max_inflight = max(stub.max_inflight, stub.inflight)
-                time.sleep(stub.delay)
+                time.sleep(0 if fast else stub.delay)
                 with stub.lock:
                     stub.inflight -= 1
                 if fail:
@@ -118,4 +119,21 @@ def test_unreachable_server_names_the_fix():
     b = OpenAIBackend(f"http://127.0.0.1:{free_port()}/v1", max_retries=1, backoff_s=0.01)
     with pytest.raises(BackendError, match="is the server running and backend.base_url right"):
         b.generate(reqs(1))
+    b.close()
+
+
+@pytest.mark.parametrize("stub", [{"delay": 8.0, "fast_first": 1}], indirect=True)
+def test_an_interrupted_generation_does_not_wait_for_the_calls_in_flight(stub):
+    """Stopping a generation (Ctrl-C or an error in the consumer) returns at once: the slow calls in
+    flight are abandoned, not awaited (on a loaded CPU server they take minutes), and not retried."""
+    b = OpenAIBackend(stub.url, concurrency=4, max_retries=3, backoff_s=0.01)
+    it = b.iter_generate(reqs(8))
+    first = next(it)  # the one fast answer; three slow calls are in flight now
+    t0 = time.perf_counter()
+    it.close()  # what an exception raised while consuming does to the generator
+    waited = time.perf_counter() - t0
+    assert first[2].text.startswith("echo q")
+    assert waited < 4.0, f"waited {waited:.1f}s for calls in flight"
+    assert b._stopping.is_set()
+    assert len(stub.bodies) <= 5  # at most 4 in flight + 1 refill after the fast one were ever sent
     b.close()

@@ -68,6 +68,7 @@ class OpenAIBackend(Backend):
             headers=headers, timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
             limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency))
         self._lock = threading.Lock()
+        self._stopping = threading.Event()  # set when a generation is abandoned: in-flight calls stop retrying
         self.stats = {"requests": 0, "retries": 0}
 
     # -- one HTTP call -------------------------------------------------------------
@@ -99,6 +100,8 @@ class OpenAIBackend(Backend):
                 last = f"cannot connect ({e})"
             except (httpx.TimeoutException, httpx.RemoteProtocolError, httpx.ReadError) as e:
                 last = f"{type(e).__name__}: {e}"
+            if self._stopping.is_set():
+                break
             if attempt < self.max_retries:
                 with self._lock:
                     self.stats["retries"] += 1
@@ -133,6 +136,7 @@ class OpenAIBackend(Backend):
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="s2d-http")
         pending: dict[Future, tuple[int, int]] = {}
         it = iter(units)
+        self._stopping.clear()
         try:
             for _ in range(self.concurrency):
                 u = next(it, None)
@@ -149,9 +153,13 @@ class OpenAIBackend(Backend):
                         pending[pool.submit(self._one, requests[u[0]], u[1])] = u
                     yield i, j, comp
         finally:
-            for f in pending:
-                f.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+            # Interrupted (Ctrl-C, an error, the consumer stopped): do not wait for the calls in flight, which on a
+            # busy CPU server take minutes; their answers were never cached, so nothing finished is lost. They end
+            # when the server answers or is closed, without retrying.
+            if pending:
+                self._stopping.set()
+            pool.shutdown(wait=not pending, cancel_futures=True)
 
     def close(self) -> None:
+        self._stopping.set()
         self._client.close()
