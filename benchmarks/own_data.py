@@ -82,12 +82,14 @@ def answers() -> dict[str, str]:
     return {q: str(a) for q, a in make(340, "own-numeric", numeric_question) + make(120, "own-yes-no", yes_no_question)}
 
 
-def run(config_overrides: list[str], run_dir: Path) -> float:
-    cmd = [sys.executable, "-m", "s2distill.cli", "run", str(ROOT / "configs" / "own_data.yaml"), "--run-dir",
-           str(run_dir), "--no-progress", *config_overrides]
+def cli(*args: str) -> tuple[float, str]:
+    """One s2distill command as a user types it; its wall time and standard output."""
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, cwd=ROOT)
-    return time.perf_counter() - t0
+    out = subprocess.run([sys.executable, "-m", "s2distill.cli", *args], check=False, cwd=ROOT, text=True,
+                         stdout=subprocess.PIPE)
+    if out.returncode not in (0, 1):  # `verdict` exits 1 for keep
+        raise SystemExit(f"s2distill {' '.join(args)} failed with exit code {out.returncode}")
+    return time.perf_counter() - t0, out.stdout
 
 
 def check(run_dir: Path, truth: dict[str, str]) -> dict:
@@ -115,6 +117,8 @@ def main() -> None:
     ap.add_argument("--runs", default=str(ROOT / "runs" / "own_data_bench"))
     ap.add_argument("--n-numeric", type=int, default=120, help="task.n_train of the numeric file")
     ap.add_argument("--n-yes-no", type=int, default=64, help="task.n_train of the yes/no file")
+    ap.add_argument("--n-eval", type=int, default=40, help="task.n_eval of the numeric file")
+    ap.add_argument("--n-eval-yes-no", type=int, default=24, help="task.n_eval of the yes/no file")
     args = ap.parse_args()
     if args.write_examples:
         write_examples()
@@ -124,18 +128,28 @@ def main() -> None:
 
     truth, runs, rows = answers(), Path(args.runs), []
     settings = [("numeric", ["task.options.path=examples/own_questions.jsonl", "task.options.question_field=body",
-                             "task.options.id_field=ticket", f"task.n_train={args.n_numeric}", "task.n_eval=40"]),
+                             "task.options.id_field=ticket", f"task.n_train={args.n_numeric}",
+                             f"task.n_eval={args.n_eval}"], "examples/more_questions.jsonl"),
                 ("yes_no", ["task.options.path=examples/own_yes_no.jsonl", "task.options.question_field=claim",
                             "task.options.id_field=key", "task.options.answer_format=yes_no",
                             "task.options.exemplars_path=examples/own_yes_no_exemplars.jsonl",
-                            f"task.n_train={args.n_yes_no}", "task.n_eval=24"])]
-    for name, ov in settings:
-        wall = run(ov, runs / name)
-        rows.append({"setting": name, "overrides": ov, "wall_s": round(wall, 1), **check(runs / name, truth)})
+                            f"task.n_train={args.n_yes_no}", f"task.n_eval={args.n_eval_yes_no}"], None)]
+    for name, ov, more in settings:
+        run_dir = runs / name
+        steps = {"run": cli("run", "configs/own_data.yaml", *ov, "--run-dir", str(run_dir), "--no-progress")[0]}
+        if more:  # the README's second command: the trained run on new inputs
+            steps["eval --data"] = cli("eval", str(run_dir), "--data", more, "--name", "more", "--no-progress")[0]
+        steps["report"] = cli("report", str(run_dir))[0]
+        wall, line = cli("verdict", str(run_dir))
+        steps["verdict"] = wall
+        rows.append({"setting": name, "overrides": ov, "eval_data": more, "wall_s": round(sum(steps.values()), 1),
+                     "steps_wall_s": {k: round(v, 1) for k, v in steps.items()}, "verdict": line.strip(),
+                     **check(run_dir, truth)})
     total = sum(r["wall_s"] for r in rows)
     lines = ["# Own-data walkthrough (embedded model, `s2distill run configs/own_data.yaml`)", "",
-             f"Both files end to end (data, generate, curate, eval, LoRA training, distilled eval): "
-             f"{total / 60:.1f} min in all.", "",
+             "The README's \"Your own data\" commands as a user types them: `s2distill run` (data, generate, curate, "
+             "eval, LoRA training, distilled eval), `s2distill eval RUN --data` (numeric file), `s2distill report` and "
+             f"`s2distill verdict`; both files: {total / 60:.1f} min in all.", "",
              "Unlabeled files from examples/; accuracy is checked afterwards by this script, which made the questions",
              "(the pipeline never sees an answer).", "",
              "| file | wall | curated kept | curated targets correct | system | accuracy (checked afterwards) | "
@@ -146,6 +160,8 @@ def main() -> None:
                 lines.append(f"| {r['setting']} | {r['wall_s'] / 60:.1f} min | {r['curated']['kept']}/{r['curated']['of']} "
                              f"| {100 * r['curated']['targets_correct']:.1f}% | {s} | "
                              f"{100 * r[s]['accuracy_checked_afterwards']:.1f}% | {r[s]['mean_tokens']} |")
+    lines += [""] + [f"- {r['setting']}: {r['verdict']} (steps: "
+                     + ", ".join(f"{k} {v / 60:.1f} min" for k, v in r["steps_wall_s"].items()) + ")" for r in rows]
     write_result("own_data", {"rows": rows}, "\n".join(lines))
     print("\n".join(lines))
 
