@@ -1,6 +1,7 @@
 """Shared helpers for benchmark scripts: machine facts and result writing."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -154,3 +155,26 @@ def run_or_note(p, label: str, notes: list[str]) -> dict:
     except ConfigError as e:
         notes.append(f"{label}: not trained ({e})")
         return build_report(p.rd, p.cfg, p.task)
+
+
+def parse_with_overrides(ap: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """``ap.parse_args()`` where key=value overrides may come anywhere, also right after a list option
+    (``--settings a b k=v`` would otherwise read ``k=v`` as a setting). The value of an option that takes
+    one (``--note "n=40 ..."``) stays that option's."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    one_value = {s for a in ap._actions if a.option_strings and a.nargs is None for s in a.option_strings}
+    keep: list[str] = []
+    overrides: list[str] = []
+    value_next = False
+    for tok in argv:
+        if value_next:
+            keep.append(tok)
+            value_next = False
+        elif tok in one_value:
+            keep.append(tok)
+            value_next = True
+        elif not tok.startswith("-") and "=" in tok:
+            overrides.append(tok)
+        else:
+            keep.append(tok)
+    return ap.parse_args([*keep, "--", *overrides] if overrides else keep)

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import RESULTS, Table, ci, pct, points_svg, write_result  # noqa: E402
+from common import RESULTS, Table, ci, pct, points_svg, write_result, parse_with_overrides  # noqa: E402
 
 from s2distill.config import load_config  # noqa: E402
 from s2distill.pipeline import Pipeline  # noqa: E402
@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("--gsm8k", action="store_true")
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("overrides", nargs="*")
-    args = ap.parse_args()
+    args = parse_with_overrides(ap)
 
     partial = RESULTS / "distill_arithmetic.partial.json"
     done: dict = json.loads(partial.read_text()) if partial.exists() else {}

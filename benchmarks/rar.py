@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import RESULTS, Table, ci, pct, points_svg, run_or_note, share_cache, write_result  # noqa: E402
+from common import RESULTS, Table, ci, pct, points_svg, run_or_note, share_cache, write_result, parse_with_overrides  # noqa: E402
 
 from s2distill.config import load_config  # noqa: E402
 from s2distill.pipeline import Pipeline  # noqa: E402
@@ -162,7 +162,7 @@ def main() -> None:
     ap.add_argument("--out", default="rar")
     ap.add_argument("--render", action="store_true", help="only rewrite the result files from the runs done")
     ap.add_argument("overrides", nargs="*")
-    args = ap.parse_args()
+    args = parse_with_overrides(ap)
 
     partial = RESULTS / f"{args.out}.partial.json"
     done: dict = json.loads(partial.read_text()) if partial.exists() else {}

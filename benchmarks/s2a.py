@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import Table, ci, pct, points_svg, run_or_note, share_cache, write_result
+from common import Table, ci, pct, points_svg, run_or_note, share_cache, write_result, parse_with_overrides
 
 from s2distill.config import load_config
 from s2distill.pipeline import Pipeline
@@ -50,7 +50,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("overrides", nargs="*")
-    args = ap.parse_args()
+    args = parse_with_overrides(ap)
     ov = [f"task.options.path={Path(args.data) / 'triviaqa' / 'flashrag_test_subsample1000.jsonl'}",
           *args.overrides]
     notes: list[str] = []

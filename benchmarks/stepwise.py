@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import Table, ci, pct, points_svg, share_cache, write_result  # noqa: E402
+from common import Table, ci, pct, points_svg, share_cache, write_result, parse_with_overrides  # noqa: E402
 
 from s2distill.config import load_config  # noqa: E402
 from s2distill.pipeline import Pipeline  # noqa: E402
@@ -58,7 +58,7 @@ def main() -> None:
                     help="a committed result JSON (distill_arithmetic.json) to take the System 1 / CoT rows from "
                          "instead of measuring them (same eval inputs and prompts), e.g. when CPU time runs out")
     ap.add_argument("overrides", nargs="*")
-    args = ap.parse_args()
+    args = parse_with_overrides(ap)
     config = Path(args.config)
     res: dict = {"rows": [], "stages": [], "runs": {}, "notes": []}
     bench = ROOT / "runs" / "bench"

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import RESULTS, Table, ci, pct, points_svg, run_or_note, write_result  # noqa: E402
+from common import RESULTS, Table, ci, pct, points_svg, run_or_note, write_result, parse_with_overrides  # noqa: E402
 
 from s2distill.config import load_config  # noqa: E402
 from s2distill.pipeline import Pipeline  # noqa: E402
@@ -162,7 +162,7 @@ def main() -> None:
     ap.add_argument("--render", action="store_true", help="only write the result files from the settings finished")
     ap.add_argument("--note", action="append", default=[], help="a line for the result's notes (repeatable)")
     ap.add_argument("overrides", nargs="*", help="key=value overrides for every run")
-    args = ap.parse_args()
+    args = parse_with_overrides(ap)
     os.chdir(ROOT)  # relative paths (runs/) are the repository's: no machine path in the results
 
     partial = RESULTS / "teacher_student.partial.json"
