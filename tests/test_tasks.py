@@ -138,3 +138,42 @@ def test_hub_rows_errors_name_the_offline_fix_and_rows_come_back(monkeypatch):
         hub_rows("org/missing", "test", offline_fix="use a local file")
     assert hub_rows("org/ds", "validation", "rc", offline_fix="-") == [{"q": "x"}, {"q": "y"}]
     assert calls[-1] == ("org/ds", "rc", "validation")
+
+
+def test_one_source_resolver_for_gsm8k_triviaqa_and_judge(tmp_path, monkeypatch):
+    """tasks.common.resolve_source: a local file, a directory's split file, a local dataset copy or a hub id;
+    a missing path is each task's own error."""
+    from s2distill.tasks.common import resolve_source
+    from s2distill.tasks.judge import JudgeOptions, JudgeTask
+    from s2distill.tasks.triviaqa import TriviaQAOpinionTask, TriviaQAOptions
+
+    f = tmp_path / "rows.jsonl"
+    f.write_text(json.dumps({"question": "q", "answer": "#### 1"}) + "\n")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "test.jsonl").write_text(f.read_text())
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / "README.md").write_text("a dataset card\n")
+    (tmp_path / "empty").mkdir()
+    res = lambda s, **kw: resolve_source(s, option="task.options.x", not_found="gone: {path}", **kw)  # noqa: E731
+    assert res(str(f)) == f and res(str(tmp_path / "d"), split_file="test.jsonl") == tmp_path / "d" / "test.jsonl"
+    assert res(str(tmp_path / "copy"), split_file="test.jsonl") == str(tmp_path / "copy")  # read like a hub id
+    assert res(str(tmp_path / "empty")) == str(tmp_path / "empty") and res("org/ds") == "org/ds" == res("org/ds")
+    assert res("gsm8k") == "gsm8k"
+    with pytest.raises(DataError, match="empty/test.jsonl not found; task.options.x must hold test.jsonl"):
+        res(str(tmp_path / "empty"), split_file="test.jsonl")
+    for missing in (str(tmp_path / "nope"), "./nope", "~/nope-s2d", "nope.jsonl", "org/nope.json"):
+        with pytest.raises(DataError, match="^gone: .*nope"):
+            res(missing)
+    # each task keeps its own wording
+    with pytest.raises(DataError, match="^GSM8K file not found: .*nope.jsonl$"):
+        GSM8KTask(GSM8KOptions(source="nope.jsonl")).load("eval", 1)
+    with pytest.raises(DataError, match="^task.options.path not found: .*nope.jsonl .*mandarjoshi/trivia_qa"):
+        TriviaQAOpinionTask(TriviaQAOptions(path=str(tmp_path / "nope.jsonl"))).load("eval", 1)
+    with pytest.raises(DataError, match="^task.options.path not found: .*nope.jsonl$"):
+        JudgeTask(JudgeOptions(source="mt_bench_human", path=str(tmp_path / "nope.jsonl"))).load("eval", 1)
+    assert [e.gold for e in GSM8KTask(GSM8KOptions(source=str(f))).load("eval", -1)] == ["1"]
+    hub = []
+    monkeypatch.setattr("s2distill.tasks.judge.hub_rows", lambda hf_id, split, **kw: hub.append((hf_id, split)) or [])
+    JudgeTask(JudgeOptions(source="oasst2", path=str(tmp_path / "copy"))).load("eval", 1)
+    JudgeTask(JudgeOptions(source="oasst2")).load("eval", 1)
+    assert hub == [(str(tmp_path / "copy"), "validation"), ("OpenAssistant/oasst2", "validation")]

@@ -80,6 +80,31 @@ def hub_rows(hf_id: str, split: str, config: str | None = None, *, offline_fix: 
     return [dict(r) for r in ds]
 
 
+def resolve_source(source: str, *, option: str, not_found: str, split_file: str | None = None) -> Path | str:
+    """Where a task's data option (``option``, e.g. ``task.options.path``) points: a local file (a ``Path``),
+    or an HF dataset for :func:`hub_rows` (a ``str``: a hub id, or a local copy of one).
+
+    A directory gives its ``split_file`` (e.g. ``test.jsonl``) when it holds one, else it is read as a local
+    dataset copy (without a ``split_file``, always). A name that does not exist is a hub id unless it looks like
+    a path (a ``.jsonl``/``.json`` suffix, or a leading ``/``, ``.`` or ``~``): then it is an error, ``not_found``
+    with ``{path}`` filled in.
+    """
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if split_file is None:
+            return source
+        if (path / split_file).is_file():
+            return path / split_file
+        if is_dataset_dir(path):
+            return source
+        raise DataError(f"{path / split_file} not found; {option} must hold {split_file}")
+    if path.is_file():
+        return path
+    if path.suffix in (".jsonl", ".json") or source.startswith(("/", ".", "~")):
+        raise DataError(not_found.format(path=path))
+    return source
+
+
 def _declares_config(repo: Path, config: str) -> bool:
     readme = repo / "README.md"
     return readme.is_file() and f"config_name: {config}" in readme.read_text(encoding="utf-8", errors="replace")

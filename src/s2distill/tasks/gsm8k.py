@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, DataError
 from ..types import Example
-from .common import hub_rows, is_dataset_dir, jsonl_objects, read_jsonl_rows  # noqa: F401 - jsonl_objects re-exported
+from .common import hub_rows, jsonl_objects, read_jsonl_rows, resolve_source  # noqa: F401 - jsonl_objects re-exported
 from .numeric import NumericTask, normalize_number
 
 _CALC = re.compile(r"<<[^>]*>>")
@@ -41,20 +41,9 @@ class GSM8KTask(NumericTask):
     def _rows(self, split: str) -> list[dict]:
         if split in self._cache:
             return self._cache[split]
-        src = Path(self.options.source).expanduser()
-        if src.is_dir() and not (src / f"{split}.jsonl").is_file() and is_dataset_dir(src):
-            rows = self._hub_rows(split)  # a local copy of the hub dataset (parquet + README), read like the hub id
-        elif src.is_dir():
-            path = src / f"{split}.jsonl"
-            if not path.is_file():
-                raise DataError(f"{path} not found; task.options.source must hold {split}.jsonl")
-            rows = read_jsonl_rows(path, ("question", "answer"))
-        elif src.is_file():
-            rows = read_jsonl_rows(src, ("question", "answer"))
-        elif src.suffix in (".jsonl", ".json") or str(self.options.source).startswith(("/", ".")):
-            raise DataError(f"GSM8K file not found: {src}")
-        else:
-            rows = self._hub_rows(split)
+        src = resolve_source(self.options.source, option="task.options.source", split_file=f"{split}.jsonl",
+                             not_found="GSM8K file not found: {path}")
+        rows = read_jsonl_rows(src, ("question", "answer")) if isinstance(src, Path) else self._hub_rows(split)
         for i, r in enumerate(rows):
             r.setdefault("_line", i + 1)
         self._cache[split] = rows
