@@ -177,3 +177,20 @@ def test_one_source_resolver_for_gsm8k_triviaqa_and_judge(tmp_path, monkeypatch)
     JudgeTask(JudgeOptions(source="oasst2", path=str(tmp_path / "copy"))).load("eval", 1)
     JudgeTask(JudgeOptions(source="oasst2")).load("eval", 1)
     assert hub == [(str(tmp_path / "copy"), "validation"), ("OpenAssistant/oasst2", "validation")]
+
+
+def test_split_schemes_are_disjoint_cover_the_rows_and_are_named():
+    from s2distill.tasks.splits import SCHEMES, split_indices
+
+    ids = [f"row{i}" for i in range(50)]
+    for scheme in SCHEMES:
+        kw = dict(scheme=scheme, ids=ids, eval_fraction=0.3, split_key="k", order_key="o", seed=3)
+        train, ev = split_indices("train", -1, **kw), split_indices("eval", -1, **kw)
+        if scheme == "source":  # the source's own split: every row on either side
+            assert sorted(train) == sorted(ev) == list(range(50))
+            continue
+        assert not set(train) & set(ev) and sorted(train + ev) == list(range(50)) and 5 < len(ev) < 25, scheme
+        assert split_indices("eval", 4, **kw) == ev[:4]
+    assert split_indices("train", -1, scheme="source", n_rows=10, skip=8, order_key="o") in ([8, 9], [9, 8])
+    with pytest.raises(ConfigError, match="unknown split scheme 'hash'; schemes: fixed_shuffle, id_hash"):
+        split_indices("train", 1, scheme="hash", ids=ids)

@@ -1,6 +1,6 @@
-"""What the built-in tasks share: reading rows (JSONL files, HF datasets or local copies of them),
-deterministic train/eval splitting, published RaR/Kojima files, and the name-pool options and item
-sampling of the symbolic tasks (``last_letter``, ``coin_flip``)."""
+"""What the built-in tasks share: reading rows (JSONL files, HF datasets or local copies of them), resolving
+a data option (local file, directory, hub id), published RaR/Kojima files, and the name-pool options and item
+sampling of the symbolic tasks (``last_letter``, ``coin_flip``). Train/eval splits: ``splits.py``."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import ConfigError, DataError
-from ..types import Example, stable_hash
+from ..types import Example
+from .splits import partition, split_indices
 
 T = TypeVar("T")
 
@@ -110,13 +111,7 @@ def _declares_config(repo: Path, config: str) -> bool:
     return readme.is_file() and f"config_name: {config}" in readme.read_text(encoding="utf-8", errors="replace")
 
 
-# -- splits and published files ----------------------------------------------------------------------
-
-def partition(key: str) -> str:
-    """Which part of the item space an item belongs to: 'train' (5/8), 'eval' (2/8) or 'shots' (1/8)."""
-    b = int(stable_hash(key), 16) % 8
-    return "shots" if b == 0 else "eval" if b <= 2 else "train"
-
+# -- generated items and published files ----------------------------------------------------------------------
 
 def name_stream(rng: random.Random, pool: Sequence[str], k: int) -> Iterator[tuple[str, ...]]:
     """Consecutive k-name chunks of a seeded shuffle of the pool, reshuffled when used up."""
@@ -152,11 +147,6 @@ def published_example(path: Path, i: int, row: dict, question: str, gold: str, m
     return Example(id=str(i), question=question, gold=gold, meta=meta)
 
 
-def check_split(split: str, task: str) -> None:
-    if split not in ("train", "eval"):
-        raise ConfigError(f"{task} split must be 'train' or 'eval', got '{split}'")
-
-
 def read_published(path_str: str) -> tuple[Path, list[tuple[int, dict]]]:
     """Records of a published file: a JSON list (RaR) or ``{"examples": [...]}`` (Kojima)."""
     path = Path(path_str).expanduser()
@@ -184,23 +174,13 @@ def text_field(path: Path, i: int, row: dict, name: str) -> str:
     return v
 
 
-def fixed_split(n_items: int, split: str, n: int, eval_fraction: float, split_key: str, order_key: str) -> list[int]:
-    """Indices of ``split``: a shuffle seeded by ``split_key`` (fixed, so train and eval never mix) puts the
-    first ``eval_fraction`` into eval and the rest into train; a shuffle seeded by ``order_key`` orders the
-    part; the first ``n`` (all when ``n < 0``)."""
-    idx = list(range(n_items))
-    random.Random(split_key).shuffle(idx)
-    cut = round(n_items * eval_fraction)
-    part = idx[:cut] if split == "eval" else idx[cut:]
-    random.Random(order_key).shuffle(part)
-    return part[: n if n >= 0 else None]
-
-
 def split_published(items: list[Example], split: str, n: int, seed: int, eval_fraction: float,
                     task: str) -> list[Example]:
-    """A fixed shuffle cuts the file into eval (first part) and train; ``seed`` samples within a part."""
+    """A fixed shuffle cuts the file into eval (first part) and train (``splits.split_indices``, scheme
+    ``fixed_shuffle``); ``seed`` orders a part."""
     return [dataclasses.replace(items[i], id=f"{split}-{i}")
-            for i in fixed_split(len(items), split, n, eval_fraction, f"{task}-split", f"{task}-{split}-{seed}")]
+            for i in split_indices(split, n, scheme="fixed_shuffle", n_rows=len(items), eval_fraction=eval_fraction,
+                                   split_key=f"{task}-split", order_key=f"{task}-{split}-{seed}")]
 
 
 # -- the symbolic tasks' options ---------------------------------------------------------------------

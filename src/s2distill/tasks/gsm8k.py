@@ -9,6 +9,7 @@ from ..errors import ConfigError, DataError
 from ..types import Example
 from .common import hub_rows, jsonl_objects, read_jsonl_rows, resolve_source  # noqa: F401 - jsonl_objects re-exported
 from .numeric import NumericTask, normalize_number
+from .splits import split_indices
 
 _CALC = re.compile(r"<<[^>]*>>")
 EXEMPLAR_ROWS = 8  # the first rows of the train split are few-shot exemplars, never train inputs
@@ -56,13 +57,10 @@ class GSM8KTask(NumericTask):
     def load(self, split: str, n: int, seed: int = 0) -> list[Example]:
         name = {"train": self.options.train_split, "eval": self.options.eval_split}.get(split, split)
         rows = self._rows(name)
-        import random
-
-        reserved = EXEMPLAR_ROWS if name == self.options.train_split else 0
-        idx = list(range(reserved, len(rows)))
-        random.Random(f"gsm8k-{name}-{seed}").shuffle(idx)
+        reserved = EXEMPLAR_ROWS if name == self.options.train_split else 0  # the few-shot exemplars
         out = []
-        for i in idx[: n if n >= 0 else None]:
+        for i in split_indices(split, n, scheme="source", n_rows=len(rows), skip=reserved,
+                               order_key=f"gsm8k-{name}-{seed}"):
             r = rows[i]
             gold = gold_from_solution(r["answer"])
             if gold is None:

@@ -29,7 +29,8 @@ from pathlib import Path
 from ..errors import ConfigError, DataError
 from ..types import Example, Message, stable_hash
 from .base import Task
-from .common import check_split, fixed_split, hub_rows, read_jsonl_rows, resolve_source
+from .common import hub_rows, read_jsonl_rows, resolve_source
+from .splits import check_split, split_indices
 
 VERDICTS = ("A", "B", "tie")
 SWAP = {"A": "B", "B": "A", "tie": "tie"}
@@ -142,8 +143,8 @@ class JudgeTask(Task):
                  "oasst2": self._oasst2, "pairs": self._pairs}[self.options.source]()
         if not self.options.keep_ties:
             items = [e for e in items if e.gold != "tie"]
-        part = fixed_split(len(items), split, n, self.options.eval_fraction, f"judge-{self.options.source}-split",
-                           f"judge-{split}-{seed}")
+        part = split_indices(split, n, scheme="fixed_shuffle", n_rows=len(items), eval_fraction=self.options.eval_fraction,
+                             split_key=f"judge-{self.options.source}-split", order_key=f"judge-{split}-{seed}")
         return [dataclasses.replace(items[i], id=f"{split}-{items[i].id}") for i in part]
 
     def _need_path(self, what: str) -> Path:

@@ -22,10 +22,11 @@ import re
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError, DataError
-from ..types import Example, stable_hash
+from ..types import Example
 from .answers import ALIAS_SEP, extract_short_answer, matches, normalize_answer  # noqa: F401 - re-exported
 from .base import Task
-from .common import check_split, hub_rows, read_jsonl_rows, resolve_source
+from .common import hub_rows, read_jsonl_rows, resolve_source
+from .splits import check_split, split_indices
 
 OPINIONS = ("none", "suggest_correct", "suggest_incorrect", "discourage_correct")
 TEMPLATES = {
@@ -111,11 +112,10 @@ class TriviaQAOpinionTask(Task):
     def load(self, split: str, n: int, seed: int = 0) -> list[Example]:
         check_split(split, "triviaqa_opinion")
         rows = self.rows()
-        cut = int(self.options.eval_fraction * 1000)
-        part = [r for r in rows if (int(stable_hash(r["id"]), 16) % 1000 < cut) == (split == "eval")]
-        random.Random(f"triviaqa-{split}-{seed}").shuffle(part)
+        part = split_indices(split, n, scheme="id_hash", ids=[r["id"] for r in rows],
+                             eval_fraction=self.options.eval_fraction, order_key=f"triviaqa-{split}-{seed}")
         out = []
-        for r in part[: n if n >= 0 else None]:  # n questions, each as every configured opinion
+        for r in (rows[i] for i in part):  # n questions, each as every configured opinion
             incorrect = self._incorrect(r, rows)
             for op in self.options.opinions:
                 q = TEMPLATES[op].format(q=r["question"], correct=r["aliases"][0], incorrect=incorrect)
