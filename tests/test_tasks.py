@@ -194,3 +194,22 @@ def test_split_schemes_are_disjoint_cover_the_rows_and_are_named():
     assert split_indices("train", -1, scheme="source", n_rows=10, skip=8, order_key="o") in ([8, 9], [9, 8])
     with pytest.raises(ConfigError, match="unknown split scheme 'hash'; schemes: fixed_shuffle, id_hash"):
         split_indices("train", 1, scheme="hash", ids=ids)
+
+
+def test_eval_data_reads_jsonl_with_the_shared_reader_and_its_own_wording(tmp_path):
+    from s2distill.eval_data import EXAMPLE_LINE, read_examples
+    from s2distill.tasks.common import read_jsonl_rows
+
+    p = tmp_path / "in.jsonl"
+    for text, want in (('{"question": "q"}\n{"id": 2, \n', f"{p}, line 2: not valid JSON (Expecting property name "
+                        f"enclosed in double quotes); fix: one JSON object per line, e.g. {EXAMPLE_LINE}"),
+                       ('[1]\n', f"{p}, line 1: expected a JSON object, got list; fix: one object per line, e.g. "
+                        f"{EXAMPLE_LINE}")):
+        p.write_text(text)
+        with pytest.raises(DataError) as e:
+            read_examples(p)
+        assert str(e.value) == want
+    p.write_text('[1]\n')
+    with pytest.raises(DataError) as e:
+        read_jsonl_rows(p, ())
+    assert str(e.value) == f"{p} line 1: expected a JSON object, got list"

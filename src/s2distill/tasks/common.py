@@ -20,7 +20,16 @@ T = TypeVar("T")
 
 # -- rows --------------------------------------------------------------------------------------------
 
-def jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
+@dataclass(frozen=True)
+class JsonlWording:
+    """How a JSONL reader words its two line errors; ``str.format`` fields: path, line, msg (the JSON
+    error), type (what the line holds instead of an object)."""
+
+    invalid_json: str = "{path} line {line}: invalid JSON ({msg}); fix or remove that line"
+    not_an_object: str = "{path} line {line}: expected a JSON object, got {type}"
+
+
+def jsonl_objects(path: Path, wording: JsonlWording = JsonlWording()) -> Iterator[tuple[int, dict]]:
     """(line number, object) of each non-blank JSONL line; a malformed line is an error naming the file and line."""
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
@@ -29,9 +38,9 @@ def jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise DataError(f"{path} line {lineno}: invalid JSON ({e.msg}); fix or remove that line") from None
+                raise DataError(wording.invalid_json.format(path=path, line=lineno, msg=e.msg)) from None
             if not isinstance(row, dict):
-                raise DataError(f"{path} line {lineno}: expected a JSON object, got {type(row).__name__}")
+                raise DataError(wording.not_an_object.format(path=path, line=lineno, type=type(row).__name__))
             yield lineno, row
 
 
