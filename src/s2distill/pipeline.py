@@ -31,7 +31,7 @@ from .methods import calls_per_sample
 from .registry import BACKENDS, CURATORS, METHODS
 from .rundir import RunDir, SampleCache, read_jsonl, write_jsonl
 from .tasks import make_task
-from .teacher import eval_order, eval_role, system2_role
+from .teacher import eval_order, eval_weights, system2_weights
 from .types import BASE_SYSTEMS, Example, Trace
 
 STAGES = ("data", "generate", "curate", "eval", "train", "report")
@@ -107,7 +107,7 @@ class Pipeline:
                 exs = curator.expand(self.task, exs)
             method, params = METHODS.get(c.method.name), method_params(c, c.method.n, c.method.temperature)
             traces, wall, stats = self._generate(
-                system2_role(c), f"generate {c.method.name} x{c.method.n}",
+                system2_weights(c), f"generate {c.method.name} x{c.method.n}",
                 lambda b: method(self.task, exs, b, params, c.method),
                 len(exs) * c.method.n * calls_per_sample(c.method), stage="generate")
             write_jsonl(self.rd / "traces" / "train.jsonl", traces)
@@ -126,7 +126,7 @@ class Pipeline:
             stats: dict = {}
             if asks_model:
                 (pairs, rejects), wall, stats = self._generate(
-                    system2_role(c), f"curate {c.curate.name}", lambda b: curator(self.task, exs, traces, backend=b),
+                    system2_weights(c), f"curate {c.curate.name}", lambda b: curator(self.task, exs, traces, backend=b),
                     len(exs), stage="curate")
                 stats["wall_s_generate"] = round(wall, 3)
             else:
@@ -143,7 +143,7 @@ class Pipeline:
     def eval_system(self, system: str, weights: str, trained: dict | None = None, upstream: str = "") -> None:
         """Evaluate ``system`` (what it runs: ``evaluate.system_run``; System 2 systems on the teacher when there
         is one), then, for the direct systems, the rewordings (``eval.rewordings``)."""
-        c, weights = self.cfg, eval_role(self.cfg, system, weights)
+        c, weights = self.cfg, eval_weights(self.cfg, system, weights)
 
         def gen(desc, fn, total):
             return self._generate(weights, desc, fn, total, trained)

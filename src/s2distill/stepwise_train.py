@@ -19,7 +19,7 @@ def _free_backends(pipeline) -> None:
     pipeline.engines.close()  # one engine at a time; training wants the cores
 
 
-def serve_extra(pipeline, model_dir: Path) -> dict:
+def trained_paths(pipeline, model_dir: Path) -> dict:
     """The trained-model paths (``trained``) a distilled backend for the adapter in ``model_dir`` is built with,
     after the run's backend prepared that adapter for serving once (``Backend.prepare_distilled``, as the
     pipeline's train stage does; llama.cpp: its LoRA GGUF, which a retrained stage deletes)."""
@@ -43,7 +43,7 @@ def _eval_stage(pipeline, k: int, model_dir: Path) -> dict:
 
     def run():
         _free_backends(pipeline)
-        trained = serve_extra(pipeline, model_dir)
+        trained = trained_paths(pipeline, model_dir)
         exs = pipeline.examples("eval")
         params = method_params(c, 1, 0.0, c.method.max_tokens)
         traces, wall, stats = pipeline._generate(

@@ -75,14 +75,14 @@ def key(cfg: Any) -> dict:
     return {} if t is None else {"teacher": {"model": t.model, "backend": t.backend.name}}
 
 
-def system2_role(cfg: Any) -> str:
-    """The backend role that runs System 2 (generation, model-based curation)."""
+def system2_weights(cfg: Any) -> str:
+    """The weights ('base' or 'teacher') that run System 2 (generation, model-based curation)."""
     return "teacher" if cfg.teacher is not None else "base"
 
 
-def eval_role(cfg: Any, system: str, role: str) -> str:
-    """The backend role an evaluation of ``system`` runs on: the teacher's for System 2 systems."""
-    return "teacher" if role == "base" and system in TEACHER_SYSTEMS and cfg.teacher is not None else role
+def eval_weights(cfg: Any, system: str, weights: str) -> str:
+    """The weights an evaluation of ``system`` runs on: the teacher's for System 2 systems."""
+    return "teacher" if weights == "base" and system in TEACHER_SYSTEMS and cfg.teacher is not None else weights
 
 
 def eval_order(cfg: Any) -> tuple[str, ...]:
