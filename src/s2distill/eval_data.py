@@ -102,7 +102,7 @@ def eval_on_file(run_dir: str | Path, data: str | Path, name: str | None = None,
     if not trained and "distilled" in base_cfg.eval.systems:
         pipe.log(f"[eval] {run_dir} has no trained model (train stage not done): evaluating without 'distilled'")
     content = hashlib.sha256(data.read_bytes()).hexdigest()
-    pipe._write_meta()
+    pipe.write_meta()
     try:
         def write_data():
             write_jsonl(pipe.rd / "data" / "eval.jsonl", exs)
@@ -110,7 +110,7 @@ def eval_on_file(run_dir: str | Path, data: str | Path, name: str | None = None,
             pipe.log(f"[data] {len(exs)} inputs from {data} ({n_lab} labeled)")
             return ["data/eval.jsonl"], {"n_eval": len(exs), "n_labeled": n_lab, "source": str(data)}
 
-        pipe._stage("data", fingerprints.data_file(cfg, content), write_data)
+        pipe.run_stage("data", fingerprints.data_file(cfg, content), write_data)
         for s in BASE_SYSTEMS:
             if s in cfg.eval.systems:
                 pipe.eval_system(s, "base")
