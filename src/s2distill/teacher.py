@@ -53,8 +53,7 @@ def check_teacher(cfg: Any) -> None:
     BACKENDS.target(t.backend.name)
     if is_import_path(t.backend.name):
         BACKENDS.get(t.backend.name)
-    if t.backend.name == "openai" and not t.backend.base_url:
-        raise ConfigError("teacher.backend.name=openai needs teacher.backend.base_url (e.g. http://127.0.0.1:8000/v1)")
+    t.backend.check_server("teacher.backend")
     if cfg.distributed.enabled and cfg.distributed.endpoints:
         raise ConfigError("distributed.endpoints serve one model; with a teacher section leave distributed.endpoints "
                           "empty (one managed engine per actor) or run without the teacher")
