@@ -35,15 +35,15 @@ def noisy_responder(oracle, delay_s=0.0, log_path=None):
 
 
 def factory(oracle, delay_s=0.0, log_path=None, distilled_correct=True):
-    def make(cfg, role, extra):
+    def make(cfg, weights, trained):
         responder = noisy_responder(oracle, delay_s, log_path)
-        if role == "distilled" and distilled_correct:
+        if weights == "distilled" and distilled_correct:
             base = responder
 
             def responder(req, j):  # noqa: F811 - the 'distilled' fake answers correctly and directly
                 text = req.messages[-1]["content"]
                 q = next((q for q in oracle if q in text), None)
                 return oracle[q] if q else base(req, j)
-        return FakeBackend(responder, model_id=f"fake-{role}")
+        return FakeBackend(responder, model_id=f"fake-{weights}")
 
     return make

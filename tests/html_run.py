@@ -20,16 +20,16 @@ EVIL = "</script><script>window.PWNED=1</script><b>bold</b> & "
 def evil_factory(oracle):
     good = factory(oracle)
 
-    def make(cfg, role, extra):
-        if role == "distilled":
-            return good(cfg, role, extra)
+    def make(cfg, weights, trained):
+        if weights == "distilled":
+            return good(cfg, weights, trained)
         inner = noisy_responder(oracle)
 
         def respond(req, j):
             t = inner(req, j)
             return EVIL + t if "step by step" in req.messages[-1]["content"] else t
 
-        return FakeBackend(respond, model_id=f"fake-{role}")
+        return FakeBackend(respond, model_id=f"fake-{weights}")
 
     return make
 

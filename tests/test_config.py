@@ -51,3 +51,18 @@ def test_unknown_names_are_errors_with_suggestions():
 def test_missing_config_file_is_clear(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_one_openai_base_url_check_for_the_backend_and_the_teacher_backend():
+    """config.BackendConfig.check_server is the one home; both sections keep their message."""
+    url_fix = "needs {0}.base_url (e.g. http://127.0.0.1:8000/v1)"
+    for data, where in (({"backend": {"name": "openai"}}, "backend"),
+                        ({"teacher": {"model": "x", "backend": {"name": "openai"}}}, "teacher.backend")):
+        with pytest.raises(ConfigError) as e:
+            load_config(data=data)
+        assert str(e.value) == f"{where}.name=openai " + url_fix.format(where)
+    ok = load_config(data={"backend": {"name": "openai"}, "distributed": {"enabled": True,
+                                                                          "endpoints": ["http://127.0.0.1:1/v1"]}})
+    assert ok.backend.base_url is None  # endpoints serve it
+    assert load_config(data={"backend": {"name": "openai", "base_url": "http://h/v1"},
+                             "teacher": {"model": "x"}}).teacher.backend.base_url == "http://h/v1"  # inherited

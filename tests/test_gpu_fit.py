@@ -133,8 +133,8 @@ def test_pipeline_records_the_backend_device(tmp_path: Path) -> None:
 
     from s2distill.pipeline import Pipeline
 
-    def with_device(cfg, role, extra):  # a fake engine that reports a device like the transformers backend
-        b = factory(arithmetic_oracle())(cfg, role, extra)
+    def with_device(cfg, weights, trained):  # a fake engine that reports a device like the transformers backend
+        b = factory(arithmetic_oracle())(cfg, weights, trained)
         b.device, b.dtype = "cpu", "float32"
         return b
 

@@ -109,3 +109,15 @@ def test_the_walker_sees_lazy_and_relative_imports():
     assert "s2distill.checkpoints" in graph["s2distill.train"]  # `from . import checkpoints`
     assert "s2distill.registry" in graph["s2distill.backends"]  # inside a function
     assert _layer("s2distill.backends.llamacpp") == _layer("s2distill.tasks.gsm8k") < _layer("s2distill.pipeline")
+
+
+def test_no_module_reaches_into_another_objects_private_attributes():
+    """``obj._name`` only on ``self`` / ``cls``: what another module needs is public (e.g. ``Pipeline.run_stage``
+    and ``Pipeline.generate``, which the stepwise curriculum and ``eval --data`` run their stages with)."""
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                    and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+                found.append(f"{path.relative_to(SRC)}:{node.lineno} {ast.unparse(node)}")
+    assert not found, found

@@ -243,7 +243,7 @@ def test_bsm_pipeline_on_fake_both_orders(tmp_path, monkeypatch):
     rows = [{"question": f"q{i}", "response_a": "good" if i % 2 else "bad", "response_b": "bad" if i % 2 else "good",
              "label": "A" if i % 2 else "B"} for i in range(28)]
     (tmp_path / "p.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    factory = lambda c, role, extra: FakeBackend(position_biased, model_id="fake")  # noqa: E731
+    factory = lambda c, weights, trained: FakeBackend(position_biased, model_id="fake")  # noqa: E731
     report = Pipeline(cfg, run_dir=tmp_path / "run", backend_factory=factory, log=lambda s: None,
                       progress=False).run()
     r = {x["role"]: x for x in report["rows"]}

@@ -168,7 +168,7 @@ def _trained_run(tmp_path, monkeypatch, oracle, **over):
     import s2distill.pipeline as pl
 
     def fake_stage_train(self):
-        self._stage("train", "fp-test", lambda: ([], {}))
+        self.run_stage("train", "fp-test", lambda: ([], {}))
         return distilled_paths(self.rd / "model")
 
     monkeypatch.setattr(pl.Pipeline, "stage_train", fake_stage_train)

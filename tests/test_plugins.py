@@ -73,8 +73,8 @@ BACKEND_MODULE = textwrap.dedent('''
         name = "logging_llamacpp"
 
         @classmethod
-        def config_kwargs(cls, cfg, role, extra):
-            return {**super().config_kwargs(cfg, role, extra), "parallel": 2, "ctx_per_slot": 768}
+        def config_kwargs(cls, cfg, weights, trained):
+            return {**super().config_kwargs(cfg, weights, trained), "parallel": 2, "ctx_per_slot": 768}
 
         def iter_generate(self, requests):
             for i, j, c in super().iter_generate(requests):

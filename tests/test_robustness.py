@@ -29,7 +29,7 @@ def cfg(**eval_over):
 
 def test_rewordings_scored_per_wording_with_spread(tmp_path):
     c = cfg()
-    factory = lambda cfg, role, extra: FakeBackend(wording_sensitive, model_id="fake")  # noqa: E731
+    factory = lambda cfg, weights, trained: FakeBackend(wording_sensitive, model_id="fake")  # noqa: E731
     report = Pipeline(c, run_dir=tmp_path, backend_factory=factory, log=lambda s: None, progress=False).run()
     rob = report["robustness"]["system1"]
     accs = rob["accuracy_per_wording"]
@@ -43,7 +43,7 @@ def test_rewordings_scored_per_wording_with_spread(tmp_path):
 
 
 def test_adding_rewordings_later_keeps_the_main_eval(tmp_path):
-    factory = lambda cfg, role, extra: FakeBackend(wording_sensitive, model_id="fake")  # noqa: E731
+    factory = lambda cfg, weights, trained: FakeBackend(wording_sensitive, model_id="fake")  # noqa: E731
     Pipeline(cfg(rewordings=0), run_dir=tmp_path, backend_factory=factory, log=lambda s: None, progress=False).run()
     logs = []
     Pipeline(cfg(rewordings=2), run_dir=tmp_path, backend_factory=factory, log=logs.append, progress=False).run()

@@ -198,7 +198,7 @@ def test_s2a_pipeline_usc_never_reads_gold_and_reports_groups(tmp_path, local_fi
         "task": {"name": "triviaqa_opinion", "n_train": 4, "n_eval": 5, "options": {"path": str(local_file)}},
         "method": {"name": "s2a", "n": 3}, "curate": {"name": "universal_self_consistency"},
         "train": {"enabled": False}, "eval": {"systems": ["system1", "system2"]}})
-    factory = lambda c, role, extra: FakeBackend(responder, model_id="fake")  # noqa: E731
+    factory = lambda c, weights, trained: FakeBackend(responder, model_id="fake")  # noqa: E731
     report = Pipeline(cfg, run_dir=tmp_path / "run", backend_factory=factory, log=lambda s: None,
                       progress=False).run()
     assert len(seen) == 16 and all(g is None for g in seen)

@@ -138,3 +138,78 @@ def test_hub_rows_errors_name_the_offline_fix_and_rows_come_back(monkeypatch):
         hub_rows("org/missing", "test", offline_fix="use a local file")
     assert hub_rows("org/ds", "validation", "rc", offline_fix="-") == [{"q": "x"}, {"q": "y"}]
     assert calls[-1] == ("org/ds", "rc", "validation")
+
+
+def test_one_source_resolver_for_gsm8k_triviaqa_and_judge(tmp_path, monkeypatch):
+    """tasks.common.resolve_source: a local file, a directory's split file, a local dataset copy or a hub id;
+    a missing path is each task's own error."""
+    from s2distill.tasks.common import resolve_source
+    from s2distill.tasks.judge import JudgeOptions, JudgeTask
+    from s2distill.tasks.triviaqa import TriviaQAOpinionTask, TriviaQAOptions
+
+    f = tmp_path / "rows.jsonl"
+    f.write_text(json.dumps({"question": "q", "answer": "#### 1"}) + "\n")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "test.jsonl").write_text(f.read_text())
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / "README.md").write_text("a dataset card\n")
+    (tmp_path / "empty").mkdir()
+    res = lambda s, **kw: resolve_source(s, option="task.options.x", not_found="gone: {path}", **kw)  # noqa: E731
+    assert res(str(f)) == f and res(str(tmp_path / "d"), split_file="test.jsonl") == tmp_path / "d" / "test.jsonl"
+    assert res(str(tmp_path / "copy"), split_file="test.jsonl") == str(tmp_path / "copy")  # read like a hub id
+    assert res(str(tmp_path / "empty")) == str(tmp_path / "empty") and res("org/ds") == "org/ds" == res("org/ds")
+    assert res("gsm8k") == "gsm8k"
+    with pytest.raises(DataError, match="empty/test.jsonl not found; task.options.x must hold test.jsonl"):
+        res(str(tmp_path / "empty"), split_file="test.jsonl")
+    for missing in (str(tmp_path / "nope"), "./nope", "~/nope-s2d", "nope.jsonl", "org/nope.json"):
+        with pytest.raises(DataError, match="^gone: .*nope"):
+            res(missing)
+    # each task keeps its own wording
+    with pytest.raises(DataError, match="^GSM8K file not found: .*nope.jsonl$"):
+        GSM8KTask(GSM8KOptions(source="nope.jsonl")).load("eval", 1)
+    with pytest.raises(DataError, match="^task.options.path not found: .*nope.jsonl .*mandarjoshi/trivia_qa"):
+        TriviaQAOpinionTask(TriviaQAOptions(path=str(tmp_path / "nope.jsonl"))).load("eval", 1)
+    with pytest.raises(DataError, match="^task.options.path not found: .*nope.jsonl$"):
+        JudgeTask(JudgeOptions(source="mt_bench_human", path=str(tmp_path / "nope.jsonl"))).load("eval", 1)
+    assert [e.gold for e in GSM8KTask(GSM8KOptions(source=str(f))).load("eval", -1)] == ["1"]
+    hub = []
+    monkeypatch.setattr("s2distill.tasks.judge.hub_rows", lambda hf_id, split, **kw: hub.append((hf_id, split)) or [])
+    JudgeTask(JudgeOptions(source="oasst2", path=str(tmp_path / "copy"))).load("eval", 1)
+    JudgeTask(JudgeOptions(source="oasst2")).load("eval", 1)
+    assert hub == [(str(tmp_path / "copy"), "validation"), ("OpenAssistant/oasst2", "validation")]
+
+
+def test_split_schemes_are_disjoint_cover_the_rows_and_are_named():
+    from s2distill.tasks.splits import SCHEMES, split_indices
+
+    ids = [f"row{i}" for i in range(50)]
+    for scheme in SCHEMES:
+        kw = dict(scheme=scheme, ids=ids, eval_fraction=0.3, split_key="k", order_key="o", seed=3)
+        train, ev = split_indices("train", -1, **kw), split_indices("eval", -1, **kw)
+        if scheme == "source":  # the source's own split: every row on either side
+            assert sorted(train) == sorted(ev) == list(range(50))
+            continue
+        assert not set(train) & set(ev) and sorted(train + ev) == list(range(50)) and 5 < len(ev) < 25, scheme
+        assert split_indices("eval", 4, **kw) == ev[:4]
+    assert split_indices("train", -1, scheme="source", n_rows=10, skip=8, order_key="o") in ([8, 9], [9, 8])
+    with pytest.raises(ConfigError, match="unknown split scheme 'hash'; schemes: fixed_shuffle, id_hash"):
+        split_indices("train", 1, scheme="hash", ids=ids)
+
+
+def test_eval_data_reads_jsonl_with_the_shared_reader_and_its_own_wording(tmp_path):
+    from s2distill.eval_data import EXAMPLE_LINE, read_examples
+    from s2distill.tasks.common import read_jsonl_rows
+
+    p = tmp_path / "in.jsonl"
+    for text, want in (('{"question": "q"}\n{"id": 2, \n', f"{p}, line 2: not valid JSON (Expecting property name "
+                        f"enclosed in double quotes); fix: one JSON object per line, e.g. {EXAMPLE_LINE}"),
+                       ('[1]\n', f"{p}, line 1: expected a JSON object, got list; fix: one object per line, e.g. "
+                        f"{EXAMPLE_LINE}")):
+        p.write_text(text)
+        with pytest.raises(DataError) as e:
+            read_examples(p)
+        assert str(e.value) == want
+    p.write_text('[1]\n')
+    with pytest.raises(DataError) as e:
+        read_jsonl_rows(p, ())
+    assert str(e.value) == f"{p} line 1: expected a JSON object, got list"

@@ -33,14 +33,14 @@ class Recorder:
 
     def __init__(self, oracle):
         self.oracle = oracle
-        self.started: list[tuple[str, str]] = []  # (model, role) in start order
+        self.started: list[tuple[str, str]] = []  # (model, weights) in start order
         self.requests: dict[str, list] = {}
         self.closed = 0
 
-    def __call__(self, c, role, extra):
-        self.started.append((c.model, role))
+    def __call__(self, c, weights, trained):
+        self.started.append((c.model, weights))
         rec = self
-        model_id = f"{c.model}:{role}"
+        model_id = f"{c.model}:{weights}"
 
         class B(FakeBackend):
             def iter_generate(self, requests):
@@ -165,9 +165,9 @@ def test_one_engine_at_a_time(tmp_path):
     live = []
     orig = rec.__call__
 
-    def factory(c, role, extra):
+    def factory(c, weights, trained):
         live.append(rec.live())
-        return orig(c, role, extra)
+        return orig(c, weights, trained)
 
     Pipeline(cfg(), run_dir=tmp_path, backend_factory=factory, log=lambda s: None, progress=False).run()
     assert live and max(live) == 0  # every engine was closed before the next one started

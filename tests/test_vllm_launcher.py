@@ -54,7 +54,7 @@ def test_serve_argv_builds_the_vllm_command_line():
         "--tensor-parallel-size", "1", "--gpu-memory-utilization", "0.9"]
     assert serve_argv("/x/vllm", "/m", 9, tensor_parallel_size=4, gpu_memory_utilization=0.85, max_model_len=4096,
                       served_model_name="base", seed=3, adapter="/run/model/adapter", lora_rank=32,
-                      extra=["--enforce-eager"]) == [
+                      server_args=["--enforce-eager"]) == [
         "/x/vllm", "serve", "/m", "--host", "127.0.0.1", "--port", "9",
         "--tensor-parallel-size", "4", "--gpu-memory-utilization", "0.85", "--max-model-len", "4096",
         "--served-model-name", "base", "--seed", "3",
@@ -99,7 +99,7 @@ def test_weights_id_follows_the_weights_and_the_adapter(tmp_path):
     (adapter / "adapter_model.safetensors").write_bytes(b"\1" * 4096)
     assert weights_id(str(model), adapter) != with_lora
     assert weights_id(HF_ID) == f"hf:{HF_ID}"
-    assert weights_id(HF_ID, extra=["--revision", "abc123"]) == f"hf:{HF_ID}@abc123"
+    assert weights_id(HF_ID, server_args=["--revision", "abc123"]) == f"hf:{HF_ID}@abc123"
 
 
 def test_config_registers_and_validates_vllm():

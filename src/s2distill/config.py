@@ -38,6 +38,12 @@ class BackendConfig:
     device: str = "auto"  # transformers: auto (cuda when torch sees a GPU, else cpu) | cpu | cuda | cuda:N
     dtype: str = "auto"  # transformers: auto (bf16 on a bf16 GPU, fp16 on older GPUs, fp32 on CPU) | bfloat16 | ...
 
+    def check_server(self, where: str = "backend", endpoints: list[str] | None = None) -> None:
+        """An ``openai`` backend talks to a server: it needs ``base_url`` (or ``distributed.endpoints``). ``where``:
+        the section's path in the config (``backend``, ``teacher.backend``), for the message."""
+        if self.name == "openai" and not self.base_url and not endpoints:
+            raise ConfigError(f"{where}.name=openai needs {where}.base_url (e.g. http://127.0.0.1:8000/v1)")
+
 
 @dataclass(frozen=True)
 class TaskConfig:
@@ -339,8 +345,7 @@ def validate(cfg: RunConfig) -> None:
     if d.endpoints and cfg.backend.name != "openai":
         raise ConfigError("distributed.endpoints lists OpenAI-compatible servers; set backend.name=openai "
                           "(with a managed engine per actor, leave distributed.endpoints empty)")
-    if cfg.backend.name == "openai" and not cfg.backend.base_url and not d.endpoints:
-        raise ConfigError("backend.name=openai needs backend.base_url (e.g. http://127.0.0.1:8000/v1)")
+    cfg.backend.check_server("backend", d.endpoints)
     # checks that need a component are asked of it (registry.CONFIG_CHECKS; config.py imports none of them):
     # the launcher's options, the backend's settings, the task's options and abilities, the method's options
     for target in CONFIG_CHECKS:

@@ -13,7 +13,6 @@ the user's own fields that way); otherwise FILE is JSONL in the Example shape, o
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,42 +20,36 @@ from pathlib import Path
 from . import fingerprints
 from .config import load_config
 from .errors import ConfigError, DataError
+from .tasks.common import JsonlWording, jsonl_objects
 from .types import BASE_SYSTEMS, SYSTEMS, Example, stable_hash
 
 EXAMPLE_LINE = '{"id": "q1", "question": "Tom has 3 apples ... How many apples does Tom have now?", "gold": "5"}'
+_EXAMPLE = EXAMPLE_LINE.replace("{", "{{").replace("}", "}}")  # literal braces in the str.format wording below
+WORDING = JsonlWording(
+    invalid_json="{path}, line {line}: not valid JSON ({msg}); fix: one JSON object per line, e.g. " + _EXAMPLE,
+    not_an_object="{path}, line {line}: expected a JSON object, got {type}; fix: one object per line, e.g. " + _EXAMPLE)
 
 
 def read_examples(path: Path) -> list[Example]:
     """Example-shaped JSONL; every error names the file, the line and the fix."""
     out: list[Example] = []
     seen: dict[str, int] = {}
-    with open(path, encoding="utf-8") as fh:
-        for i, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}, line {i}: not valid JSON ({e.msg}); fix: one JSON object per line, "
-                                f"e.g. {EXAMPLE_LINE}") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}, line {i}: expected a JSON object, got {type(row).__name__}; "
-                                f"fix: one object per line, e.g. {EXAMPLE_LINE}")
-            q = row.get("question")
-            if not isinstance(q, str) or not q.strip():
-                raise DataError(f"{path}, line {i}: no 'question' text (fields present: "
-                                f"{', '.join(row) or 'none'}); fix: rename the field holding the input to "
-                                f"'question', e.g. {EXAMPLE_LINE}")
-            eid = str(row["id"]) if row.get("id") is not None else stable_hash(q, 12)
-            if eid in seen:
-                raise DataError(f"{path}, line {i}: duplicate id '{eid}' (also on line {seen[eid]}); fix: give "
-                                "every row its own id (rows without an id get a hash of their question)")
-            seen[eid] = i
-            gold = row.get("gold")
-            meta = row.get("meta") or {}
-            if not isinstance(meta, dict):
-                raise DataError(f"{path}, line {i}: 'meta' must be an object, got {meta!r}")
-            out.append(Example(id=eid, question=q, gold=None if gold is None else str(gold), meta=meta))
+    for i, row in jsonl_objects(path, WORDING):
+        q = row.get("question")
+        if not isinstance(q, str) or not q.strip():
+            raise DataError(f"{path}, line {i}: no 'question' text (fields present: "
+                            f"{', '.join(row) or 'none'}); fix: rename the field holding the input to "
+                            f"'question', e.g. {EXAMPLE_LINE}")
+        eid = str(row["id"]) if row.get("id") is not None else stable_hash(q, 12)
+        if eid in seen:
+            raise DataError(f"{path}, line {i}: duplicate id '{eid}' (also on line {seen[eid]}); fix: give "
+                            "every row its own id (rows without an id get a hash of their question)")
+        seen[eid] = i
+        gold = row.get("gold")
+        meta = row.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise DataError(f"{path}, line {i}: 'meta' must be an object, got {meta!r}")
+        out.append(Example(id=eid, question=q, gold=None if gold is None else str(gold), meta=meta))
     if not out:
         raise DataError(f"{path} has no rows; fix: one JSON object per line, e.g. {EXAMPLE_LINE}")
     return out
@@ -109,7 +102,7 @@ def eval_on_file(run_dir: str | Path, data: str | Path, name: str | None = None,
     if not trained and "distilled" in base_cfg.eval.systems:
         pipe.log(f"[eval] {run_dir} has no trained model (train stage not done): evaluating without 'distilled'")
     content = hashlib.sha256(data.read_bytes()).hexdigest()
-    pipe._write_meta()
+    pipe.write_meta()
     try:
         def write_data():
             write_jsonl(pipe.rd / "data" / "eval.jsonl", exs)
@@ -117,7 +110,7 @@ def eval_on_file(run_dir: str | Path, data: str | Path, name: str | None = None,
             pipe.log(f"[data] {len(exs)} inputs from {data} ({n_lab} labeled)")
             return ["data/eval.jsonl"], {"n_eval": len(exs), "n_labeled": n_lab, "source": str(data)}
 
-        pipe._stage("data", fingerprints.data_file(cfg, content), write_data)
+        pipe.run_stage("data", fingerprints.data_file(cfg, content), write_data)
         for s in BASE_SYSTEMS:
             if s in cfg.eval.systems:
                 pipe.eval_system(s, "base")

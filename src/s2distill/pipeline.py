@@ -1,14 +1,12 @@
-"""The Python API the CLI calls: run the stages of a distillation over a run directory.
+"""The Python API the CLI calls: run the stages of a distillation over a run directory, top to bottom::
 
-Stages read top to bottom::
+    data -> generate (System 2 on unlabeled inputs) -> curate -> eval base systems -> train -> eval distilled -> report
 
-    data -> generate (System 2 on unlabeled inputs) -> curate -> eval base systems
-         -> train -> eval distilled -> report
-
-A stage whose fingerprint (``fingerprints.py``) is unchanged is skipped. Model calls go through a
-``CachingBackend`` that appends every sample to ``cache/samples.jsonl`` as it completes, so a killed run
-resumes without losing or duplicating a sample. What a stage runs lives with its component: the evaluation
-policy in ``evaluate.py``, the training policy in ``train.py``, a backend's needs after training in its class.
+A stage whose fingerprint (``fingerprints.py``) is unchanged is skipped (``Pipeline.run_stage``, which the stepwise
+curriculum and ``eval --data`` run their own stages with). Model calls go through a ``CachingBackend`` that appends
+every sample to ``cache/samples.jsonl`` as it completes (``Pipeline.generate``), so a killed run resumes without
+losing or duplicating a sample. What a stage runs lives with its component: the evaluation policy in
+``evaluate.py``, the training policy in ``train.py``, a backend's needs after training in its class.
 """
 from __future__ import annotations
 
@@ -31,7 +29,7 @@ from .methods import calls_per_sample
 from .registry import BACKENDS, CURATORS, METHODS
 from .rundir import RunDir, SampleCache, read_jsonl, write_jsonl
 from .tasks import make_task
-from .teacher import eval_order, eval_role, system2_role
+from .teacher import eval_order, eval_weights, system2_weights
 from .types import BASE_SYSTEMS, Example, Trace
 
 STAGES = ("data", "generate", "curate", "eval", "train", "report")
@@ -67,15 +65,17 @@ class Pipeline:
             self._cache.close()
             self._cache = None
 
-    def _generate(self, weights: str, desc: str, fn: Callable[[Backend], list], total: int,
-                  trained: dict | None = None, stage: str = "eval") -> tuple[list, float, dict]:
+    def generate(self, weights: str, desc: str, fn: Callable[[Backend], list], total: int,
+                 trained: dict | None = None, stage: str = "eval") -> tuple[list, float, dict]:
+        """``fn(backend)`` on the ``weights``' engine behind the run's sample cache: (result, wall s, stats)."""
         return sample(self.backend(weights, trained, stage), self.cache, fn, total, desc, self.progress)
 
-    def _stage(self, name: str, fingerprint: str, fn: Callable[[], tuple[list[str], dict]]) -> bool:
+    def run_stage(self, name: str, fingerprint: str, fn: Callable[[], tuple[list[str], dict]]) -> bool:
+        """Stage ``name`` (skipped when its ``fingerprint`` is unchanged); ``fp[name]`` for the stages after it."""
         self.fp[name] = fingerprint
         return self.rd.run_stage(name, fingerprint, fn, self.log)
 
-    def _write_meta(self) -> None:
+    def write_meta(self) -> None:
         self.rd.write_meta(self.cfg.to_dict(), self.cfg.seed, self.cfg.task.seed)
 
     def curator(self):
@@ -96,7 +96,7 @@ class Pipeline:
             write_jsonl(self.rd / "data" / "eval.jsonl", evals)
             return ["data/train.jsonl", "data/eval.jsonl"], {"n_train": len(labeled), "n_eval": len(evals)}
 
-        self._stage("data", fingerprints.data(c, src), run)
+        self.run_stage("data", fingerprints.data(c, src), run)
 
     def stage_generate(self) -> None:
         c, curator = self.cfg, self.curator()
@@ -106,14 +106,14 @@ class Pipeline:
             if hasattr(curator, "expand"):  # e.g. input perturbation: also run the method on input variants
                 exs = curator.expand(self.task, exs)
             method, params = METHODS.get(c.method.name), method_params(c, c.method.n, c.method.temperature)
-            traces, wall, stats = self._generate(
-                system2_role(c), f"generate {c.method.name} x{c.method.n}",
+            traces, wall, stats = self.generate(
+                system2_weights(c), f"generate {c.method.name} x{c.method.n}",
                 lambda b: method(self.task, exs, b, params, c.method),
                 len(exs) * c.method.n * calls_per_sample(c.method), stage="generate")
             write_jsonl(self.rd / "traces" / "train.jsonl", traces)
             return ["traces/train.jsonl"], {"wall_s_generate": round(wall, 3), **stats}
 
-        self._stage("generate", fingerprints.generate(c, self.fp["data"], hasattr(curator, "expand")), run)
+        self.run_stage("generate", fingerprints.generate(c, self.fp["data"], hasattr(curator, "expand")), run)
 
     def stage_curate(self) -> None:
         c, curator = self.cfg, self.curator()
@@ -125,8 +125,8 @@ class Pipeline:
             traces = [Trace.from_json(d) for d in read_jsonl(self.rd / "traces" / "train.jsonl")]
             stats: dict = {}
             if asks_model:
-                (pairs, rejects), wall, stats = self._generate(
-                    system2_role(c), f"curate {c.curate.name}", lambda b: curator(self.task, exs, traces, backend=b),
+                (pairs, rejects), wall, stats = self.generate(
+                    system2_weights(c), f"curate {c.curate.name}", lambda b: curator(self.task, exs, traces, backend=b),
                     len(exs), stage="curate")
                 stats["wall_s_generate"] = round(wall, 3)
             else:
@@ -138,15 +138,15 @@ class Pipeline:
             self.log(line)
             return ["curate/pairs.jsonl", "curate/rejects.jsonl", "curate/chat.jsonl"], {**info, **stats}
 
-        self._stage("curate", fingerprints.curate(c, self.fp["generate"], asks_model), run)
+        self.run_stage("curate", fingerprints.curate(c, self.fp["generate"], asks_model), run)
 
     def eval_system(self, system: str, weights: str, trained: dict | None = None, upstream: str = "") -> None:
         """Evaluate ``system`` (what it runs: ``evaluate.system_run``; System 2 systems on the teacher when there
         is one), then, for the direct systems, the rewordings (``eval.rewordings``)."""
-        c, weights = self.cfg, eval_role(self.cfg, system, weights)
+        c, weights = self.cfg, eval_weights(self.cfg, system, weights)
 
         def gen(desc, fn, total):
-            return self._generate(weights, desc, fn, total, trained)
+            return self.generate(weights, desc, fn, total, trained)
 
         def run():
             records, traces, wall, stats = run_system(c, self.task, system, self.examples("eval"), gen)
@@ -161,10 +161,10 @@ class Pipeline:
             self.log(reworded_line(system, records, c.eval.rewordings))
             return [f"eval/{system}.reworded.jsonl"], {"wall_s_generate": round(wall, 3), **stats}
 
-        self._stage(f"eval_{system}", fingerprints.evaluation(c, system, self.fp["data"], upstream,
+        self.run_stage(f"eval_{system}", fingerprints.evaluation(c, system, self.fp["data"], upstream,
                                                               weights == "teacher"), run)
         if c.eval.rewordings and system in ("system1", "distilled"):
-            self._stage(f"eval_{system}_reworded", fingerprints.reworded(c, system, self.fp["data"], upstream), reworded)
+            self.run_stage(f"eval_{system}_reworded", fingerprints.reworded(c, system, self.fp["data"], upstream), reworded)
 
     def stage_train(self) -> dict:
         """Train on the curated pairs (``train.train_distilled``: stepwise, accelerate or local), then let the
@@ -182,7 +182,7 @@ class Pipeline:
             served = getattr(BACKENDS.get(c.backend.name), "prepare_distilled", lambda cfg, d: [])(c, out)
             return ["model/train_summary.json", *(f"model/{f}" for f in served)], {"summary": summary}
 
-        self._stage("train", fingerprints.train(c, self.fp["curate"]), run)
+        self.run_stage("train", fingerprints.train(c, self.fp["curate"]), run)
         return distilled_paths(out)
 
     def train_only(self) -> dict:
@@ -207,7 +207,7 @@ class Pipeline:
         stage, then each of ``systems``; writes and returns the report."""
         if bad := [s for s in systems if s not in BASE_SYSTEMS]:
             raise ConfigError(f"evaluate_base evaluates system1, system2 or system2_maj, not '{bad[0]}'")
-        self._write_meta()
+        self.write_meta()
         try:
             self.stage_data()
             for s in systems:
@@ -221,7 +221,7 @@ class Pipeline:
         if until is not None and until not in STAGES:
             raise ConfigError(f"unknown stage '{until}' (stages: {', '.join(STAGES)})")
         systems = self.cfg.eval.systems
-        self._write_meta()
+        self.write_meta()
         self.log(f"[run] directory: {self.rd.path.resolve()}")
         try:
             for stage in (self.stage_data, self.stage_generate, self.stage_curate):

@@ -19,7 +19,7 @@ def _free_backends(pipeline) -> None:
     pipeline.engines.close()  # one engine at a time; training wants the cores
 
 
-def serve_extra(pipeline, model_dir: Path) -> dict:
+def trained_paths(pipeline, model_dir: Path) -> dict:
     """The trained-model paths (``trained``) a distilled backend for the adapter in ``model_dir`` is built with,
     after the run's backend prepared that adapter for serving once (``Backend.prepare_distilled``, as the
     pipeline's train stage does; llama.cpp: its LoRA GGUF, which a retrained stage deletes)."""
@@ -43,10 +43,10 @@ def _eval_stage(pipeline, k: int, model_dir: Path) -> dict:
 
     def run():
         _free_backends(pipeline)
-        trained = serve_extra(pipeline, model_dir)
+        trained = trained_paths(pipeline, model_dir)
         exs = pipeline.examples("eval")
         params = method_params(c, 1, 0.0, c.method.max_tokens)
-        traces, wall, stats = pipeline._generate(
+        traces, wall, stats = pipeline.generate(
             "distilled", f"eval stage {k}", lambda b: METHODS.get("direct")(task, exs, b, params, c.method), len(exs),
             trained)
         _free_backends(pipeline)  # the next stage's adapter needs a new server
@@ -58,7 +58,7 @@ def _eval_stage(pipeline, k: int, model_dir: Path) -> dict:
         pipeline.log(f"[eval stage {k}] accuracy {acc} (n={s['n']}), {s['mean_generated_tokens']:.1f} tokens/answer")
         return [f"eval/stage{k}.jsonl"], {"wall_s_generate": round(wall, 3), **stats}
 
-    pipeline._stage(f"eval_stage{k}", fp, run)
+    pipeline.run_stage(f"eval_stage{k}", fp, run)
     from .rundir import read_jsonl
     from .types import EvalRecord
 
@@ -98,7 +98,7 @@ def train_stepwise(pipeline, pairs: list[TrainPair], base: str, out: Path, tcfg)
                          f"loss {summary['first_loss']} -> {summary['final_loss']}")
             return [f"model/stages/stage{k}/train_summary.json"], {}
 
-        pipeline._stage(f"train_stage{k}", fp, run)
+        pipeline.run_stage(f"train_stage{k}", fp, run)
         summary = read_json(sdir / "train_summary.json")
         rec = {"stage": k, "steps": summary["steps"], "rows": len(stage_pairs),
                "mean_target_chars": info["mean_target_chars"][k], "final_loss": summary["final_loss"],

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from html import escape
 
 PALETTE = {"system1": "#1f77b4", "system2": "#d62728", "system2_maj": "#ff7f0e", "distilled": "#2ca02c"}
-EXTRA = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+MORE_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
-def color_of(role: str, i: int = 0) -> str:
-    return PALETTE.get(role, EXTRA[i % len(EXTRA)])
+def color_of(system: str, i: int = 0) -> str:
+    """A report row's colour: its system's own, else the i-th of the other colours."""
+    return PALETTE.get(system, MORE_COLORS[i % len(MORE_COLORS)])
 
 
 @dataclass(frozen=True)

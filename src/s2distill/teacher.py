@@ -53,8 +53,7 @@ def check_teacher(cfg: Any) -> None:
     BACKENDS.target(t.backend.name)
     if is_import_path(t.backend.name):
         BACKENDS.get(t.backend.name)
-    if t.backend.name == "openai" and not t.backend.base_url:
-        raise ConfigError("teacher.backend.name=openai needs teacher.backend.base_url (e.g. http://127.0.0.1:8000/v1)")
+    t.backend.check_server("teacher.backend")
     if cfg.distributed.enabled and cfg.distributed.endpoints:
         raise ConfigError("distributed.endpoints serve one model; with a teacher section leave distributed.endpoints "
                           "empty (one managed engine per actor) or run without the teacher")
@@ -75,14 +74,14 @@ def key(cfg: Any) -> dict:
     return {} if t is None else {"teacher": {"model": t.model, "backend": t.backend.name}}
 
 
-def system2_role(cfg: Any) -> str:
-    """The backend role that runs System 2 (generation, model-based curation)."""
+def system2_weights(cfg: Any) -> str:
+    """The weights ('base' or 'teacher') that run System 2 (generation, model-based curation)."""
     return "teacher" if cfg.teacher is not None else "base"
 
 
-def eval_role(cfg: Any, system: str, role: str) -> str:
-    """The backend role an evaluation of ``system`` runs on: the teacher's for System 2 systems."""
-    return "teacher" if role == "base" and system in TEACHER_SYSTEMS and cfg.teacher is not None else role
+def eval_weights(cfg: Any, system: str, weights: str) -> str:
+    """The weights an evaluation of ``system`` runs on: the teacher's for System 2 systems."""
+    return "teacher" if weights == "base" and system in TEACHER_SYSTEMS and cfg.teacher is not None else weights
 
 
 def eval_order(cfg: Any) -> tuple[str, ...]:

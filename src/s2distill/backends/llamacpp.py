@@ -24,13 +24,14 @@ def find_llama_server() -> str:
 
 
 def server_argv(binary: str, model: Path, port: int, parallel: int, ctx_per_slot: int, threads: int | None,
-                lora: Sequence[str] = (), extra: Sequence[str] = ()) -> list[str]:
+                lora: Sequence[str] = (), server_args: Sequence[str] = ()) -> list[str]:
+    """The ``llama-server`` command line (pure); ``server_args``: the free-form flags of ``backend.server_args``."""
     argv = [binary, "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
             "--parallel", str(parallel), "-c", str(ctx_per_slot * parallel), "--cont-batching",
             "--threads", str(threads or os.cpu_count() or 2)]
     for a in lora:
         argv += ["--lora", str(a)]
-    return argv + list(extra)
+    return argv + list(server_args)
 
 
 def _loras(lora: Sequence[str] | str | None) -> list:

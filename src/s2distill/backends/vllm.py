@@ -67,8 +67,8 @@ def max_lora_rank(adapter_dir: str | Path) -> int:
 def serve_argv(executable: str, model: str, port: int, tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.9,
                max_model_len: int | None = None, served_model_name: str | None = None, seed: int | None = None,
                adapter: str | Path | None = None, lora_name: str = LORA_NAME, lora_rank: int = 16,
-               extra: Sequence[str] = ()) -> list[str]:
-    """The ``vllm serve`` command line (pure)."""
+               server_args: Sequence[str] = ()) -> list[str]:
+    """The ``vllm serve`` command line (pure); ``server_args``: the free-form flags of ``backend.server_args``."""
     argv = [executable, "serve", str(model), "--host", "127.0.0.1", "--port", str(port),
             "--tensor-parallel-size", str(tensor_parallel_size), "--gpu-memory-utilization", str(gpu_memory_utilization)]
     if max_model_len is not None:
@@ -79,16 +79,16 @@ def serve_argv(executable: str, model: str, port: int, tensor_parallel_size: int
         argv += ["--seed", str(seed)]
     if adapter is not None:
         argv += ["--enable-lora", "--lora-modules", f"{lora_name}={adapter}", "--max-lora-rank", str(lora_rank)]
-    return argv + [str(a) for a in extra]
+    return argv + [str(a) for a in server_args]
 
 
-def weights_id(model: str, adapter: str | Path | None = None, extra: Sequence[str] = ()) -> str:
+def weights_id(model: str, adapter: str | Path | None = None, server_args: Sequence[str] = ()) -> str:
     """Cache identity: the files of a local model dir (or the hub id and any --revision) + the adapter's files."""
     if Path(model).exists():
         mid = path_id(model)
     else:
         mid = f"hf:{model}"
-        args = [str(a) for a in extra]
+        args = [str(a) for a in server_args]
         for i, a in enumerate(args):
             if a == "--revision" and i + 1 < len(args):
                 mid += f"@{args[i + 1]}"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from ..errors import ConfigError
 from ..types import Example
 from .numeric import NumericTask
+from .splits import check_split, stream_split
 
 NAMES = ["Tom", "Anna", "Liam", "Maya", "Noah", "Emma", "Omar", "Sofia", "Ravi", "Chloe", "Ben", "Lucy"]
 ITEMS = ["apples", "marbles", "stickers", "books", "cookies", "pencils", "coins", "shells", "cards", "stamps"]
@@ -93,14 +94,8 @@ class ArithmeticTask(NumericTask):
 
     def load(self, split: str, n: int, seed: int = 0) -> list[Example]:
         """``train`` and ``eval`` come from separate seeded streams and never share a question."""
-        train = self._generate(random.Random(f"arith-train-{seed}"), n if split == "train" else 0, set(), "train-")
-        if split == "train":
-            return train
-        if split != "eval":
-            raise ConfigError(f"arithmetic split must be 'train' or 'eval', got '{split}'")
-        # exclude the questions of a train set of the same seed (up to 10k) from eval
-        pool = {e.question for e in self._generate(random.Random(f"arith-train-{seed}"), 2000, set(), "x")}
-        return self._generate(random.Random(f"arith-eval-{seed}"), n, pool, "eval-")
+        check_split(split, "arithmetic")
+        return stream_split(self._generate, lambda e: e.question, split, n, "arith", seed)
 
     def exemplars(self, k: int) -> list[tuple[str, str]]:
         """Worked examples for few-shot CoT, from a stream disjoint from train/eval."""

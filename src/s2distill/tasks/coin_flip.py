@@ -20,8 +20,8 @@ from ..types import Example
 from .answers import YES_NO_INSTRUCTION as DIRECT_INSTRUCTION
 from .answers import extract_yes_no  # noqa: F401 - re-exported
 from .base import Task
-from .common import (NamesPoolOptions, check_split, name_stream, published_example, read_published, sample_part,
-                     split_published, text_field)
+from .common import NamesPoolOptions, name_stream, published_example, read_published, sample_part, split_published, text_field
+from .splits import check_split
 from .names import checked_name_pool
 
 Person = tuple[str, bool]  # (name, flips)

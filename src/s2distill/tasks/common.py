@@ -1,6 +1,6 @@
-"""What the built-in tasks share: reading rows (JSONL files, HF datasets or local copies of them),
-deterministic train/eval splitting, published RaR/Kojima files, and the name-pool options and item
-sampling of the symbolic tasks (``last_letter``, ``coin_flip``)."""
+"""What the built-in tasks share: reading rows (JSONL files, HF datasets or local copies of them), resolving
+a data option (local file, directory, hub id), published RaR/Kojima files, and the name-pool options and item
+sampling of the symbolic tasks (``last_letter``, ``coin_flip``). Train/eval splits: ``splits.py``."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,14 +12,24 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import ConfigError, DataError
-from ..types import Example, stable_hash
+from ..types import Example
+from .splits import partition, split_indices
 
 T = TypeVar("T")
 
 
 # -- rows --------------------------------------------------------------------------------------------
 
-def jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
+@dataclass(frozen=True)
+class JsonlWording:
+    """How a JSONL reader words its two line errors; ``str.format`` fields: path, line, msg (the JSON
+    error), type (what the line holds instead of an object)."""
+
+    invalid_json: str = "{path} line {line}: invalid JSON ({msg}); fix or remove that line"
+    not_an_object: str = "{path} line {line}: expected a JSON object, got {type}"
+
+
+def jsonl_objects(path: Path, wording: JsonlWording = JsonlWording()) -> Iterator[tuple[int, dict]]:
     """(line number, object) of each non-blank JSONL line; a malformed line is an error naming the file and line."""
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
@@ -28,9 +38,9 @@ def jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise DataError(f"{path} line {lineno}: invalid JSON ({e.msg}); fix or remove that line") from None
+                raise DataError(wording.invalid_json.format(path=path, line=lineno, msg=e.msg)) from None
             if not isinstance(row, dict):
-                raise DataError(f"{path} line {lineno}: expected a JSON object, got {type(row).__name__}")
+                raise DataError(wording.not_an_object.format(path=path, line=lineno, type=type(row).__name__))
             yield lineno, row
 
 
@@ -80,18 +90,37 @@ def hub_rows(hf_id: str, split: str, config: str | None = None, *, offline_fix: 
     return [dict(r) for r in ds]
 
 
+def resolve_source(source: str, *, option: str, not_found: str, split_file: str | None = None) -> Path | str:
+    """Where a task's data option (``option``, e.g. ``task.options.path``) points: a local file (a ``Path``),
+    or an HF dataset for :func:`hub_rows` (a ``str``: a hub id, or a local copy of one).
+
+    A directory gives its ``split_file`` (e.g. ``test.jsonl``) when it holds one, else it is read as a local
+    dataset copy (without a ``split_file``, always). A name that does not exist is a hub id unless it looks like
+    a path (a ``.jsonl``/``.json`` suffix, or a leading ``/``, ``.`` or ``~``): then it is an error, ``not_found``
+    with ``{path}`` filled in.
+    """
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if split_file is None:
+            return source
+        if (path / split_file).is_file():
+            return path / split_file
+        if is_dataset_dir(path):
+            return source
+        raise DataError(f"{path / split_file} not found; {option} must hold {split_file}")
+    if path.is_file():
+        return path
+    if path.suffix in (".jsonl", ".json") or source.startswith(("/", ".", "~")):
+        raise DataError(not_found.format(path=path))
+    return source
+
+
 def _declares_config(repo: Path, config: str) -> bool:
     readme = repo / "README.md"
     return readme.is_file() and f"config_name: {config}" in readme.read_text(encoding="utf-8", errors="replace")
 
 
-# -- splits and published files ----------------------------------------------------------------------
-
-def partition(key: str) -> str:
-    """Which part of the item space an item belongs to: 'train' (5/8), 'eval' (2/8) or 'shots' (1/8)."""
-    b = int(stable_hash(key), 16) % 8
-    return "shots" if b == 0 else "eval" if b <= 2 else "train"
-
+# -- generated items and published files ----------------------------------------------------------------------
 
 def name_stream(rng: random.Random, pool: Sequence[str], k: int) -> Iterator[tuple[str, ...]]:
     """Consecutive k-name chunks of a seeded shuffle of the pool, reshuffled when used up."""
@@ -127,11 +156,6 @@ def published_example(path: Path, i: int, row: dict, question: str, gold: str, m
     return Example(id=str(i), question=question, gold=gold, meta=meta)
 
 
-def check_split(split: str, task: str) -> None:
-    if split not in ("train", "eval"):
-        raise ConfigError(f"{task} split must be 'train' or 'eval', got '{split}'")
-
-
 def read_published(path_str: str) -> tuple[Path, list[tuple[int, dict]]]:
     """Records of a published file: a JSON list (RaR) or ``{"examples": [...]}`` (Kojima)."""
     path = Path(path_str).expanduser()
@@ -159,23 +183,13 @@ def text_field(path: Path, i: int, row: dict, name: str) -> str:
     return v
 
 
-def fixed_split(n_items: int, split: str, n: int, eval_fraction: float, split_key: str, order_key: str) -> list[int]:
-    """Indices of ``split``: a shuffle seeded by ``split_key`` (fixed, so train and eval never mix) puts the
-    first ``eval_fraction`` into eval and the rest into train; a shuffle seeded by ``order_key`` orders the
-    part; the first ``n`` (all when ``n < 0``)."""
-    idx = list(range(n_items))
-    random.Random(split_key).shuffle(idx)
-    cut = round(n_items * eval_fraction)
-    part = idx[:cut] if split == "eval" else idx[cut:]
-    random.Random(order_key).shuffle(part)
-    return part[: n if n >= 0 else None]
-
-
 def split_published(items: list[Example], split: str, n: int, seed: int, eval_fraction: float,
                     task: str) -> list[Example]:
-    """A fixed shuffle cuts the file into eval (first part) and train; ``seed`` samples within a part."""
+    """A fixed shuffle cuts the file into eval (first part) and train (``splits.split_indices``, scheme
+    ``fixed_shuffle``); ``seed`` orders a part."""
     return [dataclasses.replace(items[i], id=f"{split}-{i}")
-            for i in fixed_split(len(items), split, n, eval_fraction, f"{task}-split", f"{task}-{split}-{seed}")]
+            for i in split_indices(split, n, scheme="fixed_shuffle", n_rows=len(items), eval_fraction=eval_fraction,
+                                   split_key=f"{task}-split", order_key=f"{task}-{split}-{seed}")]
 
 
 # -- the symbolic tasks' options ---------------------------------------------------------------------

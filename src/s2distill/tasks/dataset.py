@@ -37,7 +37,8 @@ from ..errors import ConfigError, DataError
 from ..types import Example, stable_hash
 from .answers import AnswerFormat, answer_format, lettered
 from .base import Task
-from .common import check_split, hub_rows, jsonl_objects
+from .common import hub_rows, jsonl_objects
+from .splits import check_split, split_indices
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
@@ -124,12 +125,6 @@ def _plain(v: Any) -> Any:
     if hasattr(v, "tolist"):
         return v.tolist()
     return v
-
-
-def split_value(seed: int, row_id: str) -> float:
-    """Where a row falls in [0, 1): depends on the seed and the id only."""
-    h = hashlib.sha256(f"s2distill-dataset:{seed}:{row_id}".encode()).hexdigest()
-    return int(h[:15], 16) / 16 ** 15
 
 
 class DatasetTask(Task):
@@ -272,12 +267,12 @@ class DatasetTask(Task):
             if overlap:
                 raise DataError(f"{len(overlap)} id(s) are in both task.options.path and eval_path (e.g. "
                                 f"{sorted(overlap)[0]!r}); fix: remove them from one file (eval must be held out)")
-            train = main
+            parts = {"train": (main, 0.0), "eval": (evals, 1.0)}  # every row of each file, in the hash order
         else:
-            train = [e for e in main if split_value(seed, e.id) >= o.eval_fraction]
-            evals = [e for e in main if split_value(seed, e.id) < o.eval_fraction]
-        order = lambda e: (split_value(seed + 1, e.id), e.id)  # noqa: E731 - a fixed order of ids, not of lines
-        self._examples[seed] = {"train": sorted(train, key=order), "eval": sorted(evals, key=order)}
+            parts = {"train": (main, o.eval_fraction), "eval": (main, o.eval_fraction)}
+        self._examples[seed] = {split: [exs[i] for i in split_indices(split, -1, scheme="seeded_id_hash", seed=seed,
+                                                                      ids=[e.id for e in exs], eval_fraction=frac)]
+                                for split, (exs, frac) in parts.items()}
         return self._examples[seed]
 
     def load(self, split: str, n: int, seed: int = 0) -> list[Example]:

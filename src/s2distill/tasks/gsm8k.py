@@ -7,8 +7,9 @@ from pathlib import Path
 
 from ..errors import ConfigError, DataError
 from ..types import Example
-from .common import hub_rows, is_dataset_dir, jsonl_objects, read_jsonl_rows  # noqa: F401 - jsonl_objects re-exported
+from .common import hub_rows, jsonl_objects, read_jsonl_rows, resolve_source  # noqa: F401 - jsonl_objects re-exported
 from .numeric import NumericTask, normalize_number
+from .splits import split_indices
 
 _CALC = re.compile(r"<<[^>]*>>")
 EXEMPLAR_ROWS = 8  # the first rows of the train split are few-shot exemplars, never train inputs
@@ -41,20 +42,9 @@ class GSM8KTask(NumericTask):
     def _rows(self, split: str) -> list[dict]:
         if split in self._cache:
             return self._cache[split]
-        src = Path(self.options.source).expanduser()
-        if src.is_dir() and not (src / f"{split}.jsonl").is_file() and is_dataset_dir(src):
-            rows = self._hub_rows(split)  # a local copy of the hub dataset (parquet + README), read like the hub id
-        elif src.is_dir():
-            path = src / f"{split}.jsonl"
-            if not path.is_file():
-                raise DataError(f"{path} not found; task.options.source must hold {split}.jsonl")
-            rows = read_jsonl_rows(path, ("question", "answer"))
-        elif src.is_file():
-            rows = read_jsonl_rows(src, ("question", "answer"))
-        elif src.suffix in (".jsonl", ".json") or str(self.options.source).startswith(("/", ".")):
-            raise DataError(f"GSM8K file not found: {src}")
-        else:
-            rows = self._hub_rows(split)
+        src = resolve_source(self.options.source, option="task.options.source", split_file=f"{split}.jsonl",
+                             not_found="GSM8K file not found: {path}")
+        rows = read_jsonl_rows(src, ("question", "answer")) if isinstance(src, Path) else self._hub_rows(split)
         for i, r in enumerate(rows):
             r.setdefault("_line", i + 1)
         self._cache[split] = rows
@@ -67,13 +57,10 @@ class GSM8KTask(NumericTask):
     def load(self, split: str, n: int, seed: int = 0) -> list[Example]:
         name = {"train": self.options.train_split, "eval": self.options.eval_split}.get(split, split)
         rows = self._rows(name)
-        import random
-
-        reserved = EXEMPLAR_ROWS if name == self.options.train_split else 0
-        idx = list(range(reserved, len(rows)))
-        random.Random(f"gsm8k-{name}-{seed}").shuffle(idx)
+        reserved = EXEMPLAR_ROWS if name == self.options.train_split else 0  # the few-shot exemplars
         out = []
-        for i in idx[: n if n >= 0 else None]:
+        for i in split_indices(split, n, scheme="source", n_rows=len(rows), skip=reserved,
+                               order_key=f"gsm8k-{name}-{seed}"):
             r = rows[i]
             gold = gold_from_solution(r["answer"])
             if gold is None:

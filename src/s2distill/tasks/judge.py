@@ -29,7 +29,8 @@ from pathlib import Path
 from ..errors import ConfigError, DataError
 from ..types import Example, Message, stable_hash
 from .base import Task
-from .common import check_split, fixed_split, hub_rows, read_jsonl_rows
+from .common import hub_rows, read_jsonl_rows, resolve_source
+from .splits import check_split, split_indices
 
 VERDICTS = ("A", "B", "tie")
 SWAP = {"A": "B", "B": "A", "tie": "tie"}
@@ -142,8 +143,8 @@ class JudgeTask(Task):
                  "oasst2": self._oasst2, "pairs": self._pairs}[self.options.source]()
         if not self.options.keep_ties:
             items = [e for e in items if e.gold != "tie"]
-        part = fixed_split(len(items), split, n, self.options.eval_fraction, f"judge-{self.options.source}-split",
-                           f"judge-{split}-{seed}")
+        part = split_indices(split, n, scheme="fixed_shuffle", n_rows=len(items), eval_fraction=self.options.eval_fraction,
+                             split_key=f"judge-{self.options.source}-split", order_key=f"judge-{split}-{seed}")
         return [dataclasses.replace(items[i], id=f"{split}-{items[i].id}") for i in part]
 
     def _need_path(self, what: str) -> Path:
@@ -172,14 +173,15 @@ class JudgeTask(Task):
         return out
 
     def _rows(self, hf_split: str) -> list[dict]:
-        p = Path(self.options.path or "").expanduser()
-        if self.options.path and p.exists():
-            if p.suffix == ".json":
-                data = json.loads(p.read_text(encoding="utf-8"))
+        src = self.options.path and resolve_source(self.options.path, option="task.options.path",
+                                                    not_found="task.options.path not found: {path}")
+        if isinstance(src, Path):
+            if src.suffix == ".json":
+                data = json.loads(src.read_text(encoding="utf-8"))
                 return data if isinstance(data, list) else data.get(hf_split) or data.get("data") or []
-            return read_jsonl_rows(p, ())
-        hf_id = self.options.path or {"mt_bench_human": "lmsys/mt_bench_human_judgments",
-                                      "oasst2": "OpenAssistant/oasst2"}[self.options.source]
+            return read_jsonl_rows(src, ())
+        hf_id = src or {"mt_bench_human": "lmsys/mt_bench_human_judgments",
+                        "oasst2": "OpenAssistant/oasst2"}[self.options.source]
         return hub_rows(hf_id, hf_split, offline_fix="set task.options.path to a local file in the same format")
 
     def _mt_bench(self) -> list[Example]:

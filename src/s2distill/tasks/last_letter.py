@@ -19,8 +19,8 @@ from ..errors import ConfigError, DataError
 from ..types import Example
 from .answers import extract_letters, normalize_letters  # noqa: F401 - re-exported
 from .base import Task
-from .common import (NamesPoolOptions, check_split, name_stream, published_example, read_published, sample_part,
-                     split_published, text_field)
+from .common import NamesPoolOptions, name_stream, published_example, read_published, sample_part, split_published, text_field
+from .splits import check_split
 from .names import checked_name_pool
 
 TEMPLATES = (

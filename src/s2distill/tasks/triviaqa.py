@@ -20,13 +20,13 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..errors import ConfigError, DataError
-from ..types import Example, stable_hash
+from ..types import Example
 from .answers import ALIAS_SEP, extract_short_answer, matches, normalize_answer  # noqa: F401 - re-exported
 from .base import Task
-from .common import check_split, hub_rows, read_jsonl_rows
+from .common import hub_rows, read_jsonl_rows, resolve_source
+from .splits import check_split, split_indices
 
 OPINIONS = ("none", "suggest_correct", "suggest_incorrect", "discourage_correct")
 TEMPLATES = {
@@ -72,10 +72,12 @@ class TriviaQAOpinionTask(Task):
     # -- data --------------------------------------------------------------------------------------
     def rows(self) -> list[dict]:
         if self._rows is None:
-            p = Path(self.options.path).expanduser()
-            if p.is_dir():  # a local copy of the hub dataset (parquet + README, or save_to_disk), read like the id
+            p = resolve_source(self.options.path, option="task.options.path", not_found=(
+                "task.options.path not found: {path} (a local JSONL with question and golden_answers, or an HF "
+                "dataset id such as mandarjoshi/trivia_qa)"))
+            if isinstance(p, str):  # a hub id or a local copy of the hub dataset (parquet + README, save_to_disk)
                 rows = self._hf_rows()
-            elif p.exists():
+            else:
                 raw = read_jsonl_rows(p, ("question",))
                 rows = []
                 for i, r in enumerate(raw):
@@ -84,11 +86,6 @@ class TriviaQAOpinionTask(Task):
                         raise DataError(f"{p} line {i + 1}: needs a non-empty list 'golden_answers' (or 'aliases')")
                     rows.append({"id": str(r.get("id", i)), "question": r["question"].strip().strip('"').strip(),
                                  "aliases": [str(a) for a in aliases]})
-            elif "/" in self.options.path and not self.options.path.startswith((".", "/", "~")):
-                rows = self._hf_rows()
-            else:
-                raise DataError(f"task.options.path not found: {p} (a local JSONL with question and golden_answers, "
-                                "or an HF dataset id such as mandarjoshi/trivia_qa)")
             self._rows = rows
         return self._rows
 
@@ -115,11 +112,10 @@ class TriviaQAOpinionTask(Task):
     def load(self, split: str, n: int, seed: int = 0) -> list[Example]:
         check_split(split, "triviaqa_opinion")
         rows = self.rows()
-        cut = int(self.options.eval_fraction * 1000)
-        part = [r for r in rows if (int(stable_hash(r["id"]), 16) % 1000 < cut) == (split == "eval")]
-        random.Random(f"triviaqa-{split}-{seed}").shuffle(part)
+        part = split_indices(split, n, scheme="id_hash", ids=[r["id"] for r in rows],
+                             eval_fraction=self.options.eval_fraction, order_key=f"triviaqa-{split}-{seed}")
         out = []
-        for r in part[: n if n >= 0 else None]:  # n questions, each as every configured opinion
+        for r in (rows[i] for i in part):  # n questions, each as every configured opinion
             incorrect = self._incorrect(r, rows)
             for op in self.options.opinions:
                 q = TEMPLATES[op].format(q=r["question"], correct=r["aliases"][0], incorrect=incorrect)
