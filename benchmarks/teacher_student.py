@@ -1,6 +1,8 @@
 """A stronger System 2 teacher: the 1.5B model's System 2 distilled into the 0.5B model's System 1.
 
-    python benchmarks/teacher_student.py [--settings cf4 ll2 arith_d2 cf2] [--render] [--note TEXT] [key=value ...]
+    python benchmarks/teacher_student.py [--settings cf4 ll2 arith_d2 cf2 bsm cf2_1.5b] [--render] [--note TEXT] [key=value ...]
+    python benchmarks/teacher_student.py --same-model cf2     # the 0.5B teaching itself (no teacher) on a setting
+    python benchmarks/teacher_student.py --maj-only cf4       # only the teacher's maj@k on a finished setting
 
 Each setting is one pipeline run with a ``teacher:`` section (configs/teacher_student.yaml's
 shape): System 2 (generation on unlabeled inputs, greedy and maj@k evaluation) on the teacher,
@@ -10,9 +12,12 @@ can be stopped and restarted. Settings run one at a time, in the order given (mo
 first); each finished setting goes to benchmarks/results/teacher_student.partial.json (git-ignored)
 and the result files are rewritten from what has finished, so a run cut short still reports.
 
-The same-model row (the student distilling its own System 2) comes from the committed results of
-benchmarks/rar.py and benchmarks/distill_arithmetic.py where they ran the same task (their sizes
-are given); otherwise it is marked not run.
+The same-model cell (the student distilling its own System 2) is measured with ``--same-model``
+(the setting's config without the teacher) or comes from the committed results of benchmarks/rar.py,
+benchmarks/distill_arithmetic.py and benchmarks/bsm.py where they ran the same task (their sizes are
+given); otherwise it is marked not run. ``--maj-only`` adds the teacher's maj@k to a finished setting
+(one evaluation on the teacher, nothing else reruns). Settings ending in ``_1.5b`` distil into the
+1.5B itself (student = teacher).
 """
 from __future__ import annotations
 
@@ -36,7 +41,8 @@ SIZES = ["task.n_eval=40", "task.n_train=24", "method.n=4", "eval.k=3", "eval.re
 # spinning thread barrier under oversubscription; few slots warm up the few-shot prompt fewer times; long
 # HTTP timeouts so a slow request is not abandoned and redone
 SHARED = ["backend.threads=1", "teacher.backend.parallel=4", "backend.timeout_s=3600"]
-SETTINGS = {  # name: (config, overrides, label)
+JUDGE_SYSTEMS = "eval.systems=[system1,system2,teacher_system1,distilled]"  # maj@k of a judge: not run
+SETTINGS = {  # name: (config, overrides, label); overrides come after SIZES/SHARED/SYSTEMS and win
     "cf4": ("teacher_student", [], "coin flip, 4 people (3-shot CoT)"),  # the config as committed
     "ll2": ("rar_last_letter", ["task.options.n_names=2", "method.name=rar", "method.options.steps=2",
                                 "method.few_shot=3", "curate.min_votes=3", "train.epochs=2"],
@@ -44,14 +50,26 @@ SETTINGS = {  # name: (config, overrides, label)
     "arith_d2": ("demo", ["task.options.depth=2", "method.name=cot", "method.few_shot=3", "curate.min_votes=3",
                           "curate.min_agreement=0.5", "train.epochs=3"], "arithmetic, depth 2 (3-shot CoT)"),
     "cf2": ("teacher_student", ["task.options.n_people=2"], "coin flip, 2 people (3-shot CoT)"),
+    # the paper's BSM table on GSM8K pairs (bsm_judge.yaml: one plan per response order, swap-consistency
+    # curation, every judge on both orders); 16 train pairs as in benchmarks/bsm.py
+    "bsm": ("bsm_judge", ["task.n_train=16", "method.n=1", "train.epochs=3", JUDGE_SYSTEMS],
+            "BSM judge, GSM8K pairs (swap consistency)"),
+    # the 1.5B distilling its own System 2 (student = teacher): its System 1 is the teacher's
+    "cf2_1.5b": ("teacher_student", ["task.options.n_people=2", "eval.systems=[system1,system2,distilled]",
+                                     f"model={TEACHER}"], "coin flip, 2 people (3-shot CoT) -> 1.5B student"),
 }
 
 
 def cell(r: dict | None) -> dict | None:
+    """A report row's accuracy (a judge's: agreement, ties against) with its interval and token cost; a
+    judge's position inconsistency too."""
     if not r:
         return None
-    return {"accuracy": r.get("accuracy"), "ci95": r.get("ci95"), "mean_generated_tokens": r.get("mean_generated_tokens"),
-            "n": r.get("n")}
+    c = {"accuracy": r.get("accuracy"), "ci95": r.get("ci95"), "mean_generated_tokens": r.get("mean_generated_tokens"),
+         "n": r.get("n")}
+    if j := r.get("judge"):
+        c.update(inconsistent=j.get("inconsistent"), inconsistent_ci95=j.get("inconsistent_ci95"))
+    return c
 
 
 def same_model(name: str) -> dict | None:
@@ -73,13 +91,62 @@ def same_model(name: str) -> dict | None:
             if r:
                 return {**cell(r), "source": "benchmarks/results/distill_arithmetic.md (depth 2: 96 unlabeled inputs x "
                                              "4 samples, 3-shot CoT on the 0.5B)"}
+    if name == "bsm":
+        p = RESULTS / "bsm.json"
+        if p.is_file():
+            r = next((x for x in json.loads(p.read_text())["rows"] if x["row"] == "Distill BSM (swap consistency)"), None)
+            if r:
+                return {"accuracy": r["agreement"], "ci95": r["agreement_ci95"], "n": r["n"],
+                        "mean_generated_tokens": r["tokens_per_verdict"], "inconsistent": r["inconsistent"],
+                        "inconsistent_ci95": r["inconsistent_ci95"],
+                        "source": f"benchmarks/results/bsm.md ({r['n']} eval pairs, 16 unlabeled train pairs, BSM "
+                                  "on the 0.5B)"}
     return None
 
 
-def run_setting(name: str, args) -> dict:
+def student_of(name: str) -> str:
+    return TEACHER if name.endswith("_1.5b") else STUDENT
+
+
+def overrides(name: str, args, extra: list[str] = ()) -> list[str]:
     config, ov, label = SETTINGS[name]
-    ov = [f"name=teacher_student_{name}", *ov, *SIZES, *SHARED, SYSTEMS, f"model={STUDENT}", f"teacher.model={TEACHER}",
-          *args.overrides]
+    return [f"name=teacher_student_{name}", *SIZES, *SHARED, SYSTEMS, f"model={STUDENT}", f"teacher.model={TEACHER}",
+            *ov, *extra, *args.overrides]
+
+
+def run_same_model(name: str, args) -> dict:
+    """The setting's config with no teacher: the student samples, curates, trains on its own System 2."""
+    config = SETTINGS[name][0]
+    ov = overrides(name, args, ["teacher=null", "eval.systems=[system2,distilled]", f"model={student_of(name)}",
+                                f"name=teacher_student_{name}_same_model"])
+    cfg = load_config(ROOT / "configs" / f"{config}.yaml", ov)
+    notes: list[str] = []
+    report = run_or_note(Pipeline(cfg, run_dir=Path("runs") / "bench" / "teacher_student" / f"{name}_same_model"),
+                         f"{name} same model", notes)
+    rows = {r["role"]: r for r in report["rows"]}
+    cur, t = report.get("curation") or {}, report.get("train") or {}
+    q = cur.get("quality_checked_afterwards") or {}
+    return {**(cell(rows.get("distilled")) or {"accuracy": None}), "system2_student": cell(rows.get("system2")),
+            "kept": cur.get("kept"), "targets_correct": q.get("correct_targets"), "train_steps": t.get("steps"),
+            "notes": notes, "overrides": ov[1:],
+            "source": f"this script, --same-model {name} (the setting's sizes, no teacher: {student_of(name)} "
+                      f"samples, kept {cur.get('kept')} ({q.get('correct_targets')} targets correct), "
+                      f"{t.get('steps')} LoRA steps; its own System 2: {_fmt(cell(rows.get('system2')))})",
+            "command": " ".join(["python", "benchmarks/teacher_student.py", *sys.argv[1:]])}
+
+
+def run_maj_only(name: str, args) -> dict:
+    """The teacher's maj@k on the eval inputs of a setting (one evaluation, its own run directory)."""
+    config = SETTINGS[name][0]
+    cfg = load_config(ROOT / "configs" / f"{config}.yaml", overrides(name, args))
+    p = Pipeline(cfg, run_dir=Path("runs") / "bench" / "teacher_student" / f"{name}_maj")
+    rows = {r["role"]: r for r in p.evaluate_base(("system2_maj",))["rows"]}
+    return cell(rows.get("system2_maj"))
+
+
+def run_setting(name: str, args) -> dict:
+    config, _, label = SETTINGS[name]
+    ov = overrides(name, args)
     cfg = load_config(ROOT / "configs" / f"{config}.yaml", ov)
     notes: list[str] = []
     report = run_or_note(Pipeline(cfg, run_dir=Path("runs") / "bench" / "teacher_student" / name), name, notes)
@@ -87,12 +154,13 @@ def run_setting(name: str, args) -> dict:
     cur, t = report.get("curation") or {}, report.get("train") or {}
     q = cur.get("quality_checked_afterwards") or {}
     sm = same_model(name)
-    return {"setting": name, "label": label, "teacher": TEACHER, "student": STUDENT,
+    return {"setting": name, "label": label, "teacher": TEACHER, "student": student_of(name),
             "n": rows["system1"]["n"] if "system1" in rows else None,
             "system1_student": cell(rows.get("system1")), "system1_teacher": cell(rows.get("teacher_system1")),
             "system2_teacher": cell(rows.get("system2")), "system2_teacher_maj": cell(rows.get("system2_maj")),
             "distilled": cell(rows.get("distilled")),
-            "distilled_same_model": sm if sm else "not run",
+            "distilled_same_model": sm if sm else ("the distilled student (student = teacher)"
+                                                   if student_of(name) == TEACHER else "not run"),
             "sizes": {"n_eval": cfg.task.n_eval, "n_train": cfg.task.n_train, "method_n": cfg.method.n,
                       "few_shot": cfg.method.few_shot, "k": cfg.eval.k, "min_votes": cfg.curate.min_votes},
             "kept": cur.get("kept"), "targets_correct": q.get("correct_targets"), "train_steps": t.get("steps"),
@@ -106,7 +174,12 @@ def run_setting(name: str, args) -> dict:
 def _fmt(c) -> str:
     if not isinstance(c, dict):
         return c or "not run"
-    return f"{pct(c['accuracy'])} ({ci(c['ci95'])}), {c['mean_generated_tokens']:.0f} tok"
+    if c.get("accuracy") is None:
+        return "not trained"
+    s = f"{pct(c['accuracy'])} ({ci(c['ci95'])}), {c['mean_generated_tokens']:.0f} tok"
+    if c.get("inconsistent") is not None:
+        s += f"; inconsistent {pct(c['inconsistent'])} ({ci(c['inconsistent_ci95'])})"
+    return s
 
 
 def render(res: dict) -> str:
@@ -115,9 +188,9 @@ def render(res: dict) -> str:
     cells = [[r["label"], str(r["n"] or "-"), _fmt(r["system1_student"]), _fmt(r["system2_teacher"]),
               _fmt(r["system2_teacher_maj"]), _fmt(r["system1_teacher"]), _fmt(r["distilled"]),
               _fmt(r["distilled_same_model"])] for r in rows]
-    table = Table(["setting", "n", "System 1 (student 0.5B)", "System 2 (teacher 1.5B, greedy)",
+    table = Table(["setting", "n", "System 1 (student)", "System 2 (teacher 1.5B, greedy)",
                    "System 2 (teacher, maj@k)", "System 1 (teacher)", "distilled student",
-                   "distilled (0.5B teaching itself)"], cells, align="lrllllll")
+                   "distilled (student teaching itself)"], cells, align="lrllllll")
     lines = ["# A stronger System 2 teacher: Qwen2.5-Coder-1.5B's System 2 distilled into the 0.5B's System 1", "",
              "Embedded models (GGUF Q4_K_M) through llama-server, one engine at a time; the teacher "
              f"({TEACHER}) runs System 2 on the unlabeled train inputs and in the System 2 rows, the student "
@@ -138,6 +211,9 @@ def render(res: dict) -> str:
         lines.append(f"  - same-model row: {sm['source'] if isinstance(sm, dict) else 'not run'}")
         if r.get("command"):
             lines.append(f"  - command: `{r['command']}`")
+        lines += [f"  - maj@k: `{c}`" for c in r.get("extra_commands", [])]
+        if isinstance(sm, dict) and sm.get("command"):
+            lines.append(f"  - same-model command: `{sm['command']}`")
         lines += [f"  - note: {n}" for n in r["notes"]]
     if missing:
         lines += ["", f"Settings not run (CPU time on the shared 2-core machine): {', '.join(missing)}."]
@@ -160,6 +236,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--settings", nargs="*", default=list(SETTINGS), choices=list(SETTINGS))
     ap.add_argument("--render", action="store_true", help="only write the result files from the settings finished")
+    ap.add_argument("--same-model", nargs="*", default=[], choices=list(SETTINGS),
+                    help="measure the same-model cell of these finished settings (no teacher)")
+    ap.add_argument("--maj-only", nargs="*", default=[], choices=list(SETTINGS),
+                    help="add the teacher's maj@k to these finished settings")
     ap.add_argument("--note", action="append", default=[], help="a line for the result's notes (repeatable)")
     ap.add_argument("overrides", nargs="*", help="key=value overrides for every run")
     args = parse_with_overrides(ap)
@@ -175,12 +255,27 @@ def main() -> None:
         write_result("teacher_student", res, md, figure(res))
         print(md, flush=True)
 
+    def save() -> None:
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(json.dumps(done, indent=2))
+        write()
+
+    extra = args.same_model or args.maj_only
+    if missing := [n for n in extra if n not in done]:
+        ap.error(f"--same-model/--maj-only need a finished setting; run first: python benchmarks/teacher_student.py "
+                 f"--settings {' '.join(missing)}")
     if not args.render:
-        for name in args.settings:
+        for name in args.maj_only:
+            done[name]["system2_teacher_maj"] = run_maj_only(name, args)
+            done[name].setdefault("extra_commands", []).append(
+                " ".join(["python", "benchmarks/teacher_student.py", *sys.argv[1:]]))
+            save()
+        for name in args.same_model:
+            done[name]["distilled_same_model"] = run_same_model(name, args)
+            save()
+        for name in ([] if extra else args.settings):
             done[name] = run_setting(name, args)
-            partial.parent.mkdir(parents=True, exist_ok=True)
-            partial.write_text(json.dumps(done, indent=2))
-            write()
+            save()
     write()
 
 
