@@ -54,10 +54,11 @@ SETTINGS = {  # name: (config, overrides, label); overrides come after SIZES/SHA
     # curation, every judge on both orders); 16 train pairs as in benchmarks/bsm.py
     "bsm": ("bsm_judge", ["task.n_train=16", "method.n=1", "train.epochs=3", JUDGE_SYSTEMS],
             "BSM judge, GSM8K pairs (swap consistency)"),
-    # the 1.5B distilling its own System 2 (student = teacher): its System 1 is the teacher's
-    "cf2_1.5b": ("teacher_student", ["task.options.n_people=2", "eval.systems=[system1,system2,distilled]",
-                                     f"model={TEACHER}"], "coin flip, 2 people (3-shot CoT) -> 1.5B student"),
 }
+# the 1.5B distilling its own System 2 (student = teacher; its System 1 is the teacher's)
+SETTINGS.update({f"{n}_1.5b": (SETTINGS[n][0], [*SETTINGS[n][1], "eval.systems=[system1,system2,distilled]",
+                                                f"model={TEACHER}"], f"{SETTINGS[n][2]} -> 1.5B student")
+                 for n in ("cf2", "cf4", "ll2")})
 
 
 def cell(r: dict | None) -> dict | None:
