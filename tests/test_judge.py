@@ -115,6 +115,16 @@ def test_parse_criteria_formats():
     ("Fine.\nScore A: 8\nScore B: 3", (8.0, 3.0)), ("score for assistant A = 7/10, Score for Assistant B: 9/10", (7.0, 9.0)),
     ("Score A: **6**\nScore B: 6.5", (6.0, 6.5)), ("Score A: 8", None), ("Score A: 0\nScore B: 5", None),
     ("Score A: 11\nScore B: 5", None), ("A is better", None),
+    # the same scores in prose (the 1.5B's solve answers in benchmarks/teacher_student.py)
+    ("Therefore, the score for Assistant A is 9 and the score for Assistant B is 8.", (9.0, 8.0)),
+    ("Therefore, Assistant A's score is 10, while Assistant B's score is 1.", (10.0, 1.0)),
+    ("I will give Assistant A a score of 2 out of 10. ... I will give Assistant B a score of 1 out of 10.", (2.0, 1.0)),
+    ("I will assign a score of 7 to Assistant B's answer, with a score of 8 to Assistant A's answer.", (8.0, 7.0)),
+    ("Both are right, resulting in a score of 4 for both answers.", (4.0, 4.0)),
+    ("The score for each answer is 10 because both answers", (10.0, 10.0)),
+    ("Both answers are correct. Therefore, the scores are both 5.", (5.0, 5.0)),
+    ("Therefore, the answer is:\nScore A: <1-10>\nScore B: <1-10>", None), ("Score A: 10\nScore B: ", None),
+    ("I would give the answer a score of 5", None), ("The score for Assistant A is 12, for B 3", None),
 ])
 def test_parse_scores(text, want):
     assert bsm.parse_scores(text) == want

@@ -3,7 +3,8 @@
 * branch: from the question alone, plan up to ``max_criteria`` evaluation criteria
   ("<name>: <description>" per line); ``n`` samples = ``n`` plans.
 * solve: for every plan and criterion, score both responses 1-10 with a one-sentence
-  justification (one batched call over all examples, plans and criteria).
+  justification (one batched call over all examples, plans and criteria); the two score lines are
+  asked for, and the same scores written in prose are read too ('the score for Assistant A is 9').
 * merge: sum the scores per response (no model call); the higher sum wins, equal sums tie.
 
 Unparseable plans fall back to default criteria and unparseable scores drop that
@@ -35,6 +36,22 @@ OPTIONS = ("max_criteria", "prompts")
 _CRITERION = re.compile(r"^\s*(?:\d+[.)]|[-*•])?\s*\**\s*([A-Za-z][^:\n*]{1,60}?)\s*\**\s*:\s*\**\s*(\S.*)$")
 _SCORE = {side: re.compile(rf"score(?:\s+for)?\s*(?:assistant|response|answer)?\s*{side}\s*[:=]?\s*\**\s*"
                            r"(\d+(?:\.\d+)?)(?:\s*/\s*10)?", re.IGNORECASE) for side in "AB"}
+# the same scores in prose (smaller models often ignore the two-line format); the side letter must be a capital
+_NUM = r"\**\s*(\d+(?:\.\d+)?)\**(?:\s*(?:/|(?i:out\s+of))\s*10)?"
+_IS = r"(?i:\s+(?:is|of|would\s+be|will\s+be)\s+|\s*[:=]\s*)"
+_PROSE = {side: tuple(re.compile(p.format(side=rf"(?i:assistant|response|answer)\s+{side}\b", IS=_IS, N=_NUM)) for p in (
+    r"(?i:score|rating)\s+(?i:for|of)\s+(?i:the\s+)?{side}{IS}{N}",  # the score for Assistant A is 9
+    r"{side}(?:'s)?\s+(?i:score|rating){IS}{N}",  # Assistant A's score is 10
+    r"(?i:give|gives|assign|award)\s+{side}\s+(?i:a\s+)?(?i:score|rating)\s+(?i:of\s+)?{N}",  # give Assistant A a score of 2
+    r"{side}\s+(?i:gets|receives|scores|earns|deserves)\s+(?i:a\s+(?:score|rating)\s+of\s+)?{N}",
+    r"(?i:score|rating)\s+of\s+{N}\s+(?i:to|for)\s+(?i:the\s+)?{side}",  # a score of 7 to Assistant B's answer
+)) for side in "AB"}
+_BOTH = tuple(re.compile(p.format(N=_NUM), re.IGNORECASE) for p in (
+    r"(?:score|rating)\s+of\s+{N}\s+(?:for|to)\s+both",  # a score of 4 for both answers
+    r"(?:score|rating)\s+(?:for|of)\s+(?:each|both)\s+(?:answers?|responses?|assistants?)\s+(?:is|are|would be)\s+{N}",
+    r"both\s+(?:answers|responses|assistants)\s+(?:get|receive|score|deserve|earn)\s+(?:a\s+(?:score|rating)\s+of\s+)?{N}",
+    r"scores\s+are\s+both\s+{N}",  # the scores are both 5
+))
 
 
 def max_criteria_of(cfg) -> int:
@@ -60,18 +77,25 @@ def parse_criteria(text: str, k: int) -> list[tuple[str, str]]:
     return out
 
 
+def _last(patterns, text: str) -> str | None:
+    """The number of the last match of any of ``patterns`` in ``text``."""
+    hits = [m for p in patterns for m in p.finditer(text)]
+    return max(hits, key=lambda m: m.start()).group(1) if hits else None
+
+
 def parse_scores(text: str) -> tuple[float, float] | None:
-    """(score A, score B) from the last 'Score A: x' / 'Score B: y'; None if either is missing or not in 1..10."""
-    got = []
-    for side in "AB":
-        hits = _SCORE[side].findall(text or "")
-        if not hits:
-            return None
-        v = float(hits[-1])
-        if not 1 <= v <= 10:
-            return None
-        got.append(v)
-    return got[0], got[1]
+    """(score A, score B) from the last 'Score A: x' / 'Score B: y', else from the same scores in prose ('the
+    score for Assistant A is 9', "Assistant B's score is 1", 'a score of 4 for both answers'); None if a side
+    has no score or one is not in 1..10."""
+    text = text or ""
+    got = [_last((_SCORE[side],), text) for side in "AB"]
+    if None in got:
+        got = [_last(_PROSE[side], text) for side in "AB"]
+        if None in got and (both := _last(_BOTH, text)) is not None:
+            got = [g or both for g in got]
+    if None in got or not all(1 <= float(v) <= 10 for v in got):
+        return None
+    return float(got[0]), float(got[1])
 
 
 def merge(scores: list[tuple[float, float] | None]) -> tuple[str | None, float, float]:
