@@ -40,6 +40,21 @@ def test_caching_backend_generates_only_missing_samples(tmp_path):
     assert len(fake.requests) == 15 and out2[:4] == out
 
 
+def test_identical_samples_in_one_batch_are_generated_once_and_replay_the_same(tmp_path):
+    calls = iter(range(100))
+    fake = FakeBackend(lambda req, j: f"draw {next(calls)}")  # a server that answers two copies differently
+    cache = SampleCache(tmp_path / "s.jsonl")
+    same = GenRequest(({"role": "user", "content": "plan"},), SamplingParams(n=2, seed=3, temperature=0.7))
+    other = GenRequest(({"role": "user", "content": "other"},), SamplingParams(n=1, seed=3, temperature=0.7))
+    cb = CachingBackend(fake, cache)
+    out = cb.generate([same, other, same])
+    assert len(fake.requests) == 3  # seeds 3 and 4 of "plan", seed 3 of "other"; the second "plan" shares them
+    assert [c.text for c in out[0]] == [c.text for c in out[2]] and out[0][0].text != out[0][1].text
+    assert (cb.hits, cb.misses) == (2, 3) and len(cache) == 3
+    replay = CachingBackend(fake, cache).generate([same, other, same])
+    assert replay == out and len(fake.requests) == 3  # a resumed run reproduces every slot from the cache
+
+
 def test_disk_full_is_a_clear_error_and_keeps_earlier_samples(tmp_path, monkeypatch):
     cache = SampleCache(tmp_path / "s.jsonl")
     cache.put("a", Completion("x", 1))

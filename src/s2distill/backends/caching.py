@@ -14,7 +14,10 @@ class CachingBackend(Backend):
 
     A request with n samples is split into n single-sample requests whose seeds are
     ``seed + j``, so each sample has its own identity and a resumed run regenerates
-    exactly the samples that are missing: none lost, none duplicated.
+    exactly the samples that are missing: none lost, none duplicated. Identical samples in
+    one batch (the same key, e.g. BSM's plan for both response orders) are generated once
+    and shared: a server may answer two concurrent copies differently, and the cache keeps
+    one answer per key, so a replay could not reproduce both.
     """
 
     name = "cached"
@@ -28,7 +31,8 @@ class CachingBackend(Backend):
         self.misses = 0
 
     def iter_generate(self, requests: Sequence[GenRequest]) -> Iterator[tuple[int, int, Completion]]:
-        todo: list[tuple[int, int, str, GenRequest]] = []
+        todo: list[tuple[str, GenRequest]] = []
+        waiting: dict[str, list[tuple[int, int]]] = {}  # key -> the (request, sample) slots it answers
         for i, req in enumerate(requests):
             for j in range(req.params.n):
                 key = req.sample_key(j, self.model_id)
@@ -36,20 +40,24 @@ class CachingBackend(Backend):
                 if hit is not None:
                     self.hits += 1
                     yield i, j, hit
+                elif key in waiting:
+                    waiting[key].append((i, j))
                 else:
-                    single = GenRequest(req.messages, _single(req, j))
-                    todo.append((i, j, key, single))
+                    waiting[key] = [(i, j)]
+                    todo.append((key, GenRequest(req.messages, _single(req, j))))
         if self.on_progress and self.hits:
             self.on_progress(self.hits)
         if not todo:
             return
-        for k, _, comp in self.inner.iter_generate([t[3] for t in todo]):
-            i, j, key, _ = todo[k]
+        for k, _, comp in self.inner.iter_generate([t[1] for t in todo]):
+            key = todo[k][0]
             self.cache.put(key, comp)
             self.misses += 1
+            self.hits += len(waiting[key]) - 1
             if self.on_progress:
-                self.on_progress(1)
-            yield i, j, comp
+                self.on_progress(len(waiting[key]))
+            for i, j in waiting[key]:
+                yield i, j, comp
 
     def close(self) -> None:
         self.inner.close()
