@@ -187,7 +187,9 @@ def render(res: dict) -> str:
     """The markdown of a result (also used to re-render a committed result from its JSON)."""
     rows, missing, notes = res["rows"], res.get("not_run") or [], res.get("notes") or []
     cells = [[r["label"], str(r["n"] or "-"), _fmt(r["system1_student"]), _fmt(r["system2_teacher"]),
-              _fmt(r["system2_teacher_maj"]), _fmt(r["system1_teacher"]), _fmt(r["distilled"]),
+              _fmt(r["system2_teacher_maj"]),
+              _fmt(r["system1_teacher"] or ("= System 1 (student)" if r["student"] == r["teacher"] else None)),
+              _fmt(r["distilled"]),
               _fmt(r["distilled_same_model"])] for r in rows]
     table = Table(["setting", "n", "System 1 (student)", "System 2 (teacher 1.5B, greedy)",
                    "System 2 (teacher, maj@k)", "System 1 (teacher)", "distilled student",
@@ -197,7 +199,10 @@ def render(res: dict) -> str:
              f"({TEACHER}) runs System 2 on the unlabeled train inputs and in the System 2 rows, the student "
              "(qwen2.5-coder-0.5b) answers directly in System 1, is LoRA-trained on the teacher's "
              "self-consistent answers and answers directly again (distilled). Each cell: accuracy % (95% Wilson "
-             "interval), mean generated tokens per answer. Greedy decoding except maj@k (temperature 0.7).", "",
+             "interval), mean generated tokens per answer; for the judge: agreement with the known better response "
+             "(a verdict that flips with the response order counts as a tie, against) and position inconsistency. "
+             "The student is the 0.5B unless the setting says '-> 1.5B student'. Greedy decoding except maj@k "
+             "(temperature 0.7).", "",
              table.markdown(), ""]
     for r in rows:
         s = r["sizes"]
