@@ -115,15 +115,22 @@ def overrides(name: str, args, extra: list[str] = ()) -> list[str]:
             *ov, *extra, *args.overrides]
 
 
+def pipeline(name: str, ov: list[str], run: str) -> Pipeline:
+    """The pipeline of setting ``name``'s config with ``ov``, in runs/bench/teacher_student/<run>."""
+    cfg = load_config(ROOT / "configs" / f"{SETTINGS[name][0]}.yaml", ov)
+    return Pipeline(cfg, run_dir=Path("runs") / "bench" / "teacher_student" / run)
+
+
+def command() -> str:
+    return " ".join(["python", "benchmarks/teacher_student.py", *sys.argv[1:]])
+
+
 def run_same_model(name: str, args) -> dict:
     """The setting's config with no teacher: the student samples, curates, trains on its own System 2."""
-    config = SETTINGS[name][0]
     ov = overrides(name, args, ["teacher=null", "eval.systems=[system2,distilled]", f"model={student_of(name)}",
                                 f"name=teacher_student_{name}_same_model"])
-    cfg = load_config(ROOT / "configs" / f"{config}.yaml", ov)
     notes: list[str] = []
-    report = run_or_note(Pipeline(cfg, run_dir=Path("runs") / "bench" / "teacher_student" / f"{name}_same_model"),
-                         f"{name} same model", notes)
+    report = run_or_note(pipeline(name, ov, f"{name}_same_model"), f"{name} same model", notes)
     rows = {r["role"]: r for r in report["rows"]}
     cur, t = report.get("curation") or {}, report.get("train") or {}
     q = cur.get("quality_checked_afterwards") or {}
@@ -133,14 +140,12 @@ def run_same_model(name: str, args) -> dict:
             "source": f"this script, --same-model {name} (the setting's sizes, no teacher: {student_of(name)} "
                       f"samples, kept {cur.get('kept')} ({q.get('correct_targets')} targets correct), "
                       f"{t.get('steps')} LoRA steps; its own System 2: {_fmt(cell(rows.get('system2')))})",
-            "command": " ".join(["python", "benchmarks/teacher_student.py", *sys.argv[1:]])}
+            "command": command()}
 
 
 def run_maj_only(name: str, args) -> dict:
     """The teacher's maj@k on the eval inputs of a setting (one evaluation, its own run directory)."""
-    config = SETTINGS[name][0]
-    cfg = load_config(ROOT / "configs" / f"{config}.yaml", overrides(name, args))
-    p = Pipeline(cfg, run_dir=Path("runs") / "bench" / "teacher_student" / f"{name}_maj")
+    p = pipeline(name, overrides(name, args), f"{name}_maj")
     rows = {r["role"]: r for r in p.evaluate_base(("system2_maj",))["rows"]}
     return cell(rows.get("system2_maj"))
 
@@ -148,9 +153,9 @@ def run_maj_only(name: str, args) -> dict:
 def run_setting(name: str, args) -> dict:
     config, _, label = SETTINGS[name]
     ov = overrides(name, args)
-    cfg = load_config(ROOT / "configs" / f"{config}.yaml", ov)
-    notes: list[str] = []
-    report = run_or_note(Pipeline(cfg, run_dir=Path("runs") / "bench" / "teacher_student" / name), name, notes)
+    p = pipeline(name, ov, name)
+    cfg, notes = p.cfg, []
+    report = run_or_note(p, name, notes)
     rows = {r["role"]: r for r in report["rows"]}
     cur, t = report.get("curation") or {}, report.get("train") or {}
     q = cur.get("quality_checked_afterwards") or {}
@@ -169,7 +174,7 @@ def run_setting(name: str, args) -> dict:
                 "peak_rss_bytes") else None,
             "tokens_per_model": report.get("tokens_per_model"), "stages_wall_s": report.get("stages_wall_s"),
             "config": f"configs/{config}.yaml", "overrides": ov[1:], "notes": notes,
-            "command": " ".join(["python", "benchmarks/teacher_student.py", *sys.argv[1:]])}
+            "command": command()}
 
 
 def _fmt(c) -> str:
@@ -273,8 +278,7 @@ def main() -> None:
     if not args.render:
         for name in args.maj_only:
             done[name]["system2_teacher_maj"] = run_maj_only(name, args)
-            done[name].setdefault("extra_commands", []).append(
-                " ".join(["python", "benchmarks/teacher_student.py", *sys.argv[1:]]))
+            done[name].setdefault("extra_commands", []).append(command())
             save()
         for name in args.same_model:
             done[name]["distilled_same_model"] = run_same_model(name, args)
