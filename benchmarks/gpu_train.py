@@ -245,7 +245,14 @@ def markdown(res: dict) -> str:
 
 
 def _summarise(res: dict) -> None:
-    by = {(r["shape"], r["mode"]): r for r in res["rows"] if r.get("s_per_step")}
+    reps: dict = {}
+    for r in res["rows"]:
+        if r.get("s_per_step"):
+            reps.setdefault((r["shape"], r["mode"]), []).append(r)
+    # repeated runs of one (shape, mode): their mean s/step, their highest peak
+    by = {k: {"s_per_step": sum(x["s_per_step"] for x in v) / len(v),
+              "peak_gib": max((x["peak_gib"] for x in v if x.get("peak_gib") is not None), default=None)}
+          for k, v in reps.items()}
     big = "7B" if not res["smoke"] else "tiny"
     p, t, q = by.get((big, "s2distill")), by.get((big, "trl_bf16")), by.get((big, "s2distill_qlora"))
     res["ratio_vs_trl_bf16"] = round(p["s_per_step"] / t["s_per_step"], 3) if p and t else None
@@ -266,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--no-gc", action="store_true", help="gradient checkpointing off for both trainers")
+    ap.add_argument("--repeat", type=int, default=1, help="run each shape's trainer pair this many times, the order "
+                    "alternating (TRL first on odd repeats), so warm-up and order effects show; s/step is the mean")
     args = ap.parse_args(argv)
 
     import torch
@@ -335,8 +344,10 @@ def main(argv: list[str] | None = None) -> int:
             batch = BATCH[shape]
             modes = []
             if args.smoke or shape in parts:
-                modes += [("s2distill", lambda: run_project(model_dir, pairs, batch, steps, warmup, gc_on, work)),
-                          ("trl_bf16", lambda: run_trl(model_dir, pairs, batch, steps, warmup, gc_on, work))]
+                pair = [("s2distill", lambda: run_project(model_dir, pairs, batch, steps, warmup, gc_on, work)),
+                        ("trl_bf16", lambda: run_trl(model_dir, pairs, batch, steps, warmup, gc_on, work))]
+                for rep in range(max(1, args.repeat)):
+                    modes += pair if rep % 2 == 0 else pair[::-1]
             if args.smoke or (shape == "7B" and "qlora" in parts):
                 modes.append(("s2distill_qlora", lambda: run_project(model_dir, pairs, batch, steps, warmup, True,
                                                                      work, quantization="4bit")))
