@@ -1,4 +1,6 @@
 import os
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -96,3 +98,51 @@ def serve_llama(exe: str, args: list[str], log: Path, ctx: int = 1024):
         time.sleep(0.5)
     proc.kill()
     raise AssertionError(f"llama-server did not become healthy: {log.read_text()[-3000:]}")
+
+
+# --- the suite exits when it is done ---------------------------------------------------------------
+EXIT_GRACE_S = float(os.environ.get("S2DISTILL_TEST_EXIT_GRACE_S", "120"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop a Ray instance a test left running in this process (its gRPC threads keep the
+    interpreter alive), and arm a watchdog: if the process has not exited ``EXIT_GRACE_S`` seconds
+    after the last test, it prints the threads still alive and exits with status 3, so a hang after
+    the suite fails CI instead of stalling it."""
+    ray = sys.modules.get("ray")
+    if ray is not None and getattr(ray, "is_initialized", lambda: False)():
+        ray.shutdown()
+
+    def watchdog() -> None:
+        import traceback
+
+        frames = sys._current_frames()
+        alive = [t for t in threading.enumerate() if t is not threading.current_thread()]
+        sys.stderr.write(f"\nthe test process did not exit {EXIT_GRACE_S:.0f}s after the last test; "
+                         f"threads still alive: {[t.name for t in alive]}\n")
+        for t in alive:
+            if t.ident in frames:
+                sys.stderr.write(f"--- {t.name}\n" + "".join(traceback.format_stack(frames[t.ident])))
+        sys.stderr.flush()
+        os._exit(3)
+
+    timer = threading.Timer(EXIT_GRACE_S, watchdog)
+    timer.daemon = True  # a normal exit ends it; only a hang lets it fire
+    timer.start()
+
+
+# --- the contributor's tier: `pytest -m "not slow"` ----------------------------------------------------------
+# A test that starts a real server (llama-server, the vLLM stand-in, a Ray cluster) or loads / trains a real
+# model (the embedded model, the tiny random Qwen2) is `slow`, whether or not its module marks it: the fixtures
+# and markers below say so, so a new test of that kind lands in the right tier without anyone remembering to.
+SLOW_FIXTURES = {"backend", "tiny_base"}
+SLOW_MARKERS = {"server"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        real_server = any(m.name == "skipif" and "llama-server" in str(m.kwargs.get("reason", ""))
+                          for m in item.iter_markers())
+        if (SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or real_server
+                or any(item.get_closest_marker(m) for m in SLOW_MARKERS)):
+            item.add_marker(pytest.mark.slow)

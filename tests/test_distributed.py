@@ -66,7 +66,10 @@ def test_results_come_back_in_place_from_both_actors() -> None:
     reqs = _requests(12, samples=2)
     out = rb.generate(reqs)
     assert [[c.text for c in row] for row in out] == [[f"echo q{i} seed {10 * i}"] * 2 for i in range(12)]
-    assert len(seen) == 24 and len({s["slot"] for s in seen}) == 2 and len(rb.actor_pids) == 2
+    # what happened, not how Ray happened to schedule it: every sample once, each from one of the two actors
+    # (under load one actor may take every batch, so "both actors answered" would be scheduling luck)
+    assert len(seen) == 24 and {s["slot"] for s in seen} <= {0, 1} and 1 <= len(rb.actor_pids) <= 2
+    assert sorted((s["idx"], s["sample"]) for s in seen) == [(i, j) for i in range(12) for j in range(2)]
 
 
 def test_worker_error_names_progress_and_cause() -> None:

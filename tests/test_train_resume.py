@@ -38,8 +38,9 @@ def test_kill9_after_a_checkpoint_then_rerun_resumes_and_matches(tiny_base: Path
 
     killed = tmp_path / "killed"
     proc = _worker(tiny_base, killed, slow=0.4)
-    deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None and not [s for s in _complete(killed) if s >= 8]:
+    # no wall-clock deadline (a loaded machine only makes it slower): wait for checkpoint 8 or the worker's end;
+    # a hung worker is stopped by the test's time limit (pytest-timeout)
+    while proc.poll() is None and not [s for s in _complete(killed) if s >= 8]:
         time.sleep(0.1)
     assert proc.poll() is None, "the training finished (or died) before a checkpoint could be killed: " + \
         (proc.stdout.read() if proc.stdout else "")
