@@ -32,11 +32,14 @@ def _cmd_demo(args) -> int:
 
 def _cmd_validate(args) -> int:
     from .config import load_config
+    from .tasks import check_data
 
     cfg = load_config(args.config, args.overrides)
+    data = check_data(cfg)  # the task's files, read as the run's data stage reads them (no engine starts)
     print(f"ok: {args.config} (task={cfg.task.name}, method={cfg.method.name}, backend={cfg.backend.name}, "
           f"curator={cfg.curate.name}, model={cfg.model}"
           + (f", teacher={cfg.teacher.model} on {cfg.teacher.backend.name})" if cfg.teacher else ")"))
+    print(data)
     return 0
 
 
@@ -66,7 +69,7 @@ def _cmd_eval(args) -> int:
     from .report import to_markdown
 
     report, out = eval_on_file(args.run_dir, args.data, name=args.name, overrides=args.overrides,
-                               progress=not args.no_progress)
+                               answer_field=args.answer_field, progress=not args.no_progress)
     print(to_markdown(report))
     print(f"written to {out}", file=sys.stderr)
     return 0
@@ -169,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("demo", help="distil CoT into System 1 on the embedded model, end to end")
     run_args(sp, with_config=False)
     sp.set_defaults(fn=_cmd_demo)
-    sp = sub.add_parser("validate", help="check a config without running it")
+    sp = sub.add_parser("validate", help="check a config and the task's data files without running it (no engine "
+                                         "starts): errors are the ones `s2distill run` would stop with")
     sp.add_argument("config")
     sp.add_argument("overrides", nargs="*")
     sp.set_defaults(fn=_cmd_validate)
@@ -185,7 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("eval", help="score a finished run's System 1, System 2 and distilled model on new inputs "
                                      "(written to RUN_DIR/evals/<name>/, resumable)")
     sp.add_argument("run_dir")
-    sp.add_argument("--data", required=True, help="JSONL of inputs in the run's task format (gold optional)")
+    sp.add_argument("--data", required=True, metavar="FILE",
+                    help="file of inputs, read with the run's field mapping (task.options question_field or template, "
+                         "id_field, answer_field, answer_format, ...; Example JSONL for tasks without one); gold "
+                         "optional; inputs the run trained on are counted in a warning, not called held-out")
+    sp.add_argument("--answer-field", metavar="NAME", help="the gold field of FILE, instead of the run's "
+                                                           "task.options.answer_field (for this file only)")
     sp.add_argument("--name", help="output folder under RUN_DIR/evals (default: <file stem>-<content hash>)")
     sp.add_argument("overrides", nargs="*", help="key=value overrides, e.g. eval.k=8")
     sp.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -9,10 +9,18 @@ Input: a task may define ``load_file(path) -> list[Example]`` (the generic ``dat
 the user's own fields that way); otherwise FILE is JSONL in the Example shape, one object per line:
 ``{"id": ..., "question": ..., "gold": ...}`` (``id`` optional: a hash of the question;
 ``gold`` optional: without it the row is unlabeled, accuracy shows '-', the label-free columns stay).
+The run's field mapping (``task.options``) applies to FILE; ``answer_field`` names FILE's gold field
+instead of the run's ``task.options.answer_field`` (for FILE only, recorded in the eval's config.yaml).
+
+Inputs of FILE that were among the run's training inputs (``RUN_DIR/data/train.jsonl``: the same question
+text, or the same id where the task maps FILE's ids itself) are counted in ``data/training_inputs.json``:
+a warning names how many, and the report calls them training inputs, not held-out ones.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -71,10 +79,42 @@ def default_name(path: Path) -> str:
     return f"{stem}-{digest}"
 
 
+def answer_field_override(cfg, field: str) -> str:
+    """``--answer-field NAME``: the override of the run's ``task.options.answer_field`` (a task whose options
+    have one, e.g. ``dataset``); else an error naming the fix."""
+    from .registry import TASKS
+
+    opts = getattr(TASKS.get(cfg.task.name), "Options", None)
+    if not (dataclasses.is_dataclass(opts) and "answer_field" in {f.name for f in dataclasses.fields(opts)}):
+        raise ConfigError(f"--answer-field: task '{cfg.task.name}' of this run has no task.options.answer_field; "
+                          "fix: drop --answer-field and give FILE's gold the name that task reads (\"gold\" in "
+                          f"Example JSONL, e.g. {EXAMPLE_LINE})")
+    if not field.strip():
+        raise ConfigError("--answer-field is empty; fix: name the field of FILE that holds the gold answer")
+    return f"task.options.answer_field={json.dumps(field)}"  # JSON-quoted: YAML reads 'yes' / '1' as a string
+
+
+def training_inputs(task, run_dir: Path, exs: Sequence[Example]) -> list[str]:
+    """Ids of ``exs`` that were among the run's training inputs (``data/train.jsonl``, the inputs System 2
+    ran on and the distilled model was trained from): the same question text, or the same id when the task
+    maps FILE's ids itself (``load_file``, e.g. ``dataset``'s ``id_field``)."""
+    from .rundir import read_jsonl
+
+    path = run_dir / "data" / "train.jsonl"
+    if not path.is_file():
+        return []
+    train = read_jsonl(path)
+    questions = {str(d.get("question", "")).strip() for d in train}
+    ids = {str(d.get("id")) for d in train} if callable(getattr(task, "load_file", None)) else set()
+    return [e.id for e in exs if e.question.strip() in questions or e.id in ids]
+
+
 def eval_on_file(run_dir: str | Path, data: str | Path, name: str | None = None,
                  overrides: Sequence[str] = (), backend_factory: Callable | None = None,
-                 log: Callable[[str], None] | None = None, progress: bool = True) -> tuple[dict, Path]:
-    """Evaluate RUN_DIR's systems on FILE; returns (report, output folder)."""
+                 log: Callable[[str], None] | None = None, progress: bool = True,
+                 answer_field: str | None = None) -> tuple[dict, Path]:
+    """Evaluate RUN_DIR's systems on FILE (``answer_field``: FILE's gold field, for this file only);
+    returns (report, output folder)."""
     from .pipeline import Pipeline, default_backend_factory, distilled_paths
     from .report import to_markdown
     from .rundir import RunDir, write_json, write_jsonl, write_text
@@ -92,15 +132,22 @@ def eval_on_file(run_dir: str | Path, data: str | Path, name: str | None = None,
     trained = bool(train.get("done"))
     systems = [s for s in SYSTEMS if (s != "distilled" or trained)  # all of them: label-free needs maj@k
                and (s != "teacher_system1" or base_cfg.teacher is not None)]
+    gold_field = [answer_field_override(base_cfg, answer_field)] if answer_field is not None else []
     cfg = load_config(run_dir / "config.yaml", [f"eval.systems=[{','.join(systems)}]", "eval.rewordings=0",
-                                                *overrides])
-    exs = load_inputs(make_task(cfg.task), data)  # checked before anything is written
+                                                *gold_field, *overrides])
+    task = make_task(cfg.task)
+    exs = load_inputs(task, data)  # checked before anything is written
+    seen = training_inputs(task, run_dir, exs)
     out = run_dir / "evals" / (name or default_name(data))
     pipe = Pipeline(cfg, run_dir=out, backend_factory=backend_factory or default_backend_factory, log=log,
                     progress=progress)
     pipe.cache_path = run.path / "cache" / "samples.jsonl"  # the run's cache: what it answered is reused
     if not trained and "distilled" in base_cfg.eval.systems:
         pipe.log(f"[eval] {run_dir} has no trained model (train stage not done): evaluating without 'distilled'")
+    if seen:
+        pipe.log(f"[eval] warning: {len(seen)} of {len(exs)} inputs were training inputs; their scores are not "
+                 f"held-out (System 2 ran on them and the distilled model learnt its answers); fix: evaluate on "
+                 f"inputs outside {run_dir / 'data' / 'train.jsonl'}")
     content = hashlib.sha256(data.read_bytes()).hexdigest()
     pipe.write_meta()
     try:
@@ -111,6 +158,9 @@ def eval_on_file(run_dir: str | Path, data: str | Path, name: str | None = None,
             return ["data/eval.jsonl"], {"n_eval": len(exs), "n_labeled": n_lab, "source": str(data)}
 
         pipe.run_stage("data", fingerprints.data_file(cfg, content), write_data)
+        # every time (the run's train inputs may have changed since): the report's wording reads it
+        write_json(pipe.rd / "data" / "training_inputs.json",
+                   {"n": len(seen), "of": len(exs), "ids": seen, "train_inputs": str(run_dir / "data" / "train.jsonl")})
         for s in BASE_SYSTEMS:
             if s in cfg.eval.systems:
                 pipe.eval_system(s, "base")
@@ -122,7 +172,8 @@ def eval_on_file(run_dir: str | Path, data: str | Path, name: str | None = None,
         report = build_report(pipe.rd, pipe.cfg, pipe.task)
     finally:
         pipe.close()
-    report["evaluated"] = {"data": str(data), "sha256": content, "of_run": str(run.path.resolve())}
+    report["evaluated"] = {"data": str(data), "sha256": content, "of_run": str(run.path.resolve()),
+                           "training_inputs": len(seen)}
     write_json(out / "report.json", report)
     write_text(out / "report.md", to_markdown(report))
     return report, out

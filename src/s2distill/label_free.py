@@ -92,13 +92,15 @@ def label_free(eval_dir: str | Path, task, confident_share: float = 0.75,
 
 
 def verdict(rows: Sequence[dict], lf: dict | None, confident_share: float = 0.75,
-            max_disagreement: float = 0.10) -> dict:
+            max_disagreement: float = 0.10, training_inputs: int = 0) -> dict:
     """Ship the distilled model or keep System 2, from label-free numbers only.
 
     Keep when the disagreement with System 2's majority may exceed ``max_disagreement`` (1 - the
     lower end of the agreement's 95% interval), when System 2 itself is unreliable (mean vote share
     below ``confident_share``: its majority is no reference), or when the distilled model saves no
     generated tokens. ``decision`` is None when no verdict is possible; ``fix`` then says what to run.
+    ``training_inputs``: how many of the inputs were training inputs of the run (``s2distill eval --data``);
+    the wording then does not call the inputs held-out.
     """
     by_role = {r["role"]: r for r in rows}
     none = {"decision": None, "token_saving": None}
@@ -124,7 +126,9 @@ def verdict(rows: Sequence[dict], lf: dict | None, confident_share: float = 0.75
     fail, ok = [], []
     dis_hi = 1 - lo
     needed = inputs_needed(d["agreement"], max_disagreement) if dis_hi > max_disagreement else None
-    too_few = (f"; {d['n']} held-out inputs are too few to tell: at {_p(d['agreement'])}% agreement about "
+    inputs = (f"inputs ({training_inputs} of them training inputs, not held out)" if training_inputs
+              else "held-out inputs")
+    too_few = (f"; {d['n']} {inputs} are too few to tell: at {_p(d['agreement'])}% agreement about "
                f"{needed} would (s2distill eval RUN_DIR --data MORE_INPUTS)") if needed and needed > d["n"] else ""
     (fail if dis_hi > max_disagreement else ok).append(
         f"disagreement with System 2's majority is at most {_p(dis_hi)}% (95% upper bound) "
@@ -137,7 +141,7 @@ def verdict(rows: Sequence[dict], lf: dict | None, confident_share: float = 0.75
         f"generated tokens per answer")
     decision = "keep" if fail else "ship"
     summary = (f"agrees with System 2's majority on {_p(d['agreement'])}% (95% CI {_p(lo)}-{_p(hi)}) of {d['n']} "
-               f"held-out inputs at {dist_tokens:.1f} vs {s2_tokens:.1f} tokens")
+               f"{inputs} at {dist_tokens:.1f} vs {s2_tokens:.1f} tokens")
     line = f"ship distilled: {summary}" if decision == "ship" else f"keep System 2: {'; '.join(fail)} ({summary})"
     return {"decision": decision, "reasons": fail if fail else ok, "line": line, "token_saving": round(saving, 4),
             "distilled_tokens": dist_tokens, "system2_tokens": s2_tokens, "system2_reference": ref_role,

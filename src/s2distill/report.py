@@ -74,6 +74,8 @@ def build_report(run_dir: str | Path | RunDir, cfg=None, task=None) -> dict:
     man = rd.manifest["stages"]
     cur = man.get("curate", {})
     lf = label_free(rd / "eval", task, cfg.eval.confident_share, cfg.eval.systems)
+    seen_path = rd / "data" / "training_inputs.json"  # `s2distill eval --data`: inputs the run trained on
+    seen = read_json(seen_path) if seen_path.is_file() else {}
     from .teacher import report_part
 
     teacher = report_part(rd, cfg, rows)  # with a teacher: each row's model and the tokens per model
@@ -88,7 +90,8 @@ def build_report(run_dir: str | Path | RunDir, cfg=None, task=None) -> dict:
         **teacher,
         "rows": rows,
         "label_free": lf,  # agreement with System 2's majority etc., no labels needed (label_free.py)
-        "verdict": verdict(rows, lf, cfg.eval.confident_share, cfg.eval.max_disagreement),
+        **({"training_inputs": {"n": seen["n"], "of": seen["of"]}} if seen.get("n") else {}),
+        "verdict": verdict(rows, lf, cfg.eval.confident_share, cfg.eval.max_disagreement, seen.get("n", 0)),
         "robustness": robustness(rd, cfg, rows),
         "curation": {"curator": cfg.curate.name, "kept": cur.get("kept"), "kept_inputs": cur.get("kept_inputs"),
                      "rejected": cur.get("rejected"),
@@ -183,8 +186,12 @@ def robustness_table(report: dict) -> Table | None:
 
 
 def to_markdown(report: dict) -> str:
-    lines = [f"# s2distill report: {report['task']} ({report['method']}, {models_line(report)})", "",
-             summary_table(report).markdown()]
+    lines = [f"# s2distill report: {report['task']} ({report['method']}, {models_line(report)})", ""]
+    seen = report.get("training_inputs")
+    if seen:
+        lines += [f"**Warning: {seen['n']} of {seen['of']} inputs were training inputs; their scores are not "
+                  "held-out.**", ""]
+    lines.append(summary_table(report).markdown())
     t = tokens_table(report)
     if t is not None:
         lines += ["", "Generated tokens per model:", "", t.markdown()]

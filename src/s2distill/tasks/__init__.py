@@ -43,6 +43,42 @@ def check_config(cfg: Any) -> None:
                               f"{n_max} rewordings of its input; set eval.rewordings to at most {n_max}")
 
 
+def check_data(cfg: Any) -> str:
+    """``s2distill validate``: read the task's data the way a run does, before any engine starts, so a missing
+    field, an empty file, a bad exemplar file or an unparseable gold fails here with the run's own message:
+    both splits as the data stage loads them (``task.load``), the few-shot exemplars as the method takes them
+    (a built-in method module's ``shots(task, k)``, when ``method.few_shot`` > 0), and the files ``load``
+    leaves for later (the task's ``check_files()``, e.g. the dataset task's ``exemplars_path``). A task opts
+    in with ``remote_source()``: None (local files or generated items) reads; a name (an HF dataset) is not
+    fetched. Returns what was read, in one line."""
+    import importlib
+
+    from ..registry import METHODS
+
+    task = make_task(cfg.task)
+    remote = getattr(task, "remote_source", None)
+    if not callable(remote):
+        return (f"data not read: task '{cfg.task.name}' has no remote_source() hook (s2distill.tasks.base.Task); "
+                "the run's data stage reads it")
+    hub, check_files = remote(), getattr(task, "check_files", None)
+    if hub is not None:
+        if callable(check_files):
+            check_files()
+        return f"data not read: '{hub}' is an HF dataset, fetched by the run's data stage"
+    t = cfg.task
+    train, evals = task.load("train", t.n_train, t.seed), task.load("eval", t.n_eval, t.seed)
+    if callable(check_files):
+        check_files()
+    line = (f"data: {len(train)} train inputs, {len(evals)} eval inputs "
+            f"({sum(e.gold is not None for e in evals)} labeled)")
+    k, module = cfg.method.few_shot, METHODS.target(cfg.method.name).partition(":")[0]
+    shots = getattr(importlib.import_module(module), "shots", None) if module.startswith("s2distill.") else None
+    if k > 0 and callable(shots):  # cot, rar: the exemplars (and rar's rephrasings) their run would take
+        shots(task, k)  # raises as the run's generate stage would (too few, a bad row, no rephrasing)
+        line += f", {k} few-shot exemplars"
+    return line
+
+
 from .common import hub_rows, is_dataset_dir  # noqa: E402 - re-exported
 
-__all__ = ["check_config", "hub_rows", "is_dataset_dir", "make_task", "parse_options", "dataclasses"]
+__all__ = ["check_config", "check_data", "hub_rows", "is_dataset_dir", "make_task", "parse_options", "dataclasses"]

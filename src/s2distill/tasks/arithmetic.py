@@ -97,6 +97,10 @@ class ArithmeticTask(NumericTask):
         check_split(split, "arithmetic")
         return stream_split(self._generate, lambda e: e.question, split, n, "arith", seed)
 
+    def remote_source(self) -> None:
+        """Generated items: ``s2distill validate`` draws them."""
+        return None
+
     def exemplars(self, k: int) -> list[tuple[str, str]]:
         """Worked examples for few-shot CoT, from a stream disjoint from train/eval."""
         rng = random.Random("arith-exemplars")

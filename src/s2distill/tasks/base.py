@@ -28,6 +28,10 @@ Optional hooks (found with ``getattr``; leave them out and the feature says so i
 * ``pair_text(ex) -> str``: a pairwise judge task (BSM, swap consistency, ``eval.both_orders``).
 * ``Example.meta["group"]``: eval accuracy is also reported per group.
 * ``sycophantic(prediction, ex) -> bool | None``: a sycophancy column in the report.
+* ``remote_source() -> str | None``: None when ``load`` reads local files or generates items: then
+  ``s2distill validate`` loads both splits (and the few-shot exemplars) before any engine starts, so bad
+  data fails there with the run's own message; an HF dataset's name: validate does not fetch it. Without
+  the hook validate reads no data. ``check_files()``: files ``load`` leaves for later, read by validate.
 """
 from __future__ import annotations
 

@@ -116,6 +116,10 @@ class CoinFlipTask(Task):
             out.append(published_example(path, i, r, q, a, {"people": [list(p) for p in parsed[0]]}))
         return out
 
+    def remote_source(self) -> None:
+        """Generated items, or a local ``source`` file: ``s2distill validate`` reads them."""
+        return None
+
     def load(self, split: str, n: int, seed: int = 0) -> list[Example]:
         check_split(split, self.name)
         if self.options.source:

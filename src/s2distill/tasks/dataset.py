@@ -163,8 +163,10 @@ class DatasetTask(Task):
     # -- rows -> examples ------------------------------------------------------------------
     def _field(self, row: Row, name: str, what: str) -> Any:
         if name not in row.data:
-            fix = ("use only these fields in task.options.template" if what == "template" else
-                   f"set task.options.{what} to one of them")
+            fixes = {"template": "use only these fields in task.options.template",
+                     "exemplars_path": f"give every row of task.options.exemplars_path a \"{name}\" field (a "
+                                       "worked solution ending \"The answer is X.\")"}
+            fix = fixes.get(what, f"set task.options.{what} to one of them")
             raise DataError(f"{row.where}: missing field \"{name}\" ({what}); fields there: "
                             f"{', '.join(map(str, row.data)) or 'none'}; fix: {fix}")
         return row.data[name]
@@ -290,6 +292,18 @@ class DatasetTask(Task):
         if not exs:
             raise DataError(f"{path} has no rows; fix: one input per row, with the field(s) of task.options")
         return exs
+
+    def remote_source(self) -> str | None:
+        """The HF dataset the rows come from (``hf_id``); None for a local file (``s2distill validate`` reads it)."""
+        return self.options.hf_id or None
+
+    def check_files(self) -> None:
+        """``s2distill validate``: the local files ``load`` does not read: ``exemplars_path`` (also with
+        method.few_shot=0; the errors few-shot would raise), and ``eval_path`` next to an ``hf_id``."""
+        if self.options.hf_id and self.options.eval_path:
+            self._to_examples(read_rows(Path(self.options.eval_path).expanduser()))
+        if self.options.exemplars_path:
+            self._shots()
 
     def source_fingerprint(self) -> dict:
         """Content hashes of the local files read: an edited file (rows added or fixed) reruns the data stage."""

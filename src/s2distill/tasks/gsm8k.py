@@ -42,13 +42,21 @@ class GSM8KTask(NumericTask):
     def _rows(self, split: str) -> list[dict]:
         if split in self._cache:
             return self._cache[split]
-        src = resolve_source(self.options.source, option="task.options.source", split_file=f"{split}.jsonl",
-                             not_found="GSM8K file not found: {path}")
+        src = self._source(split)
         rows = read_jsonl_rows(src, ("question", "answer")) if isinstance(src, Path) else self._hub_rows(split)
         for i, r in enumerate(rows):
             r.setdefault("_line", i + 1)
         self._cache[split] = rows
         return rows
+
+    def remote_source(self) -> str | None:
+        """The HF dataset ``source`` names (a hub id or a local copy of one); None for local JSONL files."""
+        src = self._source(self.options.train_split)
+        return src if isinstance(src, str) else None
+
+    def _source(self, split: str) -> Path | str:
+        return resolve_source(self.options.source, option="task.options.source", split_file=f"{split}.jsonl",
+                              not_found="GSM8K file not found: {path}")
 
     def _hub_rows(self, split: str) -> list[dict]:
         return hub_rows(self.options.source, split, self.options.hf_config,

@@ -147,6 +147,17 @@ class JudgeTask(Task):
                              split_key=f"judge-{self.options.source}-split", order_key=f"judge-{split}-{seed}")
         return [dataclasses.replace(items[i], id=f"{split}-{items[i].id}") for i in part]
 
+    def remote_source(self) -> str | None:
+        """The HF dataset of source mt_bench_human / oasst2 (None for a local ``path`` file): gsm8k_pairs and
+        pairs read local files only."""
+        if self.options.source in ("gsm8k_pairs", "pairs"):
+            return None
+        src = self._source()
+        if isinstance(src, Path):
+            return None
+        return src or {"mt_bench_human": "lmsys/mt_bench_human_judgments", "oasst2": "OpenAssistant/oasst2"}[
+            self.options.source]
+
     def _need_path(self, what: str) -> Path:
         if not self.options.path:
             raise ConfigError(f"task.options.path is required for source {self.options.source} ({what})")
@@ -172,9 +183,12 @@ class JudgeTask(Task):
                                meta={"response_a": a, "response_b": b, "source": "gsm8k_pairs"}))
         return out
 
+    def _source(self) -> Path | str | None:
+        return self.options.path and resolve_source(self.options.path, option="task.options.path",
+                                                     not_found="task.options.path not found: {path}")
+
     def _rows(self, hf_split: str) -> list[dict]:
-        src = self.options.path and resolve_source(self.options.path, option="task.options.path",
-                                                    not_found="task.options.path not found: {path}")
+        src = self._source()
         if isinstance(src, Path):
             if src.suffix == ".json":
                 data = json.loads(src.read_text(encoding="utf-8"))

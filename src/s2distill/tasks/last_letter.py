@@ -81,6 +81,10 @@ class LastLetterTask(Task):
             out.append(published_example(path, i, r, q, a, {"phrase": m.group(1)}))
         return out
 
+    def remote_source(self) -> None:
+        """Generated items, or a local ``source`` file: ``s2distill validate`` reads them."""
+        return None
+
     def load(self, split: str, n: int, seed: int = 0) -> list[Example]:
         check_split(split, self.name)
         if self.options.source:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..errors import ConfigError, DataError
 from ..types import Example
@@ -72,9 +73,7 @@ class TriviaQAOpinionTask(Task):
     # -- data --------------------------------------------------------------------------------------
     def rows(self) -> list[dict]:
         if self._rows is None:
-            p = resolve_source(self.options.path, option="task.options.path", not_found=(
-                "task.options.path not found: {path} (a local JSONL with question and golden_answers, or an HF "
-                "dataset id such as mandarjoshi/trivia_qa)"))
+            p = self._source()
             if isinstance(p, str):  # a hub id or a local copy of the hub dataset (parquet + README, save_to_disk)
                 rows = self._hf_rows()
             else:
@@ -88,6 +87,16 @@ class TriviaQAOpinionTask(Task):
                                  "aliases": [str(a) for a in aliases]})
             self._rows = rows
         return self._rows
+
+    def remote_source(self) -> str | None:
+        """The HF dataset ``path`` names (a hub id or a local copy of one); None for a local JSONL."""
+        src = self._source()
+        return src if isinstance(src, str) else None
+
+    def _source(self) -> Path | str:
+        return resolve_source(self.options.path, option="task.options.path", not_found=(
+            "task.options.path not found: {path} (a local JSONL with question and golden_answers, or an HF "
+            "dataset id such as mandarjoshi/trivia_qa)"))
 
     def _hf_rows(self) -> list[dict]:
         ds = hub_rows(self.options.path, self.options.hf_split, self.options.hf_config,
