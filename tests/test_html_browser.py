@@ -56,3 +56,48 @@ def test_checker_sees_script_errors(tmp_path):
     bad.write_text("<!doctype html><html><body><script>console.error('boom'); notDefined();</script></body></html>")
     r = open_page(bad)
     assert any("boom" in m for m in r.console) and any("notDefined" in m for m in r.console)
+
+
+LAYOUT_PROBE = """<script>
+(function () {
+  var t = document.getElementById('systems'), box = t.parentElement, r = t.getBoundingClientRect();
+  var v = document.querySelector('#verdict');
+  document.documentElement.setAttribute('data-layout', JSON.stringify({
+    view: document.documentElement.clientWidth, page: document.documentElement.scrollWidth,
+    table_right: r.right, table_w: r.width, box_w: box.clientWidth, box_scroll: box.scrollWidth,
+    verdict_ps: v ? v.querySelectorAll('p').length : 0}));
+})();
+</script>"""
+
+
+def _layout(tmp_path: Path, width: int) -> dict:
+    import html
+    import json
+
+    run = tmp_path / "run"
+    if not (run / "report.html").is_file():
+        make_run(run)
+    page = tmp_path / f"probe{width}.html"  # the report with a probe that writes its layout into the DOM
+    page.write_text((run / "report.html").read_text().replace("</body>", LAYOUT_PROBE + "</body>"))
+    r = open_page(page, size=f"{width},1600")
+    m = re.search(r'data-layout="([^"]+)"', r.dom)
+    assert m, r.dom[:500]
+    return json.loads(html.unescape(m.group(1)))
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_report_fits_its_page(tmp_path, width):
+    """At a desktop width the system table is whole (beside the plot or below it, never clipped); at a
+    phone width the page itself does not scroll sideways (a wide table scrolls inside its own box)."""
+    lay = _layout(tmp_path, width)
+    assert lay["page"] <= lay["view"], lay  # nothing sticks out of the page
+    if width >= 1000:
+        assert lay["box_scroll"] <= lay["box_w"] + 1 and lay["table_right"] <= lay["view"], lay  # every column shown
+    assert lay["verdict_ps"] >= 1
+
+
+def test_verdict_sentences_do_not_run_together(tmp_path):
+    from s2distill.html_report import _verdict
+
+    html = _verdict({"verdict": {"decision": "ship", "line": "distilled at 7.9 vs 48.0 tokens", "token_saving": 0.836}})
+    assert "tokens.</p>" in html and '<p class="saving">Token saving: 83.6%.</p>' in html

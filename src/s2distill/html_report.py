@@ -176,10 +176,13 @@ def _verdict(report: dict) -> str:
         return ""
     reasons = "".join(f"<li>{escape(str(x))}</li>" for x in v.get("reasons") or [])
     saving = v.get("token_saving")
-    saving_s = f" Token saving: {pct(saving)}%." if isinstance(saving, (int, float)) else ""
+    saving_s = (f'<p class="saving">Token saving: {pct(saving)}%.</p>'  # a sentence of its own, never run on
+                if isinstance(saving, (int, float)) else "")
     decision = str(v.get("decision", ""))
+    line = str(v.get("line", "")).strip()
+    line = line + "." if line and line[-1] not in ".!?" else line
     return (f'<section id="verdict" class="verdict {escape(decision)}"><h2>Verdict: {escape(decision)}</h2>'
-            f'<p>{escape(str(v.get("line", "")))}{escape(saving_s)}</p>{f"<ul>{reasons}</ul>" if reasons else ""}</section>')
+            f'<p>{escape(line)}</p>{saving_s}{f"<ul>{reasons}</ul>" if reasons else ""}</section>')
 
 
 def _extras(report: dict) -> str:
