@@ -88,9 +88,7 @@ def write_result(name: str, data: dict, markdown: str, figure: str = "", results
     data = portable(data)
     data = {**data, "command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": machine(),
             "git": git_rev(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    m = data["machine"]
-    md = (markdown + f"\n\nCommand: `{data['command']}` (git {data['git']}, {data['date']})\n"
-          f"Machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, {m['gpu'] or 'no GPU'}, {m['platform']}\n")
+    md = markdown + footer(data)
     for d in [results or RESULTS] + ([Path(also)] if also else []):
         d.mkdir(parents=True, exist_ok=True)
         (d / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
@@ -98,12 +96,29 @@ def write_result(name: str, data: dict, markdown: str, figure: str = "", results
         write_html(name, md, figure, d)
 
 
-def write_html(name: str, md: str, figure: str = "", results: Path | None = None) -> Path:
+def footer(data: dict) -> str:
+    """What follows a result's rendered markdown in NAME.md, all from its JSON: the command and machine
+    lines, then the notes a person added after the run (``notes_added_after_the_run``: added to the JSON,
+    so that ``render_results.py --check`` checks them too)."""
+    m = data["machine"]
+    out = (f"\n\nCommand: `{data['command']}` (git {data['git']}, {data['date']})\n"
+           f"Machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, {m.get('gpu') or 'no GPU'}, {m['platform']}\n")
+    if data.get("notes_added_after_the_run"):
+        out += "\nNotes:\n\n" + "".join(f"- {n}\n" for n in data["notes_added_after_the_run"])
+    return out
+
+
+def html_page(name: str, md: str, figure: str = "") -> str:
+    """NAME.html: the markdown as a page, with ``figure`` (e.g. an accuracy-vs-tokens SVG)."""
     from s2distill.mdpage import markdown_page
 
     title = next((line.lstrip("# ").strip() for line in md.splitlines() if line.startswith("#")), name)
+    return markdown_page(md, title, figure)
+
+
+def write_html(name: str, md: str, figure: str = "", results: Path | None = None) -> Path:
     out = (results or RESULTS) / f"{name}.html"
-    out.write_text(markdown_page(md, title, figure))
+    out.write_text(html_page(name, md, figure))
     return out
 
 

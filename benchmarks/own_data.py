@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import Table  # noqa: E402 - the one table formatter
 EXAMPLES = ROOT / "examples"
 ITEMS = ["crates", "parcels", "tickets", "jars", "seedlings", "bolts", "lanterns", "kites", "badges", "scarves"]
 PLACES = ["warehouse", "shop", "garden centre", "workshop", "library stall", "market stand"]
@@ -123,7 +125,6 @@ def main() -> None:
     if args.write_examples:
         write_examples()
         return
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from common import write_result
 
     truth, runs, rows = answers(), Path(args.runs), []
@@ -145,25 +146,34 @@ def main() -> None:
         rows.append({"setting": name, "overrides": ov, "eval_data": more, "wall_s": round(sum(steps.values()), 1),
                      "steps_wall_s": {k: round(v, 1) for k, v in steps.items()}, "verdict": line.strip(),
                      **check(run_dir, truth)})
+    res = {"rows": rows}
+    md = render(res)
+    write_result("own_data", res, md)
+    print(md)
+
+
+def render(res: dict) -> str:
+    """The markdown of a result (also used to re-render a committed result from its JSON); the notes
+    added after the run (``notes``) follow the verdict lines."""
+    rows = res["rows"]
     total = sum(r["wall_s"] for r in rows)
+    table = Table(["file", "wall", "curated kept", "curated targets correct", "system",
+                   "accuracy (checked afterwards)", "tokens/answer"],
+                  [[r["setting"], f"{r['wall_s'] / 60:.1f} min", f"{r['curated']['kept']}/{r['curated']['of']}",
+                    f"{100 * r['curated']['targets_correct']:.1f}%", s,
+                    f"{100 * r[s]['accuracy_checked_afterwards']:.1f}%", str(r[s]["mean_tokens"])]
+                   for r in rows for s in ("system1", "system2", "system2_maj", "distilled") if s in r],
+                  align="lllllll")
     lines = ["# Own-data walkthrough (embedded model, `s2distill run configs/own_data.yaml`)", "",
              "The README's \"Your own data\" commands as a user types them: `s2distill run` (data, generate, curate, "
              "eval, LoRA training, distilled eval), `s2distill eval RUN --data` (numeric file), `s2distill report` and "
              f"`s2distill verdict`; both files: {total / 60:.1f} min in all.", "",
              "Unlabeled files from examples/; accuracy is checked afterwards by this script, which made the questions",
-             "(the pipeline never sees an answer).", "",
-             "| file | wall | curated kept | curated targets correct | system | accuracy (checked afterwards) | "
-             "tokens/answer |", "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        for s in ("system1", "system2", "system2_maj", "distilled"):
-            if s in r:
-                lines.append(f"| {r['setting']} | {r['wall_s'] / 60:.1f} min | {r['curated']['kept']}/{r['curated']['of']} "
-                             f"| {100 * r['curated']['targets_correct']:.1f}% | {s} | "
-                             f"{100 * r[s]['accuracy_checked_afterwards']:.1f}% | {r[s]['mean_tokens']} |")
+             "(the pipeline never sees an answer).", "", table.markdown()]
     lines += [""] + [f"- {r['setting']}: {r['verdict']} (steps: "
                      + ", ".join(f"{k} {v / 60:.1f} min" for k, v in r["steps_wall_s"].items()) + ")" for r in rows]
-    write_result("own_data", {"rows": rows}, "\n".join(lines))
-    print("\n".join(lines))
+    lines += [f"\nNote (added after the run): {n}" for n in res.get("notes", [])]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -2,13 +2,22 @@
 
     python benchmarks/render_results.py [--check]
 
-For each benchmarks/results/NAME.json whose script (benchmarks/NAME.py) has ``render(res)``,
-the markdown is rendered again through the shared table formatter (s2distill.tables) and
-compared with the committed NAME.md: it must be byte-identical up to the script's
-"Command:/Machine:" footer (anything a person appended after the footer is kept as is).
-Then NAME.html is written: the committed markdown as a page, plus the script's
-accuracy-vs-tokens figure where it has one (``figure(res)``). The committed .md is never
-rewritten. ``--check`` only compares and writes nothing. Exit status 1 if any differs.
+Every file in benchmarks/results/ is covered, or the check fails:
+
+* NAME.json: its script benchmarks/NAME.py must have ``render(res)`` (the GPU benchmarks call it
+  ``markdown(res)``); the markdown is rendered again through the shared table formatter
+  (s2distill.tables) and, with the footer from the same JSON (``common.footer``: the command and
+  machine lines, then the JSON's ``notes_added_after_the_run``), must be byte-identical to the whole
+  committed NAME.md. A note added after a run goes into the JSON's ``notes_added_after_the_run`` (or
+  the field the script's ``render`` reads, e.g. ``notes``) and into the markdown, never into the
+  markdown alone.
+* NAME.md without a JSON: only the results written by hand that ``HAND_WRITTEN`` lists (with what is
+  checked in them).
+* NAME.html: must be the committed markdown as a page, plus the script's accuracy-vs-tokens figure
+  where it has one (``figure(res)``).
+
+Without ``--check`` the HTML files are (re)written; the committed .md is never rewritten.
+``--check`` only compares and writes nothing. Exit status 1 if anything differs or is not covered.
 """
 from __future__ import annotations
 
@@ -16,12 +25,31 @@ import argparse
 import difflib
 import importlib
 import json
+import re
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import RESULTS, write_html  # noqa: E402
+from common import RESULTS, footer, html_page, write_html  # noqa: E402
+
+RENDERERS = ("render", "markdown")  # the function of benchmarks/NAME.py that renders NAME.json
+
+
+def check_demo(md: str) -> list[str]:
+    """demo.md says its depth-2 row is the run of distill_arithmetic.json's depth-2 rows: same accuracies."""
+    rows = json.loads((RESULTS / "distill_arithmetic.json").read_text())["rows"]
+    want = [f"{100 * r['accuracy']:.1f}%" for r in rows if r.get("depth") == 2]
+    row = next((line for line in md.splitlines() if re.match(r"\| .* \| 2 \| ", line)), None)
+    if row is None:
+        return ["no depth-2 row"]
+    got = [c.strip() for c in row.strip("|").split("|")][-4:]
+    return [] if got == want else [f"depth-2 row {got} != distill_arithmetic.json {want}"]
+
+
+# Results written by hand (no script writes them): what makes them one, and what is checked beyond their HTML.
+HAND_WRITTEN = {"demo": ("timed `s2distill demo` runs with /usr/bin/time", check_demo),
+                "refactor_evidence": ("issue 15's cache replay and test-suite times", None)}
 
 
 def main() -> int:
@@ -29,31 +57,54 @@ def main() -> int:
     ap.add_argument("--check", action="store_true", help="compare only, write no HTML")
     args = ap.parse_args()
     bad = 0
-    for md_path in sorted(RESULTS.glob("*.md")):
-        name, js = md_path.stem, md_path.with_suffix(".json")
-        committed = md_path.read_text()
-        if not js.is_file() or not (HERE / f"{name}.py").is_file():  # e.g. demo.md, written by hand
-            if not args.check:
-                write_html(name, committed)
-            print(f"{name}: no JSON result" + ("" if args.check else f"; wrote {name}.html from the markdown"))
-            continue
-        mod = importlib.import_module(name)
-        res = json.loads(js.read_text())
-        if hasattr(mod, "render"):
-            md = mod.render(res)
-            same = committed.startswith(md + "\n\nCommand: `")
-            if not same:
-                bad += 1
-                head = committed.split("\n\nCommand: `")[0]
-                sys.stdout.writelines(difflib.unified_diff(head.splitlines(True), md.splitlines(True),
-                                                           f"{name}.md (committed)", f"{name} (rendered from JSON)"))
-            status = "identical to the committed markdown" if same else "DIFFERS from the committed markdown"
+    for name in sorted({p.stem for p in RESULTS.iterdir()}):
+        md_path, js = RESULTS / f"{name}.md", RESULTS / f"{name}.json"
+        problems = [f"{p.name}: not a result file (NAME.json, .md, .html)" for p in RESULTS.glob(f"{name}.*")
+                    if p.suffix not in (".json", ".md", ".html") or p.stem != name]
+        if not md_path.is_file():
+            problems.append("no markdown")
+            committed, status, fig = "", "", ""
         else:
-            status = "no render() in the script"
-        if not args.check:
+            committed, fig = md_path.read_text(), ""
+        if name in HAND_WRITTEN:
+            why, extra = HAND_WRITTEN[name]
+            status = f"written by hand ({why})"
+            problems += ["has a JSON: render it from the JSON instead"] if js.is_file() else []
+            problems += extra(committed) if extra and committed else []
+        elif not js.is_file():
+            status = "no JSON result"
+            problems.append("no JSON: a result written by hand must be listed in HAND_WRITTEN")
+        elif not (HERE / f"{name}.py").is_file():
+            status = "no script"
+            problems.append(f"no benchmarks/{name}.py to render it")
+        else:
+            mod = importlib.import_module(name)
+            res = json.loads(js.read_text())
+            fn = next((getattr(mod, f) for f in RENDERERS if hasattr(mod, f)), None)
+            if fn is None:
+                status = "no render() in the script"
+                problems.append(f"benchmarks/{name}.py has no render(res)")
+            else:
+                md = fn(res) + footer(res)
+                same = committed == md
+                if not same:
+                    problems.append("the markdown differs from its rendering")
+                    sys.stdout.writelines(difflib.unified_diff(committed.splitlines(True), md.splitlines(True),
+                                                               f"{name}.md (committed)", f"{name} (rendered from JSON)"))
+                status = "re-rendered from JSON: " + ("identical to the committed markdown" if same
+                                                      else "DIFFERS from the committed markdown")
             fig = mod.figure(res) if hasattr(mod, "figure") else ""
-            write_html(name, committed, fig)
-        print(f"{name}: re-rendered from JSON: {status}" + ("" if args.check else f"; wrote {name}.html"))
+        if committed:
+            html = RESULTS / f"{name}.html"
+            if not args.check:
+                write_html(name, committed, fig)
+                status += f"; wrote {name}.html"
+            elif not html.is_file() or html.read_text() != html_page(name, committed, fig):
+                problems.append(f"{name}.html is not the page of the committed markdown (run without --check)")
+            else:
+                status += "; HTML up to date"
+        bad += bool(problems)
+        print(f"{name}: {status}" + "".join(f"\n  PROBLEM: {p}" for p in problems))
     return 1 if bad else 0
 
 

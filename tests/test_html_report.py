@@ -175,12 +175,50 @@ def test_table_markdown_html_round_trip():
     assert t.html() in html
 
 
+def _render_check(bench) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(bench / "render_results.py"), "--check"], capture_output=True,
+                          text=True, env={"PYTHONPATH": ":".join(sys.path)})
+
+
 def test_committed_benchmark_results_rerender_identically():
-    """Every benchmark script renders its committed markdown again from its JSON through the shared formatter."""
+    """Every committed result is covered: each JSON renders its whole markdown again (footer and notes
+    included) through its script's renderer, the rest are listed as written by hand, every HTML is current."""
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    p = subprocess.run([sys.executable, str(root / "benchmarks" / "render_results.py"), "--check"], capture_output=True,
-                       text=True, env={"PYTHONPATH": ":".join(sys.path)})
+    results = root / "benchmarks" / "results"
+    p = _render_check(root / "benchmarks")
     assert p.returncode == 0, p.stdout + p.stderr
-    assert p.stdout.count("identical to the committed markdown") >= 8
+    lines = p.stdout.splitlines()
+    for name in sorted({f.stem for f in results.iterdir()}):
+        line = next((x for x in lines if x.startswith(f"{name}: ")), "")
+        if (results / f"{name}.json").is_file():
+            assert "re-rendered from JSON: identical to the committed markdown" in line, p.stdout
+        else:
+            assert line.startswith(f"{name}: written by hand"), p.stdout
+        assert line.endswith("HTML up to date"), p.stdout
+
+
+def test_render_check_fails_without_a_renderer_a_json_or_a_note_in_the_json(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    bench = tmp_path / "benchmarks"
+    shutil.copytree(root / "benchmarks", bench, ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "configs").symlink_to(root / "configs")
+    assert _render_check(bench).returncode == 0
+    script = bench / "throughput.py"
+    script.write_text(script.read_text().replace("def render(", "def render_gone("))
+    (bench / "results" / "stray.md").write_text("# A result nobody renders\n")
+    with open(bench / "results" / "cost_model.md", "a") as fh:
+        fh.write("\nNote: added to the markdown only.\n")
+    demo = bench / "results" / "demo.md"  # written by hand; its depth-2 row is distill_arithmetic.json's run
+    demo.write_text(demo.read_text().replace("| 5.0% | 75.0% |", "| 6.0% | 75.0% |", 1))
+    p = _render_check(bench)
+    assert p.returncode == 1
+    assert "throughput: no render() in the script" in p.stdout
+    assert "PROBLEM: benchmarks/throughput.py has no render(res)" in p.stdout
+    assert "stray: no JSON result\n  PROBLEM: no JSON" in p.stdout
+    assert "cost_model: re-rendered from JSON: DIFFERS" in p.stdout and "-Note: added to the markdown only." in p.stdout
+    assert "PROBLEM: depth-2 row ['6.0%', '75.0%', '67.5%', '2.5%'] != distill_arithmetic.json" in p.stdout
