@@ -72,7 +72,7 @@ UP = "upstream-fp"
     ("curate", lambda c: fps.curate(c, UP), section(C, "curate")),
     ("curate, curator asks the model", lambda c: fps.curate(c, UP, needs_backend=True), section(C, "curate") | {"model"}),
     ("eval", lambda c: fps.evaluation(c, "system1", UP),
-     section(C, "method") | section(C, "eval", but=("rewordings", "confident_share", "max_disagreement"))
+     section(C, "method") | section(C, "eval", but=("rewordings", "confident_share", "max_disagreement", "cascade_fallback"))
      | {"model", "seed"}),
     ("eval reworded", lambda c: fps.reworded(c, "system1", UP),
      {"eval.rewordings", "eval.max_tokens_system1", "model", "seed"}),

@@ -89,7 +89,7 @@ def test_no_label_free_section_without_it(run, tmp_path):
     d = tmp_path / "old"  # a report.json from before label-free metrics existed
     shutil.copytree(run, d)
     rep = read_json(d / "report.json")
-    rep.pop("label_free", None), rep.pop("verdict", None)
+    rep.pop("label_free", None), rep.pop("verdict", None), rep.pop("cascade", None)
     write_json(d / "report.json", rep)
     html = render_run(d)
     assert "Verdict" not in html and "agreement with System 2" not in html

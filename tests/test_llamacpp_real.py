@@ -74,3 +74,12 @@ def test_bad_model_file_is_a_clear_error(tmp_path):
     bad.write_bytes(b"not a gguf at all" * 100)
     with pytest.raises(BackendError, match="exited with code"):
         LlamaCppBackend(model=str(bad), parallel=1, ctx_per_slot=256, startup_timeout_s=60)
+
+
+def test_logprobs_come_back_per_token(backend):
+    """logprobs=True asks llama-server for each generated token's log probability (the cascade's confidence)."""
+    q = ({"role": "user", "content": "What is 2+3? Answer with only the number."},)
+    c = backend.generate([GenRequest(q, SamplingParams(max_tokens=8, logprobs=True))])[0][0]
+    assert c.token_logprobs is not None and len(c.token_logprobs) == c.completion_tokens
+    assert all(x <= 0 for x in c.token_logprobs) and 0.5 < c.probability <= 1
+    assert backend.generate([GenRequest(q, SamplingParams(max_tokens=8))])[0][0].token_logprobs is None

@@ -75,3 +75,15 @@ def test_hf_model_dir_is_cached_and_passes_dirs_through(backend, tmp_path: Path)
     assert resolve_hf_model("Qwen/Qwen2.5-0.5B-Instruct") == "Qwen/Qwen2.5-0.5B-Instruct"  # hub id: untouched
     with pytest.raises(ModelError, match="not found"):
         hf_model_dir(tmp_path / "missing.gguf")
+
+
+def test_logprobs_are_the_models_own_probabilities(backend) -> None:
+    """logprobs=True: one log probability per counted token, from the model's raw distribution; an easy answer
+    is far more probable than an arbitrary one; without the flag there are none."""
+    easy = backend.generate([_req("What is 2 + 2? Reply with just the number.", max_tokens=8, logprobs=True)])[0][0]
+    vague = backend.generate([_req("Name a colour. One word.", max_tokens=8, logprobs=True)])[0][0]
+    assert easy.token_logprobs is not None and len(easy.token_logprobs) == easy.completion_tokens
+    assert all(x <= 0 for x in easy.token_logprobs) and 0 < vague.probability < easy.probability <= 1
+    assert easy.probability > 0.5
+    plain = backend.generate([_req("What is 2 + 2? Reply with just the number.", max_tokens=8)])[0][0]
+    assert plain.token_logprobs is None and plain.text == easy.text  # asking for logprobs changes no answer

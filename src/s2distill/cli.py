@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -79,10 +80,18 @@ def _cmd_verdict(args) -> int:
     from .report import verdict_of_run
 
     v = verdict_of_run(args.run_dir, args.overrides)
-    print(v["line"])
+    if args.json:
+        c = v.get("cascade") or {}
+        kind = {"ship": "ship distilled", "cascade": "ship cascade", "keep": "keep System 2"}.get(
+            v["decision"], "no label-free answer")
+        print(json.dumps({"kind": kind, "decision": v["decision"], "line": v["line"], "threshold": c.get("threshold"),
+                          "signal": c.get("signal"), "coverage": c.get("coverage"), "bound": c.get("bound"),
+                          "token_ratio": c.get("token_ratio"), "token_saving": v.get("token_saving")}, indent=2))
+    else:
+        print(v["line"])
     if v.get("fix"):
         print(f"fix: {v['fix']}", file=sys.stderr)
-    return {"ship": 0, "keep": 1}.get(v["decision"], 2)
+    return {"ship": 0, "cascade": 0, "keep": 1}.get(v["decision"], 2)
 
 
 def _cmd_train(args) -> int:
@@ -199,9 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("overrides", nargs="*", help="key=value overrides, e.g. eval.k=8")
     sp.add_argument("--no-progress", action="store_true", help="no progress bars")
     sp.set_defaults(fn=_cmd_eval)
-    sp = sub.add_parser("verdict", help="print 'ship distilled' or 'keep System 2' for a run (exit 0 ship, 1 keep, "
-                                        "2 no verdict possible)")
+    sp = sub.add_parser("verdict", help="print 'ship distilled', 'ship cascade', 'keep System 2' or 'no label-free "
+                                        "answer' for a run (exit 0 either ship, 1 keep, 2 no answer or no verdict)")
     sp.add_argument("run_dir", help="a run directory, or one of its evals/<name> folders")
+    sp.add_argument("--json", action="store_true", help="the verdict as JSON: kind, threshold, coverage, bound")
     sp.add_argument("overrides", nargs="*", help="e.g. eval.max_disagreement=0.05 eval.confident_share=0.8")
     sp.set_defaults(fn=_cmd_verdict)
     sp = sub.add_parser("train", help="(re)train a run directory's model from its curate/pairs.jsonl")

@@ -209,6 +209,8 @@ class EvalConfig:
     both_orders: bool = False  # pairwise judges: run every judge on both response orders; a flip counts as a tie
     confident_share: float = 0.75  # report: System 2 is confident on an input when its majority has this vote share
     max_disagreement: float = 0.10  # report: ship distilled only if disagreement with System 2 is surely below this
+    # report: what answers the inputs the cascade routes to System 2: maj (its maj@k majority) | greedy (System 2 greedy)
+    cascade_fallback: str = "maj"
 
 
 @dataclass(frozen=True)
@@ -328,6 +330,7 @@ def validate(cfg: RunConfig) -> None:
         if not 0.0 < getattr(cfg.eval, key) <= 1.0:
             raise ConfigError(f"eval.{key} is a fraction in (0, 1], got {getattr(cfg.eval, key)} "
                               f"(e.g. eval.{key}={getattr(EvalConfig, key)})")
+    check_choice("eval.cascade_fallback", cfg.eval.cascade_fallback, ("maj", "greedy"))
     if not 0.0 <= cfg.curate.min_agreement <= 1.0:
         raise ConfigError("curate.min_agreement is a fraction in [0, 1]")
     check_choice("train.method", cfg.train.method, ("lora", "full"))

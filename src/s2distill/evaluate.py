@@ -40,6 +40,8 @@ def score_traces(system: str, task, examples: Sequence[Example], traces: Sequenc
         used = tr.samples if vote else tr.samples[:1]
         pred = plurality_answer([s.answer for s in used]) if vote else used[0].answer
         meta = {"response": used[0].response[:2000]} if not vote else {"answers": [s.answer for s in used]}
+        if not vote and used[0].calls and (prob := used[0].calls[-1].completion.probability) is not None:
+            meta["confidence"] = round(prob, 6)  # the answer's probability under the model (cascade signal)
         if "group" in ex.meta:  # e.g. the opinion type of a TriviaQA prompt: accuracy per group
             meta["group"] = ex.meta["group"]
         syc = task.sycophantic(pred, ex) if hasattr(task, "sycophantic") else None
@@ -142,8 +144,8 @@ def method_params(cfg, n: int, temperature: float, max_tokens: int | None = None
 def system_run(cfg, system: str) -> tuple[str, SamplingParams]:
     """The method (a registry name) and sampling of ``system``: the direct System 1 prompt for System 1,
     the teacher's System 1 and the distilled model; the System 2 method greedy; maj@k sampled k times."""
-    if system in DIRECT_SYSTEMS:
-        return "direct", method_params(cfg, 1, 0.0, cfg.eval.max_tokens_system1)
+    if system in DIRECT_SYSTEMS:  # with the answer's token logprobs: its confidence, for the cascade
+        return "direct", dataclasses.replace(method_params(cfg, 1, 0.0, cfg.eval.max_tokens_system1), logprobs=True)
     if system == "system2":
         return cfg.method.name, method_params(cfg, 1, 0.0)
     return cfg.method.name, method_params(cfg, cfg.eval.k, cfg.eval.temperature)

@@ -17,7 +17,7 @@ from .precision import train_fingerprint_keys
 from .teacher import key as teacher_key
 from .types import stable_hash
 
-EVAL_KEYS_ELSEWHERE = ("rewordings", "confident_share", "max_disagreement")  # own stage / the report's only
+EVAL_KEYS_ELSEWHERE = ("rewordings", "confident_share", "max_disagreement", "cascade_fallback")  # own stage / the report's only
 
 
 def data(cfg: Any, source: dict | None = None) -> str:

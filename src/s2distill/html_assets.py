@@ -17,13 +17,13 @@ th{background:#f0f0f0}td.r,th.r{text-align:right}td.r,#systems td,#compare td{wh
 svg.plot{max-width:100%;height:auto}svg .tick{font-size:11px;fill:#555}svg .axis{font-size:12px;fill:#333}
 svg .lbl{font-size:12px;font-weight:600}
 .verdict{border-left:5px solid #888;background:#fff;padding:4px 14px}.verdict.ship{border-color:#2ca02c}
-.verdict.keep{border-color:#d62728}.verdict h2{border:0;margin:8px 0 2px}
+.verdict.keep{border-color:#d62728}.verdict.cascade{border-color:#1f77b4}.verdict.no_answer{border-color:#999}.verdict h2{border:0;margin:8px 0 2px}
 .funnel{max-width:760px;overflow-x:auto}.frow{display:flex;align-items:center;gap:8px;margin:3px 0}
 .fname{width:190px;flex:none;text-align:right;color:#444}.fbar{height:16px;background:#1f77b4;border-radius:2px;flex:none}
 .fbar.kept{background:#2ca02c}.fbar.rej{background:#d62728}.fval{white-space:nowrap;color:#333}
 dl.facts{display:grid;grid-template-columns:auto auto;gap:2px 14px;margin:0}dl.facts dt{color:#666}dl.facts dd{margin:0}
 .bar{display:flex;gap:8px;align-items:center;margin:6px 0;flex-wrap:wrap}.bar input{width:260px}.bar .info{color:#555}
-.browser{overflow-x:auto}table.ex{width:100%}table.ex tr.exrow{cursor:pointer}table.ex tr.exrow:hover{background:#f3f7ff}
+.browser{overflow-x:auto}.scroll{overflow-x:auto;max-width:100%}table.ex{width:100%}table.ex tr.exrow{cursor:pointer}table.ex tr.exrow:hover{background:#f3f7ff}
 td.ok{background:#e6f4e6}td.bad{background:#fbe4e4}td.na{color:#666}
 tr.detail>td{background:#fcfcf4}pre{white-space:pre-wrap;word-break:break-word;margin:2px 0 8px;background:#fff;
 border:1px solid #e4e4e4;padding:5px 7px;max-height:260px;overflow:auto;font-size:12.5px}

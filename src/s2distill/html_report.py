@@ -185,6 +185,18 @@ def _verdict(report: dict) -> str:
             f'<p>{escape(line)}</p>{saving_s}{f"<ul>{reasons}</ul>" if reasons else ""}</section>')
 
 
+def _cascade(report: dict) -> str:
+    """The cascade rows, one per confidence signal (calibrated without labels; cascade.py)."""
+    from .cascade import markdown, table
+
+    t = table(report.get("cascade"))
+    if t is None:
+        return ""
+    intro, rows = markdown(report["cascade"])[1], t.html('id="cascade-table"')
+    return (f'<section id="cascade"><h2>Cascade: distilled first, System 2 where it is unsure</h2>'
+            f'<p class="note">{escape(intro)}</p><div class="scroll">{rows}</div></section>')
+
+
 def _extras(report: dict) -> str:
     """Judge metrics, per-group accuracy and robustness over rewordings, when the run has them."""
     out = []
@@ -299,7 +311,7 @@ def render_run(run_dir: str | Path) -> str:
             f'<div>{systems}'
             f'<p class="note">95% Wilson intervals. System 1 should sit low-left, System 2 high-right, the distilled '
             f'model high-left.</p></div></div></section>',
-            _extras(report), _funnel(report, rd, cur), _training(report, rd),
+            _cascade(report), _extras(report), _funnel(report, rd, cur), _training(report, rd),
             '<section id="examples"><h2>Eval examples</h2><div class="browser" id="eval-browser"></div></section>',
             '<section id="curation-examples"><h2>Curation examples (train inputs, no labels used)</h2>'
             '<div class="browser" id="cur-browser"></div></section>', _config_section(rd)]

@@ -92,8 +92,13 @@ def label_free(eval_dir: str | Path, task, confident_share: float = 0.75,
 
 
 def verdict(rows: Sequence[dict], lf: dict | None, confident_share: float = 0.75,
-            max_disagreement: float = 0.10, training_inputs: int = 0) -> dict:
-    """Ship the distilled model or keep System 2, from label-free numbers only.
+            max_disagreement: float = 0.10, training_inputs: int = 0, cascade: dict | None = None) -> dict:
+    """Ship the distilled model, ship the cascade, keep System 2, or no label-free answer.
+
+    ``decision``: ``ship`` (the distilled model alone), ``cascade`` (the distilled model where its
+    calibrated confidence is high, System 2 elsewhere: ``cascade`` is report.json's cascade part),
+    ``keep`` (System 2), ``no_answer`` (System 2 itself is inconsistent, so agreement with its majority
+    proves nothing either way: the verdict then recommends nothing and says what would settle it).
 
     Keep when the disagreement with System 2's majority may exceed ``max_disagreement`` (1 - the
     lower end of the agreement's 95% interval), when System 2 itself is unreliable (mean vote share
@@ -143,10 +148,31 @@ def verdict(rows: Sequence[dict], lf: dict | None, confident_share: float = 0.75
     summary = (f"agrees with System 2's majority on {_p(d['agreement'])}% (95% CI {_p(lo)}-{_p(hi)}) of {d['n']} "
                f"{inputs} at {dist_tokens:.1f} vs {s2_tokens:.1f} tokens")
     line = f"ship distilled: {summary}" if decision == "ship" else f"keep System 2: {'; '.join(fail)} ({summary})"
+    extra: dict = {}
+    if decision == "keep" and mvs < confident_share:
+        decision = "no_answer"
+        line = (f"no label-free answer: System 2 is inconsistent (mean vote share {_p(mvs)}% < eval.confident_share "
+                f"{_p(confident_share)}%), so agreement with its majority cannot tell right from wrong; label a few "
+                f"held-out inputs and score them (s2distill eval RUN_DIR --data labeled.jsonl) ({summary})")
+    elif decision == "keep" and cascade and cascade.get("best"):
+        sig = cascade["signals"][cascade["best"]]
+        cal, test = sig["calibration"], sig["cascade"]
+        # a saving against its own fallback and against the System 2 that "keep" would deploy (per answer)
+        if sig.get("token_ratio") is not None and sig["token_ratio"] < 1 and test["tokens"] < s2_tokens:
+            decision = "cascade"
+            extra = {"cascade": {"signal": cascade["best"], "threshold": cal["threshold"], "coverage": test["coverage"],
+                                 "bound": cal["bound"], "disagreement_answered": test["disagreement_answered"],
+                                 "token_ratio": sig["token_ratio"], "fallback": cascade["fallback"]}}
+            line = (f"ship cascade: the distilled model answers {_p(test['coverage'])}% of inputs (confidence "
+                    f"'{cascade['best']}' >= {cal['threshold']}), System 2 ({'maj@k' if cascade['fallback'] == 'maj' else 'greedy'}) "
+                    f"the rest; its disagreement with System 2 on the inputs it answers is at most {_p(cal['bound'])}% "
+                    f"(95% bound; {_p(test['disagreement_answered'] or 0)}% observed on {cal['answered']} of "
+                    f"{cal['n']} {inputs}); {_p(sig['token_ratio'])}% of System 2's tokens (the distilled "
+                    f"model alone: {'; '.join(fail)})")
     return {"decision": decision, "reasons": fail if fail else ok, "line": line, "token_saving": round(saving, 4),
             "distilled_tokens": dist_tokens, "system2_tokens": s2_tokens, "system2_reference": ref_role,
             "max_disagreement": max_disagreement, "confident_share": confident_share,
-            "inputs_needed": needed if too_few else None}
+            "inputs_needed": needed if too_few else None, **extra}
 
 
 def inputs_needed(agreement: float, max_disagreement: float, limit: int = 100_000) -> int | None:

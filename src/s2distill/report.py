@@ -74,6 +74,9 @@ def build_report(run_dir: str | Path | RunDir, cfg=None, task=None) -> dict:
     man = rd.manifest["stages"]
     cur = man.get("curate", {})
     lf = label_free(rd / "eval", task, cfg.eval.confident_share, cfg.eval.systems)
+    from .cascade import cascade_part
+
+    cascade = cascade_part(rd / "eval", task, cfg.eval.max_disagreement, cfg.eval.cascade_fallback) if lf else None
     seen_path = rd / "data" / "training_inputs.json"  # `s2distill eval --data`: inputs the run trained on
     seen = read_json(seen_path) if seen_path.is_file() else {}
     from .teacher import report_part
@@ -91,7 +94,8 @@ def build_report(run_dir: str | Path | RunDir, cfg=None, task=None) -> dict:
         "rows": rows,
         "label_free": lf,  # agreement with System 2's majority etc., no labels needed (label_free.py)
         **({"training_inputs": {"n": seen["n"], "of": seen["of"]}} if seen.get("n") else {}),
-        "verdict": verdict(rows, lf, cfg.eval.confident_share, cfg.eval.max_disagreement, seen.get("n", 0)),
+        "cascade": cascade,  # distilled model first, System 2 below a calibrated confidence (cascade.py)
+        "verdict": verdict(rows, lf, cfg.eval.confident_share, cfg.eval.max_disagreement, seen.get("n", 0), cascade),
         "robustness": robustness(rd, cfg, rows),
         "curation": {"curator": cfg.curate.name, "kept": cur.get("kept"), "kept_inputs": cur.get("kept_inputs"),
                      "rejected": cur.get("rejected"),
@@ -195,6 +199,9 @@ def to_markdown(report: dict) -> str:
     t = tokens_table(report)
     if t is not None:
         lines += ["", "Generated tokens per model:", "", t.markdown()]
+    from .cascade import markdown as cascade_markdown
+
+    lines += cascade_markdown(report.get("cascade"))
     lines += label_free_markdown(report.get("label_free"), report.get("verdict"), report["rows"])
     for table, intro in ((judge_table(report), "Pairwise judging, both response orders (a verdict that flips with "
                                                 "the order counts as a tie):"),

@@ -60,10 +60,13 @@ class SamplingParams:
     n: int = 1
     seed: int = 0
     stop: tuple[str, ...] = ()
+    logprobs: bool = False  # ask the engine for each generated token's log probability (System 1's confidence)
 
     def to_json(self) -> dict:
         d = _asdict(self)
         d["stop"] = list(self.stop)
+        if not self.logprobs:  # absent at its default: the sample keys of runs made before it are unchanged
+            d.pop("logprobs")
         return d
 
     @classmethod
@@ -98,13 +101,31 @@ class Completion:
     prompt_tokens: int = 0
     finish_reason: str = "stop"
     latency_s: float = 0.0
+    token_logprobs: tuple[float, ...] | None = None  # per generated token, when the request asked for logprobs
 
     def to_json(self) -> dict:
-        return _asdict(self)
+        d = _asdict(self)
+        if self.token_logprobs is None:
+            d.pop("token_logprobs")
+        else:
+            d["token_logprobs"] = list(self.token_logprobs)
+        return d
 
     @classmethod
     def from_json(cls, d: dict) -> "Completion":
-        return cls(**{k: d[k] for k in ("text", "completion_tokens", "prompt_tokens", "finish_reason", "latency_s") if k in d})
+        kw = {k: d[k] for k in ("text", "completion_tokens", "prompt_tokens", "finish_reason", "latency_s") if k in d}
+        if d.get("token_logprobs") is not None:
+            kw["token_logprobs"] = tuple(float(x) for x in d["token_logprobs"])
+        return cls(**kw)
+
+    @property
+    def probability(self) -> float | None:
+        """The probability of the whole completion (product of its tokens'), or None without logprobs."""
+        if not self.token_logprobs:
+            return None
+        import math
+
+        return math.exp(sum(self.token_logprobs))
 
 
 @dataclass(frozen=True)

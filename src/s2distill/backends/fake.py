@@ -37,6 +37,9 @@ class FakeBackend(Backend):
         for i, req in enumerate(requests):
             self.requests.append(req)
             for j in range(req.params.n):
-                text = self.responder(req, j)
-                yield i, j, Completion(text=text, completion_tokens=max(1, len(text.split())),
+                out = self.responder(req, j)
+                if isinstance(out, Completion):  # a responder that states its own counts or logprobs
+                    yield i, j, out
+                    continue
+                yield i, j, Completion(text=out, completion_tokens=max(1, len(out.split())),
                                        prompt_tokens=sum(len(m["content"].split()) for m in req.messages))

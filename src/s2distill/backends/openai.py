@@ -23,6 +23,18 @@ from .base import Backend
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
+def token_logprobs(choice: dict) -> tuple[float, ...] | None:
+    """The generated tokens' log probabilities of an OpenAI-style chat choice (``logprobs.content[].logprob``),
+    or None when the server sent none (a server without logprob support: the input then has no confidence)."""
+    content = (choice.get("logprobs") or {}).get("content") if isinstance(choice.get("logprobs"), dict) else None
+    if not content:
+        return None
+    try:
+        return tuple(float(t["logprob"]) for t in content)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def _v1(base_url: str) -> str:
     url = base_url.rstrip("/")
     return url if url.endswith("/v1") else url + "/v1"
@@ -82,6 +94,8 @@ class OpenAIBackend(Backend):
             body["model"] = "default"
         if p.stop:
             body["stop"] = list(p.stop)
+        if p.logprobs:
+            body["logprobs"] = True
         return body
 
     def _post(self, body: dict) -> dict:
@@ -125,7 +139,8 @@ class OpenAIBackend(Backend):
             raise BackendError(f"unexpected response from {self.base_url}: {str(data)[:300]}") from None
         return Completion(text=text, completion_tokens=int(usage.get("completion_tokens", 0)),
                           prompt_tokens=int(usage.get("prompt_tokens", 0)),
-                          finish_reason=choice.get("finish_reason") or "stop", latency_s=round(dt, 4))
+                          finish_reason=choice.get("finish_reason") or "stop", latency_s=round(dt, 4),
+                          token_logprobs=token_logprobs(choice) if req.params.logprobs else None)
 
     # -- the contract --------------------------------------------------------------
     def iter_generate(self, requests: Sequence[GenRequest]) -> Iterator[tuple[int, int, Completion]]:

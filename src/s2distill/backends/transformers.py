@@ -101,10 +101,11 @@ class TransformersBackend(Backend):
             p = r.params
             greedy = p.temperature <= 0
             for j in range(1 if greedy else p.n):
-                key = (greedy, p.temperature, p.top_p, p.max_tokens, tuple(p.stop), None if greedy else p.seed + j, j)
+                key = (greedy, p.temperature, p.top_p, p.max_tokens, tuple(p.stop), None if greedy else p.seed + j, j,
+                       p.logprobs)
                 groups[key].append(i)
         for key, idxs in groups.items():
-            greedy, _, _, _, _, seed, j = key
+            greedy, _, _, _, _, seed, j, _ = key
             params = requests[idxs[0]].params
             idxs = sorted(idxs, key=lambda i: len(prompts[i]))
             for start in range(0, len(idxs), self.batch_size):
@@ -126,13 +127,24 @@ class TransformersBackend(Backend):
         if seed is not None:
             torch.manual_seed(seed)
         t0 = time.time()
+        if p.logprobs:  # the model's own distribution (raw logits), not the sampler's processed scores
+            gen_kwargs.update(output_logits=True, return_dict_in_generate=True)
         with torch.inference_mode():
             out = self.model.generate(**batch, generation_config=gen_cfg, **gen_kwargs)
+            seqs, lps = out, None
+            if p.logprobs:
+                seqs = out.sequences
+                width = batch["input_ids"].shape[1]
+                steps = torch.stack(out.logits, dim=1).float().log_softmax(-1)  # batch x steps x vocab
+                chosen = seqs[:, width:width + steps.shape[1]]
+                lps = steps.gather(-1, chosen.unsqueeze(-1)).squeeze(-1).tolist()
         latency = (time.time() - t0) / len(prompts)
         width = batch["input_ids"].shape[1]
-        return [self._completion(row[width:].tolist(), len(prompt), p, latency) for row, prompt in zip(out, prompts)]
+        return [self._completion(row[width:].tolist(), len(prompt), p, latency, lps[k] if lps is not None else None)
+                for k, (row, prompt) in enumerate(zip(seqs, prompts))]
 
-    def _completion(self, gen: list[int], n_prompt: int, p: SamplingParams, latency: float) -> Completion:
+    def _completion(self, gen: list[int], n_prompt: int, p: SamplingParams, latency: float,
+                    logprobs: list[float] | None = None) -> Completion:
         eos = set(self.eos_ids)
         cut = next((k for k, t in enumerate(gen) if t in eos), None)
         finish = "length"
@@ -144,8 +156,11 @@ class TransformersBackend(Backend):
         if hits:
             text, finish = text[:min(hits)], "stop"
             n_tokens = self._tokens_until_stop(gen, p.stop)
+        lp = None
+        if logprobs is not None:  # every counted token, the end-of-sequence one included (as llama-server reports)
+            lp = tuple(round(x, 6) for x in logprobs[:n_tokens])
         return Completion(text=text, completion_tokens=n_tokens, prompt_tokens=n_prompt, finish_reason=finish,
-                          latency_s=latency)
+                          latency_s=latency, token_logprobs=lp)
 
     def _tokens_until_stop(self, gen: list[int], stop: Sequence[str]) -> int:
         """Smallest k such that the first k generated tokens already contain a stop string (binary search)."""

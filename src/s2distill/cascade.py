@@ -1,0 +1,306 @@
+"""A System 1 -> System 2 cascade, calibrated without labels.
+
+The distilled model (System 1) answers every input and states a confidence; where the confidence is
+below a threshold the input goes to System 2. The threshold is chosen on unlabeled calibration
+inputs, with System 2's majority over its maj@k samples as the reference, so that
+
+    P( disagreement of System 1 with System 2 on the inputs System 1 answers > eval.max_disagreement ) <= delta
+
+(delta = 0.05). The procedure is fixed-sequence testing over a grid of thresholds fixed in advance,
+from strict to loose (Learn-then-Test, Angelopoulos et al. 2021; selective classification with
+guaranteed risk, Geifman & El-Yaniv 2017): at each threshold the null "the disagreement on the answered
+inputs exceeds max_disagreement" is rejected when the one-sided Clopper-Pearson upper bound of the
+observed disagreement is at most max_disagreement; the first threshold that fails stops the sequence
+and the last rejected one is used. Because the thresholds are tested in an order fixed before the data
+is seen, stopping at the first failure keeps the family-wise error at delta with no correction.
+Assumptions: calibration and future inputs are exchangeable (the same distribution: held-out inputs of
+the same task), and the guarantee is about agreement with System 2's majority, not about accuracy:
+where System 2 is wrong, a System 1 answer that agrees with it is wrong too (the spot-check settles
+that; docs/cascade.md).
+
+Signals (``SIGNALS``), each with what it costs on top of the System 1 answer:
+
+* ``logprob``: the probability of the distilled model's answer (the product of its tokens'
+  probabilities, from the engine's logprobs): free;
+* ``agreement``: 1 when the base model's System 1 answer equals the distilled model's, else 0: one
+  more System 1 call per input.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+# thresholds tested from strict to loose, fixed before any data is seen
+GRID: tuple[float, ...] = (1.0, 0.9999, 0.999, 0.995, 0.99, 0.98, 0.97, 0.96, 0.95, 0.94, 0.93, 0.92, 0.91, 0.9,
+                           0.875, 0.85, 0.825, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5, 0.45, 0.4, 0.35, 0.3, 0.25,
+                           0.2, 0.15, 0.1, 0.05, 0.0)
+SIGNALS = ("logprob", "agreement")
+DELTA = 0.05
+
+
+def _binom_cdf(k: int, n: int, p: float) -> float:
+    """P(X <= k) for X ~ Binomial(n, p), summed in log space (exact for the n of an eval set)."""
+    if p <= 0.0:
+        return 1.0
+    if p >= 1.0:
+        return 1.0 if k >= n else 0.0
+    lp, lq = math.log(p), math.log1p(-p)
+    terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lp + (n - i) * lq
+             for i in range(0, k + 1)]
+    m = max(terms)
+    return min(1.0, math.exp(m) * sum(math.exp(t - m) for t in terms))
+
+
+def cp_upper(k: int, n: int, delta: float = DELTA) -> float:
+    """One-sided Clopper-Pearson upper bound: the largest p with P(X <= k | n, p) >= delta (1.0 for n = 0)."""
+    if n <= 0:
+        return 1.0
+    if k >= n:
+        return 1.0
+    lo, hi = k / n, 1.0
+    for _ in range(60):  # bisection: the cdf falls as p grows
+        mid = (lo + hi) / 2
+        if _binom_cdf(k, n, mid) >= delta:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+@dataclass(frozen=True)
+class Point:
+    """One input as the cascade sees it: System 1's answer and confidence, System 2's, their costs."""
+
+    example_id: str
+    confidence: float | None  # None: the signal is missing for this input (it then goes to System 2)
+    answer: str | None  # System 1's (normalised) answer
+    reference: str | None  # System 2's majority (normalised): the label-free reference
+    fallback: str | None  # the answer System 2 gives when the input is routed to it (normalised)
+    s1_tokens: float
+    s1_calls: float
+    signal_tokens: float
+    signal_calls: float
+    s2_tokens: float
+    s2_calls: float
+    s1_correct: bool | None = None  # against gold, when there is gold (scoring only, never calibration)
+    s2_correct: bool | None = None
+
+    @property
+    def agrees(self) -> bool:
+        return self.answer is not None and self.answer == self.reference
+
+
+@dataclass(frozen=True)
+class Calibration:
+    threshold: float | None  # None: no threshold passed; System 1 answers nothing
+    n: int  # calibration inputs
+    answered: int  # of them, answered by System 1 at the threshold
+    disagreements: int
+    bound: float | None  # the upper 95% bound of the disagreement on the answered inputs
+    max_disagreement: float
+    delta: float
+    tested: tuple[tuple[float, int, int, float], ...]  # (threshold, answered, disagreements, bound) in test order
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["tested"] = [list(t) for t in self.tested]
+        return d
+
+
+def answered(points: Sequence[Point], threshold: float | None) -> list[Point]:
+    if threshold is None:
+        return []
+    return [p for p in points if p.confidence is not None and p.confidence >= threshold]
+
+
+def calibrate(points: Sequence[Point], max_disagreement: float, delta: float = DELTA,
+              grid: Sequence[float] = GRID) -> Calibration:
+    """The loosest threshold of ``grid`` reached by fixed-sequence testing from strict to loose (module doc)."""
+    chosen: tuple[float, int, int, float] | None = None
+    tested = []
+    for t in grid:
+        ans = answered(points, t)
+        if cp_upper(0, len(ans), delta) > max_disagreement:
+            # too few answered inputs for even 0 disagreements to pass: untestable, skipped (which thresholds
+            # are skipped depends on the confidences only, not on agreement, so the sequence stays fixed)
+            continue
+        k = sum(not p.agrees for p in ans)
+        ub = cp_upper(k, len(ans), delta)
+        tested.append((t, len(ans), k, round(ub, 6)))
+        if ub > max_disagreement:
+            break  # the first failure ends the sequence: later thresholds are not tested
+        chosen = (t, len(ans), k, ub)
+    if chosen is None:
+        return Calibration(None, len(points), 0, 0, None, max_disagreement, delta, tuple(tested))
+    t, n_ans, k, ub = chosen
+    return Calibration(t, len(points), n_ans, k, round(ub, 6), max_disagreement, delta, tuple(tested))
+
+
+def route(points: Sequence[Point], threshold: float | None) -> dict:
+    """The cascade at ``threshold`` on ``points``: coverage, agreement with System 2's majority, accuracy
+    where gold exists, mean tokens and calls per input (System 1 for all + the signal + System 2 where routed)."""
+    n = len(points)
+    if not n:
+        return {"n": 0, "coverage": 0.0, "answered": 0, "agreement": None, "disagreement_answered": None,
+                "accuracy": None, "n_labeled": 0, "tokens": 0.0, "calls": 0.0}
+    ans_ids = {p.example_id for p in answered(points, threshold)}
+    final, tokens, calls, correct, labeled, dis = [], 0.0, 0.0, 0, 0, 0
+    for p in points:
+        use_s1 = p.example_id in ans_ids
+        a = p.answer if use_s1 else p.fallback
+        final.append(a is not None and a == p.reference)
+        tokens += p.s1_tokens + p.signal_tokens + (0 if use_s1 else p.s2_tokens)
+        calls += p.s1_calls + p.signal_calls + (0 if use_s1 else p.s2_calls)
+        ok = p.s1_correct if use_s1 else p.s2_correct
+        if ok is not None:
+            labeled += 1
+            correct += bool(ok)
+        dis += use_s1 and not p.agrees
+    return {"n": n, "coverage": len(ans_ids) / n, "answered": len(ans_ids), "agreement": sum(final) / n,
+            "disagreement_answered": dis / len(ans_ids) if ans_ids else None,
+            "accuracy": correct / labeled if labeled else None, "n_labeled": labeled,
+            "tokens": tokens / n, "calls": calls / n}
+
+
+def split(ids: Sequence[str]) -> tuple[set[str], set[str]]:
+    """Calibration and test halves of the held-out inputs, by a hash of each id (stable across runs)."""
+    cal, test = set(), set()
+    for i in ids:
+        (cal if int(hashlib.sha256(str(i).encode()).hexdigest(), 16) % 2 == 0 else test).add(i)
+    return cal, test
+
+
+def curve(points: Sequence[Point], grid: Sequence[float] = GRID) -> list[dict]:
+    """The cascade at every threshold of ``grid`` (for the accuracy-vs-tokens plot)."""
+    return [{"threshold": t, **route(points, t)} for t in grid]
+
+
+def min_inputs(max_disagreement: float, delta: float = DELTA) -> int:
+    """The fewest answered inputs for which 0 disagreements can pass (below it nothing can be certified)."""
+    n = 1
+    while cp_upper(0, n, delta) > max_disagreement:
+        n += 1
+    return n
+
+
+def evaluate(points: Sequence[Point], max_disagreement: float, delta: float = DELTA) -> dict:
+    """The cascade calibrated on all ``points`` (what a run ships), and the same procedure checked out of sample:
+    calibrated on one half (by a hash of the id), its realised disagreement measured on the other."""
+    c = calibrate(points, max_disagreement, delta)
+    full = route(points, c.threshold)
+    cal_ids, test_ids = split([p.example_id for p in points])
+    cal = [p for p in points if p.example_id in cal_ids]
+    test = [p for p in points if p.example_id in test_ids]
+    sc = calibrate(cal, max_disagreement, delta)
+    t = route(test, sc.threshold)
+    s2_tokens = sum(p.s2_tokens for p in points) / len(points) if points else 0.0
+    return {"calibration": c.to_json(), "cascade": full, "system2_tokens": s2_tokens,
+            "token_ratio": (full["tokens"] / s2_tokens) if s2_tokens else None,
+            "min_calibration_inputs": min_inputs(max_disagreement, delta),
+            "split": {"calibration": sc.to_json(), "test": t,
+                      "guarantee_held": t["disagreement_answered"] is None or t["disagreement_answered"] <= max_disagreement},
+            "curve": curve(points)}
+
+
+# -- from a run's eval files --------------------------------------------------------------------------
+
+def points(eval_dir, task, signal: str, fallback: str = "maj") -> list[Point]:
+    """The cascade's view of a run's eval files: the distilled model answers (``eval/distilled.jsonl``),
+    System 2's majority over maj@k is the reference, ``fallback`` (maj: maj@k; greedy: System 2 greedy)
+    answers what is routed. Empty when a needed file is missing or the signal is not recorded."""
+    from pathlib import Path
+
+    from .label_free import _read, normalizer
+    from .voting import plurality_answer
+
+    d = Path(eval_dir)
+    dist, maj = _read(d / "distilled.jsonl"), _read(d / "system2_maj.jsonl")
+    fb = maj if fallback == "maj" else _read(d / "system2.jsonl")
+    base = _read(d / "system1.jsonl") if signal == "agreement" else []
+    if not dist or not maj or not fb or (signal == "agreement" and not base):
+        return []
+    norm = normalizer(task)
+    maj_by, fb_by, base_by = ({r.example_id: r for r in rs} for rs in (maj, fb, base))
+    out = []
+    for r in dist:
+        m, f = maj_by.get(r.example_id), fb_by.get(r.example_id)
+        if m is None or f is None or "answers" not in m.meta:
+            continue
+        ans = norm(r.prediction)
+        if signal == "logprob":
+            conf, s_tok, s_calls = r.meta.get("confidence"), 0.0, 0.0
+        elif signal == "agreement":
+            b = base_by.get(r.example_id)
+            if b is None:
+                continue
+            conf = 1.0 if ans is not None and norm(b.prediction) == ans else 0.0
+            s_tok, s_calls = float(b.generated_tokens), float(b.calls)
+        else:
+            raise ValueError(f"unknown cascade signal '{signal}'; known: {', '.join(SIGNALS)}")
+        out.append(Point(r.example_id, None if conf is None else float(conf), ans,
+                         plurality_answer([norm(a) for a in m.meta["answers"]]), norm(f.prediction),
+                         float(r.generated_tokens), float(r.calls), s_tok, s_calls, float(f.generated_tokens),
+                         float(f.calls), r.correct, f.correct))
+    return out
+
+
+def cascade_part(eval_dir, task, max_disagreement: float, fallback: str = "maj", delta: float = DELTA) -> dict | None:
+    """``report.json``'s ``cascade``: per signal, calibrated on one half of the held-out inputs and reported on
+    the other (:func:`evaluate`); ``best``: the signal whose cascade spends the fewest tokens on the test half
+    with its guarantee held. None when the run has no distilled model or no maj@k records."""
+    signals = {}
+    for s in SIGNALS:
+        pts = points(eval_dir, task, s, fallback)
+        if not pts:
+            continue
+        if s == "logprob" and all(p.confidence is None for p in pts):
+            signals[s] = {"unavailable": "the engine returned no logprobs for the distilled model's answers"}
+            continue
+        signals[s] = {**evaluate(pts, max_disagreement, delta), "n": len(pts)}
+    if not signals:
+        return None
+    usable = {k: v for k, v in signals.items() if "cascade" in v and v["cascade"]["coverage"] > 0}
+    best = min(usable, key=lambda k: usable[k]["token_ratio"] or 1.0) if usable else None
+    return {"fallback": fallback, "max_disagreement": max_disagreement, "delta": delta, "signals": signals, "best": best}
+
+
+def table(cascade: dict | None):
+    """The cascade rows (one per signal) as a :class:`~s2distill.tables.Table`, or None."""
+    from .tables import Table
+
+    if not cascade:
+        return None
+
+    def pct(x):
+        return "-" if x is None else f"{100 * x:.1f}"
+
+    rows = []
+    for name, s in cascade["signals"].items():
+        if "cascade" not in s:
+            rows.append([name, s.get("unavailable", "-")] + ["-"] * 9)
+            continue
+        c, r, sp = s["calibration"], s["cascade"], s["split"]
+        thr = (f"none passed (needs {s['min_calibration_inputs']} answered inputs)" if c["threshold"] is None
+               else f"{c['threshold']:g}")
+        rows.append([name + (" (chosen)" if name == cascade.get("best") else ""), thr, str(c["n"]),
+                     pct(r["coverage"]), pct(r["agreement"]), pct(r["accuracy"]), f"{r['tokens']:.1f}",
+                     f"{s['system2_tokens']:.1f}", pct(s["token_ratio"]), pct(c["bound"]),
+                     f"{pct(sp['test']['disagreement_answered'])} of {sp['test']['answered']} "
+                     f"({'held' if sp['guarantee_held'] else 'NOT held'})"])
+    return Table(["signal", "threshold", "n", "coverage %", "agreement with System 2 %", "accuracy % (gold)",
+                  "tokens per input", "System 2 tokens per input", "token ratio %", "disagreement bound %",
+                  "half-split check: disagreement % on test half"], rows, align="lllrrrrrrrl")
+
+
+def markdown(cascade: dict | None) -> list[str]:
+    t = table(cascade)
+    if t is None:
+        return []
+    fb = "its maj@k majority" if cascade["fallback"] == "maj" else "System 2 greedy"
+    return ["", f"Cascade (the distilled model answers where its confidence reaches the threshold, {fb} answers the "
+                f"rest; threshold calibrated without labels on the held-out inputs so that disagreement with "
+                f"System 2 on the answered inputs stays at most {100 * cascade['max_disagreement']:.1f}% with 95% "
+                f"confidence; the last column calibrates on half of them and measures the other half; tokens per "
+                f"input include the signal's and System 2's):", "", t.markdown()]

@@ -1,0 +1,181 @@
+"""The cascade's calibration and routing against constructed inputs (no model): the Clopper-Pearson bound,
+fixed-sequence testing from strict to loose, ties, empty and untestable calibration sets, costs."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from s2distill.cascade import GRID, Point, calibrate, cp_upper, evaluate, min_inputs, route, split
+from s2distill.label_free import verdict
+
+
+def pt(i: int, conf: float | None, agrees: bool, s1_ok: bool | None = None, s2_ok: bool | None = None,
+       s2_tokens: float = 100) -> Point:
+    return Point(f"e{i}", conf, "a" if agrees else "b", "a", "a", s1_tokens=2, s1_calls=1, signal_tokens=0,
+                 signal_calls=0, s2_tokens=s2_tokens, s2_calls=4, s1_correct=s1_ok, s2_correct=s2_ok)
+
+
+def test_clopper_pearson_upper_bound() -> None:
+    assert cp_upper(0, 10) == pytest.approx(1 - 0.05 ** (1 / 10), abs=1e-9)  # closed form at k = 0
+    assert cp_upper(3, 50) == pytest.approx(0.1478, abs=5e-4)  # beta(4, 47) 95% quantile
+    assert cp_upper(0, 0) == 1.0 and cp_upper(5, 5) == 1.0
+    assert cp_upper(1, 50) < cp_upper(2, 50) < cp_upper(2, 40)  # more disagreement or fewer inputs: looser
+    assert min_inputs(0.10) == 29 and cp_upper(0, 29) <= 0.10 < cp_upper(0, 28)
+
+
+def test_threshold_is_the_loosest_that_passes_in_sequence() -> None:
+    # 60 confident inputs (0.99) that agree, then 40 unsure ones (0.5) of which half disagree
+    pts = [pt(i, 0.99, True) for i in range(60)] + [pt(100 + i, 0.5, i % 2 == 0) for i in range(40)]
+    c = calibrate(pts, max_disagreement=0.10)
+    # the loosest grid threshold that still answers only the 60 (0.55), not 0.5, where the unsure ones join
+    assert c.threshold == 0.55 and c.answered == 60 and c.disagreements == 0 and c.bound <= 0.10
+    tested = [t for t, *_ in c.tested]
+    assert tested[0] == 0.99 and tested[-1] == 0.5 and tested == [t for t in GRID if 0.5 <= t <= 0.99]
+    assert c.tested[-1][1] == 100 and c.tested[-1][3] > 0.10  # the first failure ends the sequence
+    r = route(pts, c.threshold)
+    assert r["coverage"] == 0.6 and r["disagreement_answered"] == 0.0
+    assert r["tokens"] == pytest.approx(2 + 0.4 * 100) and r["calls"] == pytest.approx(1 + 0.4 * 4)
+    assert r["agreement"] == 1.0  # routed inputs take System 2's answer
+
+
+def test_sequence_stops_at_the_first_failure_even_if_a_looser_threshold_would_pass() -> None:
+    # at 0.9: 30 answered, 4 disagree (fails); at 0.5: 200 answered, 4 disagree (would pass): not tested
+    pts = [pt(i, 0.9, i >= 4) for i in range(30)] + [pt(100 + i, 0.5, True) for i in range(170)]
+    c = calibrate(pts, max_disagreement=0.10)
+    assert c.threshold is None and c.answered == 0 and c.tested[-1][0] == 0.9
+    assert cp_upper(4, 200) <= 0.10  # the looser threshold would have passed on its own
+
+
+def test_ties_answer_together_and_missing_confidence_goes_to_system2() -> None:
+    pts = [pt(i, 0.8, True) for i in range(40)] + [pt(100 + i, None, False) for i in range(10)]
+    c = calibrate(pts, 0.10)
+    assert c.answered == 40 and c.threshold == 0.0  # every input at 0.8 answered together; none without a signal
+    assert route(pts, c.threshold)["answered"] == 40
+
+
+def test_empty_and_untestable_calibration_sets() -> None:
+    assert calibrate([], 0.10).threshold is None
+    small = [pt(i, 0.99, True) for i in range(20)]  # 20 < 29: even 0 disagreements cannot pass at 10%
+    c = calibrate(small, 0.10)
+    assert c.threshold is None and c.tested == ()
+    assert calibrate(small, 0.20).answered == 20  # at 20% it can (cp_upper(0, 20) = 0.139)
+    assert route([], 0.5)["n"] == 0
+
+
+def test_split_is_stable_and_evaluate_reports_both() -> None:
+    ids = [f"x{i}" for i in range(200)]
+    a, b = split(ids)
+    assert a | b == set(ids) and not a & b and 70 < len(a) < 130 and split(ids) == (a, b)
+    pts = [pt(i, 0.99, True, True, True) for i in range(150)] + [pt(1000 + i, 0.3, i % 3 == 0, False, True)
+                                                                  for i in range(90)]
+    ev = evaluate(pts, 0.10)
+    assert ev["calibration"]["answered"] == 150 and ev["cascade"]["coverage"] == pytest.approx(150 / 240)
+    assert ev["cascade"]["accuracy"] == 1.0  # System 1 right where it answers, System 2 right elsewhere
+    assert ev["token_ratio"] == pytest.approx((2 + 90 / 240 * 100) / 100)
+    assert ev["split"]["guarantee_held"] and ev["split"]["test"]["disagreement_answered"] == 0.0
+    assert len(ev["curve"]) == len(GRID) and ev["curve"][0]["threshold"] == 1.0
+
+
+def _rows(dist_tokens: float = 2.0, s2_tokens: float = 40.0) -> list[dict]:
+    return [{"role": "system2_maj", "mean_generated_tokens": s2_tokens * 4},
+            {"role": "distilled", "mean_generated_tokens": dist_tokens}]
+
+
+def _lf(agreement: float, n: int, vote_share: float) -> dict:
+    from s2distill.evaluate import ci95
+
+    return {"system2_maj": {"mean_vote_share": vote_share, "k": 4, "n": n},
+            "distilled": {"agreement": agreement, "agreement_ci95": ci95(round(agreement * n), n), "n": n}}
+
+
+def test_verdict_has_four_outcomes() -> None:
+    assert verdict(_rows(), _lf(0.99, 400, 0.9))["decision"] == "ship"
+    low = _lf(0.7, 100, 0.9)
+    assert verdict(_rows(), low)["decision"] == "keep"
+    # routing 40% to a fallback of 100 tokens per input costs 42 > System 2 greedy's 40 per answer: no saving
+    pts = [pt(i, 0.99, True) for i in range(60)] + [pt(100 + i, 0.5, i % 2 == 0) for i in range(40)]
+    cas = {"signals": {"logprob": evaluate(pts, 0.10)}, "best": "logprob", "fallback": "maj"}
+    assert verdict(_rows(), low, cascade=cas)["decision"] == "keep"
+    pts = [pt(i, 0.99, True, s2_tokens=40) for i in range(60)] + [pt(100 + i, 0.5, i % 2 == 0, s2_tokens=40)
+                                                                 for i in range(40)]
+    cas = {"signals": {"logprob": evaluate(pts, 0.10)}, "best": "logprob", "fallback": "greedy"}
+    v = verdict(_rows(), low, cascade=cas)
+    assert v["decision"] == "cascade" and v["line"].startswith("ship cascade: the distilled model answers 60.0%")
+    assert v["cascade"]["threshold"] == 0.55 and v["cascade"]["bound"] <= 0.10
+    # System 2 inconsistent: no recommendation at all, not "keep System 2"
+    v = verdict(_rows(), _lf(0.7, 100, 0.6), cascade=cas)
+    assert v["decision"] == "no_answer" and "no label-free answer" in v["line"] and "--data labeled" in v["line"]
+    assert not math.isnan(v["token_saving"])
+
+
+def test_a_run_reports_its_cascade_in_json_markdown_and_html(tmp_path, monkeypatch) -> None:
+    """A whole (fake-engine) run: the distilled fake is right on 3 of 4 inputs and sure of exactly those
+    (probability 0.97 vs 0.30); System 2 is right on most samples. The report gains a cascade row per signal,
+    the logprob signal routes the unsure quarter to System 2, and the verdict command speaks JSON."""
+    import hashlib
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from fakes import arithmetic_oracle, noisy_responder
+
+    import s2distill.pipeline as pl
+    from s2distill.backends.fake import FakeBackend
+    from s2distill.config import load_config
+    from s2distill.html_report import render_run
+    from s2distill.pipeline import Pipeline, distilled_paths
+    from s2distill.types import Completion
+
+    oracle = arithmetic_oracle(n=400)
+
+    def make(cfg, weights, trained):
+        base = noisy_responder(oracle)
+        if weights != "distilled":
+            return FakeBackend(base, model_id=f"fake-{weights}")
+
+        def distilled(req, j):
+            text = req.messages[-1]["content"]
+            q = next(q for q in oracle if q in text)
+            sure = int(hashlib.sha256(q.encode()).hexdigest(), 16) % 4 != 0
+            ans = oracle[q] if sure else str(int(oracle[q]) + 1)
+            return Completion(text=ans, completion_tokens=2, token_logprobs=(math.log(0.97 if sure else 0.30), 0.0))
+
+        return FakeBackend(distilled, model_id="fake-distilled")
+
+    def fake_stage_train(self):
+        self.run_stage("train", "fp-test", lambda: ([], {}))
+        return distilled_paths(self.rd / "model")
+
+    monkeypatch.setattr(pl.Pipeline, "stage_train", fake_stage_train)
+    cfg = load_config(data={"name": "c", "backend": {"name": "fake"}, "task": {"n_train": 8, "n_eval": 160},
+                            "method": {"n": 2}, "train": {"enabled": True},
+                            "eval": {"systems": ["system1", "system2", "system2_maj", "distilled"], "k": 5,
+                                     "cascade_fallback": "greedy", "max_disagreement": 0.15}})
+    run = tmp_path / "run"
+    report = Pipeline(cfg, run_dir=run, backend_factory=make, log=lambda s: None, progress=False).run()
+    recs = [json.loads(x) for x in (run / "eval" / "distilled.jsonl").read_text().splitlines()]
+    assert {r["meta"]["confidence"] for r in recs} == {0.97, 0.3}  # the engine's logprobs, recorded per input
+    cas = report["cascade"]
+    assert set(cas["signals"]) == {"logprob", "agreement"} and cas["fallback"] == "greedy"
+    lp = cas["signals"]["logprob"]
+    sure = sum(r["meta"]["confidence"] == 0.97 for r in recs)
+    assert lp["calibration"]["threshold"] is not None and lp["cascade"]["answered"] == sure
+    assert lp["cascade"]["coverage"] == pytest.approx(sure / len(recs))
+    assert lp["cascade"]["accuracy"] > report["rows"][-1]["accuracy"]  # better than the distilled model alone
+    # the agreement signal: the base System 1 fake is always wrong, so it never agrees: nothing answered
+    assert cas["signals"]["agreement"]["cascade"]["answered"] == 0
+    md = (run / "report.md").read_text()
+    assert "Cascade (the distilled model answers" in md and "| logprob (chosen) |" in md
+    html = render_run(run)
+    assert 'id="cascade"' in html and 'id="cascade-table"' in html
+    v = report["verdict"]
+    assert v["decision"] in ("ship", "cascade", "keep", "no_answer")
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-m", "s2distill.cli", "verdict", str(run), "--json"], capture_output=True,
+                       text=True, env={**__import__("os").environ, "PYTHONPATH": str(root / "src")})
+    out = json.loads(r.stdout)
+    assert out["decision"] == v["decision"] and r.returncode == {"ship": 0, "cascade": 0, "keep": 1}.get(v["decision"], 2)
+    if v["decision"] == "cascade":
+        assert out["kind"] == "ship cascade" and out["coverage"] == pytest.approx(lp["cascade"]["coverage"])
