@@ -60,3 +60,57 @@ def test_demo_pipeline_tiny_real(tmp_path):
     eval_on_file(tmp_path, data, progress=False, log=logs.append)
     assert not any("running" in m for m in logs)
     assert len((tmp_path / "cache" / "samples.jsonl").read_text().splitlines()) == n_cached
+    # the trained run served over HTTP (real uvicorn, two real llama-servers: base + LoRA and base), both paths
+    _serve_real(tmp_path)
+
+
+def _serve_real(run):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    openai = pytest.importorskip("openai")
+    pytest.importorskip("uvicorn")
+    import httpx
+
+    from s2distill.serve import read_inbox
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "s2distill.cli", "serve", str(run), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONPATH": "src"})
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        assert proc.poll() is None, proc.stdout.read()
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none")
+        q = "Tom has 3 apples and buys 4 more. How many apples does Tom have now?"
+        paths = {}
+        for route in ("system1", "system2", "cascade"):
+            r = client.chat.completions.create(model="s2distill-e2e", messages=[{"role": "user", "content": q}],
+                                               extra_body={"s2distill": {"route": route}})
+            ext = r.model_extra["s2distill"]
+            paths[route] = ext["path"]
+            assert r.usage.completion_tokens > 0 and r.choices[0].message.content
+            if route == "system1":
+                assert 0 < ext["confidence"] <= 1  # the real engine's logprobs of the distilled answer
+        assert paths["system1"] == "system1" and paths["system2"] == "system2"
+        assert len(read_inbox(run / "serve" / "inbox.jsonl")) == 1 + (paths["cascade"] == "system2")
+    finally:
+        proc.send_signal(signal.SIGINT)  # uvicorn's shutdown; the engines stop with it
+        try:
+            out, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert proc.returncode == 0, out

@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # sits under the pipeline, whose last stage writes it
     ("report", ("report", "html_report", "compare", "mdpage")),
     ("pipeline", ("pipeline", "stepwise_train")),
-    ("commands", ("eval_data", "cli")),
+    ("commands", ("eval_data", "serve", "cli")),
 ]
 
 

@@ -94,6 +94,14 @@ def _cmd_verdict(args) -> int:
     return {"ship": 0, "cascade": 0, "keep": 1}.get(v["decision"], 2)
 
 
+def _cmd_serve(args) -> int:
+    from .serve import serve
+
+    serve(args.run_dir, host=args.host, port=args.port, route=args.route, threshold=args.threshold,
+          api_key_env=args.api_key_env, log=lambda s: print(s, file=sys.stderr, flush=True))
+    return 0
+
+
 def _cmd_train(args) -> int:
     from .config import load_config
     from .errors import ConfigError
@@ -214,6 +222,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="the verdict as JSON: kind, threshold, coverage, bound")
     sp.add_argument("overrides", nargs="*", help="e.g. eval.max_disagreement=0.05 eval.confident_share=0.8")
     sp.set_defaults(fn=_cmd_verdict)
+    sp = sub.add_parser("serve", help="serve a trained run as an OpenAI-compatible API through its cascade "
+                                      "(distilled model first, System 2 below the calibrated confidence)")
+    sp.add_argument("run_dir")
+    sp.add_argument("--host", default="127.0.0.1", help="default: loopback only")
+    sp.add_argument("--port", type=int, default=8000)
+    sp.add_argument("--route", choices=["cascade", "system1", "system2"], default="cascade",
+                    help="cascade (default), or one path for every request (A/B)")
+    sp.add_argument("--threshold", type=float, help="override the calibrated confidence threshold")
+    sp.add_argument("--api-key-env", help="require 'Authorization: Bearer $NAME' (the key read from this variable)")
+    sp.set_defaults(fn=_cmd_serve)
+
     sp = sub.add_parser("train", help="(re)train a run directory's model from its curate/pairs.jsonl")
     sp.add_argument("run_dir")
     sp.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=50")
