@@ -177,6 +177,11 @@ def curve(points: Sequence[Point], grid: Sequence[float] = GRID) -> list[dict]:
     return [{"threshold": t, **route(points, t)} for t in grid]
 
 
+def _accuracy(correct: Sequence[bool | None]) -> float | None:
+    labeled = [c for c in correct if c is not None]
+    return sum(labeled) / len(labeled) if labeled else None
+
+
 def min_inputs(max_disagreement: float, delta: float = DELTA) -> int:
     """The fewest answered inputs for which 0 disagreements can pass (below it nothing can be certified)."""
     n = 1
@@ -200,7 +205,10 @@ def evaluate(points: Sequence[Point], max_disagreement: float, delta: float = DE
             "token_ratio": (full["tokens"] / s2_tokens) if s2_tokens else None,
             "min_calibration_inputs": min_inputs(max_disagreement, delta),
             "split": {"calibration": sc.to_json(), "test": t,
-                      "guarantee_held": t["disagreement_answered"] is None or t["disagreement_answered"] <= max_disagreement},
+                      "guarantee_held": t["disagreement_answered"] is None or t["disagreement_answered"] <= max_disagreement,
+                      "system2_tokens": (sum(p.s2_tokens for p in test) / len(test)) if test else 0.0,
+                      "system2_accuracy": route(test, None)["accuracy"],
+                      "distilled_accuracy": _accuracy([p.s1_correct for p in test])},
             "curve": curve(points)}
 
 

@@ -1,0 +1,110 @@
+"""Does the cascade save System 2's tokens without losing its accuracy? Calibrated without labels on
+one half of the held-out inputs, measured with labels on the other half.
+
+    python benchmarks/cascade.py [--settings arith_d1 arith_d2] [--render] [key=value ...]
+
+Each setting is a normal pipeline run (configs/demo.yaml at a depth, 160 held-out inputs so that each
+half has about 80, System 2 greedy as the fallback) in runs/cascade/<setting>; finished stages are
+reused, so the script can be stopped and restarted. Per setting and confidence signal (``logprob``: the
+distilled answer's probability from llama-server's logprobs; ``agreement``: the base System 1 agrees with
+the distilled model): the threshold calibrated on the calibration half (disagreement with System 2's
+maj@k majority at most eval.max_disagreement with 95% confidence), then on the test half: coverage (share
+answered by the distilled model), the cascade's accuracy against System 2 greedy's and the distilled
+model's, tokens per input (System 1 + signal + System 2 on routed inputs) against System 2's, and the
+realised disagreement on the answered inputs (the guarantee held when it is at most the bound's target).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import RESULTS, Table, pct, write_result  # noqa: E402
+
+from s2distill.config import load_config  # noqa: E402
+from s2distill.pipeline import Pipeline  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = {  # name: (config, overrides, label)
+    "arith_d1": ("demo", ["task.options.depth=1"], "arithmetic, depth 1 (3-shot CoT)"),
+    "arith_d2": ("demo", ["task.options.depth=2"], "arithmetic, depth 2 (3-shot CoT)"),
+}
+COMMON = ["task.n_eval=160", "eval.systems=[system1,system2,system2_maj,distilled]", "eval.cascade_fallback=greedy"]
+PARTIAL = RESULTS / "cascade.partial.json"
+
+
+def rows_of(name: str, report: dict) -> list[dict]:
+    cas = report.get("cascade") or {}
+    out = []
+    for signal, s in (cas.get("signals") or {}).items():
+        if "split" not in s:
+            out.append({"setting": name, "signal": signal, "note": s.get("unavailable")})
+            continue
+        sp, c, t = s["split"], s["split"]["calibration"], s["split"]["test"]
+        s2t = sp["system2_tokens"]
+        out.append({"setting": name, "label": SETTINGS[name][2], "signal": signal, "n_cal": c["n"], "n_test": t["n"],
+                    "threshold": c["threshold"], "coverage": t["coverage"], "cascade_accuracy": t["accuracy"],
+                    "system2_accuracy": sp["system2_accuracy"], "distilled_accuracy": sp["distilled_accuracy"],
+                    "cascade_tokens": t["tokens"], "system2_tokens": s2t,
+                    "token_ratio": t["tokens"] / s2t if s2t else None,
+                    "realized_disagreement": t["disagreement_answered"], "bound": c["bound"],
+                    "max_disagreement": cas["max_disagreement"], "guarantee_held": sp["guarantee_held"],
+                    "verdict": (report.get("verdict") or {}).get("decision")})
+    return out
+
+
+def render(res: dict) -> str:
+    def num(x, f=".1f"):
+        return "-" if x is None else format(x, f)
+
+    body = []
+    for r in res["rows"]:
+        if "n_cal" not in r:
+            body.append([r["setting"], r["signal"]] + ["-"] * 10 + [r.get("note") or ""])
+            continue
+        body.append([r["setting"], r["signal"], f"{r['n_cal']}/{r['n_test']}", num(r["threshold"], "g"),
+                     pct(r["coverage"]), pct(r["cascade_accuracy"]), pct(r["system2_accuracy"]),
+                     pct(r["distilled_accuracy"]), num(r["cascade_tokens"]), num(r["system2_tokens"]),
+                     pct(r["token_ratio"]),
+                     f"{pct(r['realized_disagreement'])} (bound {pct(r['bound'])})",
+                     "held" if r["guarantee_held"] else "NOT held"])
+    t = Table(["setting", "signal", "n cal/test", "threshold", "coverage %", "cascade acc %", "System 2 acc %",
+               "distilled acc %", "cascade tokens/input", "System 2 tokens/input", "token ratio %",
+               "disagreement % on answered (cal bound)", "guarantee"], body, align="lllrrrrrrrrrl")
+    labels = "; ".join(f"{k}: {v[2]}" for k, v in SETTINGS.items() if k in {r["setting"] for r in res["rows"]})
+    return "\n".join(["# Cascade: distilled model first, System 2 below a label-free threshold", "",
+                      f"Calibrated on one half of the held-out inputs (System 2's maj@k majority as the reference, "
+                      f"eval.max_disagreement {pct(res['max_disagreement'])}%, 95% confidence), measured with labels "
+                      f"on the other half; fallback System 2 greedy. {labels}.", "", t.markdown()])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    ap.add_argument("--render", action="store_true", help="write the result from the finished settings only")
+    ap.add_argument("overrides", nargs="*")
+    args = ap.parse_args(argv)
+    done = json.loads(PARTIAL.read_text()) if PARTIAL.is_file() else {}
+    if not args.render:
+        for name in args.settings:
+            cfg_name, ov, _ = SETTINGS[name]
+            cfg = load_config(ROOT / "configs" / f"{cfg_name}.yaml", [*ov, *COMMON, *args.overrides])
+            report = Pipeline(cfg, run_dir=ROOT / "runs" / "cascade" / name, progress=False).run()
+            done[name] = {"rows": rows_of(name, report), "max_disagreement": cfg.eval.max_disagreement,
+                          "rows_report": report["rows"]}
+            PARTIAL.write_text(json.dumps(done, indent=2))
+    names = [n for n in SETTINGS if n in done]
+    if not names:
+        print("nothing finished yet")
+        return 1
+    res = {"rows": [r for n in names for r in done[n]["rows"]], "max_disagreement": done[names[0]]["max_disagreement"],
+           "systems": {n: done[n]["rows_report"] for n in names}, "overrides": [*COMMON, *args.overrides]}
+    write_result("cascade", res, render(res))
+    print(render(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
