@@ -137,3 +137,29 @@ def test_an_interrupted_generation_does_not_wait_for_the_calls_in_flight(stub):
     assert b._stopping.is_set()
     assert len(stub.bodies) <= 5  # at most 4 in flight + 1 refill after the fast one were ever sent
     b.close()
+
+
+def test_a_server_that_never_answers_cannot_hold_the_process_at_exit(tmp_path):
+    """Calls in flight to a server that accepted them and never answers run on daemon threads: the process
+    exits when its main thread does (with ThreadPoolExecutor's workers it waited for the 600 s read timeout)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "hang.py"
+    script.write_text(
+        "import socket, threading, time\n"
+        "from s2distill.backends.openai import OpenAIBackend\n"
+        "from s2distill.types import GenRequest\n"
+        "srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(16)  # accepts, never answers\n"
+        "b = OpenAIBackend(f'http://127.0.0.1:{srv.getsockname()[1]}/v1', concurrency=2, max_retries=0)\n"
+        "req = GenRequest(({'role': 'user', 'content': 'q'},))\n"
+        "threading.Thread(target=lambda: b.generate([req, req]), daemon=True).start()\n"
+        "time.sleep(1.0)\n"
+        "print('main done', flush=True)\n")
+    src = Path(__file__).resolve().parents[1] / "src"
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+                       env={**__import__("os").environ, "PYTHONPATH": str(src)})
+    assert r.returncode == 0 and "main done" in r.stdout, r.stderr
+    assert time.perf_counter() - t0 < 30  # not the 600 s read timeout

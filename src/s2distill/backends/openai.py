@@ -12,7 +12,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+import queue
 
 import httpx
 
@@ -21,6 +21,39 @@ from ..types import Completion, GenRequest
 from .base import Backend
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class _Calls:
+    """``fn(unit)`` on ``n`` daemon threads: ``submit`` a unit, ``get`` (unit, result, error) as each ends."""
+
+    def __init__(self, n: int, fn):
+        self.fn, self.todo, self.done = fn, queue.Queue(), queue.Queue()
+        self.threads = [threading.Thread(target=self._work, name=f"s2d-http_{k}", daemon=True) for k in range(n)]
+        for t in self.threads:
+            t.start()
+
+    def _work(self) -> None:
+        while (unit := self.todo.get()) is not None:
+            try:
+                self.done.put((unit, self.fn(unit), None))
+            except BaseException as e:  # noqa: BLE001 - handed to the consumer, who raises it
+                self.done.put((unit, None, e))
+
+    def submit(self, unit) -> None:
+        self.todo.put(unit)
+
+    def get(self):
+        return self.done.get()
+
+    def stop(self) -> None:
+        """Drop the units not started; each thread ends after its current call."""
+        try:
+            while True:
+                self.todo.get_nowait()
+        except queue.Empty:
+            pass
+        for _ in self.threads:
+            self.todo.put(None)
 
 
 def token_logprobs(choice: dict) -> tuple[float, ...] | None:
@@ -148,32 +181,35 @@ class OpenAIBackend(Backend):
         units = [(i, j) for i, r in enumerate(requests) for j in range(r.params.n)]
         if not units:
             return
-        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="s2d-http")
-        pending: dict[Future, tuple[int, int]] = {}
+        calls = _Calls(min(self.concurrency, len(units)), lambda u: self._one(requests[u[0]], u[1]))
         it = iter(units)
+        in_flight = 0
         self._stopping.clear()
         try:
             for _ in range(self.concurrency):
                 u = next(it, None)
                 if u is None:
                     break
-                pending[pool.submit(self._one, requests[u[0]], u[1])] = u
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for f in done:
-                    i, j = pending.pop(f)
-                    comp = f.result()  # raises BackendError after retries
-                    u = next(it, None)
-                    if u is not None:
-                        pending[pool.submit(self._one, requests[u[0]], u[1])] = u
-                    yield i, j, comp
+                calls.submit(u)
+                in_flight += 1
+            while in_flight:
+                (i, j), comp, err = calls.get()
+                in_flight -= 1
+                if err is not None:
+                    raise err  # a BackendError after retries
+                u = next(it, None)
+                if u is not None:
+                    calls.submit(u)
+                    in_flight += 1
+                yield i, j, comp
         finally:
             # Interrupted (Ctrl-C, an error, the consumer stopped): do not wait for the calls in flight, which on a
             # busy CPU server take minutes; their answers were never cached, so nothing finished is lost. They end
-            # when the server answers or is closed, without retrying.
-            if pending:
+            # when the server answers or is closed, without retrying, on daemon threads that never hold the
+            # interpreter at exit (a server that accepted a call and never answers cannot stall a process).
+            if in_flight:
                 self._stopping.set()
-            pool.shutdown(wait=not pending, cancel_futures=True)
+            calls.stop()
 
     def close(self) -> None:
         self._stopping.set()
