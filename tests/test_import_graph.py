@@ -19,8 +19,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("models/rundir/config", ("models", "rundir", "config", "teacher", "precision", "train_rows")),
     ("backends/tasks/methods/curate", ("backends", "tasks", "methods", "curate", "perturb", "distributed",
                                        "judge_pairs")),
-    ("train/evaluate", ("train", "train_worker", "launch", "evaluate", "label_free", "cascade", "export", "stepwise",
-                        "fingerprints")),
+    ("train/evaluate", ("train", "train_worker", "launch", "evaluate", "label_free", "cascade", "spotcheck",
+                        "export", "stepwise", "fingerprints")),
     # the report is built from a run directory and its resolved config (no pipeline object), so it
     # sits under the pipeline, whose last stage writes it
     ("report", ("report", "html_report", "compare", "mdpage")),

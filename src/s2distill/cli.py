@@ -68,6 +68,10 @@ def _cmd_compare(args) -> int:
 def _cmd_eval(args) -> int:
     from .eval_data import eval_on_file
     from .report import to_markdown
+    from .spotcheck import is_spotcheck_file
+
+    if is_spotcheck_file(args.data):  # labels for the run's own held-out inputs: no model runs
+        return _score_spotcheck(args.run_dir, args.data)
 
     report, out = eval_on_file(args.run_dir, args.data, name=args.name, overrides=args.overrides,
                                answer_field=args.answer_field, progress=not args.no_progress)
@@ -92,6 +96,29 @@ def _cmd_verdict(args) -> int:
     if v.get("fix"):
         print(f"fix: {v['fix']}", file=sys.stderr)
     return {"ship": 0, "cascade": 0, "keep": 1}.get(v["decision"], 2)
+
+
+def _cmd_spotcheck(args) -> int:
+    from .spotcheck import draw
+
+    if args.labels:
+        return _score_spotcheck(args.run_dir, args.labels)
+    path, n = draw(args.run_dir, args.n, args.seed, args.out)
+    print(f"wrote {n} inputs to label to {path}: fill in each 'gold' (keep the other fields), then\n"
+          f"  s2distill spotcheck {args.run_dir} --labels {path}")
+    return 0
+
+
+def _score_spotcheck(run_dir, labels) -> int:
+    from .rundir import write_json
+    from .spotcheck import markdown, score
+
+    res = score(run_dir, labels)
+    print(markdown(res))
+    from pathlib import Path
+
+    write_json(Path(run_dir) / "spotcheck" / "report.json", res)
+    return 0
 
 
 def _cmd_serve(args) -> int:
@@ -222,6 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="the verdict as JSON: kind, threshold, coverage, bound")
     sp.add_argument("overrides", nargs="*", help="e.g. eval.max_disagreement=0.05 eval.confident_share=0.8")
     sp.set_defaults(fn=_cmd_verdict)
+    sp = sub.add_parser("spotcheck", help="draw informative held-out inputs for you to label (-n), or score a "
+                                          "labeled spot-check file (--labels): accuracy with few labels, unbiased")
+    sp.add_argument("run_dir")
+    sp.add_argument("-n", type=int, default=20, help="about how many inputs to label (default 20)")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--out", help="where to write the inputs to label (default RUN/spotcheck/to_label.jsonl)")
+    sp.add_argument("--labels", help="a labeled spot-check file: score every system with it (no model runs)")
+    sp.set_defaults(fn=_cmd_spotcheck)
+
     sp = sub.add_parser("serve", help="serve a trained run as an OpenAI-compatible API through its cascade "
                                       "(distilled model first, System 2 below the calibrated confidence)")
     sp.add_argument("run_dir")
