@@ -105,7 +105,7 @@ def test_verdict_has_four_outcomes() -> None:
     assert v["cascade"]["threshold"] == 0.55 and v["cascade"]["bound"] <= 0.10
     # System 2 inconsistent: no recommendation at all, not "keep System 2"
     v = verdict(_rows(), _lf(0.7, 100, 0.6), cascade=cas)
-    assert v["decision"] == "no_answer" and "no label-free answer" in v["line"] and "--data labeled" in v["line"]
+    assert v["decision"] == "no_answer" and "no label-free answer" in v["line"] and "spotcheck RUN_DIR" in v["line"]
     assert not math.isnan(v["token_saving"])
 
 

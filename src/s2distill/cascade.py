@@ -308,7 +308,7 @@ def markdown(cascade: dict | None) -> list[str]:
         return []
     fb = "its maj@k majority" if cascade["fallback"] == "maj" else "System 2 greedy"
     return ["", f"Cascade (the distilled model answers where its confidence reaches the threshold, {fb} answers the "
-                f"rest; threshold calibrated without labels on the held-out inputs so that disagreement with "
+                f"rest; threshold calibrated without labels on the evaluated inputs so that disagreement with "
                 f"System 2 on the answered inputs stays at most {100 * cascade['max_disagreement']:.1f}% with 95% "
                 f"confidence; the last column calibrates on half of them and measures the other half; tokens per "
                 f"input include the signal's and System 2's):", "", t.markdown()]

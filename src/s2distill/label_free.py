@@ -148,19 +148,19 @@ def verdict(rows: Sequence[dict], lf: dict | None, confident_share: float = 0.75
     summary = (f"agrees with System 2's majority on {_p(d['agreement'])}% (95% CI {_p(lo)}-{_p(hi)}) of {d['n']} "
                f"{inputs} at {dist_tokens:.1f} vs {s2_tokens:.1f} tokens")
     line = f"ship distilled: {summary}" if decision == "ship" else f"keep System 2: {'; '.join(fail)} ({summary})"
-    extra: dict = {}
+    shipped: dict = {}
     if decision == "keep" and mvs < confident_share:
         decision = "no_answer"
         line = (f"no label-free answer: System 2 is inconsistent (mean vote share {_p(mvs)}% < eval.confident_share "
-                f"{_p(confident_share)}%), so agreement with its majority cannot tell right from wrong; label a few "
-                f"held-out inputs and score them (s2distill eval RUN_DIR --data labeled.jsonl) ({summary})")
+                f"{_p(confident_share)}%), so agreement with its majority cannot tell right from wrong; label about 20 "
+                f"inputs (s2distill spotcheck RUN_DIR -n 20, then s2distill eval RUN_DIR --data THAT_FILE) ({summary})")
     elif decision == "keep" and cascade and cascade.get("best"):
         sig = cascade["signals"][cascade["best"]]
         cal, test = sig["calibration"], sig["cascade"]
         # a saving against its own fallback and against the System 2 that "keep" would deploy (per answer)
         if sig.get("token_ratio") is not None and sig["token_ratio"] < 1 and test["tokens"] < s2_tokens:
             decision = "cascade"
-            extra = {"cascade": {"signal": cascade["best"], "threshold": cal["threshold"], "coverage": test["coverage"],
+            shipped = {"cascade": {"signal": cascade["best"], "threshold": cal["threshold"], "coverage": test["coverage"],
                                  "bound": cal["bound"], "disagreement_answered": test["disagreement_answered"],
                                  "token_ratio": sig["token_ratio"], "fallback": cascade["fallback"]}}
             line = (f"ship cascade: the distilled model answers {_p(test['coverage'])}% of inputs (confidence "
@@ -172,7 +172,7 @@ def verdict(rows: Sequence[dict], lf: dict | None, confident_share: float = 0.75
     return {"decision": decision, "reasons": fail if fail else ok, "line": line, "token_saving": round(saving, 4),
             "distilled_tokens": dist_tokens, "system2_tokens": s2_tokens, "system2_reference": ref_role,
             "max_disagreement": max_disagreement, "confident_share": confident_share,
-            "inputs_needed": needed if too_few else None, **extra}
+            "inputs_needed": needed if too_few else None, **shipped}
 
 
 def inputs_needed(agreement: float, max_disagreement: float, limit: int = 100_000) -> int | None:
