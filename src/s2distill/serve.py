@@ -129,6 +129,7 @@ class CascadeService:
         return trace, answer
 
     def answer(self, question: str, route: str | None = None) -> dict:
+        from .label_free import normalizer
         from .types import Example, stable_hash
 
         route = route or self.route
@@ -150,8 +151,8 @@ class CascadeService:
                 prompt += sum(c.completion.prompt_tokens for c in b.calls)
                 completion += b.generated_tokens
                 calls += len(b.calls)
-                norm = getattr(self.task, "normalize", lambda a: a)
-                conf = 1.0 if s1.answer is not None and norm(b.answer or "") == norm(s1.answer) else 0.0
+                norm = normalizer(self.task)  # the report's normalisation, so serving routes as calibrated
+                conf = 1.0 if norm(s1.answer) is not None and norm(b.answer) == norm(s1.answer) else 0.0
         out["confidence"] = conf
         use_s1 = route == "system1" or (route == "cascade" and conf is not None and self.threshold is not None
                                         and conf >= self.threshold)
