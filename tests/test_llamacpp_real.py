@@ -25,6 +25,19 @@ def test_generate_order_n_and_engine_token_counts(backend):
     assert "4" in out[0][0].text and "200" in out[2][0].text
 
 
+def test_one_call_carries_n_samples_with_each_ones_token_count(backend):
+    """llama-server answers ``n`` choices in one call (the prompt processed once); each choice's token count
+    (from its logprobs) is what the same greedy answer costs as a call of its own (from ``usage``)."""
+    q = GenRequest(({"role": "user", "content": "Name three colours, comma separated."},),
+                   SamplingParams(max_tokens=16, temperature=0.0, n=3))
+    before = backend.stats["shared_calls"]
+    shared = backend.generate([q])[0]
+    assert backend.shares_samples and backend.stats["shared_calls"] == before + 1
+    alone = backend.generate([GenRequest(q.messages, SamplingParams(max_tokens=16, temperature=0.0))])[0][0]
+    assert [c.text for c in shared] == [alone.text] * 3
+    assert [c.completion_tokens for c in shared] == [alone.completion_tokens] * 3 and alone.completion_tokens > 0
+
+
 def test_samples_get_distinct_seeds(backend):
     # batched decoding on parallel slots is not bit-reproducible, so we only require that the
     # n samples of one request are independent draws (the resume cache provides exactness)

@@ -12,8 +12,9 @@ from s2distill.types import GenRequest, SamplingParams
 
 
 class Stub:
-    def __init__(self, fail_first=0, status=429, delay=0.0, fast_first=0):
+    def __init__(self, fail_first=0, status=429, delay=0.0, fast_first=0, honours_n=False, logprobs=True):
         self.fail_first, self.status, self.delay, self.fast_first = fail_first, status, delay, fast_first
+        self.honours_n, self.logprobs = honours_n, logprobs  # like llama-server / vLLM: n choices, each with logprobs
         self.bodies, self.headers, self.inflight, self.max_inflight = [], [], 0, 0
         self.lock = threading.Lock()
         stub = self
@@ -39,9 +40,13 @@ class Stub:
                     self.end_headers()
                     self.wfile.write(b'{"error": "busy"}')
                     return
-                text = f"echo {body['messages'][-1]['content']} seed={body['seed']}"
-                out = {"choices": [{"message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                       "usage": {"prompt_tokens": 5, "completion_tokens": len(text.split())}}
+                n = body.get("n", 1) if stub.honours_n else 1
+                texts = [f"echo {body['messages'][-1]['content']} seed={body['seed'] + m}" + " x" * m for m in range(n)]
+                lp = lambda t: {"content": [{"token": w, "logprob": -0.1} for w in t.split()]}  # noqa: E731
+                out = {"choices": [{"index": m, "message": {"role": "assistant", "content": t}, "finish_reason": "stop",
+                                    **({"logprobs": lp(t)} if stub.logprobs and body.get("logprobs") else {})}
+                                   for m, t in enumerate(texts)],
+                       "usage": {"prompt_tokens": 5, "completion_tokens": len(texts[0].split())}}
                 data = json.dumps(out).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -76,6 +81,50 @@ def test_order_n_seeds_and_usage(stub):
     assert [[c.text for c in row] for row in out] == [[f"echo q{i} seed={100 + j}" for j in range(3)] for i in range(5)]
     assert all(c.completion_tokens == 3 and c.prompt_tokens == 5 for row in out for c in row)
     assert {bd["model"] for bd in stub.bodies} == {"m"} and {bd["max_tokens"] for bd in stub.bodies} == {7}
+    b.close()
+
+
+def test_a_server_that_ignores_n_gets_one_call_per_sample(stub):
+    """The stub answers one choice whatever ``n`` says: the first shared call finds out, and from then on each
+    sample is its own call seeded ``seed + j`` (the results are those of a backend that never shared)."""
+    b = OpenAIBackend(stub.url, concurrency=1)
+    out = b.generate(reqs(3, n=2))
+    assert [[c.text for c in row] for row in out] == [[f"echo q{i} seed={100 + j}" for j in range(2)] for i in range(3)]
+    assert b.shares_samples is False and b.stats["shared_calls"] == 1
+    assert len(stub.bodies) == 1 + 6 and all("n" not in bd or bd["n"] == 1 for bd in stub.bodies[1:])
+    b.close()
+
+
+@pytest.mark.parametrize("stub", [{"honours_n": True}], indirect=True)
+def test_a_server_that_honours_n_gets_one_call_per_request(stub):
+    """One call asks for all n samples of a request (the server processes the prompt once); each choice's
+    token count is the length of its logprobs, since usage covers the whole call."""
+    b = OpenAIBackend(stub.url, concurrency=8)
+    out = b.generate(reqs(4, n=3))
+    assert len(stub.bodies) == 4 and {bd["n"] for bd in stub.bodies} == {3} and all(bd["logprobs"] for bd in stub.bodies)
+    assert [[c.text.split(" x")[0] for c in row] for row in out] == \
+        [[f"echo q{i} seed={100 + j}" for j in range(3)] for i in range(4)]
+    assert [c.completion_tokens for c in out[0]] == [3, 4, 5] and {c.prompt_tokens for row in out for c in row} == {5}
+    assert all(c.token_logprobs is None for row in out for c in row)  # not asked for by the request itself
+    assert b.shares_samples and b.stats["shared_calls"] == 4
+    b.close()
+
+
+@pytest.mark.parametrize("stub", [{"honours_n": True, "logprobs": False}], indirect=True)
+def test_a_server_that_honours_n_without_logprobs_falls_back(stub):
+    """n choices but no per-choice token counts: the generated-token columns would be wrong, so it falls back."""
+    b = OpenAIBackend(stub.url, concurrency=1)
+    out = b.generate(reqs(2, n=2))
+    assert [[c.completion_tokens for c in row] for row in out] == [[3, 3], [3, 3]]
+    assert b.shares_samples is False
+    b.close()
+
+
+@pytest.mark.parametrize("stub", [{"honours_n": True, "delay": 0.05}], indirect=True)
+def test_concurrency_counts_samples_not_calls(stub):
+    b = OpenAIBackend(stub.url, concurrency=4)
+    b.generate(reqs(6, n=3))
+    assert len(stub.bodies) == 6 and stub.max_inflight == 1  # 3 + 3 samples would be over 4
     b.close()
 
 

@@ -40,6 +40,36 @@ def test_caching_backend_generates_only_missing_samples(tmp_path):
     assert len(fake.requests) == 15 and out2[:4] == out
 
 
+class _SharingFake(FakeBackend):
+    shares_samples = True  # like llama-server: sample j of a request seeded s is the draw of seed s + j
+
+
+def test_a_sharing_backend_gets_one_request_per_run_of_missing_samples(tmp_path):
+    """With a backend that shares the prompt across n samples, the missing samples of an input go out as one
+    request per run of consecutive indices (seeded at the run's first), under the same keys as single requests:
+    a cache written one way is read the other, and a half-finished input asks only for what is missing."""
+    answer = lambda req, j: f"answer {req.params.seed + j}"  # noqa: E731
+    reqs = [GenRequest(({"role": "user", "content": f"q{i}"},), SamplingParams(n=4, seed=10)) for i in range(3)]
+    single = SampleCache(tmp_path / "single.jsonl")
+    by_one = CachingBackend(FakeBackend(answer), single).generate(reqs)
+    shared = _SharingFake(answer)
+    cache = SampleCache(tmp_path / "shared.jsonl")
+    assert CachingBackend(shared, cache).generate(reqs) == by_one
+    assert [(r.params.n, r.params.seed) for r in shared.requests] == [(4, 10)] * 3
+    assert {r["key"] for r in map(json.loads, (tmp_path / "single.jsonl").read_text().splitlines())} == \
+        {r["key"] for r in map(json.loads, (tmp_path / "shared.jsonl").read_text().splitlines())}
+    # a run killed after samples 0 and 2 of q0 and all of q1: the resume asks for q0's 1 and 3, and q2's 0..3
+    partial = SampleCache(tmp_path / "partial.jsonl")
+    for i, js in ((0, (0, 2)), (1, range(4))):
+        for j in js:
+            partial.put(reqs[i].sample_key(j, shared.model_id), by_one[i][j])
+    resumed = _SharingFake(answer)
+    assert CachingBackend(resumed, partial).generate(reqs) == by_one
+    assert [(r.messages[0]["content"], r.params.n, r.params.seed) for r in resumed.requests] == \
+        [("q0", 1, 11), ("q0", 1, 13), ("q2", 4, 10)]
+    assert CachingBackend(_SharingFake(answer), single).generate(reqs) == by_one  # the single-request cache hits
+
+
 def test_identical_samples_in_one_batch_are_generated_once_and_replay_the_same(tmp_path):
     calls = iter(range(100))
     fake = FakeBackend(lambda req, j: f"draw {next(calls)}")  # a server that answers two copies differently

@@ -26,7 +26,8 @@ class BackendConfig:
     parallel: int = 16  # llamacpp: server slots (continuous batching)
     ctx_per_slot: int = 2048  # llamacpp: context tokens per slot
     threads: int | None = None  # llamacpp/transformers: CPU threads (None = all cores)
-    concurrency: int = 16  # openai/llamacpp/vllm: max requests in flight
+    concurrency: int = 16  # openai/llamacpp/vllm: max samples in flight
+    share_samples: bool = True  # openai/llamacpp/vllm: one call with n for an input's n samples (prompt processed once)
     timeout_s: float = 600.0
     max_retries: int = 5
     batch_size: int = 16  # transformers: generation batch size

@@ -20,12 +20,16 @@ from ..types import Completion, GenRequest
 def client_kwargs(cfg: Any) -> dict[str, Any]:
     """The HTTP client settings of ``cfg.backend`` every server-backed backend takes."""
     b = cfg.backend
-    return dict(concurrency=b.concurrency, timeout_s=b.timeout_s, max_retries=b.max_retries)
+    return dict(concurrency=b.concurrency, timeout_s=b.timeout_s, max_retries=b.max_retries,
+                share_samples=b.share_samples)
 
 
 class Backend:
     name: str = "backend"
     model_id: str = ""  # identifies the weights; part of every cache key
+    # True: a request for n samples costs less than n requests (the engine shares the prompt), so the sample
+    # cache sends a request's missing samples as one request instead of n single ones
+    shares_samples: bool = False
 
     @classmethod
     def config_kwargs(cls, cfg: Any, weights: str, trained: dict) -> dict[str, Any]:

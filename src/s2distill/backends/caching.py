@@ -12,12 +12,14 @@ from .base import Backend
 class CachingBackend(Backend):
     """Wraps a backend: every sample is looked up in / appended to a ``SampleCache``.
 
-    A request with n samples is split into n single-sample requests whose seeds are
-    ``seed + j``, so each sample has its own identity and a resumed run regenerates
-    exactly the samples that are missing: none lost, none duplicated. Identical samples in
-    one batch (the same key, e.g. BSM's plan for both response orders) are generated once
-    and shared: a server may answer two concurrent copies differently, and the cache keeps
-    one answer per key, so a replay could not reproduce both.
+    Sample ``j`` of a request seeded ``s`` has its own key (``GenRequest.sample_key(j)``), so a resumed run
+    regenerates exactly the samples that are missing: none lost, none duplicated. The missing samples go to
+    the engine as single requests seeded ``s + j``, or, when the inner backend ``shares_samples``, as one
+    request per run of consecutive missing samples (``n`` = the run's length, seeded ``s + first``: the
+    prompt is processed once). The keys do not depend on how a sample was asked for: caches of runs made
+    either way hit. Identical samples in one batch (the same key, e.g. BSM's plan for both response orders)
+    are generated once and shared: a server may answer two concurrent copies differently, and the cache
+    keeps one answer per key, so a replay could not reproduce both.
     """
 
     name = "cached"
@@ -31,9 +33,10 @@ class CachingBackend(Backend):
         self.misses = 0
 
     def iter_generate(self, requests: Sequence[GenRequest]) -> Iterator[tuple[int, int, Completion]]:
-        todo: list[tuple[str, GenRequest]] = []
+        todo: list[tuple[list[str], GenRequest]] = []  # (the keys of its samples, the request sent)
         waiting: dict[str, list[tuple[int, int]]] = {}  # key -> the (request, sample) slots it answers
         for i, req in enumerate(requests):
+            missing: list[tuple[int, str]] = []
             for j in range(req.params.n):
                 key = req.sample_key(j, self.model_id)
                 hit = self.cache.get(key)
@@ -44,13 +47,15 @@ class CachingBackend(Backend):
                     waiting[key].append((i, j))
                 else:
                     waiting[key] = [(i, j)]
-                    todo.append((key, GenRequest(req.messages, _single(req, j))))
+                    missing.append((j, key))
+            for run in _runs(missing, self.inner.shares_samples):
+                todo.append(([k for _, k in run], GenRequest(req.messages, _sub(req, run[0][0], len(run)))))
         if self.on_progress and self.hits:
             self.on_progress(self.hits)
         if not todo:
             return
-        for k, _, comp in self.inner.iter_generate([t[1] for t in todo]):
-            key = todo[k][0]
+        for k, m, comp in self.inner.iter_generate([t[1] for t in todo]):
+            key = todo[k][0][m]
             self.cache.put(key, comp)
             self.misses += 1
             self.hits += len(waiting[key]) - 1
@@ -63,10 +68,25 @@ class CachingBackend(Backend):
         self.inner.close()
 
 
-def _single(req: GenRequest, j: int):
+def _runs(missing: list[tuple[int, str]], shared: bool) -> list[list[tuple[int, str]]]:
+    """The missing (sample index, key) pairs as the requests that ask for them: one per sample, or (``shared``)
+    one per run of consecutive sample indices."""
+    if not shared:
+        return [[m] for m in missing]
+    runs: list[list[tuple[int, str]]] = []
+    for m in missing:
+        if runs and runs[-1][-1][0] + 1 == m[0]:
+            runs[-1].append(m)
+        else:
+            runs.append([m])
+    return runs
+
+
+def _sub(req: GenRequest, first: int, n: int):
+    """``req``'s samples ``first .. first+n-1`` as a request of their own (seed ``seed + first``)."""
     from dataclasses import replace
 
-    return replace(req.params, n=1, seed=req.params.seed + j)
+    return replace(req.params, n=n, seed=req.params.seed + first)
 
 
 class _NoBar:

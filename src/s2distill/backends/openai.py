@@ -4,6 +4,12 @@ Bounded concurrency (a thread pool over one pooled HTTP client), retries with
 exponential backoff and jitter on 429 / 5xx / timeouts / connection errors, token
 counts from the response's ``usage``. The API key is read from an environment
 variable only; it never appears in a config or a run directory.
+
+The n samples of one request go out as one call with ``n`` (``share_samples``, on by default): the
+server processes the prompt once for all of them (llama-server and vLLM do). Each choice's token count
+is the length of its ``logprobs`` (``usage`` covers the whole call), so such calls ask for logprobs. A
+server that answers with fewer choices than asked, or without per-token logprobs, gets one call per
+sample from then on.
 """
 from __future__ import annotations
 
@@ -56,6 +62,10 @@ class _Calls:
             self.todo.put(None)
 
 
+class _NotShared(BackendError):
+    """A server answered a call for n choices with fewer, or without per-choice token counts."""
+
+
 def token_logprobs(choice: dict) -> tuple[float, ...] | None:
     """The generated tokens' log probabilities of an OpenAI-style chat choice (``logprobs.content[].logprob``),
     or None when the server sent none (a server without logprob support: the input then has no confidence)."""
@@ -75,6 +85,7 @@ def _v1(base_url: str) -> str:
 
 class OpenAIBackend(Backend):
     name = "openai"
+    shares_samples = True  # one call for a request's n samples (falls back to one per sample by itself)
 
     @classmethod
     def config_kwargs(cls, cfg, weights: str, trained: dict) -> dict:
@@ -98,8 +109,9 @@ class OpenAIBackend(Backend):
 
     def __init__(self, base_url: str, served_model: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  concurrency: int = 16, timeout_s: float = 600.0, max_retries: int = 5, backoff_s: float = 0.5,
-                 model_id: str | None = None, **_: object):
+                 model_id: str | None = None, share_samples: bool = True, **_: object):
         self.base_url = _v1(base_url)
+        self.shares_samples = bool(share_samples)
         self.served_model = served_model
         self.model_id = model_id or OpenAIBackend.model_id_of(base_url, served_model)
         self.concurrency = max(1, int(concurrency))
@@ -114,7 +126,7 @@ class OpenAIBackend(Backend):
             limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency))
         self._lock = threading.Lock()
         self._stopping = threading.Event()  # set when a generation is abandoned: in-flight calls stop retrying
-        self.stats = {"requests": 0, "retries": 0}
+        self.stats = {"requests": 0, "retries": 0, "shared_calls": 0}
 
     # -- one HTTP call -------------------------------------------------------------
     def _payload(self, req: GenRequest) -> dict:
@@ -156,52 +168,82 @@ class OpenAIBackend(Backend):
         raise BackendError(f"{url} failed after {self.max_retries + 1} attempts: {last}; "
                            "is the server running and backend.base_url right?")
 
-    def _one(self, req: GenRequest, sample: int) -> Completion:
+    def _call(self, req: GenRequest, first: int, n: int) -> list[Completion]:
+        """Samples ``first .. first+n-1`` of ``req``: one call asking for ``n`` choices, seeded ``seed + first``
+        (a single sample is the call it always was). Fewer choices than asked, or no per-choice token counts,
+        turn sharing off for this backend (BackendError ``_NotShared``; the caller asks again one by one)."""
         body = self._payload(req)
-        body["seed"] = req.params.seed + sample
+        body["seed"] = req.params.seed + first
+        if n > 1:
+            body["n"] = n
+            body["logprobs"] = True  # each choice's token count: usage only covers the whole call
         t0 = time.perf_counter()
         data = self._post(body)
         dt = time.perf_counter() - t0
         with self._lock:
             self.stats["requests"] += 1
+            self.stats["shared_calls"] += n > 1
         try:
-            choice = data["choices"][0]
-            text = choice["message"].get("content") or ""
+            choices = sorted(data["choices"], key=lambda c: c.get("index", 0))
             usage = data.get("usage") or {}
-        except (KeyError, IndexError, TypeError):
+            texts = [c["message"].get("content") or "" for c in choices]
+        except (KeyError, IndexError, TypeError, AttributeError):
             raise BackendError(f"unexpected response from {self.base_url}: {str(data)[:300]}") from None
-        return Completion(text=text, completion_tokens=int(usage.get("completion_tokens", 0)),
-                          prompt_tokens=int(usage.get("prompt_tokens", 0)),
-                          finish_reason=choice.get("finish_reason") or "stop", latency_s=round(dt, 4),
-                          token_logprobs=token_logprobs(choice) if req.params.logprobs else None)
+        if not choices:
+            raise BackendError(f"unexpected response from {self.base_url} (no choices): {str(data)[:300]}")
+        if n == 1:
+            c = choices[0]
+            return [Completion(text=texts[0], completion_tokens=int(usage.get("completion_tokens", 0)),
+                               prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                               finish_reason=c.get("finish_reason") or "stop", latency_s=round(dt, 4),
+                               token_logprobs=token_logprobs(c) if req.params.logprobs else None)]
+        lps = [token_logprobs(c) for c in choices]
+        if len(choices) < n or any(lp is None for lp in lps):
+            raise _NotShared(f"{self.base_url} answered n={n} with {len(choices)} choice(s)"
+                             f"{'' if all(lp is not None for lp in lps) else ' without logprobs'}")
+        return [Completion(text=t, completion_tokens=len(lp), prompt_tokens=int(usage.get("prompt_tokens", 0)),
+                           finish_reason=c.get("finish_reason") or "stop", latency_s=round(dt, 4),
+                           token_logprobs=lp if req.params.logprobs else None)
+                for t, c, lp in zip(texts, choices[:n], lps[:n])]
+
+    def _unit(self, requests: Sequence[GenRequest], unit: tuple[int, int, int]) -> list[Completion]:
+        i, first, n = unit
+        if n > 1 and self.shares_samples:
+            try:
+                return self._call(requests[i], first, n)
+            except _NotShared:
+                self.shares_samples = False  # this server does not share: one call per sample from now on
+        return [self._call(requests[i], first + m, 1)[0] for m in range(n)]
 
     # -- the contract --------------------------------------------------------------
     def iter_generate(self, requests: Sequence[GenRequest]) -> Iterator[tuple[int, int, Completion]]:
-        """Yield samples as they finish; at most ``concurrency`` requests in flight."""
-        units = [(i, j) for i, r in enumerate(requests) for j in range(r.params.n)]
+        """Yield samples as they finish. A unit is a request's n samples in one call (``shares_samples``) or one
+        sample; at most ``concurrency`` samples are in flight (a shared call counts its n)."""
+        if self.shares_samples:
+            units = [(i, 0, r.params.n) for i, r in enumerate(requests) if r.params.n > 0]
+        else:
+            units = [(i, j, 1) for i, r in enumerate(requests) for j in range(r.params.n)]
         if not units:
             return
-        calls = _Calls(min(self.concurrency, len(units)), lambda u: self._one(requests[u[0]], u[1]))
+        calls = _Calls(min(self.concurrency, len(units)), lambda u: self._unit(requests, u))
         it = iter(units)
-        in_flight = 0
+        pending = next(it, None)
+        in_flight = 0  # samples
         self._stopping.clear()
         try:
-            for _ in range(self.concurrency):
-                u = next(it, None)
-                if u is None:
+            while True:
+                while pending is not None and (in_flight == 0 or in_flight + pending[2] <= self.concurrency):
+                    calls.submit(pending)
+                    in_flight += pending[2]
+                    pending = next(it, None)
+                if not in_flight:
                     break
-                calls.submit(u)
-                in_flight += 1
-            while in_flight:
-                (i, j), comp, err = calls.get()
-                in_flight -= 1
+                (i, first, n), comps, err = calls.get()
+                in_flight -= n
                 if err is not None:
                     raise err  # a BackendError after retries
-                u = next(it, None)
-                if u is not None:
-                    calls.submit(u)
-                    in_flight += 1
-                yield i, j, comp
+                for m, comp in enumerate(comps):
+                    yield i, first + m, comp
         finally:
             # Interrupted (Ctrl-C, an error, the consumer stopped): do not wait for the calls in flight, which on a
             # busy CPU server take minutes; their answers were never cached, so nothing finished is lost. They end
