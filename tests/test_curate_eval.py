@@ -80,3 +80,25 @@ def test_score_traces_single_and_vote_sum_costs():
     assert [r.generated_tokens for r in voted] == [30, 60] and [r.calls for r in voted] == [3, 3]
     s = summarize(voted, wall_s=4.0)
     assert s["n"] == 2 and s["accuracy"] == 0.5 and s["mean_generated_tokens"] == 45 and s["wall_s_per_answer"] == 2.0
+
+
+@pytest.mark.parametrize("system_prompt", ["", "Be brief.", None])
+def test_the_distilled_model_is_trained_on_the_prompt_it_is_asked_with(system_prompt):
+    """One System 1 prompt in both places: a curated pair's messages are the messages the direct method sends
+    (System 1 and the distilled model), led by ``task.system_prompt`` ("" by default: an empty system turn, so a
+    chat template's default system prompt is not added; null: no system turn)."""
+    from s2distill.backends.fake import FakeBackend
+    from s2distill.config import load_config
+    from s2distill.methods import direct
+    from s2distill.tasks import make_task
+    from s2distill.types import SamplingParams
+
+    cfg = load_config(data={"task": {"name": "arithmetic", "system_prompt": system_prompt}})
+    task = make_task(cfg.task)
+    ex = task.load("train", 1)[0]
+    fake = FakeBackend(lambda req, j: "7")
+    direct.run(task, [ex], fake, SamplingParams())
+    (pair,), _ = SelfConsistency(min_agreement=0.5)(task, [ex], [trace(ex.id, ["7", "7"])])
+    assert list(pair.messages) == list(fake.requests[0].messages)
+    lead = [{"role": "system", "content": system_prompt}] if system_prompt is not None else []
+    assert list(pair.messages[:-1]) == lead and pair.messages[-1]["role"] == "user"

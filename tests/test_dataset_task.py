@@ -37,7 +37,7 @@ def test_jsonl_unusual_fields_labeled_and_unlabeled(tmp_path):
     assert 5 <= len(ev) <= 25  # ~30% held out by hash
     e = next(x for x in train + ev if x.id == "u7")
     assert e.question == "What is 7 plus 7?" and e.gold == "14"
-    assert t.system1_messages(e)[0]["content"].endswith("Answer with only the final number. Do not explain.")
+    assert t.system1_messages(e)[-1]["content"].endswith("Answer with only the final number. Do not explain.")
     assert t.extract("7 + 7 = 14. The answer is 14.") == "14" and t.score("14", e.gold) and not t.score("15", e.gold)
     unl = task(path=str(f), question_field="text", id_field="uid", answer_format="number")
     assert all(x.gold is None for x in unl.load("train", -1) + unl.load("eval", -1))
@@ -127,7 +127,8 @@ def test_instruction_override_and_hint(tmp_path):
     t = task(path=str(jsonl(tmp_path / "q.jsonl", [{"question": "Is 4 even?"}])), answer_format="yes_no",
              instruction="Reply yes or no in lower case.", eval_fraction=0.0)
     (ex,) = t.load("train", -1)
-    assert t.system1_messages(ex) == [{"role": "user", "content": "Is 4 even?\nReply yes or no in lower case."}]
+    assert t.system1_messages(ex) == [{"role": "system", "content": ""},  # task.system_prompt: "" by default
+                                      {"role": "user", "content": "Is 4 even?\nReply yes or no in lower case."}]
     assert t.answer_hint == "<yes or no>" and t.extract("Four is even, so the answer is yes.") == "yes"
 
 

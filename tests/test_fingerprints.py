@@ -65,17 +65,21 @@ UP = "upstream-fp"
 
 
 @pytest.mark.parametrize("name, fn, expected", [
-    ("data", lambda c: fps.data(c), section(C, "task")),
+    ("data", lambda c: fps.data(c), section(C, "task", but=("system_prompt",))),
     ("generate", lambda c: fps.generate(c, UP), section(C, "method") | {"model", "seed"}),
     ("generate, curator expands inputs", lambda c: fps.generate(c, UP, expands=True),
      section(C, "method") | {"model", "seed", "curate.n_variants"}),
-    ("curate", lambda c: fps.curate(c, UP), section(C, "curate")),
-    ("curate, curator asks the model", lambda c: fps.curate(c, UP, needs_backend=True), section(C, "curate") | {"model"}),
+    ("curate", lambda c: fps.curate(c, UP), section(C, "curate") | {"task.system_prompt"}),
+    ("curate, curator asks the model", lambda c: fps.curate(c, UP, needs_backend=True),
+     section(C, "curate") | {"model", "task.system_prompt"}),
     ("eval", lambda c: fps.evaluation(c, "system1", UP),
+     section(C, "method") | section(C, "eval", but=("rewordings", "confident_share", "max_disagreement", "cascade_fallback"))
+     | {"model", "seed", "task.system_prompt"}),
+    ("eval System 2", lambda c: fps.evaluation(c, "system2", UP),
      section(C, "method") | section(C, "eval", but=("rewordings", "confident_share", "max_disagreement", "cascade_fallback"))
      | {"model", "seed"}),
     ("eval reworded", lambda c: fps.reworded(c, "system1", UP),
-     {"eval.rewordings", "eval.max_tokens_system1", "model", "seed"}),
+     {"eval.rewordings", "eval.max_tokens_system1", "model", "seed", "task.system_prompt"}),
     ("train", lambda c: fps.train(c, UP),
      section(C, "train", but=SECTION_KEYS) | {"model", "seed", "backend.name"}),
     ("train, accelerate launcher", lambda c: fps.train(dataclasses.replace(c, train=dataclasses.replace(

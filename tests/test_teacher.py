@@ -176,7 +176,8 @@ def test_one_engine_at_a_time(tmp_path):
 def test_without_teacher_nothing_changes(tmp_path):
     """No teacher section: the same fingerprints and report shape as before the section existed."""
     rec = Recorder(arithmetic_oracle())
-    report = run(cfg(with_teacher=False), tmp_path, rec)
+    # task.system_prompt null: the System 1 prompts of the runs made before that key
+    report = run(cfg(with_teacher=False, task={"system_prompt": None}), tmp_path, rec)
     assert {m for m, _ in rec.started} == {"default"}
     assert "teacher" not in report and "tokens_per_model" not in report
     assert all("model" not in r for r in report["rows"])
@@ -186,7 +187,7 @@ def test_without_teacher_nothing_changes(tmp_path):
     man = json.loads((tmp_path / "manifest.json").read_text())["stages"]
     from s2distill.types import stable_hash
 
-    c = cfg(with_teacher=False)
+    c = cfg(with_teacher=False, task={"system_prompt": None})
     data_fp = man["data"]["fingerprint"]
     gen = stable_hash({"data": data_fp, "method": dataclasses.asdict(c.method), "model": c.model, "seed": c.seed,
                        "expand": None})

@@ -80,3 +80,24 @@ def test_training_reports_truncated_rows(tiny_base: Path, tmp_path: Path) -> Non
     assert s["truncated_rows"] == on_disk["truncated_rows"] == 2 and on_disk["truncated_examples"] == ["p1", "p3"]
     assert on_disk["dropped_prompt_tokens"] > 0 and on_disk["longest_row_tokens"] > 64
     assert on_disk["dtype"] == "float32" and on_disk["device"] == "cpu"  # CPU: fp32 as before
+
+
+def test_an_empty_system_turn_keeps_the_templates_default_system_prompt_out(tiny_base: Path) -> None:
+    """The embedded model's real chat template adds "You are Qwen, created by Alibaba Cloud..." to a prompt
+    without a system turn; the default ``task.system_prompt: ""`` keeps it out of every training row."""
+    from transformers import AutoTokenizer
+
+    from s2distill.config import load_config
+    from s2distill.tasks import make_task
+    from s2distill.train_rows import tokenize_row
+
+    tok = AutoTokenizer.from_pretrained(tiny_base)
+    lengths = {}
+    for prompt in ("", None):
+        task = make_task(load_config(data={"task": {"name": "arithmetic", "system_prompt": prompt}}).task)
+        pair = TrainPair(example_id="x", messages=tuple(task.system1_messages(task.load("train", 1)[0])), target="7")
+        ids, n_prompt = tokenize_row(tok, to_prompt_completion([pair])[0])
+        assert ("You are Qwen" in tok.decode(ids)) is (prompt is None)
+        assert tok.decode(ids[n_prompt:]).startswith("7")
+        lengths[prompt] = len(ids)
+    assert lengths[None] - lengths[""] >= 15, lengths  # what every row saves

@@ -53,6 +53,11 @@ class TaskConfig:
     n_eval: int = 40  # labeled held-out inputs
     seed: int = 0
     options: dict = field(default_factory=dict)  # task-specific, validated by the task
+    # The system turn of every System 1 prompt: the distilled model's training prompt and its inference prompt
+    # (one string for both). "" = an empty system turn, which keeps chat templates with a built-in default
+    # (Qwen's "You are Qwen, created by Alibaba Cloud...", about a third of a short training row) from adding
+    # it; null = no system turn, so the template adds its default (the prompts of runs made before this key).
+    system_prompt: str | None = ""
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,23 @@ from typing import Any
 from .launch import SECTION_KEYS
 from .precision import train_fingerprint_keys
 from .teacher import key as teacher_key
-from .types import stable_hash
+from .types import DIRECT_SYSTEMS, stable_hash
 
 EVAL_KEYS_ELSEWHERE = ("rewordings", "confident_share", "max_disagreement", "cascade_fallback")  # own stage / the report's only
 
 
+def _system1(cfg: Any) -> dict:
+    """The System 1 prompts' system turn, for the stages that build System 1 prompts (curated pairs, direct
+    evaluations); absent at null, the prompts of runs made before the key, so their fingerprints hold."""
+    return {} if cfg.task.system_prompt is None else {"system_prompt": cfg.task.system_prompt}
+
+
 def data(cfg: Any, source: dict | None = None) -> str:
-    """The task section; ``source``: the task's ``source_fingerprint()`` (edits of its files rerun)."""
-    return stable_hash({"task": dataclasses.asdict(cfg.task), **({"source": source} if source else {})})
+    """The task section but its System 1 prompt (the inputs do not depend on it); ``source``: the task's
+    ``source_fingerprint()`` (edits of its files rerun)."""
+    task = dataclasses.asdict(cfg.task)
+    task.pop("system_prompt")
+    return stable_hash({"task": task, **({"source": source} if source else {})})
 
 
 def generate(cfg: Any, data_fp: str, expands: bool = False) -> str:
@@ -35,7 +44,7 @@ def generate(cfg: Any, data_fp: str, expands: bool = False) -> str:
 def curate(cfg: Any, generate_fp: str, needs_backend: bool = False) -> str:
     """Curation; a curator that asks the model (``needs_backend``) also depends on the model."""
     return stable_hash({"gen": generate_fp, "curate": dataclasses.asdict(cfg.curate),
-                        **({"model": cfg.model} if needs_backend else {})})
+                        **({"model": cfg.model} if needs_backend else {}), **_system1(cfg)})
 
 
 def evaluation(cfg: Any, system: str, data_fp: str, upstream: str = "", on_teacher: bool = False) -> str:
@@ -47,13 +56,14 @@ def evaluation(cfg: Any, system: str, data_fp: str, upstream: str = "", on_teach
         ev.pop("both_orders")
     ev["systems"] = [s for s in ev["systems"] if s != "teacher_system1"]  # asking for it reruns nothing else
     return stable_hash({"data": data_fp, "system": system, "method": dataclasses.asdict(cfg.method), "eval": ev,
-                        "model": cfg.model, "seed": cfg.seed, "up": upstream, **(teacher_key(cfg) if on_teacher else {})})
+                        "model": cfg.model, "seed": cfg.seed, "up": upstream, **(teacher_key(cfg) if on_teacher else {}),
+                        **(_system1(cfg) if system in DIRECT_SYSTEMS else {})})
 
 
 def reworded(cfg: Any, system: str, data_fp: str, upstream: str = "") -> str:
     """The direct prompt on the first ``eval.rewordings`` rewordings of every eval input."""
     return stable_hash({"data": data_fp, "system": system, "rewordings": cfg.eval.rewordings, "model": cfg.model,
-                        "max_tokens": cfg.eval.max_tokens_system1, "seed": cfg.seed, "up": upstream})
+                        "max_tokens": cfg.eval.max_tokens_system1, "seed": cfg.seed, "up": upstream, **_system1(cfg)})
 
 
 def train(cfg: Any, curate_fp: str) -> str:
@@ -69,8 +79,10 @@ def train(cfg: Any, curate_fp: str) -> str:
 
 
 def data_file(cfg: Any, content: str) -> str:
-    """``s2distill eval RUN --data FILE``: the file's content hash and the task section."""
-    return stable_hash({"file": content, "task": dataclasses.asdict(cfg.task)})
+    """``s2distill eval RUN --data FILE``: the file's content hash and the task section (as :func:`data`)."""
+    task = dataclasses.asdict(cfg.task)
+    task.pop("system_prompt")
+    return stable_hash({"file": content, "task": task})
 
 
 def curriculum_stage(train_fp: str, prev_fp: str, k: int, n_stages: int, targets: list[str]) -> str:

@@ -26,7 +26,9 @@ def make_task(task_cfg: Any) -> Any:
         raise ConfigError(f"task '{task_cfg.name}' ({cls!r}) does not meet the Task contract: it needs "
                           f"{', '.join(missing) or 'Options as a dataclass'}; see s2distill.tasks.base.Task")
     opts = parse_options(cls.Options, dict(task_cfg.options), task_cfg.name)
-    return cls(opts)
+    task = cls(opts)
+    task.system_prompt = task_cfg.system_prompt  # one System 1 system turn for training and inference
+    return task
 
 
 def check_config(cfg: Any) -> None:

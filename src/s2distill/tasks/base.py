@@ -15,7 +15,8 @@ Required (abstract below):
 
 Given defaults, overridable: ``name``, ``answer_hint`` (System 2 prompts ask for "The answer is
 <hint>."), ``direct_instruction`` (System 1), ``system1_messages(ex)`` (the System 1 prompt, also
-the distilled model's training prompt), ``format_target(answer)`` (the training target),
+the distilled model's training prompt; an override returns ``self.with_system([...])`` so the run's
+``task.system_prompt`` leads it), ``format_target(answer)`` (the training target),
 ``normalize(answer)`` and ``score(prediction, gold)``.
 
 Optional hooks (found with ``getattr``; leave them out and the feature says so in a clear error):
@@ -45,6 +46,9 @@ class Task(ABC):
     answer_kind = "text"
     answer_hint = "<answer>"  # how System 2 prompts ask for the final answer: "The answer is <hint>."
     direct_instruction = "Answer with only the final answer."
+    # The system turn of System 1 prompts (set from the run's ``task.system_prompt``): None = none (the chat
+    # template's default); "" = an empty one, so templates with a default system prompt do not add theirs.
+    system_prompt: str | None = None
 
     @abstractmethod
     def load(self, split: str, n: int, seed: int = 0) -> list[Example]:
@@ -56,7 +60,13 @@ class Task(ABC):
 
     def system1_messages(self, ex: Example) -> list[Message]:
         """The System 1 input: also the prompt the distilled model is trained on."""
-        return [{"role": "user", "content": f"{ex.question}\n{self.direct_instruction}"}]
+        return self.with_system([{"role": "user", "content": f"{ex.question}\n{self.direct_instruction}"}])
+
+    def with_system(self, messages: list[Message]) -> list[Message]:
+        """``messages`` led by the System 1 system turn (``system_prompt``), unless they have one already."""
+        if self.system_prompt is None or (messages and messages[0]["role"] == "system"):
+            return messages
+        return [{"role": "system", "content": self.system_prompt}, *messages]
 
     def format_target(self, answer: str) -> str:
         """What the distilled model is trained to say: the bare answer."""

@@ -115,7 +115,8 @@ class JudgeTask(Task):
         return render_pair(ex.question, ex.meta["response_a"][:m], ex.meta["response_b"][:m])
 
     def system1_messages(self, ex: Example) -> list[Message]:
-        return [{"role": "user", "content": f"{JUDGE_INTRO}\n\n{self.pair_text(ex)}\n\n{self.direct_instruction}"}]
+        return self.with_system([{"role": "user",
+                                  "content": f"{JUDGE_INTRO}\n\n{self.pair_text(ex)}\n\n{self.direct_instruction}"}])
 
     def extract(self, text: str) -> str | None:
         return extract_verdict(text)
