@@ -158,3 +158,32 @@ def test_evaluate_base_runs_only_data_and_the_base_evaluations(tmp_path):
     assert not any(m.startswith("[generate]") for m in logs)
     with pytest.raises(ConfigError, match="evaluate_base"):
         p.evaluate_base(("distilled",))
+
+
+def test_the_log_says_which_stage_of_how_many(tmp_path, monkeypatch):
+    """Every stage of a run logs its place in the whole ("stage 5 of 8") and the time since the run started;
+    the plan is exactly the stages the run goes through, in order (a skipped stage keeps its number)."""
+    import re
+
+    import s2distill.pipeline as pl
+
+    def fake_stage_train(self):
+        self.run_stage("train", "fp", lambda: ([], {}))
+        return {"adapter": None, "merged": None, "lora_gguf": None}
+
+    monkeypatch.setattr(pl.Pipeline, "stage_train", fake_stage_train)
+    c = cfg(eval={"systems": ["system1", "system2", "system2_maj", "distilled"]}, train={"enabled": True})
+    for rerun in (False, True):
+        logs = []
+        Pipeline(c, run_dir=tmp_path, backend_factory=factory(arithmetic_oracle()), log=logs.append,
+                 progress=False).run()
+        placed = [re.match(r"\[(\w+)\] (running|unchanged, skipped) \(stage (\d+) of (\d+), \d+m\d\ds into the run\)", m)
+                  for m in logs if " of " in m and "into the run" in m]
+        assert [(m[1], int(m[3]), int(m[4])) for m in placed] == [
+            (name, k, 8) for k, name in enumerate(["data", "generate", "curate", "eval_system1", "eval_system2",
+                                                  "eval_system2_maj", "train", "eval_distilled"], 1)]
+        assert all(m[2] == ("unchanged, skipped" if rerun else "running") for m in placed if m[1] != "train")
+    p = Pipeline(c, run_dir=tmp_path / "u", backend_factory=factory(arithmetic_oracle()))
+    assert p.stage_plan("curate") == ["data", "generate", "curate"]
+    assert p.stage_plan("eval") == ["data", "generate", "curate", "eval_system1", "eval_system2", "eval_system2_maj"]
+    assert p.stage_plan("train") == p.stage_plan("eval") + ["train"]

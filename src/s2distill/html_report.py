@@ -254,7 +254,8 @@ def _training(report: dict, rd: Path) -> str:
         return ""
     facts = [("steps", t.get("steps")), ("pairs", t.get("n_pairs")), ("first loss", num(t.get("first_loss"), ".4g")),
              ("final loss", num(t.get("final_loss"), ".4g")), ("train time", f"{num(t.get('train_time_s'), '.0f')} s"),
-             ("s/step", num(t.get("s_per_step"), ".2f")),
+             ("s/step", num(t.get("s_per_step"), ".2f")), ("tokens/step", num(t.get("tokens_per_step"), ".0f")),
+             ("tokens/s", num(t.get("tokens_per_s"), ".0f")), ("padding", num(t.get("padding_share"), ".1%")),
              ("peak memory (RSS)", f"{t['peak_rss_bytes'] / 2**30:.2f} GiB" if t.get("peak_rss_bytes") else "-"),
              ("method", t.get("method")), ("world size", t.get("world_size"))]
     dl = "".join(f"<dt>{escape(k)}</dt><dd>{escape('-' if v is None else str(v))}</dd>" for k, v in facts)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,6 +50,8 @@ class Pipeline:
         self.engines = Engines(cfg, backend_factory, self.log, self.rd / "backend_device.json")
         self._cache: SampleCache | None = None
         self.fp: dict[str, str] = {}
+        self.plan: list[str] = []  # the stages ``run`` goes through, for "stage k of N" in the log
+        self._t0 = time.perf_counter()
 
     @property
     def cache(self) -> SampleCache:
@@ -73,7 +76,11 @@ class Pipeline:
     def run_stage(self, name: str, fingerprint: str, fn: Callable[[], tuple[list[str], dict]]) -> bool:
         """Stage ``name`` (skipped when its ``fingerprint`` is unchanged); ``fp[name]`` for the stages after it."""
         self.fp[name] = fingerprint
-        return self.rd.run_stage(name, fingerprint, fn, self.log)
+        where = ""
+        if name in self.plan:
+            where = (f" (stage {self.plan.index(name) + 1} of {len(self.plan)}, "
+                     f"{_clock(time.perf_counter() - self._t0)} into the run)")
+        return self.rd.run_stage(name, fingerprint, fn, self.log, where)
 
     def write_meta(self) -> None:
         self.rd.write_meta(self.cfg.to_dict(), self.cfg.seed, self.cfg.task.seed)
@@ -217,10 +224,29 @@ class Pipeline:
             self.close()
 
     # -- all of it, top to bottom --------------------------------------------------
+    def stage_plan(self, until: str | None = None) -> list[str]:
+        """The stages :meth:`run` goes through (``until``: the last one asked for), in order."""
+        c, plan = self.cfg, ["data", "generate", "curate"]
+        if until in plan:
+            return plan[:plan.index(until) + 1]
+        for s in [s for s in eval_order(c) if s in c.eval.systems] + ["distilled"]:
+            if s == "distilled":
+                if until == "eval":
+                    break
+                if c.train.enabled and "distilled" in c.eval.systems or until == "train":
+                    plan.append("train")
+                if until == "train" or "distilled" not in c.eval.systems:
+                    break
+            plan.append(f"eval_{s}")
+            if c.eval.rewordings and s in ("system1", "distilled"):
+                plan.append(f"eval_{s}_reworded")
+        return plan
+
     def run(self, until: str | None = None) -> dict:
         if until is not None and until not in STAGES:
             raise ConfigError(f"unknown stage '{until}' (stages: {', '.join(STAGES)})")
         systems = self.cfg.eval.systems
+        self.plan, self._t0 = self.stage_plan(until), time.perf_counter()
         self.write_meta()
         self.log(f"[run] directory: {self.rd.path.resolve()}")
         try:
@@ -244,6 +270,10 @@ class Pipeline:
             self.close()
         self.log(f"[run] report: {self.rd.path.resolve() / 'report.md'} (HTML: report.html)")
         return report
+
+
+def _clock(s: float) -> str:
+    return f"{int(s // 60)}m{int(s % 60):02d}s"
 
 
 __all__ = ["Pipeline", "STAGES", "backend_model_id", "backend_spec", "default_backend_factory", "distilled_paths"]

@@ -222,8 +222,10 @@ def to_markdown(report: dict) -> str:
                          f"{q['correct_targets']}/{q['checked']} ({pct(q['target_accuracy'])}%)")
     t = report.get("train") or {}
     if t:
+        rate = (f", {t['tokens_per_step']:.0f} tokens/step, {t['tokens_per_s']:.0f} tokens/s"
+                if t.get("tokens_per_step") and t.get("tokens_per_s") else "")
         lines += [f"Training: {t.get('steps')} steps, final loss {t.get('final_loss')}, "
-                  f"{t.get('train_time_s', 0):.0f}s, peak RSS {t.get('peak_rss_bytes', 0) / 2**30:.2f} GiB"]
+                  f"{t.get('train_time_s', 0):.0f}s{rate}, peak RSS {t.get('peak_rss_bytes', 0) / 2**30:.2f} GiB"]
     from .stepwise import markdown as stepwise_markdown
 
     lines += stepwise_markdown(report.get("stepwise"))

@@ -182,13 +182,14 @@ class RunDir:
                                             "argv": sys.argv, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
 
     def run_stage(self, name: str, fingerprint: str, fn: Callable[[], tuple[list[str], dict]],
-                  log: Callable[[str], None]) -> bool:
+                  log: Callable[[str], None], where: str = "") -> bool:
         """Skip stage ``name`` when it finished with this fingerprint (and its outputs exist); else run ``fn``
-        (it returns the outputs, relative to the run dir, and what to record) and mark it done."""
+        (it returns the outputs, relative to the run dir, and what to record) and mark it done. ``where``: the
+        stage's place in the run, for the log (" (stage 5 of 9, 3m10s into the run)")."""
         if self.stage_done(name, fingerprint):
-            log(f"[{name}] unchanged, skipped")
+            log(f"[{name}] unchanged, skipped{where}")
             return False
-        log(f"[{name}] running")
+        log(f"[{name}] running{where}")
         t0 = time.perf_counter()
         outputs, info = fn()
         self.mark_done(name, fingerprint, outputs, time.perf_counter() - t0, **info)

@@ -150,6 +150,7 @@ class _SeenCounter:
     def __init__(self) -> None:
         self.rows = 0
         self.tokens = 0
+        self.padded_tokens = 0  # what the forward passes computed on, padding included
         self.hashes: set[str] = set()
 
     def __call__(self, module, args, kwargs):  # noqa: ANN001
@@ -158,6 +159,7 @@ class _SeenCounter:
             return
         mask, pos = kwargs.get("attention_mask"), kwargs.get("position_ids")
         ids, mask, pos = (None if t is None else t.detach().cpu() for t in (ids, mask, pos))  # one copy, one sync
+        self.padded_tokens += int(ids.numel())
         if mask is None and pos is not None and ids.shape[0] == 1:  # padding-free: rows restart at position 0
             starts = (pos[0] == 0).nonzero().flatten().tolist() + [ids.shape[1]]
             rows = [ids[0, a:b] for a, b in zip(starts, starts[1:])]
@@ -195,6 +197,15 @@ def _load_model(base_dir: str, cfg: TrainConfig, dtype: str, bnb: Any) -> Any:
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
     return model
+
+
+def _sampling_arg(config_cls: Any, group_by_length: bool) -> dict:
+    """The Trainer's length-grouped sampling switch: ``train_sampling_strategy`` in transformers 5, the
+    ``group_by_length`` flag before it."""
+    fields = config_cls.__dataclass_fields__
+    if "train_sampling_strategy" in fields:
+        return {"train_sampling_strategy": "group_by_length" if group_by_length else "random"}
+    return {"group_by_length": group_by_length} if "group_by_length" in fields else {}
 
 
 def _optimizer_probe(seen: dict) -> Any:
@@ -289,7 +300,7 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
     liger = cfg.liger_kernel if cfg.liger_kernel is not None else (
         not use_cpu and importlib.util.find_spec("liger_kernel") is not None)
     args = SFTConfig(
-        **{ckpt: cfg.gradient_checkpointing},
+        **{ckpt: cfg.gradient_checkpointing}, **_sampling_arg(SFTConfig, cfg.group_by_length),
         output_dir=str(out_dir / "checkpoints"),
         per_device_train_batch_size=cfg.per_device_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
@@ -341,7 +352,7 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
     record = {"rank": rank, "local_rank": args.local_process_index, "world_size": world_size, "pid": os.getpid(),
               "host": os.uname().nodename, "resumed_from_step": resumed_from, "steps": int(result.global_step),
               "examples_seen": seen.rows,
-              "tokens_seen": seen.tokens, "distinct_rows": sorted(seen.hashes), "train_time_s": round(train_s, 2),
+              "tokens_seen": seen.tokens, "padded_tokens_seen": seen.padded_tokens, "distinct_rows": sorted(seen.hashes), "train_time_s": round(train_s, 2),
               "device": str(args.device), "writes_model": is_main}
     (out_dir / "ranks").mkdir(parents=True, exist_ok=True)
     (out_dir / "ranks" / f"rank{rank}.json").write_text(json.dumps(record, indent=2) + "\n")
@@ -389,6 +400,7 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
         "liger_kernel": liger, **trunc.to_json(), **opt_seen,
         **({"init_adapter": str(init_adapter)} if init_adapter is not None else {}),
         "examples_seen": sum(r["examples_seen"] for r in ranks),
+        **_token_rates(ranks, int(result.global_step) - resumed_from, train_s),
         "ranks": [{k: r[k] for k in ("rank", "pid", "host", "steps", "examples_seen")} for r in ranks],
         "adapter_dir": str(out_dir / "adapter") if cfg.method == "lora" else None,
         "merged_dir": str(out_dir / "merged") if (cfg.method == "full" or cfg.save_merged) else None,
@@ -397,6 +409,16 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
     shutil.rmtree(out_dir / "trainer", ignore_errors=True)  # left by versions before checkpoints
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: nothing to resume
     return summary
+
+
+def _token_rates(ranks: list[dict], steps_run: int, train_s: float) -> dict:
+    """Training tokens (all ranks; padding excluded) per optimizer step and per second, and the share of the
+    computed tokens that were padding, over the steps this invocation ran."""
+    tokens = sum(r.get("tokens_seen", 0) for r in ranks)
+    padded = sum(r.get("padded_tokens_seen", 0) for r in ranks)
+    return {"tokens_seen": tokens, "tokens_per_step": round(tokens / steps_run, 1) if steps_run else None,
+            "tokens_per_s": round(tokens / train_s, 1) if train_s > 0 else None,
+            "padding_share": round(1 - tokens / padded, 4) if padded else None}
 
 
 # -- the training policy of a run: which trainer, with which settings ------------------------------------
