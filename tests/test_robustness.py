@@ -47,7 +47,7 @@ def test_adding_rewordings_later_keeps_the_main_eval(tmp_path):
     Pipeline(cfg(rewordings=0), run_dir=tmp_path, backend_factory=factory, log=lambda s: None, progress=False).run()
     logs = []
     Pipeline(cfg(rewordings=2), run_dir=tmp_path, backend_factory=factory, log=logs.append, progress=False).run()
-    assert "[eval_system1] unchanged, skipped" in logs
+    assert any(m.startswith("[eval_system1] unchanged, skipped") for m in logs)
     assert any(m.startswith("[eval_system1_reworded] running") for m in logs)
 
 
