@@ -86,12 +86,8 @@ def test_config_keys_and_errors() -> None:
 
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     assert set(TRAIN_KEY_DEFAULTS) <= names  # every new section key reaches train_lora
-    from s2distill.precision import NEW_DEFAULTS
-
-    same = {k: v for k, v in TRAIN_KEY_DEFAULTS.items() if k not in NEW_DEFAULTS}
-    assert all(getattr(TrainConfig(), k) == v for k, v in same.items())
-    assert all(getattr(cfg.train.__class__(), k) == v for k, v in same.items())
-    assert all(getattr(TrainConfig(), k) != TRAIN_KEY_DEFAULTS[k] for k in NEW_DEFAULTS)
+    assert all(getattr(TrainConfig(), k) == v for k, v in TRAIN_KEY_DEFAULTS.items())
+    assert all(getattr(cfg.train.__class__(), k) == v for k, v in TRAIN_KEY_DEFAULTS.items())
     with pytest.raises(ConfigError, match="train.too_long"):
         TrainConfig(too_long="cut")
 
@@ -115,8 +111,7 @@ def test_new_keys_at_defaults_keep_the_train_fingerprint(tmp_path: Path) -> None
     for k in ("save_merged", "num_processes", "distributed_type", "cpu", "accelerate_config", "accelerate"):
         t.pop(k)
     old = stable_hash({"curate": "c", "train": t, "model": cfg.model, "seed": cfg.seed, "backend": "fake"})
-    old_values = {k: TRAIN_KEY_DEFAULTS[k] for k in ("group_by_length",)}  # keys whose default changed later
-    assert _train_fp(tmp_path, **old_values) == old and _train_fp(tmp_path) != old
+    assert _train_fp(tmp_path) == old
     assert _train_fp(tmp_path, **TRAIN_KEY_DEFAULTS) == old
     for k, v in {"dtype": "bfloat16", "quantization": "4bit", "save_total_limit": 5, "too_long": "error"}.items():
         assert _train_fp(tmp_path, **{k: v}) != old, k

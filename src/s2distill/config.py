@@ -174,7 +174,9 @@ class TrainSection:
     quantization: str = "none"  # none | 4bit | 8bit: QLoRA through bitsandbytes (pip install 's2distill[qlora]')
     attn_implementation: str = "sdpa"  # sdpa | eager | flash_attention_2 (needs flash-attn) | ...
     padding_free: bool = False  # TRL padding-free batches (no pad tokens); needs flash_attention_2
-    group_by_length: bool = True  # batches of rows of similar length (less padding; the order stays seeded)
+    # batches of rows of similar length (less padding; the order stays seeded): for data whose rows differ a lot in
+    # length; on the demo's rows (3.4% padding) it saved no time (benchmarks/results/speed.md)
+    group_by_length: bool = False
     liger_kernel: bool | None = None  # TRL use_liger_kernel; None: on when liger-kernel is installed and on CUDA
     save_steps: float | None = None  # checkpoint every N optimizer steps (< 1: that fraction of the run); None: 0.1
     save_total_limit: int = 2  # checkpoints kept under model/checkpoints (older ones are deleted)

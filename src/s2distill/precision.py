@@ -16,16 +16,13 @@ QUANTIZATIONS = ("none", "4bit", "8bit")
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "auto")
 TOO_LONG = ("truncate_prompt", "error")
 
-# TrainSection keys added after runs existed, with the value that reproduces the old behaviour on the
-# CPU; at that value they are left out of the train fingerprint (old runs are not retrained). It is the
-# key's default too, except for NEW_DEFAULTS: a better default chosen later (an old config retrains unless
-# it sets the old value, as it does for task.system_prompt, whose new default changes the curated pairs).
+# TrainSection keys added after runs existed, with the default that reproduces the old behaviour on
+# the CPU; at that value they are left out of the train fingerprint (old runs are not retrained).
 TRAIN_KEY_DEFAULTS: dict[str, Any] = {
     "dtype": "auto", "quantization": "none", "attn_implementation": "sdpa", "padding_free": False, "group_by_length": False,
     "liger_kernel": None, "save_steps": None, "save_total_limit": 2, "too_long": "truncate_prompt",
     "curriculum": "none", "epochs_per_stage": 1.0, "stages": 0, "remove_per_stage": 0, "removal_smoothing": 4.0,
 }
-NEW_DEFAULTS = ("group_by_length",)
 
 
 def check_device(key: str, device: str) -> None:
