@@ -83,15 +83,17 @@ def demo_requests():
     return cfg, fake.requests
 
 
-def raw_generate(shared: bool) -> dict:
+def raw_generate(shared: bool, parallel: int | None = None) -> dict:
     """The same requests posted straight to a fresh llama-server (the demo's slots and context): one call per
     sample (seed + j) or one per input (n); prompt tokens sent vs processed (the server's ``timings``)."""
     from s2distill.backends.llamacpp import LlamaCppBackend
 
     cfg, reqs = demo_requests()
     b = cfg.backend
-    eng = LlamaCppBackend(model=cfg.model, parallel=b.parallel, ctx_per_slot=b.ctx_per_slot, threads=b.threads)
-    client = httpx.Client(timeout=1200, limits=httpx.Limits(max_connections=b.concurrency))
+    slots = parallel or b.parallel
+    concurrency = parallel or b.concurrency
+    eng = LlamaCppBackend(model=cfg.model, parallel=slots, ctx_per_slot=b.ctx_per_slot, threads=b.threads)
+    client = httpx.Client(timeout=1200, limits=httpx.Limits(max_connections=concurrency))
     calls = [(r, r.params.n, 0) for r in reqs] if shared else [(r, 1, j) for r in reqs for j in range(r.params.n)]
 
     def post(call):
@@ -107,14 +109,14 @@ def raw_generate(shared: bool) -> dict:
 
     try:
         t0 = time.perf_counter()
-        with ThreadPoolExecutor(max(1, b.concurrency // (reqs[0].params.n if shared else 1))) as pool:
+        with ThreadPoolExecutor(max(1, concurrency // (reqs[0].params.n if shared else 1))) as pool:
             out = list(pool.map(post, calls))
         wall = time.perf_counter() - t0
     finally:
         client.close()
         eng.close()
     sent, processed, gen = (sum(x[k] for x in out) for k in range(3))
-    return {"mode": "one call per input (n)" if shared else "one call per sample", "calls": len(calls),
+    return {"mode": "one call per input (n)" if shared else "one call per sample", "calls": len(calls), "slots": slots,
             "wall_s": round(wall, 1), "prompt_tokens": sent, "prompt_tokens_processed": processed,
             "processed_share": round(processed / sent, 4), "generated_tokens": gen}
 
@@ -124,6 +126,12 @@ def part_generate(work: Path) -> dict:
     tk = [toolkit_generate(work, False), toolkit_generate(work, True)]
     return {"raw": raw, "toolkit": tk, "generate_speedup": round(tk[0]["wall_s"] / tk[1]["wall_s"], 3),
             "raw_speedup": round(raw[0]["wall_s"] / raw[1]["wall_s"], 3)}
+
+
+def part_slots(work: Path) -> dict:
+    """Does a bigger decoding batch help on this CPU? The shared requests at 8, 16 (the default) and 32 slots
+    (samples in flight = slots), each on a fresh server."""
+    return {"rows": [raw_generate(True, parallel=p) for p in (8, 16, 32)]}
 
 
 def part_train(work: Path) -> dict:
@@ -244,12 +252,18 @@ def markdown(data: dict) -> str:
     out += Table(["demo", "min", "generate s", "train s", "steps", "tokens/step", "System 1", "maj@4", "distilled",
                   "verdict"], rows).markdown().splitlines()
     out += ["", f"Before: `{' '.join(d['before']['overrides'])}`; after: configs/demo.yaml as committed."]
+    if data.get("slots"):
+        out += ["", "## Server slots (the shared requests straight to a fresh llama-server; samples in flight = slots)", ""]
+        out += Table(["slots", "wall s", "generated tokens", "tokens/s"],
+                     [[str(r["slots"]), f"{r['wall_s']:.1f}", str(r["generated_tokens"]),
+                       f"{r['generated_tokens'] / r['wall_s']:.1f}"] for r in data["slots"]["rows"]]).markdown().splitlines()
     return "\n".join(out)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--parts", nargs="+", default=["generate", "train", "demo"], choices=["generate", "train", "demo"])
+    ap.add_argument("--parts", nargs="+", default=["generate", "train", "demo"],
+                    choices=["generate", "train", "demo", "slots"])
     ap.add_argument("--work", default="runs/speed")
     args = ap.parse_args()
     work = Path(args.work)
@@ -257,7 +271,7 @@ def main() -> None:
     data = json.loads(PARTIAL.read_text()) if PARTIAL.is_file() else {}
     for part in args.parts:
         t0 = time.perf_counter()
-        data[part] = {"generate": part_generate, "train": part_train, "demo": part_demo}[part](work)
+        data[part] = {"generate": part_generate, "train": part_train, "demo": part_demo, "slots": part_slots}[part](work)
         data[part]["part_wall_s"] = round(time.perf_counter() - t0, 1)
         PARTIAL.write_text(json.dumps(data, indent=2) + "\n")
         print(f"[speed] {part} done in {data[part]['part_wall_s']:.0f}s", file=sys.stderr, flush=True)
