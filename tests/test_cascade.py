@@ -141,6 +141,16 @@ def test_a_run_reports_its_cascade_in_json_markdown_and_html(tmp_path) -> None:
     assert "Cascade (the distilled model answers" in md and "| logprob (chosen) |" in md
     html = render_run(run)
     assert 'id="cascade"' in html and 'id="cascade-table"' in html
+    # the plot: the logprob cascade at every threshold (a dashed line from "System 2 everywhere" to "distilled
+    # everywhere") and its chosen point, labelled, with the accuracy the cascade reached
+    import re
+
+    svg = re.search(r'<div id="plot">(<svg.*?</svg>)</div>', html, re.S).group(1)
+    assert "cascade (logprob, chosen)" in re.findall(r'class="lbl"[^>]*>([^<]+)</text>', svg)
+    curve = re.search(r'<path class="curve" d="([^"]+)"[^>]*><title>cascade \(logprob\) at every threshold', svg)
+    assert curve and curve.group(1).count("L") >= 1 and 'stroke-dasharray' in svg
+    xs = sorted(c["tokens"] for c in lp["curve"])
+    assert xs[0] < lp["cascade"]["tokens"] <= xs[-1]
     v = report["verdict"]
     assert v["decision"] == "cascade" and v["cascade"]["coverage"] == pytest.approx(sure / len(recs))
     root = Path(__file__).resolve().parents[1]

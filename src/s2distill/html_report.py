@@ -18,7 +18,7 @@ from .html_assets import CSS, JS
 from .report import (build_report, group_table, judge_table, models_line, robustness_table, summary_table, to_markdown,
                      tokens_table)
 from .rundir import read_json, read_jsonl
-from .svgplot import Point, accuracy_tokens_svg, color_of, line_svg
+from .svgplot import MORE_COLORS, Curve, Point, accuracy_tokens_svg, color_of, line_svg
 from .tables import Table, ci, num, pct
 from .types import SYSTEMS
 
@@ -136,6 +136,31 @@ def curation_rows(rd: Path) -> tuple[list[dict], bool]:
             row["s"] = [{"a": s.get("answer"), "r": _cap(s.get("response"))} for s in t.get("samples", [])]
         rows.append(row)
     return rows, score is not None
+
+
+def cascade_curves(report: dict) -> tuple[list[Curve], list[Point]]:
+    """Each confidence signal's cascade at every threshold (a dashed line: accuracy where gold exists, else
+    agreement with System 2, against tokens per input) and, as a point, the cascade at its calibrated threshold."""
+    cas = report.get("cascade") or {}
+    curves, pts = [], []
+    for i, (sig, s) in enumerate((cas.get("signals") or {}).items()):
+        if not s.get("curve") or not s.get("cascade"):
+            continue
+        gold = s["cascade"].get("accuracy") is not None
+        key = "accuracy" if gold else "agreement"
+        xy = sorted({(c["tokens"], c[key]) for c in s["curve"] if c.get(key) is not None and c.get("tokens")})
+        color = MORE_COLORS[(i + 2) % len(MORE_COLORS)]
+        if len(xy) > 1:
+            curves.append(Curve(f"cascade ({sig}) at every threshold", tuple(x for x, _ in xy), tuple(y for _, y in xy),
+                                color))
+        chosen, thr = s["cascade"], (s.get("calibration") or {}).get("threshold")
+        if chosen.get(key) is not None and chosen.get("tokens"):
+            name = f"cascade ({sig}{', chosen' if cas.get('best') == sig else ''})"
+            pts.append(Point(label=name, x=chosen["tokens"], y=chosen[key], color=color, hollow=not gold,
+                             title=f"{name}: threshold {thr}, coverage {pct(chosen['coverage'])}%, {pct(chosen[key])}% "
+                                   f"{'accuracy' if gold else 'agreement with System 2'}, {num(chosen['tokens'])} "
+                                   "tokens per input"))
+    return curves, pts
 
 
 # -- sections -------------------------------------------------------------------------------
@@ -304,7 +329,8 @@ def render_run(run_dir: str | Path) -> str:
     has = {s: any(s in r for r in ev) for s in SYSTEMS}
     lf = _label_free(report)
     y_label = "accuracy % (95% CI)" + (" or agreement with System 2" if lf else "")
-    plot = accuracy_tokens_svg(plot_points(report), y_label=y_label)
+    curves, chosen = cascade_curves(report)
+    plot = accuracy_tokens_svg(plot_points(report) + chosen, y_label=y_label, curves=curves)
     systems = summary_table(report, with_label_free=True).html('id="systems"')
     body = [f"<header><h1>{escape(title)}</h1><p class=\"note\">run directory <code>{escape(str(rd))}"
             f"</code> · {len(ev)} eval inputs · {len(cur)} unlabeled train inputs</p></header>", _verdict(report),

@@ -30,6 +30,16 @@ class Point:
     title: str = ""  # hover text
 
 
+@dataclass(frozen=True)
+class Curve:
+    """A line through the plot, e.g. a cascade at every threshold (its chosen point is a :class:`Point`)."""
+
+    label: str
+    xs: tuple[float, ...]
+    ys: tuple[float, ...]
+    color: str = "#333"
+
+
 def _f(v: float) -> str:
     return f"{v:.1f}"
 
@@ -49,13 +59,14 @@ def _tick_label(t: float) -> str:
 
 
 def accuracy_tokens_svg(points: Sequence[Point], width: int = 640, height: int = 380,
-                        y_label: str = "accuracy % (95% CI)") -> str:
+                        y_label: str = "accuracy % (95% CI)", curves: Sequence[Curve] = ()) -> str:
     """Scatter of accuracy (y, 0-100%) against mean generated tokens (x, log scale), error bars
-    for the 95% intervals, every point labelled."""
+    for the 95% intervals, every point labelled; ``curves`` are drawn as dashed lines under the points."""
     pts = [p for p in points if p.y is not None and p.x is not None]
     ml, mr, mt, mb = 56, 150, 16, 46
     pw, ph = width - ml - mr, height - mt - mb
-    xs = [max(p.x, 0.5) for p in pts] or [1.0, 10.0]
+    xs = [max(p.x, 0.5) for p in pts] + [max(x, 0.5) for c in curves for x in c.xs]
+    xs = xs or [1.0, 10.0]
     lo, hi = min(xs) / 1.6, max(xs) * 1.6
     if hi / lo < 10:  # at least one decade, centred
         mid = math.sqrt(lo * hi)
@@ -81,6 +92,10 @@ def accuracy_tokens_svg(points: Sequence[Point], width: int = 640, height: int =
                f'per answer (log scale)</text>'
                f'<text transform="translate(14 {mt + ph / 2}) rotate(-90)" text-anchor="middle" class="axis">'
                f'{escape(y_label)}</text>')
+    for c in curves:
+        path = " ".join(f"{'M' if i == 0 else 'L'}{_f(X(x))},{_f(Y(y))}" for i, (x, y) in enumerate(zip(c.xs, c.ys)))
+        out.append(f'<path class="curve" d="{path}" fill="none" stroke="{c.color}" stroke-width="1.5" '
+                   f'stroke-dasharray="5 3"><title>{escape(c.label)}</title></path>')
     placed: list[tuple[float, float]] = []
     for p in pts:
         cx, cy = X(p.x), Y(p.y)
