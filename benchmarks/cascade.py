@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {  # name: (config, overrides, label)
     "arith_d1": ("demo", ["task.options.depth=1"], "arithmetic, depth 1 (3-shot CoT)"),
     "arith_d2": ("demo", ["task.options.depth=2"], "arithmetic, depth 2 (3-shot CoT)"),
+    "arith_d1_big": ("demo", ["task.options.depth=1", "task.options.max_value=60"],
+                     "arithmetic, depth 1, numbers up to 60 (3-shot CoT)"),
 }
 COMMON = ["task.n_eval=160", "eval.systems=[system1,system2,system2_maj,distilled]", "eval.cascade_fallback=greedy"]
 PARTIAL = RESULTS / "cascade.partial.json"
