@@ -26,12 +26,17 @@ def _system1(cfg: Any) -> dict:
     return {} if cfg.task.system_prompt is None else {"system_prompt": cfg.task.system_prompt}
 
 
+def _inputs(cfg: Any) -> dict:
+    """The task section but its System 1 prompt: what the inputs depend on."""
+    task = dataclasses.asdict(cfg.task)
+    task.pop("system_prompt")
+    return task
+
+
 def data(cfg: Any, source: dict | None = None) -> str:
     """The task section but its System 1 prompt (the inputs do not depend on it); ``source``: the task's
     ``source_fingerprint()`` (edits of its files rerun)."""
-    task = dataclasses.asdict(cfg.task)
-    task.pop("system_prompt")
-    return stable_hash({"task": task, **({"source": source} if source else {})})
+    return stable_hash({"task": _inputs(cfg), **({"source": source} if source else {})})
 
 
 def generate(cfg: Any, data_fp: str, expands: bool = False) -> str:
@@ -80,9 +85,7 @@ def train(cfg: Any, curate_fp: str) -> str:
 
 def data_file(cfg: Any, content: str) -> str:
     """``s2distill eval RUN --data FILE``: the file's content hash and the task section (as :func:`data`)."""
-    task = dataclasses.asdict(cfg.task)
-    task.pop("system_prompt")
-    return stable_hash({"file": content, "task": task})
+    return stable_hash({"file": content, "task": _inputs(cfg)})
 
 
 def curriculum_stage(train_fp: str, prev_fp: str, k: int, n_stages: int, targets: list[str]) -> str:

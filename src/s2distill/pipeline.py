@@ -170,7 +170,7 @@ class Pipeline:
 
         self.run_stage(f"eval_{system}", fingerprints.evaluation(c, system, self.fp["data"], upstream,
                                                               weights == "teacher"), run)
-        if c.eval.rewordings and system in ("system1", "distilled"):
+        if _reworded(c, system):
             self.run_stage(f"eval_{system}_reworded", fingerprints.reworded(c, system, self.fp["data"], upstream), reworded)
 
     def stage_train(self) -> dict:
@@ -225,21 +225,19 @@ class Pipeline:
 
     # -- all of it, top to bottom --------------------------------------------------
     def stage_plan(self, until: str | None = None) -> list[str]:
-        """The stages :meth:`run` goes through (``until``: the last one asked for), in order."""
+        """The stages :meth:`run` goes through (``until``: the last one asked for), in order; the same
+        decisions as :meth:`run` (``_trains``, ``_reworded``)."""
         c, plan = self.cfg, ["data", "generate", "curate"]
         if until in plan:
             return plan[:plan.index(until) + 1]
-        for s in [s for s in eval_order(c) if s in c.eval.systems] + ["distilled"]:
-            if s == "distilled":
-                if until == "eval":
-                    break
-                if c.train.enabled and "distilled" in c.eval.systems or until == "train":
-                    plan.append("train")
-                if until == "train" or "distilled" not in c.eval.systems:
-                    break
-            plan.append(f"eval_{s}")
-            if c.eval.rewordings and s in ("system1", "distilled"):
-                plan.append(f"eval_{s}_reworded")
+        for s in eval_order(c):
+            if s in c.eval.systems:
+                plan += _eval_stages(c, s)
+        if until == "eval" or not _trains(c, until):
+            return plan
+        plan.append("train")
+        if until != "train" and "distilled" in c.eval.systems:
+            plan += _eval_stages(c, "distilled")
         return plan
 
     def run(self, until: str | None = None) -> dict:
@@ -259,7 +257,7 @@ class Pipeline:
                     self.eval_system(s, "base")
             if until == "eval":
                 return {}
-            if self.cfg.train.enabled and "distilled" in systems or until == "train":
+            if _trains(self.cfg, until):
                 trained = self.stage_train()
                 if until == "train":
                     return {}
@@ -270,6 +268,20 @@ class Pipeline:
             self.close()
         self.log(f"[run] report: {self.rd.path.resolve() / 'report.md'} (HTML: report.html)")
         return report
+
+
+def _trains(cfg: RunConfig, until: str | None) -> bool:
+    """Whether a run (to ``until``) trains: training is on and the distilled model is evaluated, or asked for."""
+    return cfg.train.enabled and "distilled" in cfg.eval.systems or until == "train"
+
+
+def _reworded(cfg: RunConfig, system: str) -> bool:
+    """Whether ``system``'s evaluation is followed by its rewordings' (``eval.rewordings``, direct systems)."""
+    return bool(cfg.eval.rewordings) and system in ("system1", "distilled")
+
+
+def _eval_stages(cfg: RunConfig, system: str) -> list[str]:
+    return [f"eval_{system}"] + ([f"eval_{system}_reworded"] if _reworded(cfg, system) else [])
 
 
 def _clock(s: float) -> str:
