@@ -32,6 +32,10 @@ SETTINGS = {  # name: (config, overrides, label)
     "arith_d2": ("demo", ["task.options.depth=2"], "arithmetic, depth 2 (3-shot CoT)"),
     "arith_d1_big": ("demo", ["task.options.depth=1", "task.options.max_value=60"],
                      "arithmetic, depth 1, numbers up to 60 (3-shot CoT)"),
+    "cf1": ("rar_coin_flip", ["task.options.n_people=1", "eval.rewordings=0"],
+            "coin flip, 1 person (3-shot 2-step RaR, 40 train inputs)"),
+    "arith_d1_99": ("demo", ["task.options.depth=1", "task.options.max_value=99"],
+                    "arithmetic, depth 1, numbers up to 99 (3-shot CoT)"),
 }
 COMMON = ["task.n_eval=160", "eval.systems=[system1,system2,system2_maj,distilled]", "eval.cascade_fallback=greedy"]
 PARTIAL = RESULTS / "cascade.partial.json"

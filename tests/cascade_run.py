@@ -1,5 +1,7 @@
 """A finished fake-engine run with a cascade (for the cascade and serve tests): the distilled fake is right
-on 3 of 4 inputs and sure of exactly those (answer probability 0.97 vs 0.30, as engine logprobs)."""
+on 3 of 4 inputs and sure of exactly those (answer probability 0.97 vs 0.30, as engine logprobs; sampled,
+it repeats its answer where sure and alternates between the right and its wrong answer where not: vote
+share 1.0 vs 0.5)."""
 from __future__ import annotations
 
 import hashlib
@@ -30,6 +32,8 @@ def factory(delay_s: float = 0.0):
             if q is None:  # a question the oracle does not know: unsure, wrong
                 return Completion(text="0", completion_tokens=2, token_logprobs=(math.log(0.2), 0.0))
             ans = ORACLE[q] if sure_of(q) else str(int(ORACLE[q]) + 1)
+            if req.params.temperature > 0 and not sure_of(q) and ((req.params.seed or 0) + j) % 2 == 0:
+                ans = ORACLE[q]
             return Completion(text=ans, completion_tokens=2,
                               token_logprobs=(math.log(0.97 if sure_of(q) else 0.30), 0.0))
 

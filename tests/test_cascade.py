@@ -128,7 +128,7 @@ def test_a_run_reports_its_cascade_in_json_markdown_and_html(tmp_path) -> None:
     recs = [json.loads(x) for x in (run / "eval" / "distilled.jsonl").read_text().splitlines()]
     assert {r["meta"]["confidence"] for r in recs} == {0.97, 0.3}  # the engine's logprobs, recorded per input
     cas = report["cascade"]
-    assert set(cas["signals"]) == {"logprob", "agreement"} and cas["fallback"] == "greedy"
+    assert set(cas["signals"]) == {"logprob", "vote", "agreement"} and cas["fallback"] == "greedy"
     lp = cas["signals"]["logprob"]
     sure = sum(r["meta"]["confidence"] == 0.97 for r in recs)
     assert lp["calibration"]["threshold"] is not None and lp["cascade"]["answered"] == sure
@@ -137,6 +137,14 @@ def test_a_run_reports_its_cascade_in_json_markdown_and_html(tmp_path) -> None:
     assert lp["split"]["guarantee_held"] and lp["split"]["test"]["n"] + lp["split"]["calibration"]["n"] == len(recs)
     # the agreement signal: the base System 1 fake is always wrong, so it never agrees: nothing answered
     assert cas["signals"]["agreement"]["cascade"]["answered"] == 0
+    # the vote signal: eval.cascade_k=4 sampled answers per input (stage eval_distilled_votes), the sure inputs
+    # repeat their answer 4 of 4 times, the unsure 2 of 4: the same split as logprob, at 4 more samples' cost
+    votes = [json.loads(x) for x in (run / "eval" / "distilled.votes.jsonl").read_text().splitlines()]
+    assert len(votes) == len(recs) and all(len(v["meta"]["answers"]) == 4 and v["calls"] == 4 for v in votes)
+    vo = cas["signals"]["vote"]
+    assert vo["calibration"]["threshold"] is not None and vo["cascade"]["answered"] == sure
+    assert vo["cascade"]["tokens"] > lp["cascade"]["tokens"]  # the samples are counted
+    assert cas["best"] == "logprob"  # the same routing for free
     md = (run / "report.md").read_text()
     assert "Cascade (the distilled model answers" in md and "| logprob (chosen) |" in md
     html = render_run(run)

@@ -35,6 +35,10 @@ def test_overrides_are_typed_and_strict():
         load_config(data={"name": "x"}, overrides=["method.n=many"])
     with pytest.raises(ConfigError, match="not key=value"):
         load_config(data={"name": "x"}, overrides=["method.n"])
+    for bad in ("-1", "1"):  # one sample has no vote share
+        with pytest.raises(ConfigError, match=r"eval.cascade_k .*0 \(off\) or >= 2.*e.g. eval.cascade_k=4"):
+            load_config(data={"name": "x"}, overrides=[f"eval.cascade_k={bad}"])
+    assert load_config(data={"name": "x"}, overrides=["eval.cascade_k=0"]).eval.cascade_k == 0
 
 
 def test_unknown_names_are_errors_with_suggestions():

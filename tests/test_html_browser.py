@@ -27,7 +27,7 @@ def test_report_in_real_chromium(tmp_path):
     assert r.console == [], r.console  # no console message, no uncaught error
     assert 'data-ready="1"' in r.dom and not re.search(r'<html[^>]*data-js-error=', r.dom)  # the script ran to its end
     assert r.dom.count("<script") == 2  # the page's own two; the model's '<script>' stayed text
-    assert re.search(r'<div id="plot"><svg class="plot"', r.dom) and r.dom.count('class="pt"') == 5  # 4 systems + the cascade
+    assert re.search(r'<div id="plot"><svg class="plot"', r.dom) and r.dom.count('class="pt"') == 6  # 4 systems + 2 cascades
     assert _rows(r.dom, "eval-browser") == [f"eval-{i}" for i in range(8)]  # the example table, rendered
     assert len(_rows(r.dom, "cur-browser")) == 12
     assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000

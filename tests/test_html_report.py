@@ -36,9 +36,11 @@ def test_plot_has_every_system(run):
     html = render_run(run)
     svg = re.search(r'<div id="plot">(<svg.*?</svg>)</div>', html, re.S).group(1)
     labels = re.findall(r'class="lbl"[^>]*>([^<]+)</text>', svg)
-    # the systems, and the cascade of each confidence signal the run has (here 'agreement'; the fakes give no logprobs)
-    assert sorted(labels) == sorted(["system1", "cot", "cot_maj@3", "distilled", "cascade (agreement)"])
-    assert svg.count("<circle") == 5 and "log scale" in svg
+    # the systems, and the cascade of each confidence signal the run has (here 'vote' and 'agreement'; the fakes
+    # give no logprobs)
+    assert sorted(labels) == sorted(["system1", "cot", "cot_maj@3", "distilled", "cascade (vote)",
+                                     "cascade (agreement)"])
+    assert svg.count("<circle") == 6 and "log scale" in svg
     assert svg.count("<line x1=") >= 4 * 3  # an error bar (and its two caps) per system
     table = re.search(r'<table id="systems">.*?</table>', html, re.S).group(0)
     assert table.count("<tr>") == 5 and "67.6-100.0" in table  # header + 4 systems; distilled's Wilson CI

@@ -207,14 +207,16 @@ def test_eval_data_on_new_unlabeled_inputs_end_to_end_and_resumes(tmp_path, monk
     # rerun: every stage skipped, nothing generated
     logs.clear()
     rep2, out2 = eval_on_file(run, data, backend_factory=factory(oracle), log=logs.append, progress=False)
-    assert out2 == out and sum("skipped" in m for m in logs) == 5 and not any("running" in m for m in logs)
+    # data, four systems and the distilled model's sampled answers (the cascade's vote signal)
+    assert out2 == out and sum("skipped" in m for m in logs) == 6 and not any("running" in m for m in logs)
     assert len(cache.read_text().splitlines()) == after and rep2["label_free"] == lf
     # the run's own eval inputs: every answer is already in the run's cache, with gold: accuracy too
     rep3, out3 = eval_on_file(run, run / "data" / "eval.jsonl", name="own", backend_factory=factory(oracle),
                               log=lambda s: None, progress=False)
     assert len(cache.read_text().splitlines()) == after
     man = read_json(out3 / "manifest.json")["stages"]
-    assert all(man[f"eval_{s}"]["generated"] == 0 for s in ("system1", "system2", "system2_maj", "distilled"))
+    assert all(man[f"eval_{s}"]["generated"] == 0 for s in ("system1", "system2", "system2_maj", "distilled",
+                                                            "distilled_votes"))
     assert [r["accuracy"] for r in rep3["rows"]] == [r["accuracy"] for r in report["rows"]]
     assert rep3["label_free"] == report["label_free"]
 

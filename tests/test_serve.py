@@ -133,6 +133,27 @@ def test_request_storm_loses_nothing(served, run) -> None:
     assert sorted(r["question"] for r in inbox) == sorted(q for q, p, _ in out if p == "system2")
 
 
+def test_vote_signal_routes_as_calibrated_and_counts_its_samples(run) -> None:
+    """Serving with the vote signal (the one the report calibrated for it): eval.cascade_k sampled answers per
+    question, the share repeating the greedy answer as confidence; their tokens are in the usage."""
+    import json as _json
+
+    report = _json.loads((run / "report.json").read_text())
+    thr = report["cascade"]["signals"]["vote"]["calibration"]["threshold"]
+    svc = CascadeService(run, backend_factory=factory(), log=lambda s: None)
+    try:
+        svc.signal, svc.threshold = "vote", thr
+        qs = list(ORACLE)[-6:]
+        outs = [svc.answer(q) for q in qs]
+        plain = svc.answer(qs[0], route="system1")
+    finally:
+        svc.close()
+    assert all(o["path"] == ("system1" if sure_of(q) else "system2") for q, o in zip(qs, outs))
+    assert all(o["confidence"] == (1.0 if sure_of(q) else 0.5) for q, o in zip(qs, outs))
+    sure = next(o for q, o in zip(qs, outs) if sure_of(q))
+    assert sure["calls"] == 1 + 4 and sure["completion_tokens"] == 5 * plain["completion_tokens"]
+
+
 def test_service_errors_name_the_fix(tmp_path, run) -> None:
     with pytest.raises(ConfigError, match="not a finished run"):
         CascadeService(tmp_path, backend_factory=factory())

@@ -22,6 +22,8 @@ Signals (``SIGNALS``), each with what it costs on top of the System 1 answer:
 
 * ``logprob``: the probability of the distilled model's answer (the product of its tokens'
   probabilities, from the engine's logprobs): free;
+* ``vote``: the share of ``eval.cascade_k`` sampled direct answers of the distilled model (at
+  ``eval.temperature``) that repeat its greedy answer: k more short answers per input;
 * ``agreement``: 1 when the base model's System 1 answer equals the distilled model's, else 0: one
   more System 1 call per input.
 """
@@ -36,7 +38,7 @@ from dataclasses import asdict, dataclass
 GRID: tuple[float, ...] = (1.0, 0.9999, 0.999, 0.995, 0.99, 0.98, 0.97, 0.96, 0.95, 0.94, 0.93, 0.92, 0.91, 0.9,
                            0.875, 0.85, 0.825, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5, 0.45, 0.4, 0.35, 0.3, 0.25,
                            0.2, 0.15, 0.1, 0.05, 0.0)
-SIGNALS = ("logprob", "agreement")
+SIGNALS = ("logprob", "vote", "agreement")
 DELTA = 0.05
 
 
@@ -220,14 +222,16 @@ def points(eval_dir, task, signal: str, fallback: str = "maj") -> list[Point]:
     answers what is routed. Empty when a needed file is missing or the signal is not recorded."""
     from pathlib import Path
 
+    from .evaluate import vote_share
     from .label_free import _read, normalizer
     from .voting import plurality_answer
 
     d = Path(eval_dir)
     dist, maj = _read(d / "distilled.jsonl"), _read(d / "system2_maj.jsonl")
     fb = maj if fallback == "maj" else _read(d / "system2.jsonl")
-    base = _read(d / "system1.jsonl") if signal == "agreement" else []
-    if not dist or not maj or not fb or (signal == "agreement" and not base):
+    base = _read(d / {"agreement": "system1.jsonl", "vote": "distilled.votes.jsonl"}[signal]) \
+        if signal in ("agreement", "vote") else []
+    if not dist or not maj or not fb or (signal in ("agreement", "vote") and not base):
         return []
     norm = normalizer(task)
     maj_by, fb_by, base_by = ({r.example_id: r for r in rs} for rs in (maj, fb, base))
@@ -244,6 +248,12 @@ def points(eval_dir, task, signal: str, fallback: str = "maj") -> list[Point]:
             if b is None:
                 continue
             conf = 1.0 if ans is not None and norm(b.prediction) == ans else 0.0
+            s_tok, s_calls = float(b.generated_tokens), float(b.calls)
+        elif signal == "vote":
+            b = base_by.get(r.example_id)
+            if b is None:
+                continue
+            conf = vote_share(r.prediction, b.meta.get("answers", []), norm)
             s_tok, s_calls = float(b.generated_tokens), float(b.calls)
         else:
             raise ValueError(f"unknown cascade signal '{signal}'; known: {', '.join(SIGNALS)}")

@@ -220,6 +220,9 @@ class EvalConfig:
     max_disagreement: float = 0.10  # report: ship distilled only if disagreement with System 2 is surely below this
     # report: what answers the inputs the cascade routes to System 2: maj (its maj@k majority) | greedy (System 2 greedy)
     cascade_fallback: str = "maj"
+    # the cascade's vote-share signal: the distilled model's direct answer sampled this many times at
+    # eval.temperature (a few tokens each); its confidence is the share that repeats its greedy answer. 0: off
+    cascade_k: int = 4
 
 
 @dataclass(frozen=True)
@@ -340,6 +343,9 @@ def validate(cfg: RunConfig) -> None:
             raise ConfigError(f"eval.{key} is a fraction in (0, 1], got {getattr(cfg.eval, key)} "
                               f"(e.g. eval.{key}={getattr(EvalConfig, key)})")
     check_choice("eval.cascade_fallback", cfg.eval.cascade_fallback, ("maj", "greedy"))
+    if cfg.eval.cascade_k < 0 or cfg.eval.cascade_k == 1:
+        raise ConfigError(f"eval.cascade_k is the number of samples behind the cascade's vote-share signal, 0 (off) "
+                          f"or >= 2, got {cfg.eval.cascade_k} (e.g. eval.cascade_k=4)")
     if not 0.0 <= cfg.curate.min_agreement <= 1.0:
         raise ConfigError("curate.min_agreement is a fraction in [0, 1]")
     check_choice("train.method", cfg.train.method, ("lora", "full"))

@@ -212,6 +212,31 @@ def run_reworded(cfg, task, system: str, examples: Sequence[Example], generate) 
     return score_reworded(system, task, run_on, traces, n_w), wall, stats
 
 
+def votes_params(cfg) -> SamplingParams:
+    """The cascade's vote-share signal: ``eval.cascade_k`` samples of the direct prompt at ``eval.temperature``."""
+    return method_params(cfg, cfg.eval.cascade_k, cfg.eval.temperature, cfg.eval.max_tokens_system1)
+
+
+def run_votes(cfg, task, system: str, examples: Sequence[Example], generate) -> tuple[list[EvalRecord], float, dict]:
+    """``system``'s direct prompt sampled ``eval.cascade_k`` times per input: records with ``meta.answers`` and the
+    samples' summed cost (as :func:`run_system`)."""
+    from .registry import METHODS
+
+    params = votes_params(cfg)
+    traces, wall, stats = generate(f"eval {system} x{params.n} votes",
+                                   lambda b: METHODS.get("direct")(task, examples, b, params, cfg.method),
+                                   len(examples) * params.n)
+    return score_traces(system, task, examples, traces, vote=True), wall, stats
+
+
+def vote_share(answer, answers: Sequence, norm) -> float | None:
+    """The share of ``answers`` that repeat ``answer`` (after ``norm``); None without samples."""
+    if not answers:
+        return None
+    a = norm(answer)
+    return sum(a is not None and norm(x) == a for x in answers) / len(answers)
+
+
 def accuracy_line(system: str, records: Sequence[EvalRecord], wall: float | None = None) -> str:
     """The log line of an evaluation: accuracy, n, generated tokens per answer."""
     s = summarize(records, wall)

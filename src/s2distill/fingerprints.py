@@ -17,7 +17,7 @@ from .precision import train_fingerprint_keys
 from .teacher import key as teacher_key
 from .types import DIRECT_SYSTEMS, stable_hash
 
-EVAL_KEYS_ELSEWHERE = ("rewordings", "confident_share", "max_disagreement", "cascade_fallback")  # own stage / the report's only
+EVAL_KEYS_ELSEWHERE = ("rewordings", "confident_share", "max_disagreement", "cascade_fallback", "cascade_k")  # own stage / the report's only
 
 
 def _system1(cfg: Any) -> dict:
@@ -71,6 +71,13 @@ def reworded(cfg: Any, system: str, data_fp: str, upstream: str = "") -> str:
                         "max_tokens": cfg.eval.max_tokens_system1, "seed": cfg.seed, "up": upstream, **_system1(cfg)})
 
 
+def votes(cfg: Any, system: str, data_fp: str, upstream: str = "") -> str:
+    """``eval.cascade_k`` samples of the direct prompt per eval input (the cascade's vote-share signal)."""
+    return stable_hash({"data": data_fp, "system": system, "votes": cfg.eval.cascade_k,
+                        "temperature": cfg.eval.temperature, "model": cfg.model,
+                        "max_tokens": cfg.eval.max_tokens_system1, "seed": cfg.seed, "up": upstream, **_system1(cfg)})
+
+
 def train(cfg: Any, curate_fp: str) -> str:
     """Training on the curated pairs."""
     t = dataclasses.asdict(cfg.train)
@@ -99,4 +106,4 @@ def curriculum_eval(cfg: Any, stage_fp: str, data_fp: str) -> str:
 
 
 __all__ = ["curate", "curriculum_eval", "curriculum_stage", "data", "data_file", "evaluation", "generate", "reworded",
-           "train"]
+           "train", "votes"]

@@ -25,7 +25,7 @@ from .backends.pool import (BackendFactory, Engines, backend_model_id, backend_s
 from .config import RunConfig
 from .curate import tally
 from .errors import ConfigError
-from .evaluate import accuracy_line, method_params, reworded_line, run_reworded, run_system
+from .evaluate import accuracy_line, method_params, reworded_line, run_reworded, run_system, run_votes
 from .methods import calls_per_sample
 from .registry import BACKENDS, CURATORS, METHODS
 from .rundir import RunDir, SampleCache, read_jsonl, write_jsonl
@@ -170,8 +170,15 @@ class Pipeline:
 
         self.run_stage(f"eval_{system}", fingerprints.evaluation(c, system, self.fp["data"], upstream,
                                                               weights == "teacher"), run)
+        def votes():
+            records, wall, stats = run_votes(c, self.task, system, self.examples("eval"), gen)
+            write_jsonl(self.rd / "eval" / f"{system}.votes.jsonl", records)
+            return [f"eval/{system}.votes.jsonl"], {"wall_s_generate": round(wall, 3), **stats}
+
         if _reworded(c, system):
             self.run_stage(f"eval_{system}_reworded", fingerprints.reworded(c, system, self.fp["data"], upstream), reworded)
+        if _votes(c, system):
+            self.run_stage(f"eval_{system}_votes", fingerprints.votes(c, system, self.fp["data"], upstream), votes)
 
     def stage_train(self) -> dict:
         """Train on the curated pairs (``train.train_distilled``: stepwise, accelerate or local), then let the
@@ -280,8 +287,16 @@ def _reworded(cfg: RunConfig, system: str) -> bool:
     return bool(cfg.eval.rewordings) and system in ("system1", "distilled")
 
 
+def _votes(cfg: RunConfig, system: str) -> bool:
+    """Whether ``system``'s evaluation is followed by ``eval.cascade_k`` sampled answers per input (the cascade's
+    vote-share signal): the distilled model, when the cascade can be calibrated (maj@k evaluated), one order only."""
+    return (system == "distilled" and cfg.eval.cascade_k > 0 and "system2_maj" in cfg.eval.systems
+            and not cfg.eval.both_orders)
+
+
 def _eval_stages(cfg: RunConfig, system: str) -> list[str]:
-    return [f"eval_{system}"] + ([f"eval_{system}_reworded"] if _reworded(cfg, system) else [])
+    return ([f"eval_{system}"] + ([f"eval_{system}_reworded"] if _reworded(cfg, system) else [])
+            + ([f"eval_{system}_votes"] if _votes(cfg, system) else []))
 
 
 def _clock(s: float) -> str:

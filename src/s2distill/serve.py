@@ -1,7 +1,8 @@
 """``s2distill serve RUN_DIR``: the run as an OpenAI-compatible HTTP API, answering through its cascade.
 
-The distilled model answers first, with its answer's probability (engine logprobs); below the threshold
-the run calibrated without labels (``report.json`` → ``cascade``, docs/cascade.md) the run's System 2
+The distilled model answers first, with a confidence: the signal the run chose (its answer's probability
+from engine logprobs, the vote share of ``eval.cascade_k`` sampled answers, or the base System 1's
+agreement; docs/cascade.md); below the threshold the run calibrated without labels (``report.json`` → ``cascade``, docs/cascade.md) the run's System 2
 method answers instead (maj@k or greedy, as ``eval.cascade_fallback`` says). ``--route system1|system2``
 forces one path for A/B tests; a request may also ask with ``"s2distill": {"route": ...}``.
 
@@ -118,6 +119,13 @@ class CascadeService:
         s = trace.samples[0]
         return s, s.calls[-1].completion.probability if s.calls else None
 
+    def _votes(self, ex) -> list:
+        """``eval.cascade_k`` sampled direct answers of the distilled model (the vote-share signal)."""
+        from .evaluate import votes_params
+        from .registry import METHODS
+
+        return list(METHODS.get("direct")(self.task, [ex], self.s1, votes_params(self.cfg))[0].samples)
+
     def _system2(self, ex):
         from .evaluate import system_run
         from .registry import METHODS
@@ -129,6 +137,7 @@ class CascadeService:
         return trace, answer
 
     def answer(self, question: str, route: str | None = None) -> dict:
+        from .evaluate import vote_share
         from .label_free import normalizer
         from .types import Example, stable_hash
 
@@ -146,13 +155,20 @@ class CascadeService:
             prompt += sum(c.completion.prompt_tokens for c in s1.calls)
             completion += s1.generated_tokens
             calls += len(s1.calls)
+            norm = normalizer(self.task)  # the report's normalisation, so serving routes as calibrated
             if self.signal == "agreement" and route == "cascade":
                 b, _ = self._system1(self.base, ex)
                 prompt += sum(c.completion.prompt_tokens for c in b.calls)
                 completion += b.generated_tokens
                 calls += len(b.calls)
-                norm = normalizer(self.task)  # the report's normalisation, so serving routes as calibrated
                 conf = 1.0 if norm(s1.answer) is not None and norm(b.answer) == norm(s1.answer) else 0.0
+            elif self.signal == "vote" and route == "cascade":
+                samples = self._votes(ex)
+                for s in samples:
+                    prompt += sum(c.completion.prompt_tokens for c in s.calls)
+                    completion += s.generated_tokens
+                    calls += len(s.calls)
+                conf = vote_share(s1.answer, [s.answer for s in samples], norm)
         out["confidence"] = conf
         use_s1 = route == "system1" or (route == "cascade" and conf is not None and self.threshold is not None
                                         and conf >= self.threshold)
