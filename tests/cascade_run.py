@@ -42,8 +42,9 @@ def factory(delay_s: float = 0.0):
     return make
 
 
-def make_run(run: Path, n_eval: int = 160) -> dict:
-    """Run the whole (fake) pipeline into ``run`` with a stand-in train stage; returns the report."""
+def make_run(run: Path, n_eval: int = 160, make=None) -> dict:
+    """Run the whole (fake) pipeline into ``run`` with a stand-in train stage; returns the report. ``make``:
+    another backend factory (default: :func:`factory`)."""
     import s2distill.pipeline as pl
     from s2distill.config import load_config
     from s2distill.pipeline import Pipeline, distilled_paths
@@ -65,6 +66,6 @@ def make_run(run: Path, n_eval: int = 160) -> dict:
     orig = pl.Pipeline.stage_train
     pl.Pipeline.stage_train = fake_stage_train
     try:
-        return Pipeline(cfg, run_dir=run, backend_factory=factory(), log=lambda s: None, progress=False).run()
+        return Pipeline(cfg, run_dir=run, backend_factory=make or factory(), log=lambda s: None, progress=False).run()
     finally:
         pl.Pipeline.stage_train = orig

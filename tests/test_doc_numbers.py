@@ -34,6 +34,7 @@ SKIP_SECTIONS = {"README.md": ["### Training on your GPU"]}
 # Not measurements: (text around the number, exactly as in the doc, reason). Keep it short.
 ALLOWED = [
     ("95% interval", "the confidence level of every interval (also in '95% intervals')"),
+    ("95% confidence", "the confidence level of a bound or a test"),
     ("(95% CI)", "the confidence level, in a table header"),
     ("(upper 95% bound)", "the confidence level"),
     ("every 10% of the run", "the default checkpoint interval (train.save_steps)"),

@@ -17,20 +17,22 @@ from s2distill.spotcheck import draw, estimate, is_spotcheck_file, score
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _simulate(y: dict, f: dict, pi: dict, reps: int, seed: int = 0) -> tuple[list[float], float]:
+def _simulate(y: dict, f: dict, pi: dict, reps: int, seed: int = 0, design: dict | None = None
+              ) -> tuple[list[float], float]:
     rng = random.Random(seed)
     ests, covered = [], 0
     truth = sum(y.values()) / len(y)
     for _ in range(reps):
         labels = {i: (y[i], pi[i]) for i in y if rng.random() < pi[i]}
-        e = estimate(f, labels)
+        e = estimate(f, labels, design=design)
         ests.append(e["estimate"])
         covered += e["ci95"][0] <= truth <= e["ci95"][1]
     return ests, covered / reps
 
 
+@pytest.mark.parametrize("stratified", [False, True])
 @pytest.mark.parametrize("setting", ["consistent_but_wrong", "inconsistent"])
-def test_estimate_is_unbiased_where_the_label_free_guess_is_wrong(setting) -> None:
+def test_estimate_is_unbiased_where_the_label_free_guess_is_wrong(setting, stratified) -> None:
     rng = random.Random(1)
     ids = [f"x{i}" for i in range(300)]
     y = {i: float(rng.random() < 0.6) for i in ids}  # true accuracy about 60%
@@ -42,7 +44,7 @@ def test_estimate_is_unbiased_where_the_label_free_guess_is_wrong(setting) -> No
     pi = {i: 0.12 if f[i] else 0.05 for i in ids}
     truth = sum(y.values()) / len(y)
     naive = sum(f.values()) / len(f)
-    ests, coverage = _simulate(y, f, pi, reps=2000)
+    ests, coverage = _simulate(y, f, pi, reps=2000, design=pi if stratified else None)
     assert abs(sum(ests) / len(ests) - truth) < 0.01  # unbiased
     assert abs(naive - truth) > 0.05  # while the label-free guess alone is off
     assert coverage > 0.88  # the 95% interval holds (normal approximation, ~25 labels)
@@ -85,3 +87,97 @@ def test_draw_label_and_score_a_run(tmp_path) -> None:
                        capture_output=True, text=True, env=env)
     assert r.returncode == 0 and "Spot-check:" in r.stdout and "| distilled |" in r.stdout, r.stderr
     assert json.loads((run / "spotcheck" / "report.json").read_text())["n_labeled"] == n
+
+
+# -- the verdict the labels settle ---------------------------------------------------------------------------
+
+def _h(*parts) -> int:
+    import hashlib
+
+    return int(hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest(), 16)
+
+
+def _setting_factory(setting: str):
+    """Fake engines for three settings. System 2 (CoT, the 'step by step' prompt): consistent but wrong on a
+    third of the inputs / a coin flip between answers on every input / right. The distilled model: always
+    right / always right / wrong on half. Base System 1: always wrong."""
+    from cascade_run import ORACLE
+
+    from s2distill.backends.fake import FakeBackend
+
+    def make(cfg, weights, trained):
+        def respond(req, j):
+            text = req.messages[-1]["content"]
+            q = next((q for q in ORACLE if q in text), None)
+            gold = int(ORACLE[q]) if q else 0
+            if weights == "distilled":
+                return str(gold + 1 if setting == "distilled_wrong" and _h(q) % 2 else gold)
+            if "step by step" not in text:
+                return str(gold + 7)
+            if setting == "consistent_but_wrong":
+                ans = gold + 1 if _h(q) % 3 == 0 else gold
+            elif setting == "inconsistent":
+                r = _h(q, req.params.seed + j) % 5
+                ans = gold if r < 2 else gold + r
+            else:
+                ans = gold
+            return f"Step one. Step two. The answer is {ans}."
+
+        return FakeBackend(respond, model_id=f"fake-{weights}")
+
+    return make
+
+
+@pytest.mark.parametrize("setting, label_free, settled", [
+    ("consistent_but_wrong", "keep", "ship distilled"),  # agreement with a wrong System 2 counts as error
+    ("inconsistent", "no_answer", "ship distilled"),  # agreement with a coin flip proves nothing
+    ("distilled_wrong", "keep", "keep System 2"),
+])
+def test_twenty_labels_settle_the_verdict(tmp_path, setting, label_free, settled) -> None:
+    from cascade_run import ORACLE, make_run
+
+    run = tmp_path / "run"
+    report = make_run(run, n_eval=120, make=_setting_factory(setting))
+    assert report["verdict"]["decision"] == label_free
+    path, n = draw(run, 20, seed=0)
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    labeled = tmp_path / "labeled.jsonl"
+    labeled.write_text("".join(json.dumps({**r, "gold": ORACLE[r["question"]]}) + "\n" for r in rows))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    r = subprocess.run([sys.executable, "-m", "s2distill.cli", "spotcheck", str(run), "--labels", str(labeled)],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and "Verdict with labels:" in r.stdout, r.stderr
+    assert (run / "spotcheck" / "labels.jsonl").read_text() == labeled.read_text()  # the run keeps its labels
+    v = subprocess.run([sys.executable, "-m", "s2distill.cli", "verdict", str(run), "--json"], capture_output=True,
+                       text=True, env=env)
+    out = json.loads(v.stdout)
+    assert out["kind"] == settled and out["settled_by"] == "spotcheck" and out["n_labeled"] == n, out
+    assert v.returncode == (1 if settled == "keep System 2" else 0)
+    rep = json.loads((run / "report.json").read_text())
+    assert rep["verdict"]["label_free_verdict"]["decision"] == label_free  # what the labels overruled, kept
+    md = (run / "report.md").read_text()
+    assert "Spot-check:" in md and "**Verdict with labels:" in md
+    # the estimate with 20 labels covers the truth all 120 labels give
+    recs = [json.loads(x) for x in (run / "eval" / "distilled.jsonl").read_text().splitlines()]
+    truth = sum(x["correct"] for x in recs) / len(recs)
+    lo, hi = rep["spotcheck"]["systems"]["distilled"]["ci95"]
+    assert lo <= truth <= hi
+
+
+def test_settle_ships_the_cheapest_candidate_and_says_how_many_labels_would_tell() -> None:
+    from s2distill.spotcheck import settle
+
+    def est(e, lo, hi):
+        return {"estimate": e, "ci95": [lo, hi]}
+
+    res = {"n_labeled": 20, "systems": {"system2": est(0.9, 0.8, 0.95), "system2_maj": est(0.92, 0.85, 0.97),
+                                        "distilled": est(0.7, 0.6, 0.8), "cascade": est(0.9, 0.85, 0.95)},
+           "differences": {"system2_maj-distilled": est(0.22, 0.12, 0.32), "system2_maj-cascade": est(0.02, -0.03, 0.07),
+                           "system2-distilled": est(0.2, 0.1, 0.3)}}
+    v = settle(res, 0.10, {"cascade": 5.0, "system2_maj": 40.0})
+    assert v["decision"] == "cascade" and v["reference"] == "system2_maj" and "5.0 vs 40.0 tokens" in v["line"]
+    res["differences"]["system2_maj-cascade"] = est(0.05, -0.02, 0.12)  # straddles 0.10
+    v = settle(res, 0.10, {})
+    assert v["decision"] == "no_answer" and v["labels_needed"] == 20 * 7 * 7 // 5 // 5 + 1  # (0.07 / 0.05)^2 * 20
+    res["differences"]["system2_maj-cascade"] = est(0.2, 0.11, 0.3)
+    assert settle(res, 0.10, {})["decision"] == "keep"

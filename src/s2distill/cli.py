@@ -87,10 +87,12 @@ def _cmd_verdict(args) -> int:
     if args.json:
         c = v.get("cascade") or {}
         kind = {"ship": "ship distilled", "cascade": "ship cascade", "keep": "keep System 2"}.get(
-            v["decision"], "no label-free answer")
+            v["decision"], "not settled by the labels" if v.get("settled_by") else "no label-free answer")
         print(json.dumps({"kind": kind, "decision": v["decision"], "line": v["line"], "threshold": c.get("threshold"),
                           "signal": c.get("signal"), "coverage": c.get("coverage"), "bound": c.get("bound"),
-                          "token_ratio": c.get("token_ratio"), "token_saving": v.get("token_saving")}, indent=2))
+                          "token_ratio": c.get("token_ratio"), "token_saving": v.get("token_saving"),
+                          "settled_by": v.get("settled_by", "label-free"), "n_labeled": v.get("n_labeled")},
+                         indent=2))
     else:
         print(v["line"])
     if v.get("fix"):
@@ -110,14 +112,30 @@ def _cmd_spotcheck(args) -> int:
 
 
 def _score_spotcheck(run_dir, labels) -> int:
-    from .rundir import write_json
-    from .spotcheck import markdown, score
+    """Keep the labels in the run (``spotcheck/labels.jsonl``) and rebuild its report: every system's accuracy
+    from them, and the verdict they settle (no model runs)."""
+    import shutil
 
-    res = score(run_dir, labels)
+    from .config import load_config
+    from .html_report import write_report
+    from .rundir import RunDir, write_json
+    from .spotcheck import markdown, read_labels
+
+    read_labels(labels)  # a row without its label fails here, before anything is written
+    run = Path(run_dir)
+    kept = run / "spotcheck" / "labels.jsonl"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    if Path(labels).resolve() != kept.resolve():
+        shutil.copyfile(labels, kept)
+    report = write_report(RunDir(run), load_config(run / "config.yaml"), log=lambda m: print(m, file=sys.stderr))
+    res = report.get("spotcheck")
+    if not res:
+        print(f"{run} has no System 2 maj@k evaluation to combine the labels with; fix: add system2_maj to "
+              "eval.systems and rerun the run (finished stages are reused)", file=sys.stderr)
+        return 2
+    write_json(run / "spotcheck" / "report.json", res)
     print(markdown(res))
-    from pathlib import Path
-
-    write_json(Path(run_dir) / "spotcheck" / "report.json", res)
+    print(f"labels kept in {kept}; report.md, report.json and `s2distill verdict` now use them", file=sys.stderr)
     return 0
 
 

@@ -96,6 +96,7 @@ def build_report(run_dir: str | Path | RunDir, cfg=None, task=None) -> dict:
         **({"training_inputs": {"n": seen["n"], "of": seen["of"]}} if seen.get("n") else {}),
         "cascade": cascade,  # distilled model first, System 2 below a calibrated confidence (cascade.py)
         "verdict": verdict(rows, lf, cfg.eval.confident_share, cfg.eval.max_disagreement, seen.get("n", 0), cascade),
+        **spotcheck_part(rd, task, cascade, cfg.eval.max_disagreement, rows),
         "robustness": robustness(rd, cfg, rows),
         "curation": {"curator": cfg.curate.name, "kept": cur.get("kept"), "kept_inputs": cur.get("kept_inputs"),
                      "rejected": cur.get("rejected"),
@@ -107,8 +108,25 @@ def build_report(run_dir: str | Path | RunDir, cfg=None, task=None) -> dict:
     }
     from .stepwise import report_section
 
+    if report.get("spotcheck", {}).get("verdict", {}).get("decision"):  # labels settle what label-free could not
+        report["verdict"] = {**report["spotcheck"]["verdict"], "label_free_verdict": report["verdict"]}
     stepwise = report_section(report)  # a curriculum's stage points (accuracy vs tokens); absent otherwise
     return {**report, "stepwise": stepwise} if stepwise else report
+
+
+def spotcheck_part(rd, task, cascade: dict | None, max_disagreement: float, rows: list[dict]) -> dict:
+    """``{"spotcheck": ...}`` when the run holds labels (``spotcheck/labels.jsonl``, kept by
+    ``s2distill spotcheck RUN --labels FILE``): every system's accuracy from them (spotcheck.py), scored
+    afresh against the current eval files; ``{}`` otherwise."""
+    labels = Path(rd.path) / "spotcheck" / "labels.jsonl"
+    if not labels.is_file() or not (Path(rd.path) / "eval" / "system2_maj.jsonl").is_file():
+        return {}
+    from .spotcheck import score
+
+    tokens = {r["role"]: r["mean_generated_tokens"] for r in rows}
+    if cascade and cascade.get("best"):
+        tokens["cascade"] = cascade["signals"][cascade["best"]]["cascade"]["tokens"]
+    return {"spotcheck": score(rd.path, labels, task, cascade, max_disagreement, tokens)}
 
 
 def summary_table(report: dict, with_label_free: bool = False) -> Table:
@@ -202,7 +220,12 @@ def to_markdown(report: dict) -> str:
     from .cascade import markdown as cascade_markdown
 
     lines += cascade_markdown(report.get("cascade"))
-    lines += label_free_markdown(report.get("label_free"), report.get("verdict"), report["rows"])
+    v = report.get("verdict") or {}
+    lines += label_free_markdown(report.get("label_free"), v.get("label_free_verdict", v), report["rows"])
+    if report.get("spotcheck"):
+        from .spotcheck import markdown as spotcheck_markdown
+
+        lines += ["", spotcheck_markdown(report["spotcheck"])]
     for table, intro in ((judge_table(report), "Pairwise judging, both response orders (a verdict that flips with "
                                                 "the order counts as a tie):"),
                          (group_table(report), "Accuracy % per input group (95% CI), and the sycophancy rate (answers "

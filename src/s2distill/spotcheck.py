@@ -3,19 +3,17 @@
 ``s2distill spotcheck RUN -n 20`` draws about 20 of the run's held-out inputs for a person to label,
 favouring the informative ones (System 1, the distilled model and System 2's majority disagree; System
 2's votes split), each with a known inclusion probability pi_i (Poisson sampling, pi_i proportional to
-an informativeness score and capped at 1). It writes them to ``RUN/spotcheck/to_label.jsonl`` with an
-empty ``gold``. Once labeled, ``s2distill spotcheck RUN --labels FILE`` (or ``s2distill eval RUN --data
-FILE``) scores every system without running a model:
-
-    estimate = (1/N) * sum_i [ f_i + xi_i * (y_i - f_i) / pi_i ]
-
-over all N held-out inputs, where f_i = 1 when the system agrees with System 2's majority (the
-label-free guess of "right"), y_i = 1 when it matches the label, and xi_i = 1 for the labeled inputs.
-This is prediction-powered inference with an active (non-uniform, known-probability) choice of what to
-label (Angelopoulos et al. 2023; Zrnic & Candès 2024): unbiased for the accuracy whatever the quality of
-the label-free guess, and tighter than the labels alone where the guess is good. The 95% interval is the
-normal interval of the mean of the N terms. Where System 2 is consistent but wrong, f_i is wrong in the
-same way everywhere and the labels correct it; where System 2 is inconsistent, the labels carry it.
+an informativeness score, summing to n, at most 1; every input's in ``RUN/spotcheck/design.json``). It
+writes them to ``RUN/spotcheck/to_label.jsonl`` with an empty ``gold``. Once labeled, ``s2distill
+spotcheck RUN --labels FILE`` (or ``s2distill eval RUN --data FILE``) keeps the labels in the run and
+scores every system, and the shipped cascade, without running a model: the label-free guess f_i (agrees
+with System 2's majority) on all N inputs plus a correction of y_i - f_i estimated from the labels,
+stratified by pi_i (:func:`estimate`). This is prediction-powered inference with an active choice of what
+to label (Angelopoulos et al. 2023; Zrnic & Candès 2024): unbiased for the accuracy whatever the quality
+of the label-free guess, and tight where the guess errs in one place. The same estimator on paired
+differences to System 2 gives the verdict the labels settle (:func:`settle`), which the report and
+``s2distill verdict`` then use. Where System 2 is consistent but wrong, f_i is wrong in the same way
+everywhere and the labels correct it; where System 2 is inconsistent, the labels carry it.
 """
 from __future__ import annotations
 
@@ -26,7 +24,7 @@ from pathlib import Path
 
 from .errors import DataError
 
-SYSTEMS = ("system1", "system2", "system2_maj", "distilled")
+SYSTEMS = ("system1", "system2", "system2_maj", "distilled")  # and "cascade", where the run ships one
 PI_FIELD = "s2distill_pi"
 
 
@@ -72,17 +70,34 @@ def draw(run_dir: str | Path, n: int = 20, seed: int = 0, out: str | Path | None
             reasons.append(f"System 2's votes split ({100 * share:.0f}% for its majority)")
         score[i] = 0.1 + len([r for r in reasons if "disagrees" in r]) + (1 - share)
         why[i] = reasons
-    total = sum(score.values())
-    pi = {i: min(1.0, n * score[i] / total) for i in ids}
+    pi = inclusion(score, n)
     rng = random.Random(seed)
     chosen = [i for i in ids if rng.random() < pi[i]]
     path = Path(out) if out else run / "spotcheck" / "to_label.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
+    from .rundir import write_json
+
+    # every held-out input's inclusion probability: the estimator stratifies by it (labeled or not)
+    write_json(run / "spotcheck" / "design.json", {"n": n, "seed": seed, "pi": {i: round(pi[i], 6) for i in ids}})
     with open(path, "w") as fh:
         for i in chosen:
             fh.write(json.dumps({"id": i, "question": questions.get(i, ""), "gold": None, PI_FIELD: round(pi[i], 6),
                                  "why": why[i]}, ensure_ascii=False) + "\n")
     return path, len(chosen)
+
+
+def inclusion(score: dict[str, float], n: int) -> dict[str, float]:
+    """Inclusion probabilities proportional to ``score`` (positive) summing to ``n`` (every input when there are
+    no more than ``n``): those that would reach 1 are set to 1 and the rest rescaled, until none does."""
+    fixed: set[str] = set()
+    while True:
+        free = {i: x for i, x in score.items() if i not in fixed}
+        total = sum(free.values())
+        pi = {i: (n - len(fixed)) * x / total for i, x in free.items()} if total > 0 else {}
+        over = {i for i, p in pi.items() if p >= 1}
+        if not over:
+            return {**{i: 1.0 for i in fixed}, **pi}
+        fixed |= over
 
 
 def is_spotcheck_file(path: str | Path) -> bool:
@@ -94,46 +109,207 @@ def is_spotcheck_file(path: str | Path) -> bool:
         return False
 
 
-def estimate(f: dict[str, float], labels: dict[str, tuple[float, float]]) -> dict:
-    """``f``: the label-free guess (0/1) of every input; ``labels``: id -> (y, pi) of the labeled ones.
-    The mean of the terms f_i + xi_i (y_i - f_i) / pi_i, with a normal 95% interval."""
+def estimate(f: dict[str, float], labels: dict[str, tuple[float, float]], bounds: tuple[float, float] = (0.0, 1.0),
+             design: dict[str, float] | None = None) -> dict:
+    """``f``: the label-free guess of every input; ``labels``: id -> (y, pi) of the labeled ones; ``design``:
+    every input's inclusion probability (``spotcheck/design.json``). The label-free guesses plus a correction
+    estimated from the labels, with a normal 95% interval clipped to ``bounds`` (a difference of two accuracies,
+    f and y in {-1, 0, 1}, lies in [-1, 1]). With ``design``: stratified by inclusion probability
+    (:func:`_stratified`); without: the mean of the terms f_i + xi_i (y_i - f_i) / pi_i."""
     n = len(f)
-    terms = [fi + ((labels[i][0] - fi) / labels[i][1] if i in labels else 0.0) for i, fi in f.items()]
-    mean = sum(terms) / n if n else 0.0
-    var = sum((t - mean) ** 2 for t in terms) / (n - 1) if n > 1 else 0.0
-    half = 1.96 * math.sqrt(var / n) if n else 0.0
+    if design and sum(i in labels for i in f) >= 2:
+        mean, var = _stratified(f, labels, design, bounds[1] - bounds[0])
+    else:
+        terms = [fi + ((labels[i][0] - fi) / labels[i][1] if i in labels else 0.0) for i, fi in f.items()]
+        mean = sum(terms) / n if n else 0.0
+        var = (sum((t - mean) ** 2 for t in terms) / (n - 1) / n) if n > 1 else 0.0
+    half = 1.96 * math.sqrt(var) if n else 0.0
+    mean = min(bounds[1], max(bounds[0], mean))
     lab = [labels[i][0] for i in f if i in labels]
-    return {"estimate": mean, "ci95": [max(0.0, mean - half), min(1.0, mean + half)], "n_labeled": len(lab), "n": n,
-            "labels_only": sum(lab) / len(lab) if lab else None, "label_free": sum(f.values()) / n if n else None}
+    return {"estimate": mean, "ci95": [max(bounds[0], mean - half), min(bounds[1], mean + half)],
+            "n_labeled": len(lab), "n": n, "labels_only": sum(lab) / len(lab) if lab else None,
+            "label_free": sum(f.values()) / n if n else None}
 
 
-def score(run_dir: str | Path, labels: str | Path) -> dict:
-    """Accuracy of every evaluated system from the labeled spot-check file and the label-free guesses."""
-    run = Path(run_dir)
-    task, norm, votes, _ = _context(run)
+def _stratified(f: dict[str, float], labels: dict[str, tuple[float, float]], design: dict[str, float],
+                width: float) -> tuple[float, float]:
+    """(estimate, variance): the inputs grouped by inclusion probability (groups with fewer than 2 labels merged
+    into the next, from the most to the least likely drawn); in each group of N_h inputs the labeled ones give
+    the mean correction m_h of y - f (weighted by 1/pi), so the estimate is (sum f + sum_h N_h m_h) / N.
+    Given how many of a group were drawn, they are a simple random sample of it, so each m_h is unbiased.
+    Variance: sum_h N_h^2 (1 - n_h/N_h) s_h^2 / n_h / N^2, with s_h^2 at least that of a correction of size
+    ``width`` occurring at rate 0.5 / (n_h + 1) (the Jeffreys posterior mean after none in n_h), so a few
+    identical labels never give a zero-width interval."""
+    n = len(f)
+    groups: dict[float, list[str]] = {}
+    for i in f:
+        groups.setdefault(round(design.get(i, labels[i][1] if i in labels else 0.0), 6), []).append(i)
+    strata, cur = [], []
+    for p in sorted(groups, reverse=True):
+        cur += groups[p]
+        if sum(i in labels for i in cur) >= 2:
+            strata.append(cur)
+            cur = []
+    if cur:
+        strata[-1] += cur
+    total, var = sum(f.values()), 0.0
+    for h in strata:
+        lab = [i for i in h if i in labels]
+        w = [1 / labels[i][1] for i in lab]
+        r = [labels[i][0] - f[i] for i in lab]
+        m = sum(wi * ri for wi, ri in zip(w, r)) / sum(w)
+        k = len(lab)
+        s2 = sum(wi * (ri - m) ** 2 for wi, ri in zip(w, r)) / sum(w) * k / (k - 1)
+        s2 = max(s2, width ** 2 * 0.5 / (k + 1))
+        total += len(h) * m
+        var += len(h) ** 2 * max(0.0, 1 - k / len(h)) * s2 / k
+    return total / n, var / n ** 2
+
+
+def read_labels(path: str | Path) -> list[tuple[str, str, float]]:
+    """(id, gold, pi) of every row of a labeled spot-check file; a row without its label names the fix."""
     rows = []
-    for k, line in enumerate(Path(labels).read_text().splitlines(), 1):
+    for k, line in enumerate(Path(path).read_text().splitlines(), 1):
         if not line.strip():
             continue
         d = json.loads(line)
         if d.get("gold") in (None, ""):
-            raise DataError(f"{labels}, line {k}: no 'gold' yet; fix: write each input's right answer into its "
+            raise DataError(f"{path}, line {k}: no 'gold' yet; fix: write each input's right answer into its "
                             "'gold' field (or delete the row: the estimate stays unbiased only if you label every "
                             "row that was drawn)")
         if PI_FIELD not in d or not 0 < float(d[PI_FIELD]) <= 1:
-            raise DataError(f"{labels}, line {k}: no valid '{PI_FIELD}'; fix: label the file written by "
+            raise DataError(f"{path}, line {k}: no valid '{PI_FIELD}'; fix: label the file written by "
                             "`s2distill spotcheck RUN -n N`, keeping its fields")
         rows.append((str(d["id"]), str(d["gold"]), float(d[PI_FIELD])))
+    return rows
+
+
+def _predictions(run: Path, task, cascade: dict | None) -> dict[str, dict]:
+    """Each evaluated system's answer per held-out input, and the shipped cascade's (the distilled model's
+    answer where its calibrated confidence reaches the threshold, the fallback's elsewhere)."""
+    out = {s: {i: r.prediction for i, r in _records(run, s).items()} for s in SYSTEMS}
+    out = {s: p for s, p in out.items() if p}
+    best = (cascade or {}).get("best")
+    if best and "distilled" in out:
+        from .cascade import answered, points
+
+        thr = cascade["signals"][best]["calibration"]["threshold"]
+        fb = out.get("system2_maj" if cascade["fallback"] == "maj" else "system2", {})
+        ans = {p.example_id for p in answered(points(run / "eval", task, best, cascade["fallback"]), thr)}
+        out["cascade"] = {i: (a if i in ans else fb.get(i)) for i, a in out["distilled"].items() if i in ans or i in fb}
+    return out
+
+
+def score(run_dir: str | Path, labels: str | Path, task=None, cascade: dict | None = None,
+          max_disagreement: float = 0.10, tokens: dict[str, float] | None = None) -> dict:
+    """Accuracy of every evaluated system (and of the run's cascade, given report.json's ``cascade``) from the
+    labeled spot-check file and the label-free guesses, the paired differences to System 2, and the verdict
+    the labels give (:func:`settle`; ``tokens``: generated tokens per answer of each system)."""
+    run = Path(run_dir)
+    t2, norm, votes, _ = _context(run)
+    task = task or t2
+    rows = read_labels(labels)
+    preds = _predictions(run, task, cascade)
+    guess, label = {}, {}
+    for s, pred in preds.items():
+        guess[s] = {i: float(norm(pred[i]) is not None and norm(pred[i]) == votes[i][0]) for i in votes if i in pred}
+        label[s] = {i: (float(bool(task.score(pred[i], gold))), p) for i, gold, p in rows if i in guess[s]}
+    dfile = run / "spotcheck" / "design.json"
+    design = None
+    if dfile.is_file():
+        design = json.loads(dfile.read_text())["pi"]
+        if any(design.get(i) is None or abs(design[i] - p) > 1e-6 for i, _, p in rows):
+            design = None  # labels from another draw: the unstratified estimator needs only their own pi
+    out = {s: estimate(guess[s], label[s], design=design) for s in preds}
+    res = {"labels": str(labels), "n_labeled": len(rows), "systems": out, "stratified": design is not None,
+           "differences": _differences(guess, label, design)}
+    res["verdict"] = settle(res, max_disagreement, tokens or {}, cascade)
+    return res
+
+
+def _differences(guess: dict, label: dict, design: dict | None = None) -> dict:
+    """accuracy(System 2) - accuracy(candidate), paired over the same inputs, for each System 2 reference and
+    each cheaper candidate (the same estimator on f_a - f_b and y_a - y_b: tighter than two separate intervals)."""
     out = {}
-    for s in SYSTEMS:
-        recs = _records(run, s)
-        if not recs:
+    for ref in ("system2", "system2_maj"):
+        for cand in ("distilled", "cascade", "system1"):
+            if ref not in guess or cand not in guess:
+                continue
+            ids = [i for i in guess[ref] if i in guess[cand]]
+            f = {i: guess[ref][i] - guess[cand][i] for i in ids}
+            lab = {i: (label[ref][i][0] - label[cand][i][0], label[ref][i][1]) for i in ids if i in label[ref]}
+            out[f"{ref}-{cand}"] = estimate(f, lab, bounds=(-1.0, 1.0), design=design)
+    return out
+
+
+def settle(res: dict, max_disagreement: float, tokens: dict[str, float], cascade: dict | None = None) -> dict:
+    """The verdict with labels. The reference is the better System 2 (greedy or maj@k, by estimated accuracy).
+    Ship the cheapest candidate (the distilled model, then the cascade) whose accuracy is at most
+    ``max_disagreement`` below the reference's with 95% confidence (the upper end of the paired difference's
+    interval); keep System 2 when every candidate is surely further below (the lower end above it); otherwise
+    the labels are too few to tell, and the verdict says about how many more would."""
+    sys_ = res["systems"]
+    refs = [r for r in ("system2", "system2_maj") if r in sys_]
+    if not refs:
+        return {"decision": None, "line": "no verdict from labels: System 2 was not evaluated"}
+    ref = max(refs, key=lambda r: sys_[r]["estimate"])
+    n_lab = res["n_labeled"]
+    diffs, undecided = [], []
+    for cand in ("distilled", "cascade"):
+        d = res["differences"].get(f"{ref}-{cand}")
+        if d is None:
             continue
-        f = {i: float(norm(recs[i].prediction) is not None and norm(recs[i].prediction) == votes[i][0])
-             for i in votes if i in recs}
-        labels = {i: (float(bool(task.score(recs[i].prediction, gold))), p) for i, gold, p in rows if i in f}
-        out[s] = estimate(f, labels)
-    return {"labels": str(labels), "n_labeled": len(rows), "systems": out}
+        lo, hi = d["ci95"]
+        gap = (f"{cand} {_p(sys_[cand]['estimate'])}% vs {ref} {_p(sys_[ref]['estimate'])}% "
+               f"(difference {_p(d['estimate'])} points, 95% CI {_p(lo)} to {_p(hi)})")
+        if hi <= max_disagreement:
+            kind = "ship" if cand == "distilled" else "cascade"
+            line = (f"ship {'distilled' if cand == 'distilled' else 'cascade'} (settled by {n_lab} spot-check labels): "
+                    f"{gap}, at most {_p(max_disagreement)} points below with 95% confidence"
+                    + (f"; {tokens[cand]:.1f} vs {tokens[ref]:.1f} tokens per answer" if cand in tokens and ref in tokens
+                       else ""))
+            out = {"decision": kind, "line": line, "reference": ref, "candidate": cand, "difference": d,
+                   "n_labeled": n_lab, "settled_by": "spotcheck"}
+            if kind == "cascade" and cascade:
+                out["cascade"] = {"signal": cascade["best"],
+                                  "threshold": cascade["signals"][cascade["best"]]["calibration"]["threshold"],
+                                  "coverage": cascade["signals"][cascade["best"]]["cascade"]["coverage"],
+                                  "fallback": cascade["fallback"]}
+            return out
+        diffs.append(gap)
+        if lo <= max_disagreement:
+            undecided.append((cand, d))
+    if not diffs:
+        return {"decision": None, "line": "no verdict from labels: no distilled model was evaluated"}
+    if not undecided:
+        return {"decision": "keep", "reference": ref, "n_labeled": n_lab, "settled_by": "spotcheck",
+                "line": f"keep System 2 ({ref}; settled by {n_lab} spot-check labels): " + "; ".join(diffs)
+                        + f", more than {_p(max_disagreement)} points below with 95% confidence"}
+    more = _more_labels(undecided, max_disagreement, n_lab)
+    return {"decision": "no_answer", "reference": ref, "n_labeled": n_lab, "settled_by": "spotcheck",
+            "labels_needed": more,
+            "line": f"not settled by {n_lab} spot-check labels: " + "; ".join(diffs) + f"; the intervals still cross "
+                    f"eval.max_disagreement {_p(max_disagreement)} points"
+                    + (f"; about {more} labels in all would settle it at these estimates (s2distill spotcheck RUN "
+                       f"-n {more})" if more else "; the estimates sit at the threshold: more labels may not settle it")}
+
+
+def _more_labels(undecided, max_disagreement: float, n_lab: int) -> int | None:
+    """About how many labels in all would narrow the closest undecided interval to one side of the threshold
+    (its half-width falls as 1/sqrt(labels))."""
+    best = None
+    for _, d in undecided:
+        half = (d["ci95"][1] - d["ci95"][0]) / 2
+        room = abs(max_disagreement - d["estimate"])
+        if room < 1e-9 or half <= 0:
+            continue
+        need = math.ceil(max(n_lab, 1) * (half / room) ** 2)
+        best = need if best is None else min(best, need)
+    return best
+
+
+def _p(x: float) -> str:
+    return f"{100 * x:.1f}"
 
 
 def markdown(res: dict) -> str:
@@ -147,4 +323,13 @@ def markdown(res: dict) -> str:
     for s, r in res["systems"].items():
         lines.append(f"| {s} | {pct(r['estimate'])} | {pct(r['ci95'][0])}-{pct(r['ci95'][1])} | "
                      f"{pct(r['labels_only'])} | {pct(r['label_free'])} | {r['n']} |")
+    if res.get("differences"):
+        lines += ["", "Paired differences (System 2's accuracy minus the candidate's, points; the same estimator on "
+                      "both systems' answers to the same inputs):", "",
+                  "| System 2 - candidate | difference | 95% CI |", "|---|---:|---|"]
+        for k, d in res["differences"].items():
+            lines.append(f"| {k.replace('-', ' - ')} | {pct(d['estimate'])} | {pct(d['ci95'][0])} to "
+                         f"{pct(d['ci95'][1])} |")
+    if (res.get("verdict") or {}).get("line"):
+        lines += ["", f"**Verdict with labels: {res['verdict']['line']}**"]
     return "\n".join(lines)
