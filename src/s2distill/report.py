@@ -121,12 +121,9 @@ def spotcheck_part(rd, task, cascade: dict | None, max_disagreement: float, rows
     labels = Path(rd.path) / "spotcheck" / "labels.jsonl"
     if not labels.is_file() or not (Path(rd.path) / "eval" / "system2_maj.jsonl").is_file():
         return {}
-    from .spotcheck import score
+    from .spotcheck import score, tokens_of
 
-    tokens = {r["role"]: r["mean_generated_tokens"] for r in rows}
-    if cascade and cascade.get("best"):
-        tokens["cascade"] = cascade["signals"][cascade["best"]]["cascade"]["tokens"]
-    return {"spotcheck": score(rd.path, labels, task, cascade, max_disagreement, tokens)}
+    return {"spotcheck": score(rd.path, labels, task, cascade, max_disagreement, tokens_of(rows, cascade))}
 
 
 def summary_table(report: dict, with_label_free: bool = False) -> Table:

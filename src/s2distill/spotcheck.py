@@ -200,6 +200,14 @@ def _predictions(run: Path, task, cascade: dict | None) -> dict[str, dict]:
     return out
 
 
+def tokens_of(rows: list[dict], cascade: dict | None) -> dict[str, float]:
+    """Generated tokens per answer of each evaluated system (report rows) and of the shipped cascade."""
+    tokens = {r["role"]: r["mean_generated_tokens"] for r in rows}
+    if cascade and cascade.get("best"):
+        tokens["cascade"] = cascade["signals"][cascade["best"]]["cascade"]["tokens"]
+    return tokens
+
+
 def score(run_dir: str | Path, labels: str | Path, task=None, cascade: dict | None = None,
           max_disagreement: float = 0.10, tokens: dict[str, float] | None = None) -> dict:
     """Accuracy of every evaluated system (and of the run's cascade, given report.json's ``cascade``) from the
@@ -222,23 +230,31 @@ def score(run_dir: str | Path, labels: str | Path, task=None, cascade: dict | No
             design = None  # labels from another draw: the unstratified estimator needs only their own pi
     out = {s: estimate(guess[s], label[s], design=design) for s in preds}
     res = {"labels": str(labels), "n_labeled": len(rows), "systems": out, "stratified": design is not None,
-           "differences": _differences(guess, label, design)}
+           "differences": _differences(guess, label, {s: {i: norm(p[i]) for i in p} for s, p in preds.items()},
+                                       design)}
     res["verdict"] = settle(res, max_disagreement, tokens or {}, cascade)
     return res
 
 
-def _differences(guess: dict, label: dict, design: dict | None = None) -> dict:
+def _differences(guess: dict, label: dict, answers: dict, design: dict | None = None) -> dict:
     """accuracy(System 2) - accuracy(candidate), paired over the same inputs, for each System 2 reference and
-    each cheaper candidate (the same estimator on f_a - f_b and y_a - y_b: tighter than two separate intervals)."""
+    each cheaper candidate: the same estimator on f_a - f_b and y_a - y_b. Where the two give the same answer
+    (``answers``: normalised, per system) both are right or both wrong, so the difference there is known
+    without a label: those inputs count as labeled with certainty (pi = 1, correction 0), and only the inputs
+    where they differ carry uncertainty."""
     out = {}
     for ref in ("system2", "system2_maj"):
         for cand in ("distilled", "cascade", "system1"):
             if ref not in guess or cand not in guess:
                 continue
             ids = [i for i in guess[ref] if i in guess[cand]]
+            same = {i for i in ids if answers[ref].get(i) == answers[cand].get(i)}
             f = {i: guess[ref][i] - guess[cand][i] for i in ids}
             lab = {i: (label[ref][i][0] - label[cand][i][0], label[ref][i][1]) for i in ids if i in label[ref]}
-            out[f"{ref}-{cand}"] = estimate(f, lab, bounds=(-1.0, 1.0), design=design)
+            lab.update({i: (f[i], 1.0) for i in same})
+            d = None if design is None else {**design, **{i: 1.0 for i in same}}
+            out[f"{ref}-{cand}"] = {**estimate(f, lab, bounds=(-1.0, 1.0), design=d),
+                                    "n_labeled": sum(i in label[ref] for i in ids), "n_same_answer": len(same)}
     return out
 
 
