@@ -156,7 +156,9 @@ def test_twenty_labels_settle_the_verdict(tmp_path, setting, label_free, settled
     rep = json.loads((run / "report.json").read_text())
     assert rep["verdict"]["label_free_verdict"]["decision"] == label_free  # what the labels overruled, kept
     md = (run / "report.md").read_text()
-    assert "Spot-check:" in md and "**Verdict with labels:" in md
+    assert "Spot-check:" in md and "**Verdict with labels:" in md and "| system2_maj - distilled |" in md
+    html = (run / "report.html").read_text()
+    assert 'id="spotcheck-table"' in html and "Verdict with labels:" in html
     # the estimate with 20 labels covers the truth all 120 labels give
     recs = [json.loads(x) for x in (run / "eval" / "distilled.jsonl").read_text().splitlines()]
     truth = sum(x["correct"] for x in recs) / len(recs)

@@ -222,6 +222,22 @@ def _cascade(report: dict) -> str:
             f'<p class="note">{escape(intro)}</p><div class="scroll">{rows}</div></section>')
 
 
+def _spotcheck(report: dict) -> str:
+    """The labeled spot-check, when the run holds labels: every system's accuracy and the paired differences."""
+    res = report.get("spotcheck")
+    if not res:
+        return ""
+    from .spotcheck import DIFF_INTRO, INTRO, tables
+
+    systems, diffs = tables(res)
+    table_id = 'id="spotcheck-table"'
+    line = (res.get("verdict") or {}).get("line")
+    return (f'<section id="spotcheck"><h2>Spot-check labels</h2><p class="note">{escape(INTRO.format(n=res["n_labeled"]))}'
+            f'</p><div class="scroll">{systems.html(table_id)}</div>'
+            + (f'<p class="note">{escape(DIFF_INTRO)}</p><div class="scroll">{diffs.html()}</div>' if diffs else "")
+            + (f"<p><strong>Verdict with labels: {escape(line)}</strong></p>" if line else "") + "</section>")
+
+
 def _extras(report: dict) -> str:
     """Judge metrics, per-group accuracy and robustness over rewordings, when the run has them."""
     out = []
@@ -338,7 +354,7 @@ def render_run(run_dir: str | Path) -> str:
             f'<div>{systems}'
             f'<p class="note">95% Wilson intervals. System 1 should sit low-left, System 2 high-right, the distilled '
             f'model high-left.</p></div></div></section>',
-            _cascade(report), _extras(report), _funnel(report, rd, cur), _training(report, rd),
+            _cascade(report), _spotcheck(report), _extras(report), _funnel(report, rd, cur), _training(report, rd),
             '<section id="examples"><h2>Eval examples</h2><div class="browser" id="eval-browser"></div></section>',
             '<section id="curation-examples"><h2>Curation examples (train inputs, no labels used)</h2>'
             '<div class="browser" id="cur-browser"></div></section>', _config_section(rd)]

@@ -153,7 +153,8 @@ def verdict(rows: Sequence[dict], lf: dict | None, confident_share: float = 0.75
         decision = "no_answer"
         line = (f"no label-free answer: System 2 is inconsistent (mean vote share {_p(mvs)}% < eval.confident_share "
                 f"{_p(confident_share)}%), so agreement with its majority cannot tell right from wrong; label about 20 "
-                f"inputs (s2distill spotcheck RUN_DIR -n 20, then s2distill eval RUN_DIR --data THAT_FILE) ({summary})")
+                f"inputs (s2distill spotcheck RUN_DIR -n 20, then s2distill spotcheck RUN_DIR --labels THAT_FILE: the "
+                f"labels then settle the verdict) ({summary})")
     elif decision == "keep" and cascade and cascade.get("best"):
         sig = cascade["signals"][cascade["best"]]
         cal, test = sig["calibration"], sig["cascade"]

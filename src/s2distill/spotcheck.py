@@ -328,24 +328,36 @@ def _p(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
-def markdown(res: dict) -> str:
+INTRO = ("Spot-check: {n} labeled inputs combined with the label-free guesses on all held-out inputs "
+         "(prediction-powered, stratified by inclusion probability, unbiased; docs/cascade.md):")
+DIFF_INTRO = ("Paired differences (System 2's accuracy minus the candidate's, points, on the same inputs; where the two "
+              "give the same answer the difference is known without a label):")
+
+
+def tables(res: dict):
+    """(systems table, paired-differences table or None) of a spot-check result, as :class:`~s2distill.tables.Table`."""
+    from .tables import Table
+
     def pct(x):
         return "-" if x is None else f"{100 * x:.1f}"
 
-    lines = [f"Spot-check: {res['n_labeled']} labeled inputs combined with the label-free guesses on all held-out "
-             "inputs (prediction-powered, unbiased; docs/cascade.md):", "",
-             "| system | accuracy % (PPI) | 95% CI | labels only % | label-free agreement % | n |",
-             "|---|---:|---|---:|---:|---:|"]
-    for s, r in res["systems"].items():
-        lines.append(f"| {s} | {pct(r['estimate'])} | {pct(r['ci95'][0])}-{pct(r['ci95'][1])} | "
-                     f"{pct(r['labels_only'])} | {pct(r['label_free'])} | {r['n']} |")
+    systems = Table(["system", "accuracy % (PPI)", "95% CI", "labels only %", "label-free agreement %", "n"],
+                    [[s, pct(r["estimate"]), f"{pct(r['ci95'][0])}-{pct(r['ci95'][1])}", pct(r["labels_only"]),
+                      pct(r["label_free"]), str(r["n"])] for s, r in res["systems"].items()], align="lrlrrr")
+    diffs = None
     if res.get("differences"):
-        lines += ["", "Paired differences (System 2's accuracy minus the candidate's, points; the same estimator on "
-                      "both systems' answers to the same inputs):", "",
-                  "| System 2 - candidate | difference | 95% CI |", "|---|---:|---|"]
-        for k, d in res["differences"].items():
-            lines.append(f"| {k.replace('-', ' - ')} | {pct(d['estimate'])} | {pct(d['ci95'][0])} to "
-                         f"{pct(d['ci95'][1])} |")
+        diffs = Table(["System 2 - candidate", "difference", "95% CI", "labeled", "same answer (no label needed)"],
+                      [[k.replace("-", " - "), pct(d["estimate"]), f"{pct(d['ci95'][0])} to {pct(d['ci95'][1])}",
+                        str(d.get("n_labeled", "-")), str(d.get("n_same_answer", "-"))]
+                       for k, d in res["differences"].items()], align="lrlrr")
+    return systems, diffs
+
+
+def markdown(res: dict) -> str:
+    systems, diffs = tables(res)
+    lines = [INTRO.format(n=res["n_labeled"]), "", systems.markdown()]
+    if diffs is not None:
+        lines += ["", DIFF_INTRO, "", diffs.markdown()]
     if (res.get("verdict") or {}).get("line"):
         lines += ["", f"**Verdict with labels: {res['verdict']['line']}**"]
     return "\n".join(lines)
