@@ -32,8 +32,9 @@ SETTINGS = {  # name: (config, overrides, label)
     "arith_d2": ("demo", ["task.options.depth=2"], "arithmetic, depth 2 (3-shot CoT)"),
     "arith_d1_big": ("demo", ["task.options.depth=1", "task.options.max_value=60"],
                      "arithmetic, depth 1, numbers up to 60 (3-shot CoT)"),
-    "cf1": ("rar_coin_flip", ["task.options.n_people=1", "eval.rewordings=0"],
-            "coin flip, 1 person (3-shot 2-step RaR, 40 train inputs)"),
+    # 2-step RaR costs about 100 tokens a call: 120 held-out inputs (60 per half) to fit the 2-core CPU
+    "cf1": ("rar_coin_flip", ["task.options.n_people=1", "eval.rewordings=0", "task.n_eval=120"],
+            "coin flip, 1 person (3-shot 2-step RaR, 40 train inputs, 120 held-out)"),
     "arith_d1_99": ("demo", ["task.options.depth=1", "task.options.max_value=99"],
                     "arithmetic, depth 1, numbers up to 99 (3-shot CoT)"),
 }
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.render:
         for name in args.settings:
             cfg_name, ov, _ = SETTINGS[name]
-            cfg = load_config(ROOT / "configs" / f"{cfg_name}.yaml", [*ov, *COMMON, *args.overrides])
+            cfg = load_config(ROOT / "configs" / f"{cfg_name}.yaml", [*COMMON, *ov, *args.overrides])
             report = Pipeline(cfg, run_dir=ROOT / "runs" / "cascade" / name, progress=False).run()
             done[name] = {"rows": rows_of(name, report), "max_disagreement": cfg.eval.max_disagreement,
                           "rows_report": report["rows"]}

@@ -20,12 +20,12 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("backends/tasks/methods/curate", ("backends", "tasks", "methods", "curate", "perturb", "distributed",
                                        "judge_pairs")),
     ("train/evaluate", ("train", "train_worker", "launch", "evaluate", "label_free", "cascade", "spotcheck",
-                        "export", "stepwise", "fingerprints")),
+                        "export", "stepwise", "fingerprints", "rounds")),
     # the report is built from a run directory and its resolved config (no pipeline object), so it
     # sits under the pipeline, whose last stage writes it
     ("report", ("report", "html_report", "compare", "mdpage")),
     ("pipeline", ("pipeline", "stepwise_train")),
-    ("commands", ("eval_data", "serve", "cli")),
+    ("commands", ("eval_data", "serve", "continual", "cli")),
 ]
 
 

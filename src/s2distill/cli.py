@@ -139,6 +139,23 @@ def _score_spotcheck(run_dir, labels) -> int:
     return 0
 
 
+def _cmd_continue(args) -> int:
+    from .continual import run_round, start
+    from .report import rounds_markdown, to_markdown
+    from .rundir import read_json
+
+    new = start(args.run_dir, args.data, args.run_dir_new)
+    info = read_json(new / "round.json")
+    c = info["inputs"]
+    print(f"[continue] round {info['round']} in {new}: {c['parent']} inputs of the parent + {c['added']} new "
+          f"({c['duplicates']} duplicates, {c['held_out_dropped']} held-out inputs left out); "
+          f"{info['reused_samples']} System 2 samples reused from {args.data}", file=sys.stderr)
+    report = run_round(new, args.overrides, progress=not args.no_progress)
+    print(to_markdown(report))
+    print("\n".join(rounds_markdown(report.get("rounds"))[1:]), file=sys.stderr)
+    return 0
+
+
 def _cmd_serve(args) -> int:
     from .serve import serve
 
@@ -261,6 +278,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("overrides", nargs="*", help="key=value overrides, e.g. eval.k=8")
     sp.add_argument("--no-progress", action="store_true", help="no progress bars")
     sp.set_defaults(fn=_cmd_eval)
+    sp = sub.add_parser("continue", help="the next distillation round: the run's unlabeled inputs plus new ones "
+                                         "(a serve inbox, whose System 2 samples are reused, or any unlabeled file), "
+                                         "trained from the base model, evaluated on the same held-out inputs")
+    sp.add_argument("run_dir", help="the run (or round) to continue")
+    sp.add_argument("--data", required=True, metavar="FILE",
+                    help="RUN_DIR/serve/inbox.jsonl or a file of unlabeled inputs in the run's format")
+    sp.add_argument("--run-dir", dest="run_dir_new", metavar="NEW",
+                    help="the round's directory (default: RUN_DIR-r<round>, next to RUN_DIR)")
+    sp.add_argument("overrides", nargs="*", help="key=value overrides for this round, e.g. train.epochs=3")
+    sp.add_argument("--no-progress", action="store_true", help="no progress bars")
+    sp.set_defaults(fn=_cmd_continue)
     sp = sub.add_parser("verdict", help="print 'ship distilled', 'ship cascade', 'keep System 2' or 'no label-free "
                                         "answer' for a run (exit 0 either ship, 1 keep, 2 no answer or no verdict)")
     sp.add_argument("run_dir", help="a run directory, or one of its evals/<name> folders")

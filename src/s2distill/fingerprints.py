@@ -39,6 +39,11 @@ def data(cfg: Any, source: dict | None = None) -> str:
     return stable_hash({"task": _inputs(cfg), **({"source": source} if source else {})})
 
 
+def round_data(cfg: Any, data_sha256: str, parent: str) -> str:
+    """A continued round's inputs (continual.py): the parent's (by its path) and the new file's content."""
+    return stable_hash({"task": _inputs(cfg), "round": {"file": data_sha256, "parent": parent}})
+
+
 def generate(cfg: Any, data_fp: str, expands: bool = False) -> str:
     """System 2 on the train inputs; ``expands``: the curator adds input variants (``curate.n_variants``)."""
     return stable_hash({"data": data_fp, "method": dataclasses.asdict(cfg.method), "model": cfg.model,
@@ -106,4 +111,4 @@ def curriculum_eval(cfg: Any, stage_fp: str, data_fp: str) -> str:
 
 
 __all__ = ["curate", "curriculum_eval", "curriculum_stage", "data", "data_file", "evaluation", "generate", "reworded",
-           "train", "votes"]
+           "round_data", "train", "votes"]

@@ -105,19 +105,33 @@ class Pipeline:
 
         self.run_stage("data", fingerprints.data(c, src), run)
 
+    def reused_traces(self) -> dict[str, Trace]:
+        """System 2 samples of train inputs already paid for, by input id (a continued round's serve inbox,
+        continual.py); none in a plain run."""
+        return {}
+
     def stage_generate(self) -> None:
         c, curator = self.cfg, self.curator()
 
         def run():
             exs = self.examples("train")
+            reused: dict[str, Trace] = {}
             if hasattr(curator, "expand"):  # e.g. input perturbation: also run the method on input variants
                 exs = curator.expand(self.task, exs)
+            else:
+                reused = {i: t for i, t in self.reused_traces().items() if i in {e.id for e in exs}}
+            todo = [e for e in exs if e.id not in reused]
             method, params = METHODS.get(c.method.name), method_params(c, c.method.n, c.method.temperature)
-            traces, wall, stats = self.generate(
-                system2_weights(c), f"generate {c.method.name} x{c.method.n}",
-                lambda b: method(self.task, exs, b, params, c.method),
-                len(exs) * c.method.n * calls_per_sample(c.method), stage="generate")
-            write_jsonl(self.rd / "traces" / "train.jsonl", traces)
+            traces, wall, stats = [], 0.0, {"cache_hits": 0, "generated": 0}
+            if todo:
+                traces, wall, stats = self.generate(
+                    system2_weights(c), f"generate {c.method.name} x{c.method.n}",
+                    lambda b: method(self.task, todo, b, params, c.method),
+                    len(todo) * c.method.n * calls_per_sample(c.method), stage="generate")
+            by_id = {**{t.example_id: t for t in traces}, **reused}
+            write_jsonl(self.rd / "traces" / "train.jsonl", [by_id[e.id] for e in exs])
+            if reused:
+                stats = {**stats, "reused_inputs": len(reused), "reused_samples": sum(len(t.samples) for t in reused.values())}
             return ["traces/train.jsonl"], {"wall_s_generate": round(wall, 3), **stats}
 
         self.run_stage("generate", fingerprints.generate(c, self.fp["data"], hasattr(curator, "expand")), run)

@@ -108,10 +108,28 @@ def build_report(run_dir: str | Path | RunDir, cfg=None, task=None) -> dict:
     }
     from .stepwise import report_section
 
+    from .rounds import ROUND_FILE, round_row, rounds_table
+
+    if (Path(rd.path) / ROUND_FILE).is_file():  # a continued round: the chain of rounds, this one's row last
+        report["rounds"] = rounds_table(rd.path)[:-1] + [round_row(Path(rd.path), report, rd.manifest["stages"])]
     if report.get("spotcheck", {}).get("verdict", {}).get("decision"):  # labels settle what label-free could not
         report["verdict"] = {**report["spotcheck"]["verdict"], "label_free_verdict": report["verdict"]}
     stepwise = report_section(report)  # a curriculum's stage points (accuracy vs tokens); absent otherwise
     return {**report, "stepwise": stepwise} if stepwise else report
+
+
+def rounds_markdown(rows: list[dict] | None) -> list[str]:
+    """The rounds of a continued run, one row each (``s2distill continue``)."""
+    if not rows:
+        return []
+    t = Table(["round", "inputs", "curated pairs", "steps", "distilled accuracy %", "distilled agreement %",
+               "System 2 accuracy %", "cascade coverage %", "cascade accuracy %", "cascade tokens/input", "verdict"],
+              [[str(r["round"]), str(r["inputs"] or "-"), str(r["pairs"] if r["pairs"] is not None else "-"),
+                str(r["steps"] or "-"), pct(r["distilled_accuracy"]), pct(r["distilled_agreement"]),
+                pct(r["system2_accuracy"]), pct(r["cascade_coverage"]), pct(r["cascade_accuracy"]),
+                num(r["cascade_tokens"]), str(r["verdict"] or "-")] for r in rows], align="rrrrrrrrrrl")
+    return ["", "Rounds (each trained from the base model on all curated pairs so far, evaluated on the same held-out "
+                "inputs; System 2 on the base model is the reference in every round):", "", t.markdown()]
 
 
 def spotcheck_part(rd, task, cascade: dict | None, max_disagreement: float, rows: list[dict]) -> dict:
@@ -217,6 +235,7 @@ def to_markdown(report: dict) -> str:
     from .cascade import markdown as cascade_markdown
 
     lines += cascade_markdown(report.get("cascade"))
+    lines += rounds_markdown(report.get("rounds"))
     v = report.get("verdict") or {}
     lines += label_free_markdown(report.get("label_free"), v.get("label_free_verdict", v), report["rows"])
     if report.get("spotcheck"):

@@ -1,0 +1,60 @@
+"""The chain of distillation rounds (``s2distill continue``, continual.py): each round's directory holds
+``round.json`` naming its parent; this module reads the chain and tabulates it for reports."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import ConfigError
+from .rundir import read_json
+
+ROUND_FILE = "round.json"
+
+
+def round_of(run: Path) -> int:
+    """The round number of a run directory (1 for a plain run)."""
+    f = Path(run) / ROUND_FILE
+    return int(read_json(f)["round"]) if f.is_file() else 1
+
+
+def chain(run_dir: str | Path) -> list[Path]:
+    """The run directories of a round's chain, first round first."""
+    out, cur = [], Path(run_dir)
+    while True:
+        out.append(cur)
+        f = cur / ROUND_FILE
+        if not f.is_file():
+            return out[::-1]
+        cur = (cur / read_json(f)["parent"]).resolve()
+        if cur in out or len(out) > 1000:
+            raise ConfigError(f"{run_dir}: the chain of rounds loops at {cur}")
+
+
+def round_row(run: Path, rep: dict, stages: dict) -> dict:
+    """One round's row: inputs, curated pairs, training steps, the distilled model's accuracy (where gold
+    exists) and agreement with System 2, the cascade's coverage, accuracy and tokens, the verdict; from its
+    report (``rep``) and manifest stages."""
+    by = {x["role"]: x for x in rep.get("rows", [])}
+    cas = rep.get("cascade") or {}
+    best = (cas.get("signals") or {}).get(cas.get("best") or "", {}).get("cascade", {})
+    dist = by.get("distilled", {})
+    return {"round": round_of(run), "run_dir": str(run), "inputs": stages.get("data", {}).get("n_train"),
+            "pairs": stages.get("curate", {}).get("kept"), "steps": (rep.get("train") or {}).get("steps"),
+            "distilled_accuracy": dist.get("accuracy"),
+            "distilled_agreement": ((rep.get("label_free") or {}).get("distilled") or {}).get("agreement"),
+            "system2_accuracy": by.get("system2", {}).get("accuracy"), "cascade_signal": cas.get("best"),
+            "cascade_coverage": best.get("coverage"), "cascade_accuracy": best.get("accuracy"),
+            "cascade_tokens": best.get("tokens"), "distilled_tokens": dist.get("mean_generated_tokens"),
+            "verdict": (rep.get("verdict") or {}).get("decision")}
+
+
+def rounds_table(run_dir: str | Path) -> list[dict]:
+    """One :func:`round_row` per round of the chain, first round first."""
+    rows = []
+    for r in chain(run_dir):
+        rep = read_json(r / "report.json") if (r / "report.json").is_file() else {}
+        man = read_json(r / "manifest.json")["stages"] if (r / "manifest.json").is_file() else {}
+        rows.append(round_row(r, rep, man))
+    return rows
+
+
+__all__ = ["ROUND_FILE", "chain", "round_of", "round_row", "rounds_table"]

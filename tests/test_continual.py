@@ -1,0 +1,127 @@
+"""`s2distill continue`: a next round from a serve inbox or a plain file, with its bookkeeping (merged inputs,
+reused System 2 samples, the same held-out inputs, the chain of rounds in the report), on fake engines."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cascade_run import ORACLE, factory, make_run
+
+import s2distill.pipeline as pl
+from s2distill.continual import merge, run_round, start
+from s2distill.errors import ConfigError, DataError
+from s2distill.rundir import read_json, read_jsonl, write_json
+from s2distill.types import Example
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def stand_in_training(monkeypatch):
+    from s2distill.pipeline import distilled_paths
+
+    def fake_stage_train(self):
+        def fit():
+            (self.rd / "model").mkdir(parents=True, exist_ok=True)
+            write_json(self.rd / "model" / "train_summary.json", {"steps": 1, "stand_in": True})
+            return ["model/train_summary.json"], {}
+
+        self.run_stage("train", "fp-test", fit)
+        return distilled_paths(self.rd / "model")
+
+    monkeypatch.setattr(pl.Pipeline, "stage_train", fake_stage_train)
+
+
+def _served(run: Path, questions: list[str]) -> Path:
+    """Send ``questions`` through the run's cascade (no HTTP: the service the server wraps); the inbox."""
+    from s2distill.serve import CascadeService
+
+    svc = CascadeService(run, backend_factory=factory(), log=lambda s: None)
+    try:
+        paths = [svc.answer(q)["path"] for q in questions]
+    finally:
+        svc.close()
+    assert "system2" in paths and "system1" in paths  # both routes taken: only the routed ones reach the inbox
+    return run / "serve" / "inbox.jsonl"
+
+
+def test_merge_dedupes_and_keeps_held_out_inputs_out() -> None:
+    parent = [Example("a", "q a"), Example("b", "q b")]
+    held = [Example("e", "q e")]
+    new = [Example("a", "other text"), Example("x", "q b "), Example("y", "q e"), Example("z", "q z"),
+           Example("z2", "q z")]
+    out, counts = merge(parent, new, held)
+    assert [e.id for e in out] == ["a", "b", "z"]
+    assert counts == {"parent": 2, "new": 5, "duplicates": 3, "held_out_dropped": 1, "added": 1, "total": 3}
+
+
+def test_a_round_from_the_serve_inbox_reuses_its_samples(tmp_path, stand_in_training) -> None:
+    run = tmp_path / "run"
+    make_run(run, n_eval=60)
+    parent_train = list(read_jsonl(run / "data" / "train.jsonl"))
+    held = {d["question"] for d in read_jsonl(run / "data" / "eval.jsonl")}
+    fresh = [q for q in ORACLE if q not in held and q not in {d["question"] for d in parent_train}][:12]
+    inbox = _served(run, fresh + fresh[:2])  # two asked twice
+    routed = {r["question"] for r in map(json.loads, inbox.read_text().splitlines())}
+    new = start(run, inbox)
+    assert new == tmp_path / "run-r2"
+    info = read_json(new / "round.json")
+    assert info["round"] == 2 and (new / info["parent"]).resolve() == run.resolve()
+    assert info["inputs"]["added"] == len(routed) and info["reused_samples"] > 0
+    rep = run_round(new, progress=False, log=lambda s: None, backend_factory=factory())
+    train = list(read_jsonl(new / "data" / "train.jsonl"))
+    assert [d["id"] for d in train[:len(parent_train)]] == [d["id"] for d in parent_train]
+    assert {d["question"] for d in train[len(parent_train):]} == routed and all(d.get("gold") is None for d in train)
+    assert (new / "data" / "eval.jsonl").read_text() == (run / "data" / "eval.jsonl").read_text()  # same held-out
+    man = read_json(new / "manifest.json")["stages"]
+    assert man["generate"]["reused_inputs"] == len(routed)
+    assert man["generate"]["generated"] == 0  # the parent's inputs from its copied cache, the new from the inbox
+    assert all(man[f"eval_{s}"]["generated"] == 0 for s in ("system1", "system2", "system2_maj"))  # frozen base
+    traces = {d["example_id"]: d for d in read_jsonl(new / "traces" / "train.jsonl")}
+    served = {r["id"]: r for r in map(json.loads, inbox.read_text().splitlines())}
+    some = next(i for i in traces if i in served)
+    assert traces[some]["samples"] == served[some]["samples"]  # the very samples the server paid for
+    assert man["curate"]["kept"] >= read_json(run / "manifest.json")["stages"]["curate"]["kept"]
+    assert [r["round"] for r in rep["rounds"]] == [1, 2] and rep["rounds"][1]["inputs"] == len(train)
+    assert "Rounds (each trained from the base model" in (new / "report.md").read_text()
+    # a third round from a plain file, continuing the second: the chain has three rows
+    plain = tmp_path / "more.jsonl"
+    plain.write_text("".join(json.dumps({"question": q}) + "\n" for q in fresh + [next(iter(held))]))
+    third = start(new, plain)
+    assert third == tmp_path / "run-r3" and read_json(third / "round.json")["inputs"]["held_out_dropped"] == 1
+    rep3 = run_round(third, progress=False, log=lambda s: None, backend_factory=factory())
+    assert [r["round"] for r in rep3["rounds"]] == [1, 2, 3]
+    assert read_json(third / "manifest.json")["stages"]["generate"]["generated"] > 0  # unrouted inputs: sampled
+
+
+def test_continue_errors_name_the_fix(tmp_path, stand_in_training) -> None:
+    with pytest.raises(ConfigError, match="no config.yaml; fix: continue from a run directory"):
+        start(tmp_path, tmp_path / "x.jsonl")
+    run = tmp_path / "run"
+    make_run(run, n_eval=40)
+    with pytest.raises(DataError, match="not found; fix: pass RUN_DIR/serve/inbox.jsonl"):
+        start(run, tmp_path / "missing.jsonl")
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text(json.dumps({"question": "1 + 1"}) + "\n")
+    b.write_text(json.dumps({"question": "2 + 2"}) + "\n")
+    new = start(run, a)
+    assert start(run, a) == new  # the same file: the same round, resumed
+    with pytest.raises(ConfigError, match="from another file; fix: pass --run-dir NEW"):
+        start(run, b)
+
+
+def test_continue_from_the_command_line(tmp_path, stand_in_training) -> None:
+    """The CLI wiring: a bad file is an error naming the fix, and the command's help is there."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    run = tmp_path / "run"
+    make_run(run, n_eval=40)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"body": "no question field"}\n')
+    r = subprocess.run([sys.executable, "-m", "s2distill.cli", "continue", str(run), "--data", str(bad)],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode != 0 and "no 'question' text" in r.stderr and "fix:" in r.stderr
+    assert not (tmp_path / "run-r2").exists() or not any((tmp_path / "run-r2").iterdir())
