@@ -10,7 +10,7 @@ import pytest
 from s2distill.config import TaskConfig, load_config
 from s2distill.errors import ConfigError, DataError
 from s2distill.tasks import make_task
-from s2distill.tasks.dataset import DatasetOptions, DatasetTask
+from s2distill.tasks.dataset import DatasetTask
 
 ROOT = Path(__file__).resolve().parents[1]
 

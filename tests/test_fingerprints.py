@@ -62,6 +62,9 @@ def section(cfg: RunConfig, name: str, *, but: tuple[str, ...] = ()) -> set[str]
 
 C = RunConfig()
 UP = "upstream-fp"
+# eval keys another stage (rewordings, votes, retention) or only the report reads
+ELSEWHERE = ("rewordings", "confident_share", "max_disagreement", "cascade_fallback", "cascade_k", "retention",
+             "retention_tasks", "retention_n", "retention_prompts", "retention_tokens", "max_retention_drop")
 
 
 @pytest.mark.parametrize("name, fn, expected", [
@@ -73,17 +76,18 @@ UP = "upstream-fp"
     ("curate, curator asks the model", lambda c: fps.curate(c, UP, needs_backend=True),
      section(C, "curate") | {"model", "task.system_prompt"}),
     ("eval", lambda c: fps.evaluation(c, "system1", UP),
-     section(C, "method") | section(C, "eval", but=("rewordings", "confident_share", "max_disagreement", "cascade_fallback",
-                                            "cascade_k"))
+     section(C, "method") | section(C, "eval", but=ELSEWHERE)
      | {"model", "seed", "task.system_prompt"}),
     ("eval System 2", lambda c: fps.evaluation(c, "system2", UP),
-     section(C, "method") | section(C, "eval", but=("rewordings", "confident_share", "max_disagreement", "cascade_fallback",
-                                            "cascade_k"))
+     section(C, "method") | section(C, "eval", but=ELSEWHERE)
      | {"model", "seed"}),
     ("eval reworded", lambda c: fps.reworded(c, "system1", UP),
      {"eval.rewordings", "eval.max_tokens_system1", "model", "seed", "task.system_prompt"}),
     ("eval votes", lambda c: fps.votes(c, "distilled", UP),
      {"eval.cascade_k", "eval.temperature", "eval.max_tokens_system1", "model", "seed", "task.system_prompt"}),
+    ("retention", lambda c: fps.retention(c, UP, UP),
+     {"eval.retention_tasks", "eval.retention_n", "eval.retention_prompts", "eval.retention_tokens", "model", "seed",
+      "task.seed", "eval.max_tokens_system1", "task.system_prompt"}),
     ("train", lambda c: fps.train(c, UP),
      section(C, "train", but=SECTION_KEYS) | {"model", "seed", "backend.name"}),
     ("train, accelerate launcher", lambda c: fps.train(dataclasses.replace(c, train=dataclasses.replace(

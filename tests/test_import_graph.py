@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("backends/tasks/methods/curate", ("backends", "tasks", "methods", "curate", "perturb", "distributed",
                                        "judge_pairs")),
     ("train/evaluate", ("train", "train_worker", "launch", "evaluate", "label_free", "cascade", "spotcheck",
-                        "export", "stepwise", "fingerprints", "rounds")),
+                        "export", "stepwise", "fingerprints", "rounds", "retention")),
     # the report is built from a run directory and its resolved config (no pipeline object), so it
     # sits under the pipeline, whose last stage writes it
     ("report", ("report", "html_report", "compare", "mdpage")),

@@ -180,17 +180,18 @@ def test_the_log_says_which_stage_of_how_many(tmp_path, monkeypatch):
         placed = [re.match(r"\[(\w+)\] (running|unchanged, skipped) \(stage (\d+) of (\d+), \d+m\d\ds into the run\)", m)
                   for m in logs if " of " in m and "into the run" in m]
         assert [(m[1], int(m[3]), int(m[4])) for m in placed] == [
-            (name, k, 9) for k, name in enumerate(["data", "generate", "curate", "eval_system1", "eval_system2",
-                                                  "eval_system2_maj", "train", "eval_distilled",
-                                                  "eval_distilled_votes"], 1)]
+            (name, k, 10) for k, name in enumerate(["data", "generate", "curate", "eval_system1", "eval_system2",
+                                                   "eval_system2_maj", "train", "eval_distilled",
+                                                   "eval_distilled_votes", "retention"], 1)]
         assert all(m[2] == ("unchanged, skipped" if rerun else "running") for m in placed if m[1] != "train")
     p = Pipeline(c, run_dir=tmp_path / "u", backend_factory=factory(arithmetic_oracle()))
     assert p.stage_plan("curate") == ["data", "generate", "curate"]
     assert p.stage_plan("eval") == ["data", "generate", "curate", "eval_system1", "eval_system2", "eval_system2_maj"]
     assert p.stage_plan("train") == p.stage_plan("eval") + ["train"]
-    off = cfg(eval={"systems": ["system1", "system2", "system2_maj", "distilled"], "cascade_k": 0}, train={"enabled": True})
+    off = cfg(eval={"systems": ["system1", "system2", "system2_maj", "distilled"], "cascade_k": 0, "retention": False},
+              train={"enabled": True})
     assert Pipeline(off, run_dir=tmp_path / "v", backend_factory=factory(arithmetic_oracle())).stage_plan()[-1] \
         == "eval_distilled"  # no vote signal asked for: no sampled answers
-    no_maj = cfg(eval={"systems": ["system1", "distilled"]}, train={"enabled": True})
+    no_maj = cfg(eval={"systems": ["system1", "distilled"], "retention": False}, train={"enabled": True})
     assert Pipeline(no_maj, run_dir=tmp_path / "w", backend_factory=factory(arithmetic_oracle())).stage_plan()[-1] \
         == "eval_distilled"  # no maj@k: no cascade to calibrate, so no samples for it

@@ -223,6 +223,14 @@ class EvalConfig:
     # the cascade's vote-share signal: the distilled model's direct answer sampled this many times at
     # eval.temperature (a few tokens each); its confidence is the share that repeats its greedy answer. 0: off
     cascade_k: int = 4
+    # retention after training (retention.py): KL(base || distilled) on held-out and general prompts, and System 1
+    # accuracy base vs distilled on other built-in tasks; a drop above max_retention_drop is named in the verdict
+    retention: bool = True
+    retention_tasks: list[str] = field(default_factory=lambda: ["last_letter", "coin_flip"])
+    retention_n: int = 40  # inputs per other task
+    retention_prompts: int = 100  # general prompts for the KL (at most the 100 shipped)
+    retention_tokens: int = 16  # the base model's continuation the KL is measured on
+    max_retention_drop: float = 0.02
 
 
 @dataclass(frozen=True)
@@ -343,6 +351,17 @@ def validate(cfg: RunConfig) -> None:
             raise ConfigError(f"eval.{key} is a fraction in (0, 1], got {getattr(cfg.eval, key)} "
                               f"(e.g. eval.{key}={getattr(EvalConfig, key)})")
     check_choice("eval.cascade_fallback", cfg.eval.cascade_fallback, ("maj", "greedy"))
+    if cfg.eval.retention:
+        from .registry import TASKS
+
+        for t in cfg.eval.retention_tasks:
+            TASKS.target(t)  # an unknown task name fails here, with suggestions
+        if cfg.eval.retention_n < 1 or cfg.eval.retention_prompts < 0 or cfg.eval.retention_tokens < 1:
+            raise ConfigError("eval.retention_n and eval.retention_tokens must be >= 1, eval.retention_prompts >= 0 "
+                              "(or eval.retention=false)")
+    if not 0.0 <= cfg.eval.max_retention_drop <= 1.0:
+        raise ConfigError(f"eval.max_retention_drop is a fraction in [0, 1], got {cfg.eval.max_retention_drop} "
+                          "(e.g. eval.max_retention_drop=0.02)")
     if cfg.eval.cascade_k < 0 or cfg.eval.cascade_k == 1:
         raise ConfigError(f"eval.cascade_k is the number of samples behind the cascade's vote-share signal, 0 (off) "
                           f"or >= 2, got {cfg.eval.cascade_k} (e.g. eval.cascade_k=4)")

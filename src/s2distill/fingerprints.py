@@ -17,7 +17,8 @@ from .precision import train_fingerprint_keys
 from .teacher import key as teacher_key
 from .types import DIRECT_SYSTEMS, stable_hash
 
-EVAL_KEYS_ELSEWHERE = ("rewordings", "confident_share", "max_disagreement", "cascade_fallback", "cascade_k")  # own stage / the report's only
+EVAL_KEYS_ELSEWHERE = ("rewordings", "confident_share", "max_disagreement", "cascade_fallback", "cascade_k", "retention",
+                       "retention_tasks", "retention_n", "retention_prompts", "retention_tokens", "max_retention_drop")  # own stage / the report's only
 
 
 def _system1(cfg: Any) -> dict:
@@ -83,6 +84,15 @@ def votes(cfg: Any, system: str, data_fp: str, upstream: str = "") -> str:
                         "max_tokens": cfg.eval.max_tokens_system1, "seed": cfg.seed, "up": upstream, **_system1(cfg)})
 
 
+def retention(cfg: Any, data_fp: str, train_fp: str) -> str:
+    """Retention after training: the trained model, the held-out inputs, the other tasks and the KL's sizes."""
+    ev = cfg.eval
+    return stable_hash({"data": data_fp, "up": train_fp, "tasks": list(ev.retention_tasks), "n": ev.retention_n,
+                        "prompts": ev.retention_prompts, "tokens": ev.retention_tokens, "model": cfg.model,
+                        "seed": cfg.seed, "task_seed": cfg.task.seed, "max_tokens": ev.max_tokens_system1,
+                        **_system1(cfg)})
+
+
 def train(cfg: Any, curate_fp: str) -> str:
     """Training on the curated pairs."""
     t = dataclasses.asdict(cfg.train)
@@ -110,5 +120,5 @@ def curriculum_eval(cfg: Any, stage_fp: str, data_fp: str) -> str:
     return stable_hash({"train_stage": stage_fp, "data": data_fp, "max_tokens": cfg.method.max_tokens, "seed": cfg.seed})
 
 
-__all__ = ["curate", "curriculum_eval", "curriculum_stage", "data", "data_file", "evaluation", "generate", "reworded",
+__all__ = ["curate", "curriculum_eval", "curriculum_stage", "data", "data_file", "evaluation", "generate", "retention", "reworded",
            "round_data", "train", "votes"]

@@ -28,7 +28,7 @@ from .errors import ConfigError
 from .evaluate import accuracy_line, method_params, reworded_line, run_reworded, run_system, run_votes
 from .methods import calls_per_sample
 from .registry import BACKENDS, CURATORS, METHODS
-from .rundir import RunDir, SampleCache, read_jsonl, write_jsonl
+from .rundir import RunDir, SampleCache, read_jsonl, write_json, write_jsonl
 from .tasks import make_task
 from .teacher import eval_order, eval_weights, system2_weights
 from .types import BASE_SYSTEMS, Example, Trace
@@ -194,6 +194,40 @@ class Pipeline:
         if _votes(c, system):
             self.run_stage(f"eval_{system}_votes", fingerprints.votes(c, system, self.fp["data"], upstream), votes)
 
+    def stage_retention(self, trained: dict) -> None:
+        """What distillation cost elsewhere (retention.py): System 1 on other tasks, base vs distilled, on the
+        run's engines; then the KL between base and distilled, in this process (the engines closed first)."""
+        c = self.cfg
+
+        def run():
+            from .errors import S2DistillError
+            from .retention import general_prompts, kl_divergence, other_tasks, summary
+
+            def gen(weights, desc, fn, total):
+                return self.generate(weights, desc, fn, total, trained if weights == "distilled" else None)[0]
+
+            part: dict = {"other_tasks": other_tasks(c, gen)}
+            self.engines.close()
+            if not trained.get("adapter"):
+                part["kl_unavailable"] = "no PEFT adapter to switch off (the distilled model is a merged or full model)"
+            else:
+                sets = {"kl_task": [self.task.system1_messages(e) for e in self.examples("eval")[:c.eval.retention_n]],
+                        "kl_general": [[{"role": "user", "content": p}] for p in general_prompts(c.eval.retention_prompts)]}
+                try:
+                    part.update(kl_divergence(c.model, trained["adapter"], {k: v for k, v in sets.items() if v},
+                                              c.eval.retention_tokens, threads=c.backend.threads))
+                except (ImportError, OSError, S2DistillError) as e:
+                    part["kl_unavailable"] = f"{type(e).__name__}: {e}"
+            write_json(self.rd / "eval" / "retention.json", part)
+            s = summary(part, c.eval.max_retention_drop)
+            if s and s["worst_task"]:
+                self.log(f"[retention] System 1 accuracy drop, worst: {s['worst_task']} {100 * s['worst_drop']:.1f} "
+                         f"points; KL task {(part.get('kl_task') or {}).get('kl')}, general "
+                         f"{(part.get('kl_general') or {}).get('kl')}")
+            return ["eval/retention.json"], {"retention": s}
+
+        self.run_stage("retention", fingerprints.retention(c, self.fp["data"], self.fp["train"]), run)
+
     def stage_train(self) -> dict:
         """Train on the curated pairs (``train.train_distilled``: stepwise, accelerate or local), then let the
         backend prepare the trained model for serving (``Backend.prepare_distilled``, e.g. llama.cpp's LoRA GGUF)."""
@@ -258,7 +292,7 @@ class Pipeline:
             return plan
         plan.append("train")
         if until != "train" and "distilled" in c.eval.systems:
-            plan += _eval_stages(c, "distilled")
+            plan += _eval_stages(c, "distilled") + (["retention"] if c.eval.retention else [])
         return plan
 
     def run(self, until: str | None = None) -> dict:
@@ -284,6 +318,8 @@ class Pipeline:
                     return {}
                 if "distilled" in systems:
                     self.eval_system("distilled", "distilled", trained, upstream=self.fp["train"])
+                    if self.cfg.eval.retention:
+                        self.stage_retention(trained)
             report = self.stage_report()
         finally:
             self.close()

@@ -98,6 +98,7 @@ def build_report(run_dir: str | Path | RunDir, cfg=None, task=None) -> dict:
         "verdict": verdict(rows, lf, cfg.eval.confident_share, cfg.eval.max_disagreement, seen.get("n", 0), cascade),
         **spotcheck_part(rd, task, cascade, cfg.eval.max_disagreement, rows),
         "robustness": robustness(rd, cfg, rows),
+        "retention": read_json(rd / "eval" / "retention.json") if (rd / "eval" / "retention.json").is_file() else None,
         "curation": {"curator": cfg.curate.name, "kept": cur.get("kept"), "kept_inputs": cur.get("kept_inputs"),
                      "rejected": cur.get("rejected"),
                      "reject_reasons": cur.get("reject_reasons"),
@@ -112,6 +113,11 @@ def build_report(run_dir: str | Path | RunDir, cfg=None, task=None) -> dict:
 
     if (Path(rd.path) / ROUND_FILE).is_file():  # a continued round: the chain of rounds, this one's row last
         report["rounds"] = rounds_table(rd.path)[:-1] + [round_row(Path(rd.path), report, rd.manifest["stages"])]
+    from .retention import verdict_note
+
+    note = verdict_note(report["retention"], cfg.eval.max_retention_drop)
+    if note and report["verdict"].get("line"):  # the verdict says what distillation cost elsewhere
+        report["verdict"] = {**report["verdict"], "line": f"{report['verdict']['line']}; {note}", "retention_note": note}
     if report.get("spotcheck", {}).get("verdict", {}).get("decision"):  # labels settle what label-free could not
         report["verdict"] = {**report["spotcheck"]["verdict"], "label_free_verdict": report["verdict"]}
     stepwise = report_section(report)  # a curriculum's stage points (accuracy vs tokens); absent otherwise
@@ -236,6 +242,9 @@ def to_markdown(report: dict) -> str:
 
     lines += cascade_markdown(report.get("cascade"))
     lines += rounds_markdown(report.get("rounds"))
+    from .retention import markdown as retention_markdown
+
+    lines += retention_markdown(report.get("retention"))
     v = report.get("verdict") or {}
     lines += label_free_markdown(report.get("label_free"), v.get("label_free_verdict", v), report["rows"])
     if report.get("spotcheck"):
