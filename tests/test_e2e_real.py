@@ -17,7 +17,8 @@ def test_demo_pipeline_tiny_real(tmp_path):
     cfg = load_config("configs/demo.yaml", [
         "name=e2e", "task.n_train=8", "task.n_eval=4", "method.n=2", "method.max_tokens=96",
         "curate.min_agreement=0.5", "curate.min_votes=1", "backend.parallel=4", "eval.k=2",
-        "train.max_steps=2", "train.per_device_batch_size=2", "train.gradient_accumulation_steps=1"])
+        "train.max_steps=2", "train.per_device_batch_size=2", "train.gradient_accumulation_steps=1",
+        "eval.cascade_k=2", "eval.retention_n=4", "eval.retention_prompts=4", "eval.retention_tokens=8"])
     report = Pipeline(cfg, run_dir=tmp_path, progress=False).run()
     rows = {r["role"]: r for r in report["rows"]}
     assert set(rows) == {"system1", "system2", "system2_maj", "distilled"}
@@ -33,7 +34,12 @@ def test_demo_pipeline_tiny_real(tmp_path):
     assert summary["steps"] == 2
     # every sample of the run is in the cache exactly once
     keys = [json.loads(line)["key"] for line in open(tmp_path / "cache" / "samples.jsonl")]
-    assert len(keys) == len(set(keys)) == 8 * 2 + 4 + 4 + 4 * 2 + 4
+    # generate, System 1, System 2, maj@2, distilled, its 2 votes, 2 other tasks x 4 inputs x (base, distilled)
+    assert len(keys) == len(set(keys)) == 8 * 2 + 4 + 4 + 4 * 2 + 4 + 4 * 2 + 2 * 4 * 2
+    # retention: the real KL between the base and base + adapter on 4 held-out and 4 general prompts
+    ret = report["retention"]
+    assert ret["kl_task"]["prompts"] == 4 and ret["kl_general"]["prompts"] == 4 and ret["kl_general"]["kl"] >= 0
+    assert set(ret["other_tasks"]) == {"last_letter", "coin_flip"} and ret["other_tasks"]["coin_flip"]["n"] == 4
     # a second run skips everything
     logs = []
     Pipeline(cfg, run_dir=tmp_path, progress=False, log=logs.append).run()
@@ -62,6 +68,15 @@ def test_demo_pipeline_tiny_real(tmp_path):
     assert len((tmp_path / "cache" / "samples.jsonl").read_text().splitlines()) == n_cached
     # the trained run served over HTTP (real uvicorn, two real llama-servers: base + LoRA and base), both paths
     _serve_real(tmp_path)
+    # the next round from what the server routed to System 2: its samples reused, real training steps again
+    from s2distill.continual import run_round, start
+
+    new = start(tmp_path, tmp_path / "serve" / "inbox.jsonl", tmp_path.parent / "e2e-round2")
+    rep2 = run_round(new, progress=False)
+    man = json.loads((new / "manifest.json").read_text())["stages"]
+    assert man["data"]["n_train"] == 9 and man["generate"]["reused_inputs"] == 1 and man["generate"]["generated"] == 0
+    assert [r["round"] for r in rep2["rounds"]] == [1, 2] and rep2["rounds"][1]["steps"] == 2
+    assert (new / "data" / "eval.jsonl").read_text() == (tmp_path / "data" / "eval.jsonl").read_text()
 
 
 def _serve_real(run):
