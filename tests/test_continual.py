@@ -88,6 +88,8 @@ def test_a_round_from_the_serve_inbox_reuses_its_samples(tmp_path, stand_in_trai
     assert man["curate"]["kept"] >= read_json(run / "manifest.json")["stages"]["curate"]["kept"]
     assert [r["round"] for r in rep["rounds"]] == [1, 2] and rep["rounds"][1]["inputs"] == len(train)
     assert "Rounds (each trained from the base model" in (new / "report.md").read_text()
+    html = (new / "report.html").read_text()
+    assert 'id="rounds-table"' in html and html.count("<tr>", html.index('id="rounds-table"')) >= 3
     # a third round from a plain file, continuing the second: the chain has three rows
     plain = tmp_path / "more.jsonl"
     plain.write_text("".join(json.dumps({"question": q}) + "\n" for q in fresh + [next(iter(held))]))

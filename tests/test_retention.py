@@ -62,6 +62,8 @@ def test_a_run_reports_retention_and_the_verdict_names_the_drop(tmp_path) -> Non
     assert v["retention_note"].startswith("retention: System 1 accuracy on coin_flip fell") and v["retention_note"] in v["line"]
     md = (run / "report.md").read_text()
     assert "| coin_flip | 40 | 100.0 |" in md and "Retention (what distillation cost elsewhere)" in md
+    html = (run / "report.html").read_text()
+    assert '<section id="retention">' in html and "coin_flip" in html
 
 
 def test_summary_and_note() -> None:

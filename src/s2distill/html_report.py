@@ -238,6 +238,25 @@ def _spotcheck(report: dict) -> str:
             + (f"<p><strong>Verdict with labels: {escape(line)}</strong></p>" if line else "") + "</section>")
 
 
+def _rounds_and_retention(report: dict) -> str:
+    """The rounds of a continued run and the retention part, when the report has them."""
+    from .report import ROUNDS_INTRO, rounds_table_of
+    from .retention import kl_line
+    from .retention import table as retention_table
+
+    out, rounds_id = [], 'id="rounds-table"'
+    t = rounds_table_of(report.get("rounds"))
+    if t is not None:
+        out.append(f'<section id="rounds"><h2>Rounds</h2><p class="note">{escape(ROUNDS_INTRO)}</p>'
+                   f'<div class="scroll">{t.html(rounds_id)}</div></section>')
+    part = report.get("retention")
+    if part:
+        rt = retention_table(part)
+        out.append(f'<section id="retention"><h2>Retention</h2><p class="note">{escape(kl_line(part))}</p>'
+                   + (f'<div class="scroll">{rt.html()}</div>' if rt is not None else "") + "</section>")
+    return "".join(out)
+
+
 def _extras(report: dict) -> str:
     """Judge metrics, per-group accuracy and robustness over rewordings, when the run has them."""
     out = []
@@ -354,7 +373,7 @@ def render_run(run_dir: str | Path) -> str:
             f'<div>{systems}'
             f'<p class="note">95% Wilson intervals. System 1 should sit low-left, System 2 high-right, the distilled '
             f'model high-left.</p></div></div></section>',
-            _cascade(report), _spotcheck(report), _extras(report), _funnel(report, rd, cur), _training(report, rd),
+            _cascade(report), _spotcheck(report), _rounds_and_retention(report), _extras(report), _funnel(report, rd, cur), _training(report, rd),
             '<section id="examples"><h2>Eval examples</h2><div class="browser" id="eval-browser"></div></section>',
             '<section id="curation-examples"><h2>Curation examples (train inputs, no labels used)</h2>'
             '<div class="browser" id="cur-browser"></div></section>', _config_section(rd)]

@@ -124,18 +124,25 @@ def build_report(run_dir: str | Path | RunDir, cfg=None, task=None) -> dict:
     return {**report, "stepwise": stepwise} if stepwise else report
 
 
-def rounds_markdown(rows: list[dict] | None) -> list[str]:
-    """The rounds of a continued run, one row each (``s2distill continue``)."""
+ROUNDS_INTRO = ("Rounds (each trained from the base model on all curated pairs so far, evaluated on the same held-out "
+                "inputs; System 2 on the base model is the reference in every round):")
+
+
+def rounds_table_of(rows: list[dict] | None) -> Table | None:
+    """The rounds of a continued run, one row each (``s2distill continue``); None for a plain run."""
     if not rows:
-        return []
-    t = Table(["round", "inputs", "curated pairs", "steps", "distilled accuracy %", "distilled agreement %",
-               "System 2 accuracy %", "cascade coverage %", "cascade accuracy %", "cascade tokens/input", "verdict"],
-              [[str(r["round"]), str(r["inputs"] or "-"), str(r["pairs"] if r["pairs"] is not None else "-"),
-                str(r["steps"] or "-"), pct(r["distilled_accuracy"]), pct(r["distilled_agreement"]),
-                pct(r["system2_accuracy"]), pct(r["cascade_coverage"]), pct(r["cascade_accuracy"]),
-                num(r["cascade_tokens"]), str(r["verdict"] or "-")] for r in rows], align="rrrrrrrrrrl")
-    return ["", "Rounds (each trained from the base model on all curated pairs so far, evaluated on the same held-out "
-                "inputs; System 2 on the base model is the reference in every round):", "", t.markdown()]
+        return None
+    return Table(["round", "inputs", "curated pairs", "steps", "distilled accuracy %", "distilled agreement %",
+                  "System 2 accuracy %", "cascade coverage %", "cascade accuracy %", "cascade tokens/input", "verdict"],
+                 [[str(r["round"]), str(r["inputs"] or "-"), str(r["pairs"] if r["pairs"] is not None else "-"),
+                   str(r["steps"] or "-"), pct(r["distilled_accuracy"]), pct(r["distilled_agreement"]),
+                   pct(r["system2_accuracy"]), pct(r["cascade_coverage"]), pct(r["cascade_accuracy"]),
+                   num(r["cascade_tokens"]), str(r["verdict"] or "-")] for r in rows], align="rrrrrrrrrrl")
+
+
+def rounds_markdown(rows: list[dict] | None) -> list[str]:
+    t = rounds_table_of(rows)
+    return [] if t is None else ["", ROUNDS_INTRO, "", t.markdown()]
 
 
 def spotcheck_part(rd, task, cascade: dict | None, max_disagreement: float, rows: list[dict]) -> dict:

@@ -129,25 +129,37 @@ def verdict_note(part: dict | None, max_drop: float) -> str | None:
             f"{100 * max_drop:.1f}")
 
 
-def markdown(part: dict | None) -> list[str]:
-    if not part:
-        return []
+def kl_line(part: dict) -> str:
+    """The KL sentence of the retention part."""
+    def kl(x):
+        return "-" if not isinstance(x, dict) or x.get("kl") is None else f"{x['kl']:.4f} ({x['tokens']} tokens)"
+
+    return ("Retention (what distillation cost elsewhere): mean per-token KL(base || distilled) over the base model's "
+            f"greedy continuation: held-out task prompts {kl(part.get('kl_task'))}, general prompts "
+            f"{kl(part.get('kl_general'))}" + (f" ({part['kl_unavailable']})" if part.get("kl_unavailable") else "") + ".")
+
+
+def table(part: dict | None):
+    """System 1 on the other tasks, base vs distilled, as a :class:`~s2distill.tables.Table` (None without)."""
+    from .tables import Table
+
+    if not part or not part.get("other_tasks"):
+        return None
 
     def pct(x):
         return "-" if x is None else f"{100 * x:.1f}"
 
-    def kl(x):
-        return "-" if not isinstance(x, dict) or x.get("kl") is None else f"{x['kl']:.4f} ({x['tokens']} tokens)"
-
-    lines = ["", "Retention (what distillation cost elsewhere): mean per-token KL(base || distilled) over the base "
-                 f"model's greedy continuation: held-out task prompts {kl(part.get('kl_task'))}, general prompts "
-                 f"{kl(part.get('kl_general'))}" + (f" ({part['kl_unavailable']})" if part.get("kl_unavailable") else "")
-             + "."]
-    if part.get("other_tasks"):
-        lines += ["", "| other task | n | System 1 base % | distilled % | drop (points) |", "|---|---:|---:|---:|---:|"]
-        for k, v in part["other_tasks"].items():
-            lines.append(f"| {k} | {v['n']} | {pct(v['before'])} | {pct(v['after'])} | {pct(v['drop'])} |")
-    return lines
+    return Table(["other task", "n", "System 1 base %", "distilled %", "drop (points)"],
+                 [[k, str(v["n"]), pct(v["before"]), pct(v["after"]), pct(v["drop"])]
+                  for k, v in part["other_tasks"].items()], align="lrrrr")
 
 
-__all__ = ["GENERAL", "general_prompts", "kl_divergence", "markdown", "other_tasks", "summary", "verdict_note"]
+def markdown(part: dict | None) -> list[str]:
+    if not part:
+        return []
+    t = table(part)
+    return ["", kl_line(part)] + (["", t.markdown()] if t is not None else [])
+
+
+__all__ = ["GENERAL", "general_prompts", "kl_divergence", "kl_line", "markdown", "other_tasks", "summary", "table",
+           "verdict_note"]
