@@ -38,6 +38,35 @@ SETTINGS = {  # name: (config, overrides, label)
     "arith_d1_99": ("demo", ["task.options.depth=1", "task.options.max_value=99"],
                     "arithmetic, depth 1, numbers up to 99 (3-shot CoT)"),
 }
+# the README's own-data files (no gold in them), with a labeled copy written for scoring only: the gold of the
+# held-out inputs is what benchmarks/own_data.py knows (it made the questions); curation never sees a label
+OWN = {"own_numeric": ("own_questions.jsonl", "body", "ticket",
+                       ["task.options.answer_format=number", "task.options.eval_fraction=0.55", "task.n_train=96",
+                        "task.n_eval=160"]),
+       "own_yes_no": ("own_yes_no.jsonl", "claim", "key",
+                      ["task.options.answer_format=yes_no", "task.options.exemplars_path=examples/own_yes_no_exemplars.jsonl",
+                       "task.options.eval_fraction=0.67", "task.n_train=40", "task.n_eval=80"])}
+SETTINGS.update({
+    "own_numeric": ("own_data", [], "own-data numeric file, examples/own_questions.jsonl (3-shot CoT, 96 train inputs)"),
+    "own_yes_no": ("own_data", [], "own-data yes/no file, examples/own_yes_no.jsonl (3-shot CoT, 40 train inputs, "
+                                   "72 held-out)"),
+})
+
+
+def own_overrides(name: str) -> list[str]:
+    """Write the labeled copy of an own-data file under runs/cascade/data/ and point the run at it."""
+    from own_data import answers
+
+    src, qf, idf, extra = OWN[name]
+    truth = answers()
+    out = ROOT / "runs" / "cascade" / "data" / src.replace(".jsonl", ".labeled.jsonl")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = [json.loads(x) for x in (ROOT / "examples" / src).read_text().splitlines() if x.strip()]
+    out.write_text("".join(json.dumps({**r, "gold": truth[r[qf]]}) + "\n" for r in rows))
+    return [f"task.options.path={out}", f"task.options.question_field={qf}", f"task.options.id_field={idf}",
+            "task.options.answer_field=gold", *extra]
+
+
 COMMON = ["task.n_eval=160", "eval.systems=[system1,system2,system2_maj,distilled]", "eval.cascade_fallback=greedy"]
 PARTIAL = RESULTS / "cascade.partial.json"
 
@@ -97,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.render:
         for name in args.settings:
             cfg_name, ov, _ = SETTINGS[name]
+            ov = [*ov, *(own_overrides(name) if name in OWN else [])]
             cfg = load_config(ROOT / "configs" / f"{cfg_name}.yaml", [*COMMON, *ov, *args.overrides])
             report = Pipeline(cfg, run_dir=ROOT / "runs" / "cascade" / name, progress=False).run()
             done[name] = {"rows": rows_of(name, report), "max_disagreement": cfg.eval.max_disagreement,

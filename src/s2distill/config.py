@@ -228,8 +228,8 @@ class EvalConfig:
     retention: bool = True
     retention_tasks: list[str] = field(default_factory=lambda: ["last_letter", "coin_flip"])
     retention_n: int = 40  # inputs per other task
-    retention_prompts: int = 100  # general prompts for the KL (at most the 100 shipped)
-    retention_tokens: int = 16  # the base model's continuation the KL is measured on
+    retention_prompts: int = 24  # prompts for the KL: held-out inputs and general ones (up to the 100 shipped) each
+    retention_tokens: int = 12  # the base model's continuation the KL is measured on
     max_retention_drop: float = 0.02
 
 

@@ -211,7 +211,7 @@ class Pipeline:
             if not trained.get("adapter"):
                 part["kl_unavailable"] = "no PEFT adapter to switch off (the distilled model is a merged or full model)"
             else:
-                sets = {"kl_task": [self.task.system1_messages(e) for e in self.examples("eval")[:c.eval.retention_n]],
+                sets = {"kl_task": [self.task.system1_messages(e) for e in self.examples("eval")[:c.eval.retention_prompts]],
                         "kl_general": [[{"role": "user", "content": p}] for p in general_prompts(c.eval.retention_prompts)]}
                 try:
                     part.update(kl_divergence(c.model, trained["adapter"], {k: v for k, v in sets.items() if v},

@@ -5,10 +5,9 @@ turns it off):
 
 * **KL divergence** between the base and the distilled model, per token: each prompt is continued greedily
   by the base model (``eval.retention_tokens`` new tokens), then both models score that continuation
-  (teacher-forced) and KL(base || distilled) is averaged over the continuation's tokens. On the run's
-  held-out inputs (their System 1 prompts) and on a general prompt set shipped in the package (about 100
-  everyday instructions written for the project, ``data/general_prompts.txt``; ``eval.retention_prompts``
-  of them). One model in memory: the adapter is switched off for the base model's logits. Needs the
+  (teacher-forced) and KL(base || distilled) is averaged over the continuation's tokens. On the first
+  ``eval.retention_prompts`` held-out inputs (their System 1 prompts) and as many prompts of a general set
+  shipped in the package (100 everyday instructions written for the project, ``data/general_prompts.txt``). One model in memory: the adapter is switched off for the base model's logits. Needs the
   PEFT adapter the train stage wrote and the base model's HF weights (the embedded models have them);
   otherwise the part says why it is missing.
 * **System 1 accuracy on other tasks**, base vs distilled (``eval.retention_tasks``, default last letter
@@ -71,10 +70,11 @@ def _kl(net, tok, prompts, max_new_tokens: int, batch_size: int) -> dict:
         after = torch.cumsum(stop.int(), dim=1) - stop.int()
         valid = (after == 0)
         mask = torch.cat([enc["attention_mask"], valid.long()], dim=1)
+        keep = gen.shape[1] + 1  # the output head only where the continuation is predicted (the vocabulary is large)
         with torch.no_grad():
             with net.disable_adapter():
-                lb = net(input_ids=seq, attention_mask=mask).logits[:, n_prompt - 1:-1].log_softmax(-1)
-            ld = net(input_ids=seq, attention_mask=mask).logits[:, n_prompt - 1:-1].log_softmax(-1)
+                lb = net(input_ids=seq, attention_mask=mask, logits_to_keep=keep).logits[:, :-1].log_softmax(-1)
+            ld = net(input_ids=seq, attention_mask=mask, logits_to_keep=keep).logits[:, :-1].log_softmax(-1)
         kl = (lb.exp() * (lb - ld)).sum(-1)  # per position
         total += float(kl[valid].sum())
         count += int(valid.sum())
