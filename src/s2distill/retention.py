@@ -92,19 +92,19 @@ def other_tasks(cfg, generate) -> dict:
     from .tasks import make_task
 
     _, params = system_run(cfg, "system1")
-    out = {}
-    for name in cfg.eval.retention_tasks:
-        task = make_task(TaskConfig(name=name, n_eval=cfg.eval.retention_n, seed=cfg.task.seed,
-                                    system_prompt=cfg.task.system_prompt))
-        exs = task.load("eval", cfg.eval.retention_n, cfg.task.seed)
-        row = {"n": len(exs)}
-        for weights, key in (("base", "before"), ("distilled", "after")):
+    tasks = {name: make_task(TaskConfig(name=name, n_eval=cfg.eval.retention_n, seed=cfg.task.seed,
+                                        system_prompt=cfg.task.system_prompt)) for name in cfg.eval.retention_tasks}
+    inputs = {name: t.load("eval", cfg.eval.retention_n, cfg.task.seed) for name, t in tasks.items()}
+    out = {name: {"n": len(exs)} for name, exs in inputs.items()}
+    for weights, key in (("base", "before"), ("distilled", "after")):  # one engine at a time: every task on it
+        for name, task in tasks.items():
+            exs = inputs[name]
             traces = generate(weights, f"retention {name} ({weights})",
-                              lambda b, t=task: METHODS.get("direct")(t, exs, b, dataclasses.replace(params), cfg.method),
-                              len(exs))
-            row[key] = summarize(score_traces(key, task, exs, traces))["accuracy"]
+                              lambda b, t=task, e=exs: METHODS.get("direct")(t, e, b, dataclasses.replace(params),
+                                                                            cfg.method), len(exs))
+            out[name][key] = summarize(score_traces(key, task, exs, traces))["accuracy"]
+    for row in out.values():
         row["drop"] = None if row["before"] is None or row["after"] is None else row["before"] - row["after"]
-        out[name] = row
     return out
 
 
