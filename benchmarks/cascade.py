@@ -71,6 +71,17 @@ COMMON = ["task.n_eval=160", "eval.systems=[system1,system2,system2_maj,distille
 PARTIAL = RESULTS / "cascade.partial.json"
 
 
+def committed() -> dict:
+    """The settings of the committed result (their run directories need not exist here): a new setting is
+    added to them instead of replacing the table."""
+    prev = RESULTS / "cascade.json"
+    if not prev.is_file():
+        return {}
+    res = json.loads(prev.read_text())
+    return {n: {"rows": [r for r in res["rows"] if r["setting"] == n], "max_disagreement": res["max_disagreement"],
+                "rows_report": rep} for n, rep in res["systems"].items()}
+
+
 def rows_of(name: str, report: dict) -> list[dict]:
     cas = report.get("cascade") or {}
     out = []
@@ -122,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--render", action="store_true", help="write the result from the finished settings only")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args(argv)
-    done = json.loads(PARTIAL.read_text()) if PARTIAL.is_file() else {}
+    done = json.loads(PARTIAL.read_text()) if PARTIAL.is_file() else committed()
     if not args.render:
         for name in args.settings:
             cfg_name, ov, _ = SETTINGS[name]
@@ -138,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     res = {"rows": [r for n in names for r in done[n]["rows"]], "max_disagreement": done[names[0]]["max_disagreement"],
            "systems": {n: done[n]["rows_report"] for n in names}, "overrides": [*COMMON, *args.overrides]}
+    prev = RESULTS / "cascade.json"
+    notes = json.loads(prev.read_text()).get("notes_added_after_the_run") if prev.is_file() else None
+    if notes:  # hand-written notes about earlier settings stay with the table they describe
+        res["notes_added_after_the_run"] = notes
     write_result("cascade", res, render(res))
     print(render(res))
     return 0

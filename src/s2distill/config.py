@@ -77,8 +77,13 @@ class CurateConfig:
     min_agreement: float = 0.5  # fraction of all samples that must agree with the winner
     min_votes: int = 2  # and at least this many votes
     n_variants: int = 2  # input_perturbation: meaning-preserving variants per input
+    # hard: keep a pair when its vote passes min_agreement/min_votes, every kept pair weighs 1;
+    # vote_share (self_consistency): keep every input with a clear winner, its pair's loss weighted by the
+    # share of the samples behind the winner (low-agreement inputs kept at low weight instead of dropped)
+    weighting: str = "hard"
 
 
+WEIGHTINGS = ("hard", "vote_share")
 LAUNCHERS = ("local", "accelerate")
 DISTRIBUTED = ("ddp", "fsdp", "deepspeed")
 # accelerate's own names are accepted too
@@ -367,6 +372,11 @@ def validate(cfg: RunConfig) -> None:
                           f"or >= 2, got {cfg.eval.cascade_k} (e.g. eval.cascade_k=4)")
     if not 0.0 <= cfg.curate.min_agreement <= 1.0:
         raise ConfigError("curate.min_agreement is a fraction in [0, 1]")
+    check_choice("curate.weighting", cfg.curate.weighting, WEIGHTINGS)
+    if cfg.curate.weighting != "hard" and cfg.curate.name != "self_consistency":
+        raise ConfigError(f"curate.weighting={cfg.curate.weighting} weights a pair by its vote share, which only "
+                          f"curate.name=self_consistency computes (not {cfg.curate.name}); fix: set "
+                          "curate.weighting=hard or curate.name=self_consistency")
     check_choice("train.method", cfg.train.method, ("lora", "full"))
     check_choice("train.launcher", cfg.train.launcher, LAUNCHERS)
     if cfg.train.launcher == "accelerate":

@@ -41,9 +41,10 @@ class SelfConsistency:
 
     name = "self_consistency"
 
-    def __init__(self, min_agreement: float = 0.5, min_votes: int = 2, **_: object):
+    def __init__(self, min_agreement: float = 0.5, min_votes: int = 2, weighting: str = "hard", **_: object):
         self.min_agreement = min_agreement
         self.min_votes = min_votes
+        self.weighting = weighting  # vote_share: no threshold, meta["weight"] = the winner's share of the samples
 
     def __call__(self, task, examples: Sequence[Example], traces: Sequence[Trace]):
         by_id = {t.example_id: t for t in traces}
@@ -59,6 +60,8 @@ class SelfConsistency:
                 rejects.append(Rejected(ex.id, "no_parseable_answer", meta))
             elif v.tie:
                 rejects.append(Rejected(ex.id, "tie", meta))
+            elif self.weighting == "vote_share":
+                pairs.append(_pair(task, ex, v.winner, {**meta, "weight": round(v.agreement, 4)}, tr))
             elif v.top < self.min_votes or v.agreement < self.min_agreement:
                 rejects.append(Rejected(ex.id, "low_agreement", meta))
             else:

@@ -54,7 +54,10 @@ def generate(cfg: Any, data_fp: str, expands: bool = False) -> str:
 
 def curate(cfg: Any, generate_fp: str, needs_backend: bool = False) -> str:
     """Curation; a curator that asks the model (``needs_backend``) also depends on the model."""
-    return stable_hash({"gen": generate_fp, "curate": dataclasses.asdict(cfg.curate),
+    cur = dataclasses.asdict(cfg.curate)
+    if cur.get("weighting") == "hard":  # the default keeps the fingerprints of runs made before the key existed
+        del cur["weighting"]
+    return stable_hash({"gen": generate_fp, "curate": cur,
                         **({"model": cfg.model} if needs_backend else {}), **_system1(cfg)})
 
 

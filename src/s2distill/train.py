@@ -28,6 +28,7 @@ from .keys import check_keys, field_names
 from .models import hf_model_dir, resolve_hf_model
 from .precision import bitsandbytes_config, resolve_dtype, trainer_precision
 from .types import TrainPair
+from .weighted import pair_weights, weighted_trainer
 
 __all__ = ["TrainConfig", "train_lora", "hf_model_dir", "peak_rss_bytes", "settings_of", "train_distilled", "summary_notes"]
 
@@ -281,6 +282,10 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
     bnb = None if cfg.quantization == "none" else \
         bitsandbytes_config(cfg.quantization, dtype, "cpu" if use_cpu else "cuda")  # before any slow work
     tokenized, trunc = tokenize_rows(tok, rows, [p.example_id for p in pairs], cfg.max_length, cfg.too_long)
+    weights = pair_weights(pairs)  # curate.weighting=vote_share: each pair's loss scaled by its vote share
+    if weights is not None:
+        tokenized = [{**row, "weight": w} for row, w in zip(tokenized, weights)]
+        SFTTrainer = weighted_trainer(SFTTrainer)  # noqa: N806
     model = _load_model(base_dir, cfg, dtype, bnb)
     peft_config = None
     if init_adapter is not None:
@@ -398,6 +403,7 @@ def train_lora(pairs: list[TrainPair], base: str, out_dir: Path, cfg: TrainConfi
         "threads": torch.get_num_threads(), "config": cfg.trainer_json(), "world_size": world_size,
         "dtype": dtype, "device": str(args.device), "quantization": cfg.quantization, "resumed_from_step": resumed_from,
         "liger_kernel": liger, **trunc.to_json(), **opt_seen,
+        **({"weighted": True, "mean_weight": round(sum(weights) / len(weights), 4)} if weights is not None else {}),
         **({"init_adapter": str(init_adapter)} if init_adapter is not None else {}),
         "examples_seen": sum(r["examples_seen"] for r in ranks),
         **_token_rates(ranks, int(result.global_step) - resumed_from, train_s),
