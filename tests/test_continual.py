@@ -127,3 +127,56 @@ def test_continue_from_the_command_line(tmp_path, stand_in_training) -> None:
                        capture_output=True, text=True, env=env)
     assert r.returncode != 0 and "no 'question' text" in r.stderr and "fix:" in r.stderr
     assert not (tmp_path / "run-r2").exists() or not any((tmp_path / "run-r2").iterdir())
+
+
+def test_a_round_from_the_parents_adapter(tmp_path, stand_in_training) -> None:
+    """--from-parent-adapter: refused without a trained parent adapter; recorded in round.json; the round's
+    train stage gets the parent's adapter and a fingerprint that says so."""
+    from s2distill import fingerprints
+    from s2distill.config import load_config
+    from s2distill.continual import RoundPipeline
+
+    run = tmp_path / "run"
+    make_run(run, n_eval=40)
+    new_inputs = tmp_path / "new.jsonl"
+    new_inputs.write_text(json.dumps({"question": "3 + 4"}) + "\n")
+    adapter = run / "model" / "adapter"
+    if adapter.exists():
+        import shutil
+
+        shutil.rmtree(adapter)
+    with pytest.raises(ConfigError, match="no trained LoRA adapter.*fix:"):
+        start(run, new_inputs, from_parent_adapter=True)
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_config.json").write_text("{}")
+    new = start(run, new_inputs, from_parent_adapter=True)
+    assert read_json(new / "round.json")["init_adapter"] == "../run/model/adapter"
+    with pytest.raises(ConfigError, match="with --from-parent-adapter; fix: pass --run-dir NEW"):
+        start(run, new_inputs)
+    cfg = load_config(new / "config.yaml")
+    path, fp = RoundPipeline(cfg, run_dir=new, backend_factory=factory(), log=lambda s: None).init_adapter()
+    assert path == adapter.resolve() and fp == read_json(run / "manifest.json")["stages"]["train"]["fingerprint"]
+    assert fingerprints.train(cfg, "c", fp) != fingerprints.train(cfg, "c") == fingerprints.train(cfg, "c", None)
+
+
+def test_training_continues_from_an_adapter(tiny_base: Path, tmp_path: Path) -> None:
+    """The real trainer: a second training from the first's adapter (what a round from its parent runs);
+    only in this process (a curriculum or the accelerate launcher is refused by name)."""
+    from s2distill.config import load_config
+    from s2distill.rundir import write_jsonl
+    from s2distill.train import train_distilled
+
+    pairs = tmp_path / "pairs.jsonl"
+    write_jsonl(pairs, [{"example_id": f"p{i}", "messages": [{"role": "user", "content": f"{i} + {i}?"}],
+                         "target": f"The answer is {2 * i}."} for i in range(4)])
+    cfg = load_config(ROOT / "configs" / "demo.yaml", [f"train.base_model={tiny_base}", "train.max_steps=1",
+                                                       "train.per_device_batch_size=2",
+                                                       "train.gradient_accumulation_steps=1"])
+    first = train_distilled(cfg, pairs, tmp_path / "r1", progress=False, log=lambda s: None)
+    second = train_distilled(cfg, pairs, tmp_path / "r2", progress=False, log=lambda s: None,
+                             init_adapter=Path(first["adapter_dir"]))
+    assert second["init_adapter"] == first["adapter_dir"] and second["steps"] == 1
+    assert (tmp_path / "r2" / "adapter" / "adapter_model.safetensors").is_file()
+    stepwise = load_config(ROOT / "configs" / "demo.yaml", ["train.curriculum=stepwise"])
+    with pytest.raises(ConfigError, match="in this process only; fix:"):
+        train_distilled(stepwise, pairs, tmp_path / "r3", init_adapter=Path(first["adapter_dir"]))

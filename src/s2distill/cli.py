@@ -144,7 +144,7 @@ def _cmd_continue(args) -> int:
     from .report import rounds_markdown, to_markdown
     from .rundir import read_json
 
-    new = start(args.run_dir, args.data, args.run_dir_new)
+    new = start(args.run_dir, args.data, args.run_dir_new, from_parent_adapter=args.from_parent_adapter)
     info = read_json(new / "round.json")
     c = info["inputs"]
     print(f"[continue] round {info['round']} in {new}: {c['parent']} inputs of the parent + {c['added']} new "
@@ -286,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="RUN_DIR/serve/inbox.jsonl or a file of unlabeled inputs in the run's format")
     sp.add_argument("--run-dir", dest="run_dir_new", metavar="NEW",
                     help="the round's directory (default: RUN_DIR-r<round>, next to RUN_DIR)")
+    sp.add_argument("--from-parent-adapter", action="store_true",
+                    help="train from the parent's LoRA adapter instead of the frozen base model (System 2, "
+                         "curation and calibration still use the base model)")
     sp.add_argument("overrides", nargs="*", help="key=value overrides for this round, e.g. train.epochs=3")
     sp.add_argument("--no-progress", action="store_true", help="no progress bars")
     sp.set_defaults(fn=_cmd_continue)

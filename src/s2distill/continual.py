@@ -82,9 +82,11 @@ def merge(parent: list[Example], new: list[Example], held_out: list[Example]) ->
                  "added": len(out) - len(parent), "total": len(out)}
 
 
-def start(parent_dir: str | Path, data: str | Path, run_dir: str | Path | None = None) -> Path:
+def start(parent_dir: str | Path, data: str | Path, run_dir: str | Path | None = None,
+          from_parent_adapter: bool = False) -> Path:
     """Make (or resume) the round's directory: its config, ``round.json``, the new inputs (and reused samples),
-    the parent's sample cache. Returns the directory; :func:`run_round` runs it."""
+    the parent's sample cache. ``from_parent_adapter``: train from the parent's LoRA adapter instead of the
+    base model. Returns the directory; :func:`run_round` runs it."""
     from .config import load_config
     from .tasks import make_task
 
@@ -95,6 +97,10 @@ def start(parent_dir: str | Path, data: str | Path, run_dir: str | Path | None =
                               "CONFIG` made (its data stage at least)")
     if not data.is_file():
         raise DataError(f"{data} not found; fix: pass RUN_DIR/serve/inbox.jsonl or a file of unlabeled inputs")
+    adapter = parent / "model" / "adapter"
+    if from_parent_adapter and not (adapter / "adapter_config.json").is_file():
+        raise ConfigError(f"{parent} has no trained LoRA adapter ({adapter}); fix: finish the parent's train stage "
+                          "(s2distill run ... --run-dir PARENT) or leave out --from-parent-adapter")
     k = round_of(parent) + 1
     new = Path(run_dir) if run_dir else parent.parent / f"{re.sub(r'-r[0-9]+$', '', parent.name)}-r{k}"
     sha = hashlib.sha256(data.read_bytes()).hexdigest()
@@ -104,6 +110,9 @@ def start(parent_dir: str | Path, data: str | Path, run_dir: str | Path | None =
         if info.get("data_sha256") != sha or Path(new, info["parent"]).resolve() != parent.resolve():
             raise ConfigError(f"{new} is a round of {info['parent']} from another file; fix: pass --run-dir NEW "
                               "for this one")
+        if bool(info.get("init_adapter")) != from_parent_adapter:
+            raise ConfigError(f"{new} was started {'with' if info.get('init_adapter') else 'without'} "
+                              "--from-parent-adapter; fix: pass --run-dir NEW for the other choice")
         return new
     if new.exists() and any(new.iterdir()):
         raise ConfigError(f"{new} exists and is not a round of {parent}; fix: pass --run-dir NEW")
@@ -123,7 +132,9 @@ def start(parent_dir: str | Path, data: str | Path, run_dir: str | Path | None =
         shutil.copyfile(cache, new / "cache" / "samples.jsonl")
     write_json(info_path, {"round": k, "parent": os.path.relpath(parent.resolve(), new.resolve()),
                            "data": str(data), "data_sha256": sha, "inputs": counts,
-                           "reused_samples": sum(len(t.samples) for t in traces.values())})
+                           "reused_samples": sum(len(t.samples) for t in traces.values()),
+                           **({"init_adapter": os.path.relpath(adapter.resolve(), new.resolve())}
+                              if from_parent_adapter else {})})
     return new
 
 
@@ -144,6 +155,22 @@ class RoundPipeline(Pipeline):
                                                              "round": info["round"], **info["inputs"]}
 
         self.run_stage("data", fingerprints.round_data(self.cfg, info["data_sha256"], info["parent"]), run)
+
+    def init_adapter(self) -> tuple[Path, str] | None:
+        """With ``--from-parent-adapter``: the parent's adapter, fingerprinted by the parent's train stage."""
+        info = read_json(self.rd / ROUND_FILE)
+        if not info.get("init_adapter"):
+            return None
+        from .rundir import RunDir
+
+        parent = (self.rd.path / info["parent"]).resolve()
+        st = RunDir(parent).stage_info("train")
+        fp = st.get("fingerprint") if st.get("done") else None
+        adapter = (self.rd.path / info["init_adapter"]).resolve()
+        if not fp or not (adapter / "adapter_config.json").is_file():
+            raise ConfigError(f"the parent's adapter {adapter} is gone or unfinished; fix: re-run the parent's "
+                              "train stage, or start this round again without --from-parent-adapter")
+        return adapter, fp
 
     def reused_traces(self) -> dict[str, Trace]:
         path = self.rd / "data" / "round_reused.jsonl"

@@ -96,8 +96,9 @@ def retention(cfg: Any, data_fp: str, train_fp: str) -> str:
                         **_system1(cfg)})
 
 
-def train(cfg: Any, curate_fp: str) -> str:
-    """Training on the curated pairs."""
+def train(cfg: Any, curate_fp: str, init_adapter: str | None = None) -> str:
+    """Training on the curated pairs; ``init_adapter``: the fingerprint of the adapter training continues from
+    (a continual round from its parent's), None from the base model."""
     t = dataclasses.asdict(cfg.train)
     if not t["save_merged"]:
         del t["save_merged"]
@@ -105,7 +106,8 @@ def train(cfg: Any, curate_fp: str) -> str:
         for k in SECTION_KEYS:
             t.pop(k, None)
     return stable_hash({"curate": curate_fp, "train": train_fingerprint_keys(t), "model": cfg.model,
-                        "seed": cfg.seed, "backend": cfg.backend.name})
+                        "seed": cfg.seed, "backend": cfg.backend.name,
+                        **({"init_adapter": init_adapter} if init_adapter else {})})
 
 
 def data_file(cfg: Any, content: str) -> str:

@@ -232,20 +232,27 @@ class Pipeline:
         """Train on the curated pairs (``train.train_distilled``: stepwise, accelerate or local), then let the
         backend prepare the trained model for serving (``Backend.prepare_distilled``, e.g. llama.cpp's LoRA GGUF)."""
         c, out = self.cfg, self.rd / "model"
+        init = self.init_adapter()
 
         def run():
             from .stepwise_train import train_stepwise
             from .train import summary_notes, train_distilled
 
             summary = train_distilled(c, self.rd / "curate" / "pairs.jsonl", out, progress=self.progress, log=self.log,
-                                      before=self.engines.close, stepwise=lambda *a: train_stepwise(self, *a))
+                                      before=self.engines.close, stepwise=lambda *a: train_stepwise(self, *a),
+                                      init_adapter=init[0] if init else None)
             for note in summary_notes(summary, c.train.max_length):
                 self.log(note)
             served = getattr(BACKENDS.get(c.backend.name), "prepare_distilled", lambda cfg, d: [])(c, out)
             return ["model/train_summary.json", *(f"model/{f}" for f in served)], {"summary": summary}
 
-        self.run_stage("train", fingerprints.train(c, self.fp["curate"]), run)
+        self.run_stage("train", fingerprints.train(c, self.fp["curate"], init[1] if init else None), run)
         return distilled_paths(out)
+
+    def init_adapter(self) -> tuple[Path, str] | None:
+        """The LoRA adapter training continues from and its fingerprint; None: train from the base model (a run;
+        a continual round made with ``--from-parent-adapter`` overrides this)."""
+        return None
 
     def train_only(self) -> dict:
         """``s2distill train RUN``: the train stage on the run's finished curation (its recorded fingerprint)."""

@@ -436,10 +436,12 @@ def settings_of(cfg: Any) -> TrainConfig:
 
 def train_distilled(cfg: Any, pairs_path: Path, out: Path, *, progress: bool = True, log: Callable[[str], None] = print,
                     before: Callable[[], None] | None = None,
-                    stepwise: Callable[[list[TrainPair], str, Path, TrainConfig], dict] | None = None) -> dict:
+                    stepwise: Callable[[list[TrainPair], str, Path, TrainConfig], dict] | None = None,
+                    init_adapter: Path | None = None) -> dict:
     """Train the run's student on its curated pairs (JSONL at ``pairs_path``) into ``out``: a stepwise
     curriculum (``stepwise``, which runs its stages), ``accelerate launch`` (every rank reads the pairs file;
     rank 0 writes ``out``) or this process. ``before()`` runs first (e.g. closes engines to free the machine).
+    ``init_adapter``: a LoRA adapter to continue from (a continual round's parent; local launcher only).
     Returns the train summary."""
     from .rundir import read_jsonl
 
@@ -450,6 +452,11 @@ def train_distilled(cfg: Any, pairs_path: Path, out: Path, *, progress: bool = T
     if before is not None:
         before()
     tcfg, base = settings_of(cfg), cfg.train.base_model or cfg.model
+    if init_adapter is not None and (cfg.train.curriculum != "none" or cfg.train.launcher != "local"):
+        raise ConfigError("continuing from the parent's adapter trains in this process only; fix: leave out "
+                          "--from-parent-adapter, or set train.curriculum=none and train.launcher=local")
+    if init_adapter is not None:
+        return train_lora(pairs, base, out, tcfg, progress=progress, init_adapter=init_adapter)
     if cfg.train.curriculum == "stepwise" and stepwise is not None:
         return stepwise(pairs, base, out, tcfg)
     if cfg.train.launcher == "accelerate":
