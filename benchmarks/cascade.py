@@ -45,20 +45,26 @@ OWN = {"own_numeric": ("own_questions.jsonl", "body", "ticket",
                         "task.n_eval=160"]),
        "own_yes_no": ("own_yes_no.jsonl", "claim", "key",
                       ["task.options.answer_format=yes_no", "task.options.exemplars_path=examples/own_yes_no_exemplars.jsonl",
-                       "task.options.eval_fraction=0.67", "task.n_train=40", "task.n_eval=80"])}
+                       "task.options.eval_fraction=0.67", "task.n_train=40", "task.n_eval=80"]),
+       "own_choice": ("own_choice.jsonl", "stem", "qid",
+                      ["task.options.answer_format=choice", "task.options.choices_field=options",
+                       "task.options.exemplars_path=examples/own_choice_exemplars.jsonl",
+                       "task.options.eval_fraction=0.67", "task.n_train=72", "task.n_eval=160"])}
 SETTINGS.update({
     "own_numeric": ("own_data", [], "own-data numeric file, examples/own_questions.jsonl (3-shot CoT, 96 train inputs)"),
     "own_yes_no": ("own_data", [], "own-data yes/no file, examples/own_yes_no.jsonl (3-shot CoT, 40 train inputs, "
                                    "72 held-out)"),
+    "own_choice": ("own_data", [], "own-data multiple-choice file, examples/own_choice.jsonl (four close numeric "
+                                   "options, 3-shot CoT, 72 train inputs)"),
 })
 
 
 def own_overrides(name: str) -> list[str]:
     """Write the labeled copy of an own-data file under runs/cascade/data/ and point the run at it."""
-    from own_data import answers
+    from own_data import answers, choice_answers
 
     src, qf, idf, extra = OWN[name]
-    truth = answers()
+    truth = choice_answers() if name == "own_choice" else answers()
     out = ROOT / "runs" / "cascade" / "data" / src.replace(".jsonl", ".labeled.jsonl")
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = [json.loads(x) for x in (ROOT / "examples" / src).read_text().splitlines() if x.strip()]

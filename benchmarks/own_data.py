@@ -55,12 +55,35 @@ def yes_no_question(rng: random.Random) -> tuple[str, str]:
     return f"Is {a} an even number?", "yes" if a % 2 == 0 else "no"
 
 
+def choice_question(rng: random.Random) -> tuple[dict, str]:
+    """A word problem of the numeric kind with four close numeric options (lettered A-D by the task): direct
+    answers are near chance for a small model, working it out first is not."""
+    q, x = numeric_question(rng)
+    near = [d for d in (x + 1, x - 1, x + 2, x - 2, x + 10, x - 10) if d > 0]
+    options = [x, *rng.sample(near, 3)]
+    rng.shuffle(options)
+    return {"stem": q, "options": options}, "ABCD"[options.index(x)]
+
+
+CHOICE_SHOTS = [
+    ({"stem": "A bakery has 14 trays. It bakes 9 more trays. How many trays does it have now?", "options": [24, 23, 13, 22]},
+     "It starts with 14 trays and bakes 9 more: 14 + 9 = 23, which is option B. The answer is B."),
+    ({"stem": "Each box in the shed holds 6 gloves. There are 4 boxes. How many gloves in total?",
+      "options": [26, 20, 25, 24]},
+     "4 boxes with 6 gloves each: 4 * 6 = 24, which is option D. The answer is D."),
+    ({"stem": "A kiosk starts the day with 31 maps and sells 12 of them. How many maps are left?",
+      "options": [19, 29, 18, 21]},
+     "31 maps minus the 12 sold: 31 - 12 = 19, which is option A. The answer is A."),
+]
+
+
 def make(n: int, seed: str, fn) -> list[tuple[str, object]]:
     rng, out, seen = random.Random(seed), [], set()
     while len(out) < n:
         q, a = fn(rng)
-        if q not in seen:
-            seen.add(q)
+        key = q if isinstance(q, str) else q["stem"]  # a multiple-choice row: one row per question text
+        if key not in seen:
+            seen.add(key)
             out.append((q, a))
     return out
 
@@ -78,10 +101,21 @@ def write_examples() -> None:
     with open(EXAMPLES / "own_yes_no.jsonl", "w") as fh:
         for i, (q, _) in enumerate(make(120, "own-yes-no", yes_no_question)):
             fh.write(json.dumps({"key": f"yn-{i}", "claim": q}) + "\n")
+    with open(EXAMPLES / "own_choice.jsonl", "w") as fh:  # fields qid / stem / options (a list)
+        for i, (q, _) in enumerate(make(240, "own-choice", choice_question)):
+            fh.write(json.dumps({"qid": f"mc-{i}", **q}) + "\n")
+    with open(EXAMPLES / "own_choice_exemplars.jsonl", "w") as fh:
+        for q, worked in CHOICE_SHOTS:
+            fh.write(json.dumps({**q, "worked": worked}) + "\n")
 
 
 def answers() -> dict[str, str]:
     return {q: str(a) for q, a in make(340, "own-numeric", numeric_question) + make(120, "own-yes-no", yes_no_question)}
+
+
+def choice_answers() -> dict[str, str]:
+    """The multiple-choice file's letters, by question text (``stem``)."""
+    return {q["stem"]: a for q, a in make(240, "own-choice", choice_question)}
 
 
 def cli(*args: str) -> tuple[float, str]:

@@ -42,7 +42,7 @@ def factory(delay_s: float = 0.0):
     return make
 
 
-def make_run(run: Path, n_eval: int = 160, make=None) -> dict:
+def make_run(run: Path, n_eval: int = 160, make=None, fallback: str = "greedy") -> dict:
     """Run the whole (fake) pipeline into ``run`` with a stand-in train stage; returns the report. ``make``:
     another backend factory (default: :func:`factory`)."""
     import s2distill.pipeline as pl
@@ -62,7 +62,7 @@ def make_run(run: Path, n_eval: int = 160, make=None) -> dict:
     cfg = load_config(data={"name": "c", "backend": {"name": "fake"}, "task": {"n_train": 8, "n_eval": n_eval},
                             "method": {"n": 2}, "train": {"enabled": True},
                             "eval": {"systems": ["system1", "system2", "system2_maj", "distilled"], "k": 5,
-                                     "cascade_fallback": "greedy", "max_disagreement": 0.15}})
+                                     "cascade_fallback": fallback, "max_disagreement": 0.15}})
     orig = pl.Pipeline.stage_train
     pl.Pipeline.stage_train = fake_stage_train
     try:

@@ -61,7 +61,7 @@ def test_merge_dedupes_and_keeps_held_out_inputs_out() -> None:
 
 def test_a_round_from_the_serve_inbox_reuses_its_samples(tmp_path, stand_in_training) -> None:
     run = tmp_path / "run"
-    make_run(run, n_eval=60)
+    make_run(run, n_eval=60, fallback="maj")  # maj@k samples: enough for the curator's vote, reused
     parent_train = list(read_jsonl(run / "data" / "train.jsonl"))
     held = {d["question"] for d in read_jsonl(run / "data" / "eval.jsonl")}
     fresh = [q for q in ORACLE if q not in held and q not in {d["question"] for d in parent_train}][:12]
@@ -71,7 +71,7 @@ def test_a_round_from_the_serve_inbox_reuses_its_samples(tmp_path, stand_in_trai
     assert new == tmp_path / "run-r2"
     info = read_json(new / "round.json")
     assert info["round"] == 2 and (new / info["parent"]).resolve() == run.resolve()
-    assert info["inputs"]["added"] == len(routed) and info["reused_samples"] > 0
+    assert info["inputs"]["added"] == len(routed) and info["reused_samples"] > 0 and info["too_few_samples"] == 0
     rep = run_round(new, progress=False, log=lambda s: None, backend_factory=factory())
     train = list(read_jsonl(new / "data" / "train.jsonl"))
     assert [d["id"] for d in train[:len(parent_train)]] == [d["id"] for d in parent_train]
@@ -180,3 +180,21 @@ def test_training_continues_from_an_adapter(tiny_base: Path, tmp_path: Path) -> 
     stepwise = load_config(ROOT / "configs" / "demo.yaml", ["train.curriculum=stepwise"])
     with pytest.raises(ConfigError, match="in this process only; fix:"):
         train_distilled(stepwise, pairs, tmp_path / "r3", init_adapter=Path(first["adapter_dir"]))
+
+
+def test_a_greedy_fallbacks_single_samples_are_sampled_again(tmp_path, stand_in_training) -> None:
+    """One greedy sample per routed input cannot pass a vote of method.n samples: those inputs are sampled as
+    new inputs (counted in round.json), not reused and then rejected by curation."""
+    run = tmp_path / "run"
+    make_run(run, n_eval=60)  # eval.cascade_fallback greedy
+    held = {d["question"] for d in read_jsonl(run / "data" / "eval.jsonl")}
+    train_q = {d["question"] for d in read_jsonl(run / "data" / "train.jsonl")}
+    fresh = [q for q in ORACLE if q not in held and q not in train_q][:10]
+    inbox = _served(run, fresh)
+    routed = {r["id"] for r in map(json.loads, inbox.read_text().splitlines())}
+    new = start(run, inbox)
+    info = read_json(new / "round.json")
+    assert info["too_few_samples"] == len(routed) and info["reused_samples"] == 0
+    run_round(new, progress=False, log=lambda s: None, backend_factory=factory())
+    man = read_json(new / "manifest.json")["stages"]
+    assert "reused_inputs" not in man["generate"] and man["generate"]["generated"] >= len(routed)

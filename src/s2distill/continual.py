@@ -119,6 +119,10 @@ def start(parent_dir: str | Path, data: str | Path, run_dir: str | Path | None =
     cfg = load_config(parent / "config.yaml")
     task = make_task(cfg.task)
     exs, traces = read_new(task, data)
+    # a greedy fallback served one sample per input: too few for the curator's vote (method.n); those inputs are
+    # sampled afresh, so only a maj@k fallback's samples (eval.k >= method.n) are reused
+    short = {i for i, t in traces.items() if len(t.samples) < cfg.method.n}
+    traces = {i: t for i, t in traces.items() if i not in short}
     merged, counts = merge([Example.from_json(d) for d in read_jsonl(parent / "data" / "train.jsonl")], exs,
                            [Example.from_json(d) for d in read_jsonl(parent / "data" / "eval.jsonl")])
     (new / "data").mkdir(parents=True, exist_ok=True)
@@ -133,6 +137,7 @@ def start(parent_dir: str | Path, data: str | Path, run_dir: str | Path | None =
     write_json(info_path, {"round": k, "parent": os.path.relpath(parent.resolve(), new.resolve()),
                            "data": str(data), "data_sha256": sha, "inputs": counts,
                            "reused_samples": sum(len(t.samples) for t in traces.values()),
+                           "too_few_samples": len(short),
                            **({"init_adapter": os.path.relpath(adapter.resolve(), new.resolve())}
                               if from_parent_adapter else {})})
     return new
