@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import RESULTS, Table, pct, write_result  # noqa: E402
+from common import RESULTS, Table, parse_with_overrides, pct, write_result  # noqa: E402
 
 from s2distill.config import load_config  # noqa: E402
 from s2distill.pipeline import Pipeline  # noqa: E402
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     ap.add_argument("--render", action="store_true", help="write the result from the finished settings only")
     ap.add_argument("overrides", nargs="*")
-    args = ap.parse_args(argv)
+    args = parse_with_overrides(ap, sys.argv[1:] if argv is None else argv)
     done = json.loads(PARTIAL.read_text()) if PARTIAL.is_file() else committed()
     if not args.render:
         for name in args.settings:
