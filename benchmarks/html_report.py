@@ -30,7 +30,7 @@ from s2distill.config import load_config  # noqa: E402
 from s2distill.evaluate import summarize  # noqa: E402
 from s2distill.html_report import write_run_html  # noqa: E402
 from s2distill.report import system_label  # noqa: E402
-from s2distill.types import SYSTEMS  # noqa: E402
+from s2distill.systems import SYSTEMS  # noqa: E402
 from s2distill.rundir import write_json, write_jsonl, write_text  # noqa: E402
 from s2distill.tables import Table  # noqa: E402
 from s2distill.types import EvalRecord  # noqa: E402

@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "s2distill"
 # Lowest first. A module may import modules of its own layer or of a lower one. Packages
 # (backends, tasks, methods) name all their modules.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("types and helpers", ("s2distill", "errors", "types", "keys", "registry", "voting", "atomic", "tables", "svgplot",
+    ("types and helpers", ("s2distill", "errors", "systems", "types", "keys", "registry", "voting", "atomic", "tables", "svgplot",
                            "html_assets", "checkpoints")),
     ("models/rundir/config", ("models", "rundir", "config", "teacher", "precision", "train_rows")),
     ("backends/tasks/methods/curate", ("backends", "tasks", "methods", "curate", "perturb", "distributed",

@@ -14,7 +14,8 @@ import yaml
 
 from .errors import ConfigError
 from .keys import build, check_choice, check_keys, field_names
-from .types import DEFAULT_SYSTEMS, SYSTEMS
+from .systems import DEFAULT as DEFAULT_SYSTEMS
+from .systems import SYSTEMS
 
 
 @dataclass(frozen=True)

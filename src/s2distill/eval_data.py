@@ -29,7 +29,8 @@ from . import fingerprints
 from .config import load_config
 from .errors import ConfigError, DataError
 from .tasks.common import JsonlWording, jsonl_objects
-from .types import BASE_SYSTEMS, SYSTEMS, Example, stable_hash
+from .systems import BASE, TABLE, TEACHER_S1
+from .types import Example, stable_hash
 
 EXAMPLE_LINE = '{"id": "q1", "question": "Tom has 3 apples ... How many apples does Tom have now?", "gold": "5"}'
 _EXAMPLE = EXAMPLE_LINE.replace("{", "{{").replace("}", "}}")  # literal braces in the str.format wording below
@@ -130,8 +131,8 @@ def eval_on_file(run_dir: str | Path, data: str | Path, name: str | None = None,
     base_cfg = load_config(run_dir / "config.yaml")
     train = run.stage_info("train")
     trained = bool(train.get("done"))
-    systems = [s for s in SYSTEMS if (s != "distilled" or trained)  # all of them: label-free needs maj@k
-               and (s != "teacher_system1" or base_cfg.teacher is not None)]
+    systems = [s.name for s in TABLE if (s.weights != "distilled" or trained)  # all of them: label-free needs maj@k
+               and (s.name != TEACHER_S1 or base_cfg.teacher is not None)]
     gold_field = [answer_field_override(base_cfg, answer_field)] if answer_field is not None else []
     cfg = load_config(run_dir / "config.yaml", [f"eval.systems=[{','.join(systems)}]", "eval.rewordings=0",
                                                 *gold_field, *overrides])
@@ -161,7 +162,7 @@ def eval_on_file(run_dir: str | Path, data: str | Path, name: str | None = None,
         # every time (the run's train inputs may have changed since): the report's wording reads it
         write_json(pipe.rd / "data" / "training_inputs.json",
                    {"n": len(seen), "of": len(exs), "ids": seen, "train_inputs": str(run_dir / "data" / "train.jsonl")})
-        for s in BASE_SYSTEMS:
+        for s in BASE:
             if s in cfg.eval.systems:
                 pipe.eval_system(s, "base")
         if "distilled" in cfg.eval.systems:

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 import dataclasses
 
-from .types import DIRECT_SYSTEMS, EvalRecord, Example, SamplingParams, Trace
+from . import systems
+from .types import EvalRecord, Example, SamplingParams, Trace
 from .voting import plurality_answer
 
 
@@ -144,9 +145,10 @@ def method_params(cfg, n: int, temperature: float, max_tokens: int | None = None
 def system_run(cfg, system: str) -> tuple[str, SamplingParams]:
     """The method (a registry name) and sampling of ``system``: the direct System 1 prompt for System 1,
     the teacher's System 1 and the distilled model; the System 2 method greedy; maj@k sampled k times."""
-    if system in DIRECT_SYSTEMS:  # with the answer's token logprobs: its confidence, for the cascade
+    s = systems.get(system)
+    if s.direct:  # with the answer's token logprobs: its confidence, for the cascade
         return "direct", dataclasses.replace(method_params(cfg, 1, 0.0, cfg.eval.max_tokens_system1), logprobs=True)
-    if system == "system2":
+    if not s.votes:
         return cfg.method.name, method_params(cfg, 1, 0.0)
     return cfg.method.name, method_params(cfg, cfg.eval.k, cfg.eval.temperature)
 
@@ -168,7 +170,7 @@ def eval_inputs(task, examples: Sequence[Example], both_orders: bool) -> list[Ex
 def score_system(system: str, task, examples: Sequence[Example], run_on: Sequence[Example],
                  traces: Sequence[Trace]) -> list[EvalRecord]:
     """Records of ``system`` over ``examples``; maj@k votes; a swapped second order is combined into one verdict."""
-    vote = system == "system2_maj"
+    vote = systems.get(system).votes
     records = score_traces(system, task, examples, traces, vote=vote)
     if len(run_on) > len(examples):
         records = combine_orders(task, records, score_traces(system, task, run_on[len(examples):], traces, vote=vote))

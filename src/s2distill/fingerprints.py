@@ -15,7 +15,8 @@ from typing import Any
 from .launch import SECTION_KEYS
 from .precision import train_fingerprint_keys
 from .teacher import key as teacher_key
-from .types import DIRECT_SYSTEMS, stable_hash
+from . import systems
+from .types import stable_hash
 
 EVAL_KEYS_ELSEWHERE = ("rewordings", "confident_share", "max_disagreement", "cascade_fallback", "cascade_k", "retention",
                        "retention_tasks", "retention_n", "retention_prompts", "retention_tokens", "max_retention_drop")  # own stage / the report's only
@@ -68,10 +69,10 @@ def evaluation(cfg: Any, system: str, data_fp: str, upstream: str = "", on_teach
         ev.pop(k)
     if not ev["both_orders"]:
         ev.pop("both_orders")
-    ev["systems"] = [s for s in ev["systems"] if s != "teacher_system1"]  # asking for it reruns nothing else
+    ev["systems"] = [s for s in ev["systems"] if s != systems.TEACHER_S1]  # asking for it reruns nothing else
     return stable_hash({"data": data_fp, "system": system, "method": dataclasses.asdict(cfg.method), "eval": ev,
                         "model": cfg.model, "seed": cfg.seed, "up": upstream, **(teacher_key(cfg) if on_teacher else {}),
-                        **(_system1(cfg) if system in DIRECT_SYSTEMS else {})})
+                        **(_system1(cfg) if system in systems.DIRECT else {})})
 
 
 def reworded(cfg: Any, system: str, data_fp: str, upstream: str = "") -> str:

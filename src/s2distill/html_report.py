@@ -20,7 +20,7 @@ from .report import (build_report, group_table, judge_table, models_line, robust
 from .rundir import read_json, read_jsonl
 from .svgplot import MORE_COLORS, Curve, Point, accuracy_tokens_svg, color_of, line_svg
 from .tables import Table, ci, num, pct
-from .types import SYSTEMS
+from .systems import MAJ, SYSTEMS
 
 TEXT_CAP = 4000  # characters of a question or a response kept in the page
 
@@ -66,7 +66,7 @@ def eval_rows(rd: Path) -> list[dict]:
     """One row per eval input: question, gold, each system's answer (p), correctness (c), tokens (t),
     the System 1 / System 2 / distilled responses (r), and the System 2 samples with their vote."""
     recs = {s: {r["example_id"]: r for r in _read_jsonl(rd / "eval" / f"{s}.jsonl")} for s in SYSTEMS}
-    traces_path = next((p for p in (rd / "eval" / "system2_maj.traces.jsonl", rd / "eval" / "system2.traces.jsonl")
+    traces_path = next((p for p in (rd / "eval" / f"{MAJ}.traces.jsonl", rd / "eval" / "system2.traces.jsonl")
                         if p.is_file()), None)
     samples = {}
     if traces_path is not None:
@@ -90,7 +90,7 @@ def eval_rows(rd: Path) -> list[dict]:
             cell = {"p": r.get("prediction"), "c": _correct(r), "t": r.get("generated_tokens")}
             if "response" in r.get("meta", {}):
                 cell["r"] = _cap(r["meta"]["response"])
-            if s == "system2_maj" and r.get("meta", {}).get("answers") is not None:
+            if s == MAJ and r.get("meta", {}).get("answers") is not None:
                 cell["v"] = dict(Counter(a if a is not None else "(none)" for a in r["meta"]["answers"]).most_common())
             row[s] = cell
         if i in samples:

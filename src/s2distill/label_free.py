@@ -22,10 +22,11 @@ from pathlib import Path
 
 from .evaluate import ci95, wilson_ci
 from .rundir import read_jsonl
-from .types import SYSTEMS, EvalRecord
+from .systems import DEFAULT, MAJ, SYSTEMS, get
+from .types import EvalRecord
 from .voting import plurality_share
 
-COMPARED = ("system1", "system2", "distilled")
+COMPARED = tuple(s for s in DEFAULT if not get(s).votes)  # System 1, System 2 greedy, distilled
 
 
 def normalizer(task):
@@ -72,15 +73,15 @@ def label_free(eval_dir: str | Path, task, confident_share: float = 0.75,
                systems: Sequence[str] = SYSTEMS) -> dict | None:
     """``{system_role: metrics}`` from ``eval_dir``; None when there are no maj@k records to vote with."""
     eval_dir = Path(eval_dir)
-    if "system2_maj" not in systems:
+    if MAJ not in systems:
         return None
-    maj = _read(eval_dir / "system2_maj.jsonl")
+    maj = _read(eval_dir / f"{MAJ}.jsonl")
     if not maj or "answers" not in maj[0].meta:
         return None
     norm = normalizer(task)
     votes = {r.example_id: [norm(a) for a in r.meta["answers"]] for r in maj}
     shares = [plurality_share(v)[1] for v in votes.values()]
-    out: dict = {"system2_maj": {"mean_vote_share": sum(shares) / len(shares), "n": len(shares),
+    out: dict = {MAJ: {"mean_vote_share": sum(shares) / len(shares), "n": len(shares),
                                  "n_confident": sum(s >= confident_share for s in shares),
                                  "confident_share": confident_share,
                                  "k": max(len(v) for v in votes.values())}}
@@ -120,14 +121,14 @@ def verdict(rows: Sequence[dict], lf: dict | None, confident_share: float = 0.75
                 "line": "no verdict: no distilled model was evaluated (training disabled or 'distilled' not in "
                         "eval.systems)",
                 "fix": "train and evaluate it: train.enabled=true with distilled in eval.systems, then rerun"}
-    ref_role = "system2" if "system2" in by_role else "system2_maj"
+    ref_role = "system2" if "system2" in by_role else MAJ
     s2_tokens = by_role[ref_role]["mean_generated_tokens"]
-    if ref_role == "system2_maj":  # per System 2 answer: one of its k samples
-        s2_tokens /= lf["system2_maj"].get("k") or 1
+    if ref_role == MAJ:  # per System 2 answer: one of its k samples
+        s2_tokens /= lf[MAJ].get("k") or 1
     dist_tokens = by_role["distilled"]["mean_generated_tokens"]
     saving = 1 - dist_tokens / s2_tokens if s2_tokens else 0.0
     lo, hi = d["agreement_ci95"]
-    mvs = lf["system2_maj"]["mean_vote_share"]
+    mvs = lf[MAJ]["mean_vote_share"]
     fail, ok = [], []
     dis_hi = 1 - lo
     needed = inputs_needed(d["agreement"], max_disagreement) if dis_hi > max_disagreement else None
@@ -202,7 +203,7 @@ def markdown(lf: dict | None, verdict_: dict | None, rows: Sequence[dict]) -> li
     lines: list[str] = []
     by_role = {r["role"]: r for r in rows}
     if lf:
-        m = lf["system2_maj"]
+        m = lf[MAJ]
         lines += ["", f"Label-free (against System 2's majority over its maj@k samples; System 2 is confident on "
                       f"{m['n_confident']}/{m['n']} inputs, mean vote share {_p(m['mean_vote_share'])}%):", "",
                   "| system | agreement % | 95% CI | n | agreement % where System 2 is confident (n) | "

@@ -31,7 +31,9 @@ from .registry import BACKENDS, CURATORS, METHODS
 from .rundir import RunDir, SampleCache, read_jsonl, write_json, write_jsonl
 from .tasks import make_task
 from .teacher import eval_order, eval_weights, system2_weights
-from .types import BASE_SYSTEMS, Example, Trace
+from .systems import BASE as BASE_SYSTEMS
+from .systems import MAJ
+from .types import Example, Trace
 
 STAGES = ("data", "generate", "curate", "eval", "train", "report")
 
@@ -347,7 +349,7 @@ def _reworded(cfg: RunConfig, system: str) -> bool:
 def _votes(cfg: RunConfig, system: str) -> bool:
     """Whether ``system``'s evaluation is followed by ``eval.cascade_k`` sampled answers per input (the cascade's
     vote-share signal): the distilled model, when the cascade can be calibrated (maj@k evaluated), one order only."""
-    return (system == "distilled" and cfg.eval.cascade_k > 0 and "system2_maj" in cfg.eval.systems
+    return (system == "distilled" and cfg.eval.cascade_k > 0 and MAJ in cfg.eval.systems
             and not cfg.eval.both_orders)
 
 

@@ -9,13 +9,13 @@ from .label_free import label_free, verdict
 from .label_free import markdown as label_free_markdown
 from .rundir import RunDir, read_json, read_jsonl
 from .tables import Table, ci, num, pct
-from .types import SYSTEMS, EvalRecord
+from .systems import MAJ, SYSTEMS, label
+from .types import EvalRecord
 
 
 
 def system_label(system: str, method: str, k: int) -> str:
-    return {"system1": "system1", "system2": method, "system2_maj": f"{method}_maj@{k}",
-            "teacher_system1": "teacher_system1", "distilled": "distilled"}[system]
+    return label(system, method, k)
 
 
 def curation_quality(rd: RunDir, task) -> dict | None:
@@ -150,7 +150,7 @@ def spotcheck_part(rd, task, cascade: dict | None, max_disagreement: float, rows
     ``s2distill spotcheck RUN --labels FILE``): every system's accuracy from them (spotcheck.py), scored
     afresh against the current eval files; ``{}`` otherwise."""
     labels = Path(rd.path) / "spotcheck" / "labels.jsonl"
-    if not labels.is_file() or not (Path(rd.path) / "eval" / "system2_maj.jsonl").is_file():
+    if not labels.is_file() or not (Path(rd.path) / "eval" / f"{MAJ}.jsonl").is_file():
         return {}
     from .spotcheck import score, tokens_of
 

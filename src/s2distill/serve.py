@@ -129,9 +129,10 @@ class CascadeService:
     def _system2(self, ex):
         from .evaluate import system_run
         from .registry import METHODS
+        from .systems import reference
         from .voting import plurality_answer
 
-        name, params = system_run(self.cfg, "system2_maj" if self.fallback == "maj" else "system2")
+        name, params = system_run(self.cfg, reference(self.fallback))
         trace = METHODS.get(name)(self.task, [ex], self.s2, params, self.cfg.method)[0]
         answer = plurality_answer([s.answer for s in trace.samples])
         return trace, answer

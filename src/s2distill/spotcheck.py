@@ -23,8 +23,9 @@ import random
 from pathlib import Path
 
 from .errors import DataError
+from .systems import DEFAULT, MAJ, reference
 
-SYSTEMS = ("system1", "system2", "system2_maj", "distilled")  # and "cascade", where the run ships one
+SYSTEMS = DEFAULT  # and "cascade", where the run ships one
 PI_FIELD = "s2distill_pi"
 
 
@@ -44,7 +45,7 @@ def _context(run: Path):
     cfg = load_config(run / "config.yaml")
     task = make_task(cfg.task)
     norm = normalizer(task)
-    maj = _records(run, "system2_maj")
+    maj = _records(run, MAJ)
     if not maj:
         raise DataError(f"{run} has no System 2 maj@k evaluation (eval/system2_maj.jsonl); fix: add system2_maj to "
                         "eval.systems and rerun the run (finished stages are reused)")
@@ -194,7 +195,7 @@ def _predictions(run: Path, task, cascade: dict | None) -> dict[str, dict]:
         from .cascade import answered, points
 
         thr = cascade["signals"][best]["calibration"]["threshold"]
-        fb = out.get("system2_maj" if cascade["fallback"] == "maj" else "system2", {})
+        fb = out.get(reference(cascade["fallback"]), {})
         ans = {p.example_id for p in answered(points(run / "eval", task, best, cascade["fallback"]), thr)}
         out["cascade"] = {i: (a if i in ans else fb.get(i)) for i, a in out["distilled"].items() if i in ans or i in fb}
     return out
@@ -243,7 +244,7 @@ def _differences(guess: dict, label: dict, answers: dict, design: dict | None = 
     without a label: those inputs count as labeled with certainty (pi = 1, correction 0), and only the inputs
     where they differ carry uncertainty."""
     out = {}
-    for ref in ("system2", "system2_maj"):
+    for ref in ("system2", MAJ):
         for cand in ("distilled", "cascade", "system1"):
             if ref not in guess or cand not in guess:
                 continue
@@ -265,7 +266,7 @@ def settle(res: dict, max_disagreement: float, tokens: dict[str, float], cascade
     interval); keep System 2 when every candidate is surely further below (the lower end above it); otherwise
     the labels are too few to tell, and the verdict says about how many more would."""
     sys_ = res["systems"]
-    refs = [r for r in ("system2", "system2_maj") if r in sys_]
+    refs = [r for r in ("system2", MAJ) if r in sys_]
     if not refs:
         return {"decision": None, "line": "no verdict from labels: System 2 was not evaluated"}
     ref = max(refs, key=lambda r: sys_[r]["estimate"])

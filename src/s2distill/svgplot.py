@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-PALETTE = {"system1": "#1f77b4", "system2": "#d62728", "system2_maj": "#ff7f0e", "distilled": "#2ca02c"}
+from .systems import PALETTE
+
 MORE_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 

@@ -19,9 +19,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from . import systems
 from .errors import ConfigError
 
-TEACHER_SYSTEMS = ("system2", "system2_maj", "teacher_system1")  # evaluated on the teacher when there is one
+TEACHER_SYSTEMS = systems.ON_TEACHER  # evaluated on the teacher when there is one
 
 
 def inherit_backend(raw: dict) -> dict:
@@ -41,7 +42,7 @@ def check_teacher(cfg: Any) -> None:
     """Cross-field checks of the ``teacher`` section (names the fix)."""
     t = cfg.teacher
     if t is None:
-        if "teacher_system1" in cfg.eval.systems:
+        if systems.TEACHER_S1 in cfg.eval.systems:
             raise ConfigError("eval.systems lists teacher_system1 but the run has no teacher; fix: add a teacher "
                               "section (e.g. teacher.model=qwen2.5-coder-1.5b) or drop teacher_system1")
         return
@@ -87,9 +88,7 @@ def eval_weights(cfg: Any, system: str, weights: str) -> str:
 def eval_order(cfg: Any) -> tuple[str, ...]:
     """The base systems in evaluation order: with a teacher its systems first, right after generation
     (the teacher's engine is still up: one start fewer), then the student's System 1."""
-    if cfg.teacher is None:
-        return "system1", "system2", "system2_maj", "teacher_system1"
-    return "system2", "system2_maj", "teacher_system1", "system1"
+    return systems.eval_order(cfg.teacher is not None)
 
 
 def model_of(cfg: Any, system: str) -> str:

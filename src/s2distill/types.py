@@ -12,15 +12,6 @@ from typing import Any
 
 Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": str}
 
-# The systems a run evaluates, in report order: the base model answering directly (System 1), the
-# System 2 method greedy, its majority over k samples, and the distilled model answering directly.
-# With a teacher section (s2distill.teacher), System 2 runs on the teacher and "teacher_system1" is
-# the teacher answering directly.
-SYSTEMS = ("system1", "system2", "system2_maj", "teacher_system1", "distilled")
-DEFAULT_SYSTEMS = ("system1", "system2", "system2_maj", "distilled")  # eval.systems when not given
-BASE_SYSTEMS = SYSTEMS[:4]  # the base models' (the run's, the teacher's); "distilled" needs a trained model
-DIRECT_SYSTEMS = ("system1", "teacher_system1", "distilled")  # answer with the direct System 1 prompt
-
 
 def _asdict(obj: Any) -> dict:
     return dataclasses.asdict(obj)
