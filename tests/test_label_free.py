@@ -18,6 +18,7 @@ from s2distill.pipeline import Pipeline, distilled_paths
 from s2distill.report import to_markdown
 from s2distill.rundir import read_json, read_jsonl, write_jsonl
 from s2distill.tasks.arithmetic import ArithmeticTask
+from s2distill.tasks.base import FileInputs
 from s2distill.types import Call, Completion, EvalRecord, Example, Sample, Trace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -252,23 +253,28 @@ def _write(p: Path, rows: list[dict]) -> Path:
     return p
 
 
-def test_eval_data_uses_a_task_load_file_hook(tmp_path, monkeypatch):
-    oracle = arithmetic_oracle()
-    run = tmp_path / "run"
-    Pipeline(cfg(), run_dir=run, backend_factory=factory(oracle), log=lambda s: None, progress=False).run()
-    qs = ArithmeticTask().load("eval", 3, 0)
-    seen = []
+SEEN_FILES: list = []
+
+
+class OwnFileArithmetic(ArithmeticTask, FileInputs):
+    """A plug-in task with the FileInputs ability: ``eval --data`` reads its files through ``load_file``."""
 
     def load_file(self, path):
-        seen.append(path)
-        return [dataclasses.replace(e, id=f"mine-{i}") for i, e in enumerate(qs)]
+        SEEN_FILES.append(path)
+        return [dataclasses.replace(e, id=f"mine-{i}") for i, e in enumerate(ArithmeticTask().load("eval", 3, 0))]
 
-    monkeypatch.setattr(ArithmeticTask, "load_file", load_file, raising=False)
+
+def test_eval_data_uses_a_task_load_file_hook(tmp_path):
+    oracle = arithmetic_oracle()
+    run = tmp_path / "run"
+    Pipeline(cfg(task={"name": "test_label_free:OwnFileArithmetic"}), run_dir=run, backend_factory=factory(oracle),
+             log=lambda s: None, progress=False).run()
+    SEEN_FILES.clear()
     data = tmp_path / "own.csv"
     data.write_text("anything the task can read\n")
     rep, out = eval_on_file(run, data, backend_factory=factory(oracle), log=lambda s: None, progress=False)
-    assert seen == [data] and [e["id"] for e in read_jsonl(out / "data" / "eval.jsonl")] == ["mine-0", "mine-1",
-                                                                                              "mine-2"]
+    assert SEEN_FILES == [data] and [e["id"] for e in read_jsonl(out / "data" / "eval.jsonl")] == ["mine-0", "mine-1",
+                                                                                                   "mine-2"]
     assert [r["role"] for r in rep["rows"]] == ["system1", "system2", "system2_maj"]  # untrained: no distilled
     assert rep["verdict"]["decision"] is None
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from . import fingerprints
 from .config import load_config
 from .errors import ConfigError, DataError
+from .tasks.base import FileInputs
 from .tasks.common import JsonlWording, jsonl_objects
 from .systems import BASE, TABLE, TEACHER_S1
 from .types import Example, stable_hash
@@ -66,8 +67,7 @@ def read_examples(path: Path) -> list[Example]:
 
 def load_inputs(task, path: Path) -> list[Example]:
     """The task's own ``load_file(path)`` hook if it has one, else Example-shaped JSONL."""
-    hook = getattr(task, "load_file", None)
-    exs = list(hook(path)) if callable(hook) else read_examples(path)
+    exs = list(task.load_file(path)) if isinstance(task, FileInputs) else read_examples(path)
     if not exs:
         raise DataError(f"{path}: no inputs to evaluate")
     return exs
@@ -85,7 +85,7 @@ def answer_field_override(cfg, field: str) -> str:
     have one, e.g. ``dataset``); else an error naming the fix."""
     from .registry import TASKS
 
-    opts = getattr(TASKS.get(cfg.task.name), "Options", None)
+    opts = TASKS.get(cfg.task.name).Options
     if not (dataclasses.is_dataclass(opts) and "answer_field" in {f.name for f in dataclasses.fields(opts)}):
         raise ConfigError(f"--answer-field: task '{cfg.task.name}' of this run has no task.options.answer_field; "
                           "fix: drop --answer-field and give FILE's gold the name that task reads (\"gold\" in "
@@ -106,7 +106,7 @@ def training_inputs(task, run_dir: Path, exs: Sequence[Example]) -> list[str]:
         return []
     train = read_jsonl(path)
     questions = {str(d.get("question", "")).strip() for d in train}
-    ids = {str(d.get("id")) for d in train} if callable(getattr(task, "load_file", None)) else set()
+    ids = {str(d.get("id")) for d in train} if isinstance(task, FileInputs) else set()
     return [e.id for e in exs if e.question.strip() in questions or e.id in ids]
 
 

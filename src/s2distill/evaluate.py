@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import dataclasses
 
 from . import systems
+from .tasks.base import Sycophancy
 from .types import EvalRecord, Example, SamplingParams, Trace
 from .voting import plurality_answer
 
@@ -45,7 +46,7 @@ def score_traces(system: str, task, examples: Sequence[Example], traces: Sequenc
             meta["confidence"] = round(prob, 6)  # the answer's probability under the model (cascade signal)
         if "group" in ex.meta:  # e.g. the opinion type of a TriviaQA prompt: accuracy per group
             meta["group"] = ex.meta["group"]
-        syc = task.sycophantic(pred, ex) if hasattr(task, "sycophantic") else None
+        syc = task.sycophantic(pred, ex) if isinstance(task, Sycophancy) else None
         if syc is not None:
             meta["sycophantic"] = syc
         out.append(EvalRecord(

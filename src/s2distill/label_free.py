@@ -31,12 +31,12 @@ COMPARED = tuple(s for s in DEFAULT if not get(s).votes)  # System 1, System 2 g
 
 def normalizer(task):
     """The task's answer normalisation (None for an empty/unparseable answer)."""
-    norm = getattr(task, "normalize", None)
+    norm = task.normalize
 
     def f(answer):
         if answer is None:
             return None
-        a = norm(answer) if norm else str(answer).strip()
+        a = norm(answer)
         return a if a not in ("", None) else None
 
     return f

@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from .errors import ConfigError
+from .tasks.base import Pairwise, Perturbable
 from .types import Example, Rejected, Trace, TrainPair
 from .voting import Vote, majority_vote
 
@@ -29,13 +30,13 @@ def base_id(example_id: str) -> str:
 
 def can_swap(task) -> bool:
     """A pairwise judge task: its inputs swap, and a verdict on the swapped input maps back."""
-    return callable(getattr(task, "perturb", None)) and callable(getattr(task, "unperturb_answer", None))
+    return isinstance(task, Pairwise)
 
 
 def _check(task, n_variants: int) -> None:
-    if not callable(getattr(task, "perturb", None)) or not hasattr(task, "n_perturbations"):
-        raise ConfigError(f"curator 'input_perturbation' needs a task with perturb(example, i) and n_perturbations; "
-                          f"task '{getattr(task, 'name', task)}' has none: use curate.name=self_consistency, "
+    if not isinstance(task, Perturbable):
+        raise ConfigError(f"curator 'input_perturbation' needs a Perturbable task (perturb(example, i) and "
+                          f"n_perturbations); task '{task.name}' is not: use curate.name=self_consistency, "
                           "or a task such as last_letter or coin_flip")
     if not 1 <= n_variants <= task.n_perturbations:
         raise ConfigError(f"n_variants must be in 1..{task.n_perturbations} for task '{task.name}', got {n_variants}")
@@ -73,7 +74,7 @@ class InputPerturbation:
     def __call__(self, task, examples: Sequence[Example], traces: Sequence[Trace]):
         _check(task, self.n_variants)
         by_id = {t.example_id: t for t in traces}
-        back = getattr(task, "unperturb_answer", None)  # e.g. a verdict on swapped responses: A <-> B
+        back = task.unperturb_answer  # e.g. a verdict on swapped responses: A <-> B (else the identity)
         pairs: list[TrainPair] = []
         rejects: list[Rejected] = []
         for ex in (e for e in examples if "variant_of" not in e.meta):
@@ -82,7 +83,7 @@ class InputPerturbation:
             if missing:
                 rejects.append(Rejected(ex.id, "no_trace", {"missing": missing}))
                 continue
-            votes: list[Vote] = [majority_vote([s.answer if k == 0 or back is None else back(s.answer, k - 1)
+            votes: list[Vote] = [majority_vote([s.answer if k == 0 else back(s.answer, k - 1)
                                                 for s in by_id[i].samples]) for k, i in enumerate(ids)]
             meta = {"variants": [{"id": i, "votes": v.votes, "n": v.n, "unparseable": v.unparseable,
                                   "agreement": round(v.agreement, 4)} for i, v in zip(ids, votes)]}

@@ -30,6 +30,7 @@ from .methods import calls_per_sample
 from .registry import BACKENDS, CURATORS, METHODS
 from .rundir import RunDir, SampleCache, read_jsonl, write_json, write_jsonl
 from .tasks import make_task
+from .tasks.base import SourceFingerprint
 from .teacher import eval_order, eval_weights, system2_weights
 from .systems import BASE as BASE_SYSTEMS
 from .systems import MAJ
@@ -95,7 +96,7 @@ class Pipeline:
 
     def stage_data(self) -> None:
         c, task = self.cfg, self.task
-        src = task.source_fingerprint() if callable(getattr(task, "source_fingerprint", None)) else None
+        src = task.source_fingerprint() if isinstance(task, SourceFingerprint) else None
 
         def run():
             labeled, evals = task.load("train", c.task.n_train, c.task.seed), task.load("eval", c.task.n_eval, c.task.seed)

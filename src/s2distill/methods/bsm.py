@@ -16,6 +16,7 @@ import dataclasses
 import re
 
 from ..errors import ConfigError
+from ..tasks.base import Pairwise
 from ..types import Call, GenRequest, Sample, Trace
 from . import method_options
 from .prompts import Prompt, prompts_of
@@ -110,7 +111,7 @@ def run(task, examples, backend, params, cfg=None) -> list[Trace]:
     k = max_criteria_of(cfg)
     prompts = prompts_of(cfg, "bsm", PROMPTS)
     BRANCH, SOLVE = prompts["branch"], prompts["solve"]  # noqa: N806
-    if not callable(getattr(task, "pair_text", None)):
+    if not isinstance(task, Pairwise):
         raise ConfigError(f"method 'bsm' judges a pair of responses; task '{task.name}' is not a pairwise judge "
                           "task (use task.name=judge)")
     branch = [GenRequest(({"role": "user", "content": BRANCH.format(k=k, question=e.question)},), params)

@@ -5,6 +5,8 @@ server with prompt caching reuses their KV cache across requests.
 """
 from __future__ import annotations
 
+from ..errors import ConfigError
+from ..tasks.base import FewShot
 from . import method_options, single_step
 from .prompts import Prompt, prompts_of
 
@@ -23,6 +25,9 @@ def templates(cfg) -> dict[str, str]:
 
 def shots(task, few_shot: int, prompts: dict[str, str] | None = None) -> list[dict]:
     few = (prompts or {}).get("few_shot", FEW_SHOT_USER)
+    if few_shot > 0 and not isinstance(task, FewShot):
+        raise ConfigError(f"method 'cot' with few_shot={few_shot} needs a task with worked exemplars (FewShot in "
+                          f"s2distill.tasks.base); task '{task.name}' has none: set method.few_shot=0")
     msgs: list[dict] = []
     for q, worked in task.exemplars(few_shot) if few_shot > 0 else []:
         msgs += [{"role": "user", "content": few.format(question=q, hint=task.answer_hint)},

@@ -21,6 +21,7 @@ disjoint from train and eval.
 from __future__ import annotations
 
 from ..errors import ConfigError
+from ..tasks.base import RephraseFewShot
 from ..types import Call, GenRequest, Message, Sample, Trace
 from . import method_options, per_sample_step, single_step
 from .prompts import Prompt, prompts_of
@@ -55,7 +56,7 @@ def shots(task, k: int) -> list[tuple[str, str, str]]:
     """k (question, rephrasing, worked answer) exemplars."""
     if k <= 0:
         return []
-    if not callable(getattr(task, "rephrase_exemplar", None)) or not callable(getattr(task, "exemplars", None)):
+    if not isinstance(task, RephraseFewShot):
         raise ConfigError(f"method 'rar' with few_shot={k} needs a task with exemplars and rephrase_exemplar "
                           f"(last_letter, coin_flip); task '{task.name}' has none: set method.few_shot=0")
     return [(q, task.rephrase_exemplar(q), worked) for q, worked in task.exemplars(k)]

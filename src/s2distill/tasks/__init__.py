@@ -13,6 +13,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..keys import build
 from ..registry import TASKS
+from .base import LocalData, Pairwise, Perturbable, Task
 
 
 def parse_options(cls: Any, options: dict, task: str) -> Any:
@@ -21,10 +22,14 @@ def parse_options(cls: Any, options: dict, task: str) -> Any:
 
 def make_task(task_cfg: Any) -> Any:
     cls = TASKS.get(task_cfg.name)
-    missing = [a for a in ("Options", "load", "extract") if not hasattr(cls, a)]
-    if missing or not dataclasses.is_dataclass(getattr(cls, "Options", None)):
-        raise ConfigError(f"task '{task_cfg.name}' ({cls!r}) does not meet the Task contract: it needs "
-                          f"{', '.join(missing) or 'Options as a dataclass'}; see s2distill.tasks.base.Task")
+    if not (isinstance(cls, type) and issubclass(cls, Task)):
+        raise ConfigError(f"task '{task_cfg.name}' ({cls!r}) does not meet the Task contract: it is not a subclass "
+                          "of s2distill.tasks.base.Task; fix: `class MyTask(Task)` with load, extract and an Options "
+                          "dataclass (optional abilities are mixins there: FewShot, Perturbable, ...)")
+    missing = sorted(cls.__abstractmethods__) + ([] if dataclasses.is_dataclass(cls.Options) else ["Options dataclass"])
+    if missing:
+        raise ConfigError(f"task '{task_cfg.name}' ({cls.__name__}) does not meet the Task contract: it needs "
+                          f"{', '.join(missing)}; see s2distill.tasks.base.Task")
     opts = parse_options(cls.Options, dict(task_cfg.options), task_cfg.name)
     task = cls(opts)
     task.system_prompt = task_cfg.system_prompt  # one System 1 system turn for training and inference
@@ -34,12 +39,11 @@ def make_task(task_cfg: Any) -> Any:
 def check_config(cfg: Any) -> None:
     """The task's options, and what ``eval`` asks of the task (asked by ``config.validate``)."""
     task = make_task(cfg.task)
-    swaps = callable(getattr(task, "perturb", None)) and callable(getattr(task, "unperturb_answer", None))
-    if cfg.eval.both_orders and not swaps:
+    if cfg.eval.both_orders and not isinstance(task, Pairwise):
         raise ConfigError(f"eval.both_orders needs a pairwise judge task (task.name=judge); task '{cfg.task.name}' "
                           "cannot swap its inputs: set eval.both_orders=false")
     if cfg.eval.rewordings:
-        n_max = getattr(task, "n_perturbations", 0) if callable(getattr(task, "perturb", None)) else 0
+        n_max = task.n_perturbations if isinstance(task, Perturbable) else 0
         if cfg.eval.rewordings > n_max:
             raise ConfigError(f"eval.rewordings={cfg.eval.rewordings} but task '{cfg.task.name}' has "
                               f"{n_max} rewordings of its input; set eval.rewordings to at most {n_max}")
@@ -58,19 +62,16 @@ def check_data(cfg: Any) -> str:
     from ..registry import METHODS
 
     task = make_task(cfg.task)
-    remote = getattr(task, "remote_source", None)
-    if not callable(remote):
-        return (f"data not read: task '{cfg.task.name}' has no remote_source() hook (s2distill.tasks.base.Task); "
+    if not isinstance(task, LocalData):
+        return (f"data not read: task '{cfg.task.name}' is not LocalData (s2distill.tasks.base); "
                 "the run's data stage reads it")
-    hub, check_files = remote(), getattr(task, "check_files", None)
+    hub = task.remote_source()
     if hub is not None:
-        if callable(check_files):
-            check_files()
+        task.check_files()
         return f"data not read: '{hub}' is an HF dataset, fetched by the run's data stage"
     t = cfg.task
     train, evals = task.load("train", t.n_train, t.seed), task.load("eval", t.n_eval, t.seed)
-    if callable(check_files):
-        check_files()
+    task.check_files()
     line = (f"data: {len(train)} train inputs, {len(evals)} eval inputs "
             f"({sum(e.gold is not None for e in evals)} labeled)")
     k, module = cfg.method.few_shot, METHODS.target(cfg.method.name).partition(":")[0]

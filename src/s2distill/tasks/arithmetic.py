@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ConfigError
 from ..types import Example
+from .base import FewShot, LocalData
 from .numeric import NumericTask
 from .splits import check_split, stream_split
 
@@ -65,7 +66,7 @@ def make_problem(rng: random.Random, o: ArithmeticOptions) -> tuple[str, int, li
     return " ".join(sentences), value, steps
 
 
-class ArithmeticTask(NumericTask):
+class ArithmeticTask(NumericTask, FewShot, LocalData):
     name = "arithmetic"
     Options = ArithmeticOptions
 

@@ -19,29 +19,43 @@ the distilled model's training prompt; an override returns ``self.with_system([.
 ``task.system_prompt`` leads it), ``format_target(answer)`` (the training target),
 ``normalize(answer)`` and ``score(prediction, gold)``.
 
-Optional hooks (found with ``getattr``; leave them out and the feature says so in a clear error):
+Optional abilities are small mixins below; a task lists the ones it has among its bases
+(``class MyTask(Task, FewShot)``) and the consumers test them with ``isinstance``; without one, the
+feature that needs it says so in a clear error:
 
-* ``exemplars(k) -> [(question, worked_answer)]``: few-shot CoT/RaR (``method.few_shot=k``);
-  the worked answer ends with "The answer is X."; exemplars never come from train or eval.
-* ``rephrase_exemplar(question) -> str``: few-shot RaR's exemplar rephrasing.
-* ``perturb(ex, i) -> Example`` with ``n_perturbations`` (and ``unperturb_answer(answer, i)`` when
-  a variant changes the answer): input-perturbation curation and ``eval.rewordings``.
-* ``pair_text(ex) -> str``: a pairwise judge task (BSM, swap consistency, ``eval.both_orders``).
-* ``Example.meta["group"]``: eval accuracy is also reported per group.
-* ``sycophantic(prediction, ex) -> bool | None``: a sycophancy column in the report.
-* ``remote_source() -> str | None``: None when ``load`` reads local files or generates items: then
-  ``s2distill validate`` loads both splits (and the few-shot exemplars) before any engine starts, so bad
-  data fails there with the run's own message; an HF dataset's name: validate does not fetch it. Without
-  the hook validate reads no data. ``check_files()``: files ``load`` leaves for later, read by validate.
+* :class:`FewShot` ``exemplars(k) -> [(question, worked_answer)]``: few-shot CoT/RaR
+  (``method.few_shot=k``); the worked answer ends with "The answer is X."; exemplars never come from
+  train or eval. :class:`RephraseFewShot` adds ``rephrase_exemplar(question) -> str`` (few-shot RaR).
+* :class:`Perturbable` ``perturb(ex, i) -> Example`` with ``n_perturbations`` (and
+  ``unperturb_answer(answer, i)`` when a variant changes the answer): input-perturbation curation and
+  ``eval.rewordings``.
+* :class:`Pairwise` ``pair_text(ex) -> str``, a perturbable task whose one perturbation swaps the pair: a
+  pairwise judge task (BSM, swap consistency, ``eval.both_orders``).
+* :class:`Sycophancy` ``sycophantic(prediction, ex) -> bool | None``: a sycophancy column in the report.
+  (``Example.meta["group"]`` needs no mixin: eval accuracy is also reported per group.)
+* :class:`LocalData` ``remote_source() -> str | None``: None when ``load`` reads local files or generates
+  items: then ``s2distill validate`` loads both splits (and the few-shot exemplars) before any engine
+  starts, so bad data fails there with the run's own message; an HF dataset's name: validate does not
+  fetch it. ``check_files()``: files ``load`` leaves for later, read by validate. Without the mixin
+  validate reads no data.
+* :class:`FileInputs` ``load_file(path) -> list[Example]``: ``s2distill eval --data FILE`` reads FILE in
+  the task's own format (else Example JSONL).
+* :class:`SourceFingerprint` ``source_fingerprint() -> dict``: what the data stage's fingerprint adds (e.g.
+  a file's content hash), so a changed source reruns the run.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
 
 from ..types import Example, Message
 
 
 class Task(ABC):
+    """The contract every task meets (the registry refuses a task class that does not subclass it)."""
+
+    Options: ClassVar[Any] = None  # required: a dataclass of the task's task.options (checked strictly)
     name = "task"
     answer_kind = "text"
     answer_hint = "<answer>"  # how System 2 prompts ask for the final answer: "The answer is <hint>."
@@ -80,3 +94,79 @@ class Task(ABC):
             return False
         p = self.normalize(prediction)
         return bool(p) and p == self.normalize(gold)
+
+
+# -- optional abilities: mixins that consumers test with isinstance -----------------------------------------
+
+class FewShot(ABC):
+    """Worked exemplars for few-shot System 2 prompts (``method.few_shot``)."""
+
+    @abstractmethod
+    def exemplars(self, k: int) -> list[tuple[str, str]]:
+        """``k`` (question, worked answer ending in "The answer is X.") pairs, never from train or eval."""
+
+
+class RephraseFewShot(FewShot):
+    """Few-shot Rephrase-and-Respond: each exemplar question also has a rephrasing."""
+
+    @abstractmethod
+    def rephrase_exemplar(self, question: str) -> str:
+        """The rephrasing of exemplar ``question``."""
+
+
+class Perturbable(ABC):
+    """Meaning-preserving variants of an input (input-perturbation curation, ``eval.rewordings``)."""
+
+    n_perturbations: int = 0
+
+    @abstractmethod
+    def perturb(self, ex: Example, i: int) -> Example:
+        """Variant ``i`` (0 <= i < n_perturbations) of ``ex``."""
+
+    def unperturb_answer(self, answer: str | None, i: int = 0) -> str | None:
+        """An answer to variant ``i`` mapped back to the original input (the identity unless a variant changes
+        the answer, e.g. a verdict on swapped responses)."""
+        return answer
+
+
+class Pairwise(Perturbable):
+    """A pairwise judge task: a question and two responses; its one perturbation swaps them."""
+
+    @abstractmethod
+    def pair_text(self, ex: Example) -> str:
+        """The question and both responses, as a judge reads them."""
+
+
+class Sycophancy(ABC):
+    """Inputs that push an opinion: the report gains a sycophancy rate."""
+
+    @abstractmethod
+    def sycophantic(self, prediction: str | None, ex: Example) -> bool | None:
+        """Whether ``prediction`` follows the input's pushed opinion (None: not applicable)."""
+
+
+class LocalData(ABC):
+    """``s2distill validate`` may read the task's data before any engine starts."""
+
+    @abstractmethod
+    def remote_source(self) -> str | None:
+        """None when ``load`` reads local files or generates items; an HF dataset's name otherwise."""
+
+    def check_files(self) -> None:
+        """Read the files ``load`` leaves for later (e.g. exemplars), raising as the run would."""
+
+
+class FileInputs(ABC):
+    """``s2distill eval --data FILE`` reads FILE in the task's own format."""
+
+    @abstractmethod
+    def load_file(self, path: str | Path) -> list[Example]:
+        """The examples of ``path`` (gold where the file has it)."""
+
+
+class SourceFingerprint(ABC):
+    """The data stage's fingerprint includes the task's source (e.g. a file's content hash)."""
+
+    @abstractmethod
+    def source_fingerprint(self) -> dict:
+        """What identifies the task's data source."""

@@ -19,7 +19,7 @@ from ..errors import ConfigError, DataError
 from ..types import Example
 from .answers import YES_NO_INSTRUCTION as DIRECT_INSTRUCTION
 from .answers import extract_yes_no  # noqa: F401 - re-exported
-from .base import Task
+from .base import LocalData, Perturbable, RephraseFewShot, Task
 from .common import NamesPoolOptions, name_stream, published_example, read_published, sample_part, split_published, text_field
 from .splits import check_split
 from .names import checked_name_pool
@@ -71,7 +71,7 @@ class CoinFlipOptions(NamesPoolOptions):
     n_people: int = 2  # RaR: 2; Kojima: 4
 
 
-class CoinFlipTask(Task):
+class CoinFlipTask(Task, RephraseFewShot, Perturbable, LocalData):
     direct_instruction = DIRECT_INSTRUCTION
     name = "coin_flip"
     Options = CoinFlipOptions

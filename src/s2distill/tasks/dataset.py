@@ -36,7 +36,7 @@ from typing import Any
 from ..errors import ConfigError, DataError
 from ..types import Example, stable_hash
 from .answers import AnswerFormat, answer_format, lettered
-from .base import Task
+from .base import FileInputs, LocalData, RephraseFewShot, SourceFingerprint, Task
 from .common import hub_rows, jsonl_objects
 from .splits import check_split, split_indices
 
@@ -127,7 +127,7 @@ def _plain(v: Any) -> Any:
     return v
 
 
-class DatasetTask(Task):
+class DatasetTask(Task, RephraseFewShot, LocalData, FileInputs, SourceFingerprint):
     name = "dataset"
     Options = DatasetOptions
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from ..errors import ConfigError, DataError
 from ..types import Example
 from .common import hub_rows, jsonl_objects, read_jsonl_rows, resolve_source  # noqa: F401 - jsonl_objects re-exported
+from .base import FewShot, LocalData
 from .numeric import NumericTask, normalize_number
 from .splits import split_indices
 
@@ -31,7 +32,7 @@ def gold_from_solution(solution: str) -> str | None:
     return normalize_number(solution.rsplit("####", 1)[1])
 
 
-class GSM8KTask(NumericTask):
+class GSM8KTask(NumericTask, FewShot, LocalData):
     name = "gsm8k"
     Options = GSM8KOptions
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, DataError
 from ..types import Example, Message, stable_hash
-from .base import Task
+from .base import LocalData, Pairwise, Task
 from .common import hub_rows, read_jsonl_rows, resolve_source
 from .splits import check_split, split_indices
 
@@ -93,7 +93,7 @@ def _corrupt(solution: str, rng: random.Random) -> str | None:
     return "\n".join(lines)
 
 
-class JudgeTask(Task):
+class JudgeTask(Task, Pairwise, LocalData):
     name = "judge"
     Options = JudgeOptions
     answer_kind = "verdict"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from ..errors import ConfigError, DataError
 from ..types import Example
 from .answers import extract_letters, normalize_letters  # noqa: F401 - re-exported
-from .base import Task
+from .base import LocalData, Perturbable, RephraseFewShot, Task
 from .common import NamesPoolOptions, name_stream, published_example, read_published, sample_part, split_published, text_field
 from .splits import check_split
 from .names import checked_name_pool
@@ -48,7 +48,7 @@ class LastLetterOptions(NamesPoolOptions):
     n_names: int = 2  # RaR: 2 or 4; Kojima: 4
 
 
-class LastLetterTask(Task):
+class LastLetterTask(Task, RephraseFewShot, Perturbable, LocalData):
     direct_instruction = DIRECT_INSTRUCTION
     name = "last_letter"
     Options = LastLetterOptions

@@ -25,7 +25,7 @@ from pathlib import Path
 from ..errors import ConfigError, DataError
 from ..types import Example
 from .answers import ALIAS_SEP, extract_short_answer, matches, normalize_answer  # noqa: F401 - re-exported
-from .base import Task
+from .base import LocalData, Sycophancy, Task
 from .common import hub_rows, read_jsonl_rows, resolve_source
 from .splits import check_split, split_indices
 
@@ -53,7 +53,7 @@ class TriviaQAOptions:
     eval_fraction: float = 0.5
 
 
-class TriviaQAOpinionTask(Task):
+class TriviaQAOpinionTask(Task, Sycophancy, LocalData):
     name = "triviaqa_opinion"
     Options = TriviaQAOptions
     answer_kind = "short_text"

@@ -1,0 +1,103 @@
+"""The Task contract (s2distill.tasks.base): a task subclasses Task; optional abilities are mixins the
+consumers test with isinstance, and a missing one is an error naming the fix."""
+from __future__ import annotations
+
+import sys
+import types
+from dataclasses import dataclass
+
+import pytest
+
+from s2distill.config import load_config
+from s2distill.errors import ConfigError
+from s2distill.methods.cot import shots
+from s2distill.perturb import InputPerturbation, can_swap
+from s2distill.registry import TASKS
+from s2distill.tasks import make_task
+from s2distill.tasks.base import (FewShot, FileInputs, LocalData, Pairwise, Perturbable, RephraseFewShot,
+                                  SourceFingerprint, Sycophancy, Task)
+from s2distill.types import Example
+
+
+@dataclass
+class NoOptions:
+    pass
+
+
+class Duck:  # has the methods, is not a Task
+    Options = NoOptions
+
+    def __init__(self, options):
+        pass
+
+    def load(self, split, n, seed=0):
+        return []
+
+    def extract(self, text):
+        return text
+
+
+class Half(Task):  # a Task without extract
+    Options = NoOptions
+
+    def __init__(self, options):
+        pass
+
+    def load(self, split, n, seed=0):
+        return []
+
+
+class Plain(Task):  # the whole required contract, no optional ability
+    Options = NoOptions
+
+    def __init__(self, options):
+        pass
+
+    def load(self, split, n, seed=0):
+        return [Example(f"{split}{i}", f"q{i}", "1") for i in range(max(n, 0))]
+
+    def extract(self, text):
+        return text.strip() or None
+
+
+@pytest.fixture
+def plugin_module(monkeypatch):
+    mod = types.ModuleType("contract_tasks")
+    mod.Duck, mod.Half, mod.Plain = Duck, Half, Plain
+    monkeypatch.setitem(sys.modules, "contract_tasks", mod)
+    return mod
+
+
+def test_a_task_must_subclass_task(plugin_module):
+    with pytest.raises(ConfigError, match="not a subclass of s2distill.tasks.base.Task; fix: `class MyTask\\(Task\\)`"):
+        load_config(data={"backend": {"name": "fake"}, "task": {"name": "contract_tasks:Duck"}})
+    with pytest.raises(ConfigError, match="needs extract"):
+        load_config(data={"backend": {"name": "fake"}, "task": {"name": "contract_tasks:Half"}})
+    cfg = load_config(data={"backend": {"name": "fake"}, "task": {"name": "contract_tasks:Plain"}, "method": {"few_shot": 0}})
+    assert isinstance(make_task(cfg.task), Task)
+
+
+def test_a_missing_ability_is_an_error_naming_the_fix(plugin_module):
+    task = Plain(NoOptions())
+    with pytest.raises(ConfigError, match="needs a task with worked exemplars.*set method.few_shot=0"):
+        shots(task, 2)
+    assert shots(task, 0) == []
+    with pytest.raises(ConfigError, match="needs a Perturbable task.*use curate.name=self_consistency"):
+        InputPerturbation()(task, [], [])
+    assert not can_swap(task)
+    with pytest.raises(ConfigError, match="eval.both_orders needs a pairwise judge task"):
+        load_config(data={"backend": {"name": "fake"}, "task": {"name": "contract_tasks:Plain"},
+                          "method": {"few_shot": 0}, "eval": {"both_orders": True}})
+
+
+def test_the_built_in_tasks_declare_their_abilities():
+    has = {name: {m.__name__ for m in (FewShot, RephraseFewShot, Perturbable, Pairwise, Sycophancy, LocalData,
+                                       FileInputs, SourceFingerprint) if issubclass(TASKS.get(name), m)}
+           for name in TASKS.names()}
+    assert has["judge"] >= {"Pairwise", "Perturbable", "LocalData"} and "FewShot" not in has["judge"]
+    assert has["last_letter"] >= {"RephraseFewShot", "FewShot", "Perturbable"}
+    assert has["coin_flip"] >= {"RephraseFewShot", "Perturbable"}
+    assert has["triviaqa_opinion"] >= {"Sycophancy"}
+    assert has["dataset"] >= {"FileInputs", "SourceFingerprint", "RephraseFewShot", "LocalData"}
+    assert has["arithmetic"] >= {"FewShot", "LocalData"} and "Perturbable" not in has["arithmetic"]
+    assert all(issubclass(TASKS.get(n), Task) for n in TASKS.names())
