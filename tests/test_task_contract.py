@@ -101,3 +101,28 @@ def test_the_built_in_tasks_declare_their_abilities():
     assert has["dataset"] >= {"FileInputs", "SourceFingerprint", "RephraseFewShot", "LocalData"}
     assert has["arithmetic"] >= {"FewShot", "LocalData"} and "Perturbable" not in has["arithmetic"]
     assert all(issubclass(TASKS.get(n), Task) for n in TASKS.names())
+
+
+class LooseCurator:  # a callable with the right shape, not a Curator
+    def __init__(self, **_):
+        pass
+
+    def __call__(self, task, examples, traces):
+        return [], []
+
+
+def test_a_curator_must_subclass_curator(plugin_module):
+    from s2distill.curate import Curator, Expanding, NoFilter
+    from s2distill.perturb import InputPerturbation
+
+    plugin_module.LooseCurator = LooseCurator
+    with pytest.raises(ConfigError, match="not a subclass of s2distill.curate.Curator; fix: `class MyCurator"):
+        load_config(data={"backend": {"name": "fake"}, "curate": {"name": "contract_tasks:LooseCurator"}})
+
+    class Mine(NoFilter):
+        name = "mine"
+
+    plugin_module.Mine = Mine
+    cfg = load_config(data={"backend": {"name": "fake"}, "curate": {"name": "contract_tasks:Mine"}})
+    assert cfg.curate.name == "contract_tasks:Mine" and issubclass(Mine, Curator)
+    assert issubclass(InputPerturbation, Expanding) and not issubclass(NoFilter, Expanding)

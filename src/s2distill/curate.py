@@ -7,14 +7,50 @@ with its votes and the reason.
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import Any
 
 from .errors import ConfigError
 from .types import Example, GenRequest, Rejected, SamplingParams, Trace, TrainPair
 from .voting import Vote, majority_vote, plurality_answer
 
-__all__ = ["NoFilter", "SelfConsistency", "UniversalSelfConsistency", "Vote", "majority_vote", "plurality_answer",
-           "tally"]
+__all__ = ["Curator", "Expanding", "NoFilter", "SelfConsistency", "UniversalSelfConsistency", "Vote", "check_config",
+           "majority_vote", "plurality_answer", "tally"]
+
+
+class Curator(ABC):
+    """The contract of a curator (registered in ``s2distill.registry.CURATORS``; the registry refuses a class that
+    does not subclass this). It is built as ``cls(**curate_section)``: take the keys you use, ignore the rest
+    (``**_``). Called with the task, the *unlabeled* train examples and their System 2 traces, it returns the
+    kept ``TrainPair``s and the ``Rejected`` inputs with a reason each."""
+
+    name = "curator"
+    needs_backend = False  # True: called with backend= (it asks the model); its fingerprint then includes the model
+
+    @abstractmethod
+    def __call__(self, task: Any, examples: Sequence[Example], traces: Sequence[Trace],
+                 **kw: Any) -> tuple[list[TrainPair], list[Rejected]]:
+        """(pairs, rejects) over ``examples`` (gold stripped)."""
+
+
+class Expanding(Curator):
+    """A curator that also needs System 2 on input variants (input perturbation, swapped pairs): the generate
+    stage runs the method on ``expand(task, examples)``."""
+
+    @abstractmethod
+    def expand(self, task: Any, examples: Sequence[Example]) -> list[Example]:
+        """``examples`` and their variants."""
+
+
+def check_config(cfg: Any) -> None:
+    """The configured curator meets the contract (asked by ``config.validate``)."""
+    from .registry import CURATORS
+
+    cls = CURATORS.get(cfg.curate.name)
+    if not (isinstance(cls, type) and issubclass(cls, Curator)):
+        raise ConfigError(f"curator '{cfg.curate.name}' ({cls!r}) is not a subclass of s2distill.curate.Curator; "
+                          "fix: `class MyCurator(Curator)` with __call__(task, examples, traces) -> (pairs, rejects)")
 
 
 def tally(pairs: Sequence[TrainPair], rejects: Sequence[Rejected], n_inputs: int) -> tuple[dict, str]:
@@ -36,7 +72,7 @@ def _pair(task, ex: Example, answer: str, meta: dict, trace: Trace | None = None
                      meta={**meta, "trace": said} if said is not None else meta)
 
 
-class SelfConsistency:
+class SelfConsistency(Curator):
     """Keep an input when the majority answer over its samples is clear enough."""
 
     name = "self_consistency"
@@ -69,7 +105,7 @@ class SelfConsistency:
         return pairs, rejects
 
 
-class NoFilter:
+class NoFilter(Curator):
     """No curation: the first sample's answer is the target (what one System 2 run would say)."""
 
     name = "none"
@@ -96,7 +132,7 @@ USC_PROMPT = ("I have generated the following responses to the question: {questi
 _USC_PICK = re.compile(r"response\s*#?\s*(\d+)", re.IGNORECASE)
 
 
-class UniversalSelfConsistency:
+class UniversalSelfConsistency(Curator):
     """Universal self-consistency (Chen et al. 2023; the paper's S2A curation): the model reads
     all samples of an input and names the most consistent one; its answer is the target.
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
+from .curate import Expanding
 from .errors import ConfigError
 from .tasks.base import Pairwise, Perturbable
 from .types import Example, Rejected, Trace, TrainPair
@@ -55,7 +56,7 @@ def expand(task, examples: Sequence[Example], n_variants: int) -> list[Example]:
     return out
 
 
-class InputPerturbation:
+class InputPerturbation(Expanding):
     """Keep an input when the original and all its variants give the same majority answer."""
 
     name = "input_perturbation"

@@ -23,7 +23,7 @@ from .backends.pool import _actor_backend  # noqa: F401 - the Ray actors' entry 
 from .backends.pool import (BackendFactory, Engines, backend_model_id, backend_spec, default_backend_factory,
                             distilled_paths)
 from .config import RunConfig
-from .curate import tally
+from .curate import Expanding, tally
 from .errors import ConfigError
 from .evaluate import accuracy_line, method_params, reworded_line, run_reworded, run_system, run_votes
 from .methods import calls_per_sample
@@ -119,7 +119,7 @@ class Pipeline:
         def run():
             exs = self.examples("train")
             reused: dict[str, Trace] = {}
-            if hasattr(curator, "expand"):  # e.g. input perturbation: also run the method on input variants
+            if isinstance(curator, Expanding):  # e.g. input perturbation: also run the method on input variants
                 exs = curator.expand(self.task, exs)
             else:
                 reused = {i: t for i, t in self.reused_traces().items() if i in {e.id for e in exs}}
@@ -137,11 +137,11 @@ class Pipeline:
                 stats = {**stats, "reused_inputs": len(reused), "reused_samples": sum(len(t.samples) for t in reused.values())}
             return ["traces/train.jsonl"], {"wall_s_generate": round(wall, 3), **stats}
 
-        self.run_stage("generate", fingerprints.generate(c, self.fp["data"], hasattr(curator, "expand")), run)
+        self.run_stage("generate", fingerprints.generate(c, self.fp["data"], isinstance(curator, Expanding)), run)
 
     def stage_curate(self) -> None:
         c, curator = self.cfg, self.curator()
-        asks_model = getattr(curator, "needs_backend", False)  # e.g. universal self-consistency
+        asks_model = curator.needs_backend  # e.g. universal self-consistency
 
         def run():
             # curators never see gold answers: the train split is stored unlabeled, and we strip again

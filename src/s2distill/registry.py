@@ -166,4 +166,5 @@ CONFIG_CHECKS = (
     "s2distill.methods:check_config",  # method options: steps, prompt overrides
     "s2distill.stepwise:check_config",  # train.curriculum and its stage keys
     "s2distill.teacher:check_teacher",  # the teacher section: its model and backend, teacher_system1
+    "s2distill.curate:check_config",  # the curator subclasses Curator
 )
