@@ -126,3 +126,23 @@ def test_a_curator_must_subclass_curator(plugin_module):
     cfg = load_config(data={"backend": {"name": "fake"}, "curate": {"name": "contract_tasks:Mine"}})
     assert cfg.curate.name == "contract_tasks:Mine" and issubclass(Mine, Curator)
     assert issubclass(InputPerturbation, Expanding) and not issubclass(NoFilter, Expanding)
+
+
+def test_a_method_is_one_object_and_a_bare_run_function_still_works(plugin_module):
+    from s2distill.methods import Method, calls_per_sample, method_of
+    from s2distill.methods.prompts import Prompt
+
+    def run(task, examples, backend, params, cfg=None):
+        return []
+
+    plugin_module.TWO_STEP = Method("two_step", run, {"ask": Prompt("Q: {question}", ("question",))}, ("prompts",),
+                                    steps=lambda cfg: 2)
+    plugin_module.bare = run
+    cfg = load_config(data={"backend": {"name": "fake"}, "method": {"name": "contract_tasks:TWO_STEP", "few_shot": 0}})
+    assert calls_per_sample(cfg.method) == 2 and method_of("contract_tasks:TWO_STEP").prompts["ask"].default
+    with pytest.raises(ConfigError, match="method.options.prompts.ask lacks \\{question\\}"):
+        load_config(data={"backend": {"name": "fake"}, "method": {"name": "contract_tasks:TWO_STEP", "few_shot": 0,
+                                                                  "options": {"prompts": {"ask": "no field"}}}})
+    bare = load_config(data={"backend": {"name": "fake"}, "method": {"name": "contract_tasks:bare", "few_shot": 0}})
+    assert calls_per_sample(bare.method) == 1 and method_of("contract_tasks:bare").run is run
+    assert all(isinstance(method_of(n), Method) for n in ("direct", "cot", "rar", "s2a", "bsm"))

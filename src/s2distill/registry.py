@@ -139,11 +139,11 @@ TASKS = Registry(
 METHODS = Registry(
     "method",
     {
-        "direct": "s2distill.methods.direct:run",
-        "cot": "s2distill.methods.cot:run",
-        "rar": "s2distill.methods.rar:run",
-        "bsm": "s2distill.methods.bsm:run",
-        "s2a": "s2distill.methods.s2a:run",
+        "direct": "s2distill.methods.direct:METHOD",
+        "cot": "s2distill.methods.cot:METHOD",
+        "rar": "s2distill.methods.rar:METHOD",
+        "bsm": "s2distill.methods.bsm:METHOD",
+        "s2a": "s2distill.methods.s2a:METHOD",
     },
 )
 

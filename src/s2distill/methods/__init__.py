@@ -1,25 +1,60 @@
-"""Methods: one short file each, ``run(task, examples, backend, cfg) -> list[Trace]``.
+"""Methods: one short file each, ending in its :class:`Method` (``METHOD``), registered in ``METHODS``.
 
-Every step of a method builds all its requests first and makes one batched
-``backend.generate`` call; a multi-step method is a short sequence of such steps.
+A method's ``run(task, examples, backend, params, cfg) -> list[Trace]``: every step builds all its requests
+first and makes one batched ``backend.generate`` call; a multi-step method is a short sequence of such steps.
 """
 from __future__ import annotations
 
 import dataclasses
-import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..keys import check_keys
 from ..types import Call, Completion, Example, GenRequest, Message, Sample, SamplingParams, Trace
 
 
-def calls_per_sample(method_cfg) -> int:
-    """Model calls one sample of a method makes (a method module may define ``steps_of(cfg)``)."""
+@dataclass(frozen=True)
+class Method:
+    """What the toolkit knows of a method, in one object (``METHOD`` at the end of each method file).
+
+    ``run(task, examples, backend, params, cfg=None) -> list[Trace]``; ``prompts``: step -> ``Prompt``, the
+    templates ``method.options.prompts.<step>`` may override; ``options``: its ``method.options`` keys;
+    ``steps(method_cfg)``: model calls per sample (None: 1); ``shots(task, k)``: the few-shot exemplars a run
+    takes (``s2distill validate`` reads them before any engine starts; None: the method takes none). A plug-in
+    may register a bare ``run`` function instead: it is wrapped as ``Method(name, run)``."""
+
+    name: str
+    run: Callable[..., list[Trace]]
+    prompts: Mapping[str, Any] = field(default_factory=dict)
+    options: tuple[str, ...] = ()
+    steps: Callable[[Any], int] | None = None
+    shots: Callable[..., Any] | None = None
+
+    def __call__(self, task, examples, backend, params, cfg=None, **kw) -> list[Trace]:
+        return self.run(task, examples, backend, params, cfg, **kw)
+
+    def calls_per_sample(self, method_cfg) -> int:
+        return self.steps(method_cfg) if self.steps else 1
+
+
+def method_of(name: str) -> Method:
+    """The registered method ``name`` as a :class:`Method` (a bare run function wrapped)."""
+    from ..errors import ConfigError
     from ..registry import METHODS
 
-    module = importlib.import_module(METHODS.target(method_cfg.name).partition(":")[0])
-    steps_of = getattr(module, "steps_of", None)
-    return steps_of(method_cfg) if steps_of else 1
+    obj = METHODS.get(name)
+    if isinstance(obj, Method):
+        return obj
+    if callable(obj):
+        return Method(name=name, run=obj)
+    raise ConfigError(f"method '{name}' ({obj!r}) is neither a Method nor a run function; fix: register "
+                      "Method(name, run, ...) from s2distill.methods, or run(task, examples, backend, params, cfg)")
+
+
+def calls_per_sample(method_cfg) -> int:
+    """Model calls one sample of a method makes (``Method.steps``)."""
+    return method_of(method_cfg.name).calls_per_sample(method_cfg)
 
 
 def check_config(cfg) -> None:
@@ -27,12 +62,12 @@ def check_config(cfg) -> None:
     from .prompts import check_prompts
 
     calls_per_sample(cfg.method)
-    check_prompts(cfg.method)  # method.options.prompts.<step>: placeholders checked before any model call
+    check_prompts(cfg.method, method_of(cfg.method.name).prompts)  # placeholders checked before any model call
 
 
 def method_options(cfg, method: str, allowed: Sequence[str]) -> dict:
     """``cfg.options`` checked against a method's allowed option names."""
-    opts = dict(getattr(cfg, "options", None) or {})
+    opts = dict((cfg.options if cfg is not None else None) or {})
     check_keys(opts, allowed, lambda k: f"unknown option method.options.{k} for method '{method}'")
     return opts
 

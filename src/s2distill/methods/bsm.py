@@ -18,7 +18,7 @@ import re
 from ..errors import ConfigError
 from ..tasks.base import Pairwise
 from ..types import Call, GenRequest, Sample, Trace
-from . import method_options
+from . import Method, method_options
 from .prompts import Prompt, prompts_of
 
 BRANCH = ("We want to evaluate how well an AI assistant answers the user question below. Before seeing any answer, "
@@ -151,3 +151,6 @@ def run(task, examples, backend, params, cfg=None) -> list[Trace]:
             samples.append(Sample(response=response, answer=verdict, calls=calls))
         traces.append(Trace(example_id=ex.id, method="bsm", samples=tuple(samples)))
     return traces
+
+
+METHOD = Method("bsm", run, PROMPTS, OPTIONS, steps=steps_of)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 from ..tasks.base import FewShot
-from . import method_options, single_step
+from . import Method, method_options, single_step
 from .prompts import Prompt, prompts_of
 
 ZERO_SHOT = "{question}\nLet's think step by step, then write the final line as \"The answer is {hint}.\""
@@ -46,3 +46,6 @@ def run(task, examples, backend, params, cfg=None):
     prefix = shots(task, cfg.few_shot if cfg is not None else 0, prompts)
     return single_step("cot", "reason", task, examples, backend,
                        [messages(task, prefix, e.question, prompts) for e in examples], params)
+
+
+METHOD = Method("cot", run, PROMPTS, OPTIONS, shots=shots)

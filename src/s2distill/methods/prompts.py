@@ -8,7 +8,6 @@ writes a literal brace as ``{{`` / ``}}``. ``s2distill validate`` checks overrid
 """
 from __future__ import annotations
 
-import importlib
 import string
 from dataclasses import dataclass
 
@@ -65,7 +64,7 @@ def check_template(template: object, where: str, p: Prompt) -> str:
 
 def prompts_of(cfg, method: str, spec: dict[str, Prompt]) -> dict[str, str]:
     """The template of every step of ``method``: the override from ``cfg.options['prompts']``, else the default."""
-    raw = (getattr(cfg, "options", None) or {}).get("prompts") or {}
+    raw = ((cfg.options if cfg is not None else None) or {}).get("prompts") or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"method.options.prompts must map step -> template (steps of '{method}': "
                           f"{', '.join(spec)}), got {raw!r}")
@@ -77,15 +76,11 @@ def prompts_of(cfg, method: str, spec: dict[str, Prompt]) -> dict[str, str]:
             for step, p in spec.items()}
 
 
-def check_prompts(method_cfg) -> None:
-    """Validation-time check of ``method.options.prompts`` for the configured method."""
-    from ..registry import METHODS
-
+def check_prompts(method_cfg, spec: dict[str, Prompt]) -> None:
+    """Validation-time check of ``method.options.prompts`` for the configured method (its steps: ``spec``)."""
     raw = (method_cfg.options or {}).get("prompts")
     if raw is None:
         return
-    module = importlib.import_module(METHODS.target(method_cfg.name).partition(":")[0])
-    spec = getattr(module, "PROMPTS", None)
     if not spec:
         raise ConfigError(f"method '{method_cfg.name}' has no prompts to override; remove method.options.prompts")
     prompts_of(method_cfg, method_cfg.name, spec)

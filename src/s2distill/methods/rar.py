@@ -23,7 +23,7 @@ from __future__ import annotations
 from ..errors import ConfigError
 from ..tasks.base import RephraseFewShot
 from ..types import Call, GenRequest, Message, Sample, Trace
-from . import method_options, per_sample_step, single_step
+from . import Method, method_options, per_sample_step, single_step
 from .prompts import Prompt, prompts_of
 
 ONE_STEP = '"{question}"\nRephrase and expand the question, and respond. Finish with "The answer is {hint}."'
@@ -88,3 +88,6 @@ def run(task, examples, backend, params, cfg=None, *, rephrase_backend=None) -> 
                    for c, (req2, final) in zip(comps, fin)]
         traces.append(Trace(example_id=ex.id, method="rar", samples=tuple(samples)))
     return traces
+
+
+METHOD = Method("rar", run, PROMPTS, OPTIONS, steps=steps_of, shots=shots)

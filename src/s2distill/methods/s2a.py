@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from ..types import Call, GenRequest, Sample, Trace
-from . import method_options, per_sample_step
+from . import Method, method_options, per_sample_step
 from .prompts import Prompt, prompts_of
 
 REWRITE = ("Given the following text by a user, extract the part that is unbiased and not their opinion, so that "
@@ -71,3 +71,6 @@ def run(task, examples, backend, params, cfg=None) -> list[Trace]:
 
 def steps_of(cfg) -> int:
     return 2
+
+
+METHOD = Method("s2a", run, PROMPTS, OPTIONS, steps=steps_of)

@@ -57,9 +57,7 @@ def check_data(cfg: Any) -> str:
     leaves for later (the task's ``check_files()``, e.g. the dataset task's ``exemplars_path``). A task opts
     in with ``remote_source()``: None (local files or generated items) reads; a name (an HF dataset) is not
     fetched. Returns what was read, in one line."""
-    import importlib
-
-    from ..registry import METHODS
+    from ..methods import method_of
 
     task = make_task(cfg.task)
     if not isinstance(task, LocalData):
@@ -74,9 +72,8 @@ def check_data(cfg: Any) -> str:
     task.check_files()
     line = (f"data: {len(train)} train inputs, {len(evals)} eval inputs "
             f"({sum(e.gold is not None for e in evals)} labeled)")
-    k, module = cfg.method.few_shot, METHODS.target(cfg.method.name).partition(":")[0]
-    shots = getattr(importlib.import_module(module), "shots", None) if module.startswith("s2distill.") else None
-    if k > 0 and callable(shots):  # cot, rar: the exemplars (and rar's rephrasings) their run would take
+    k, shots = cfg.method.few_shot, method_of(cfg.method.name).shots
+    if k > 0 and shots is not None:  # cot, rar: the exemplars (and rar's rephrasings) their run would take
         shots(task, k)  # raises as the run's generate stage would (too few, a bad row, no rephrasing)
         line += f", {k} few-shot exemplars"
     return line
