@@ -178,8 +178,12 @@ def test_backends_are_built_through_the_registry_with_the_same_model_ids(tmp_pat
     assert backend_spec(t, "distilled", {"adapter": "/a"})[1] == {"model": "some/hf-model", "adapter": "/a",
                                                                    "batch_size": 16, "threads": None,
                                                                    "device": "auto", "dtype": "auto"}
-    bad = load_config(data={"backend": {"name": "json:dumps"}})
-    with pytest.raises(ConfigError, match="not a subclass"):
+    with pytest.raises(ConfigError, match="not a subclass of s2distill.backends.base.Backend; fix:"):
+        load_config(data={"backend": {"name": "json:dumps"}})  # refused when the config is read
+    import dataclasses
+
+    bad = dataclasses.replace(f, backend=dataclasses.replace(f.backend, name="json:dumps"))
+    with pytest.raises(ConfigError, match="not a subclass"):  # and where a backend is built
         backend_spec(bad, "base", {})
 
 

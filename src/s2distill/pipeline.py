@@ -246,7 +246,7 @@ class Pipeline:
                                       init_adapter=init[0] if init else None)
             for note in summary_notes(summary, c.train.max_length):
                 self.log(note)
-            served = getattr(BACKENDS.get(c.backend.name), "prepare_distilled", lambda cfg, d: [])(c, out)
+            served = BACKENDS.get(c.backend.name).prepare_distilled(c, out)
             return ["model/train_summary.json", *(f"model/{f}" for f in served)], {"summary": summary}
 
         self.run_stage("train", fingerprints.train(c, self.fp["curate"], init[1] if init else None), run)

@@ -7,9 +7,12 @@ __all__ = ["Backend", "check_config", "make_backend"]
 
 
 def check_config(cfg: Any) -> None:
-    """The configured backend class checks its own settings (its optional ``check_config(cfg)`` classmethod)."""
+    """The configured backend class subclasses Backend and checks its own settings (``Backend.check_config``)."""
+    from ..errors import ConfigError
     from ..registry import BACKENDS
 
-    check = getattr(BACKENDS.get(cfg.backend.name), "check_config", None)
-    if callable(check):
-        check(cfg)
+    cls = BACKENDS.get(cfg.backend.name)
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise ConfigError(f"backend '{cfg.backend.name}' ({cls!r}) is not a subclass of s2distill.backends.base.Backend; "
+                          "fix: `class MyBackend(Backend)` with classmethod config_kwargs(cls, cfg, weights, trained)")
+    cls.check_config(cfg)

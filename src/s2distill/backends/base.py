@@ -30,6 +30,14 @@ class Backend:
     # True: a request for n samples costs less than n requests (the engine shares the prompt), so the sample
     # cache sends a request's missing samples as one request instead of n single ones
     shares_samples: bool = False
+    # an in-process engine (transformers) sets the device and dtype it resolved; a run records them
+    device: str | None = None
+    dtype: Any = None
+
+    @classmethod
+    def check_config(cls, cfg: Any) -> None:
+        """Check this backend's own settings in the run config ``cfg`` (raise ConfigError naming the fix);
+        asked by ``s2distill validate`` and every run before any engine starts. Default: nothing to check."""
 
     @classmethod
     def config_kwargs(cls, cfg: Any, weights: str, trained: dict) -> dict[str, Any]:

@@ -99,7 +99,7 @@ class Engines:
 
     def _record_device(self, weights: str, backend: Backend) -> None:
         """In-process engines (transformers): the device and dtype they resolved, in RUN/backend_device.json."""
-        if not isinstance(getattr(backend, "device", None), str) or not hasattr(backend, "dtype"):
+        if not isinstance(backend, Backend) or not isinstance(backend.device, str):
             return
         from ..rundir import write_json
 

@@ -66,7 +66,7 @@ def run(task, examples, backend, params, cfg=None, *, rephrase_backend=None) -> 
     hint = task.answer_hint
     prompts = prompts_of(cfg, "rar", PROMPTS)
     ONE_STEP, REPHRASE, RESPOND = prompts["one_step"], prompts["rephrase"], prompts["respond"]  # noqa: N806
-    ex_shots = shots(task, getattr(cfg, "few_shot", 0) if cfg is not None else 0)
+    ex_shots = shots(task, cfg.few_shot if cfg is not None else 0)
     if steps_of(cfg) == 1:
         prefix = [m for q, r, w in ex_shots
                   for m in _turns(ONE_STEP.format(question=q, hint=hint), f"Rephrased question: {r}\n{w}")]
