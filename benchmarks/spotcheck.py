@@ -106,17 +106,18 @@ def render(res: dict) -> str:
     body = []
     for r in res["rows"]:
         a = r["accuracy_all_labels"]
-        body.append([r["run"].split("/")[-1], str(r["n_eval"]), pct(a.get("system2")), pct(a.get("system2_maj")),
+        body.append([r["run"].split("/")[-1], f"{r['n_eval']} ({r['draws']} draws)", pct(a.get("system2")), pct(a.get("system2_maj")),
                      pct(a.get("distilled")), pct(a.get("cascade")), KIND[r["verdict_label_free"]],
                      KIND[r["verdict_all_labels"]], f"{r['labels_mean']:.1f} ({r['labels_range'][0]}-{r['labels_range'][1]})",
                      pct(r["same"]), pct(r["not_settled"]), pct(r["different"]), pct(r["distilled_ci_coverage"])])
-    t = Table(["run", "held-out n", "System 2 acc %", "maj@k acc %", "distilled acc %", "cascade acc %",
+    t = Table(["run", "held-out n (spot-checks drawn)", "System 2 acc %", "maj@k acc %", "distilled acc %", "cascade acc %",
                "label-free verdict", "verdict with all labels", "labels drawn (mean, range)",
                "spot-check verdict = all labels %", "not settled %", "different %", "distilled 95% CI covers %"],
               body, align="lrrrrrlllrrrr")
     return "\n".join([
         "# Spot-check: do about 20 labels give the verdict all the labels give?", "",
-        f"Per finished run, {res['draws']} independent spot-checks (`s2distill spotcheck RUN -n {res['n']}`, drawn "
+        f"Per finished run, independent spot-checks (`s2distill spotcheck RUN -n {res['n']}`; how many per run in "
+        "the second column), drawn "
         "inputs labeled from the run's gold), each scored with the stratified prediction-powered estimator and "
         "settled by the rule of `spotcheck.settle` (ship the cheapest of distilled and cascade within "
         "eval.max_disagreement of the better System 2 with 95% confidence, keep when every one is surely further "
@@ -136,7 +137,13 @@ def main(argv: list[str] | None = None) -> int:
         make_own_yes_no()
     runs = [Path(r).resolve() for r in args.runs] if args.runs else sorted(
         p for p in [*(ROOT / "runs" / "cascade").glob("*"), OWN_YES_NO] if (p / "report.json").is_file())
-    res = {"rows": [check(r, args.draws, args.n) for r in runs], "draws": args.draws, "n": args.n}
+    rows = [check(r, args.draws, args.n) for r in runs]
+    prev = RESULTS / "spotcheck.json"
+    if prev.is_file():  # committed rows of runs not on this machine stay (their run directories are gone)
+        done = {r["run"] for r in rows}
+        rows = [r for r in json.loads(prev.read_text())["rows"]
+                if r["run"] not in done and not (ROOT / r["run"] / "report.json").is_file()] + rows
+    res = {"rows": rows, "draws": args.draws, "n": args.n}
     write_result("spotcheck", res, render(res))
     print((RESULTS / "spotcheck.md").read_text())
     return 0
