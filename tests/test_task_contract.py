@@ -146,3 +146,20 @@ def test_a_method_is_one_object_and_a_bare_run_function_still_works(plugin_modul
     bare = load_config(data={"backend": {"name": "fake"}, "method": {"name": "contract_tasks:bare", "few_shot": 0}})
     assert calls_per_sample(bare.method) == 1 and method_of("contract_tasks:bare").run is run
     assert all(isinstance(method_of(n), Method) for n in ("direct", "cot", "rar", "s2a", "bsm"))
+
+
+def test_no_module_probes_a_component_with_getattr():
+    """Abilities are types: no getattr/hasattr on a task, method, curator or backend object in src/ (the
+    consumers use isinstance or the declared attribute)."""
+    import ast
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src" / "s2distill"
+    names = {"task", "curator", "backend", "method", "module", "t"}
+    found = []
+    for path in sorted(src.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr")
+                    and node.args and isinstance(node.args[0], ast.Name) and node.args[0].id in names):
+                found.append(f"{path.relative_to(src)}:{node.lineno} {ast.unparse(node)}")
+    assert not found, found
