@@ -36,17 +36,19 @@ SETTING = ["task.options.depth=1", "task.options.max_value=60", "task.n_eval=160
            "eval.systems=[system1,system2,system2_maj,distilled]"]
 
 
-def traffic(cfg, n_rounds: int, per_round: int, taken: set[str]) -> list[list[str]]:
-    """``per_round`` new questions for each later round: the task's train side beyond round 1's inputs."""
+def traffic(cfg, n_rounds: int, per_round: list[int], taken: set[str]) -> list[list[str]]:
+    """New questions for each later round (round k: ``per_round[k - 2]``, the last size repeated), none asked
+    twice: the task's train side beyond round 1's inputs."""
     from s2distill.tasks import make_task
 
+    sizes = [per_round[min(i, len(per_round) - 1)] for i in range(n_rounds - 1)]
     task = make_task(cfg.task)
-    pool = [e.question for e in task.load("train", cfg.task.n_train + 3 * n_rounds * per_round, cfg.task.seed)
+    pool = [e.question for e in task.load("train", cfg.task.n_train + 3 * sum(sizes), cfg.task.seed)
             if e.question not in taken]
-    need = (n_rounds - 1) * per_round
-    if len(pool) < need:
-        raise SystemExit(f"only {len(pool)} new questions for {need}; lower --per-round")
-    return [pool[i * per_round:(i + 1) * per_round] for i in range(n_rounds - 1)]
+    if len(pool) < sum(sizes):
+        raise SystemExit(f"only {len(pool)} new questions for {sum(sizes)}; lower --per-round")
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    return [pool[a:a + n] for a, n in zip(starts, sizes)]
 
 
 def serve_and_replay(run: Path, questions: list[str], log) -> dict:
@@ -140,7 +142,8 @@ def render(res: dict) -> str:
                "System 1 on other tasks, base -> distilled", "verdict"], body, align="rrrrrrrrrrrrrll")
     return "\n".join(["# Continual distillation: rounds from served traffic", "",
                       f"{res['setting']}. Round 1 from {res['first']} unlabeled inputs; each later round adds "
-                      f"{res['per_round']} questions replayed through `s2distill serve` (its inbox: what the cascade "
+                      f"{' / '.join(map(str, res['per_round']))} questions (round 2 / later rounds) replayed "
+                      "through `s2distill serve` (its inbox: what the cascade "
                       "routed to System 2, with the server's maj@k samples) plus the previous round's inputs; "
                       "trained from the base model each round; all rounds on the same held-out inputs.", "",
                       t.markdown()])
@@ -150,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--first", type=int, default=24, help="round 1's unlabeled inputs")
-    ap.add_argument("--per-round", type=int, default=48, help="questions replayed through serve before each round")
+    ap.add_argument("--per-round", type=int, nargs="+", default=[48],
+                    help="questions replayed through serve before each later round (one size, or one per round)")
     ap.add_argument("--render", action="store_true", help="write the result from the finished rounds only")
     ap.add_argument("overrides", nargs="*")
     args = parse_with_overrides(ap, sys.argv[1:] if argv is None else argv)

@@ -97,7 +97,9 @@ def test_a_round_from_the_serve_inbox_reuses_its_samples(tmp_path, stand_in_trai
     assert third == tmp_path / "run-r3" and read_json(third / "round.json")["inputs"]["held_out_dropped"] == 1
     rep3 = run_round(third, progress=False, log=lambda s: None, backend_factory=factory())
     assert [r["round"] for r in rep3["rounds"]] == [1, 2, 3]
-    assert read_json(third / "manifest.json")["stages"]["generate"]["generated"] > 0  # unrouted inputs: sampled
+    gen3 = read_json(third / "manifest.json")["stages"]["generate"]
+    assert gen3["generated"] > 0  # unrouted inputs: sampled
+    assert gen3["reused_inputs"] == len(routed)  # round 2's inbox samples carried into round 3, not drawn again
 
 
 def test_continue_errors_name_the_fix(tmp_path, stand_in_training) -> None:

@@ -119,6 +119,11 @@ def start(parent_dir: str | Path, data: str | Path, run_dir: str | Path | None =
     cfg = load_config(parent / "config.yaml")
     task = make_task(cfg.task)
     exs, traces = read_new(task, data)
+    # the parent's own reused samples (a round's inbox inputs are in its traces, not in its sample cache): reused
+    # again here, so a chain of rounds never pays twice for what a server drew
+    inherited = parent / "data" / "round_reused.jsonl"
+    if inherited.is_file():
+        traces = {**{t.example_id: t for t in (Trace.from_json(d) for d in read_jsonl(inherited))}, **traces}
     # a greedy fallback served one sample per input: too few for the curator's vote (method.n); those inputs are
     # sampled afresh, so only a maj@k fallback's samples (eval.k >= method.n) are reused
     short = {i for i, t in traces.items() if len(t.samples) < cfg.method.n}
