@@ -149,7 +149,7 @@ def _cmd_continue(args) -> int:
     c = info["inputs"]
     print(f"[continue] round {info['round']} in {new}: {c['parent']} inputs of the parent + {c['added']} new "
           f"({c['duplicates']} duplicates, {c['held_out_dropped']} held-out inputs left out); "
-          f"{info["reused_samples"]} System 2 samples reused (from {args.data} and earlier rounds)", file=sys.stderr)
+          f"{info['reused_samples']} System 2 samples reused (from {args.data} and earlier rounds)", file=sys.stderr)
     report = run_round(new, args.overrides, progress=not args.no_progress)
     print(to_markdown(report))
     print("\n".join(rounds_markdown(report.get("rounds"))[1:]), file=sys.stderr)
