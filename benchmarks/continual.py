@@ -125,6 +125,8 @@ def render(res: dict) -> str:
     def f(x, spec=".4f"):
         return "-" if x is None else format(x, spec)
 
+    pr = res["per_round"] if isinstance(res["per_round"], list) else [res["per_round"]]
+    sizes = str(pr[0]) if len(pr) == 1 else " / ".join(map(str, pr)) + " (round 2 / later rounds)"
     body = []
     for r in res["rows"]:
         ci = r.get("distilled_ci") or [None, None]
@@ -142,7 +144,7 @@ def render(res: dict) -> str:
                "System 1 on other tasks, base -> distilled", "verdict"], body, align="rrrrrrrrrrrrrll")
     return "\n".join(["# Continual distillation: rounds from served traffic", "",
                       f"{res['setting']}. Round 1 from {res['first']} unlabeled inputs; each later round adds "
-                      f"{' / '.join(map(str, res['per_round']))} questions (round 2 / later rounds) replayed "
+                      f"{sizes} questions replayed "
                       "through `s2distill serve` (its inbox: what the cascade "
                       "routed to System 2, with the server's maj@k samples) plus the previous round's inputs; "
                       "trained from the base model each round; all rounds on the same held-out inputs.", "",
