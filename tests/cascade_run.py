@@ -42,23 +42,28 @@ def factory(delay_s: float = 0.0):
     return make
 
 
+def stand_in_train(self):
+    """A Pipeline.stage_train stand-in: a finished train stage (fingerprint 'fp-test') with no model."""
+    from s2distill.pipeline import distilled_paths
+    from s2distill.rundir import write_json
+
+    def fit():
+        (self.rd / "model").mkdir(parents=True, exist_ok=True)
+        write_json(self.rd / "model" / "train_summary.json", {"steps": 1, "stand_in": True})
+        return ["model/train_summary.json"], {}
+
+    self.run_stage("train", "fp-test", fit)
+    return distilled_paths(self.rd / "model")
+
+
 def make_run(run: Path, n_eval: int = 160, make=None, fallback: str = "greedy") -> dict:
     """Run the whole (fake) pipeline into ``run`` with a stand-in train stage; returns the report. ``make``:
     another backend factory (default: :func:`factory`)."""
     import s2distill.pipeline as pl
     from s2distill.config import load_config
-    from s2distill.pipeline import Pipeline, distilled_paths
-    from s2distill.rundir import write_json
+    from s2distill.pipeline import Pipeline
 
-    def fake_stage_train(self):
-        def fit():
-            (self.rd / "model").mkdir(parents=True, exist_ok=True)
-            write_json(self.rd / "model" / "train_summary.json", {"steps": 1, "stand_in": True})
-            return ["model/train_summary.json"], {}
-
-        self.run_stage("train", "fp-test", fit)
-        return distilled_paths(self.rd / "model")
-
+    fake_stage_train = stand_in_train
     cfg = load_config(data={"name": "c", "backend": {"name": "fake"}, "task": {"n_train": 8, "n_eval": n_eval},
                             "method": {"n": 2}, "train": {"enabled": True},
                             "eval": {"systems": ["system1", "system2", "system2_maj", "distilled"], "k": 5,

@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from cascade_run import ORACLE, factory, make_run
+from cascade_run import ORACLE, factory, make_run, stand_in_train
 
 import s2distill.pipeline as pl
 from s2distill.continual import merge, run_round, start
 from s2distill.errors import ConfigError, DataError
-from s2distill.rundir import read_json, read_jsonl, write_json
+from s2distill.rundir import read_json, read_jsonl
 from s2distill.types import Example
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,18 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def stand_in_training(monkeypatch):
-    from s2distill.pipeline import distilled_paths
-
-    def fake_stage_train(self):
-        def fit():
-            (self.rd / "model").mkdir(parents=True, exist_ok=True)
-            write_json(self.rd / "model" / "train_summary.json", {"steps": 1, "stand_in": True})
-            return ["model/train_summary.json"], {}
-
-        self.run_stage("train", "fp-test", fit)
-        return distilled_paths(self.rd / "model")
-
-    monkeypatch.setattr(pl.Pipeline, "stage_train", fake_stage_train)
+    monkeypatch.setattr(pl.Pipeline, "stage_train", stand_in_train)
 
 
 def _served(run: Path, questions: list[str]) -> Path:
