@@ -217,7 +217,8 @@ class Pipeline:
                 sets = {"kl_task": [self.task.system1_messages(e) for e in self.examples("eval")[:c.eval.retention_prompts]],
                         "kl_general": [[{"role": "user", "content": p}] for p in general_prompts(c.eval.retention_prompts)]}
                 try:
-                    part.update(kl_divergence(c.model, trained["adapter"], {k: v for k, v in sets.items() if v},
+                    part.update(kl_divergence(c.train.base_model or c.model, trained["adapter"],  # the adapter's base
+                                              {k: v for k, v in sets.items() if v},
                                               c.eval.retention_tokens, threads=c.backend.threads))
                 except (ImportError, OSError, S2DistillError) as e:
                     part["kl_unavailable"] = f"{type(e).__name__}: {e}"
