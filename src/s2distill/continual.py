@@ -30,6 +30,15 @@ from .rundir import read_json, read_jsonl, write_json, write_jsonl
 from .rounds import ROUND_FILE, round_of
 from .types import Example, Trace, stable_hash
 
+REUSED = "data/round_reused.jsonl"  # a round's System 2 samples taken from an inbox or an earlier round
+
+
+def reused_of(run_dir: Path) -> dict[str, Trace]:
+    """The System 2 samples a round reuses instead of generating, by input id ({} for a plain run)."""
+    path = Path(run_dir) / REUSED
+    return {t.example_id: t for t in (Trace.from_json(d) for d in read_jsonl(path))} if path.is_file() else {}
+
+
 def is_inbox(path: Path) -> bool:
     """Whether ``path`` is a serve inbox (records with the question and its System 2 samples)."""
     try:
@@ -121,9 +130,7 @@ def start(parent_dir: str | Path, data: str | Path, run_dir: str | Path | None =
     exs, traces = read_new(task, data)
     # the parent's own reused samples (a round's inbox inputs are in its traces, not in its sample cache): reused
     # again here, so a chain of rounds never pays twice for what a server drew
-    inherited = parent / "data" / "round_reused.jsonl"
-    if inherited.is_file():
-        traces = {**{t.example_id: t for t in (Trace.from_json(d) for d in read_jsonl(inherited))}, **traces}
+    traces = {**reused_of(parent), **traces}
     # a greedy fallback served one sample per input: too few for the curator's vote (method.n); those inputs are
     # sampled afresh, so only a maj@k fallback's samples (eval.k >= method.n) are reused
     short = {i for i, t in traces.items() if len(t.samples) < cfg.method.n}
@@ -133,7 +140,8 @@ def start(parent_dir: str | Path, data: str | Path, run_dir: str | Path | None =
     (new / "data").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(parent / "config.yaml", new / "config.yaml")
     write_jsonl(new / "data" / "round_train.jsonl", merged)
-    write_jsonl(new / "data" / "round_reused.jsonl", [t for i, t in traces.items() if i in {e.id for e in merged}])
+    kept = {e.id for e in merged}
+    write_jsonl(new / REUSED, [t for i, t in traces.items() if i in kept])
     shutil.copyfile(parent / "data" / "eval.jsonl", new / "data" / "round_eval.jsonl")
     cache = parent / "cache" / "samples.jsonl"
     if cache.is_file():
@@ -183,8 +191,7 @@ class RoundPipeline(Pipeline):
         return adapter, fp
 
     def reused_traces(self) -> dict[str, Trace]:
-        path = self.rd / "data" / "round_reused.jsonl"
-        return {t.example_id: t for t in (Trace.from_json(d) for d in read_jsonl(path))} if path.is_file() else {}
+        return reused_of(self.rd.path)
 
 
 def run_round(run_dir: str | Path, overrides: list[str] | None = None, progress: bool = True, log=None,
