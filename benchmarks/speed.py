@@ -71,7 +71,7 @@ def toolkit_generate(work: Path, share: bool) -> dict:
 def demo_requests():
     """The generate stage's requests (the demo's train inputs, 3-shot CoT, n=4), recorded by a fake engine."""
     from s2distill.backends.fake import FakeBackend
-    from s2distill.registry import METHODS
+    from s2distill.methods import METHODS
     from s2distill.tasks import make_task
     from s2distill.evaluate import method_params
 

@@ -42,10 +42,12 @@ def test_overrides_are_typed_and_strict():
 
 
 def test_unknown_names_are_errors_with_suggestions():
+    from s2distill.checks import load_checked
+
     with pytest.raises(ConfigError, match="unknown task 'arithmetc'; did you mean 'arithmetic'"):
-        load_config(data={"task": {"name": "arithmetc"}})
+        load_checked(data={"task": {"name": "arithmetc"}})
     with pytest.raises(ConfigError, match="did you mean 'depth'"):
-        load_config(data={"task": {"name": "arithmetic", "options": {"dpth": 2}}})
+        load_checked(data={"task": {"name": "arithmetic", "options": {"dpth": 2}}})
     with pytest.raises(ConfigError, match="unknown eval system"):
         load_config(data={"eval": {"systems": ["sytem1"]}})
     with pytest.raises(ConfigError, match="base_url"):
@@ -70,3 +72,25 @@ def test_one_openai_base_url_check_for_the_backend_and_the_teacher_backend():
     assert ok.backend.base_url is None  # endpoints serve it
     assert load_config(data={"backend": {"name": "openai", "base_url": "http://h/v1"},
                              "teacher": {"model": "x"}}).teacher.backend.base_url == "http://h/v1"  # inherited
+
+
+def test_load_config_only_parses_and_imports_the_config_layer():
+    """``load_config`` type-checks and runs the config's own checks, importing at most 6 package modules; the
+    component checks (names, task options) are ``s2distill.checks``, which ``Pipeline`` runs when it is built."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from s2distill.config import load_config; "
+            "load_config(data={'task': {'name': 'no_such_task', 'options': {'x': 1}}}); "
+            "print(sorted(m for m in sys.modules if m == 's2distill' or m.startswith('s2distill.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    mods = eval(out)
+    assert len(mods) <= 6 and "s2distill.registry" not in mods and "s2distill.tasks" not in mods, mods
+    from s2distill.checks import check
+    from s2distill.pipeline import Pipeline
+
+    cfg = load_config(data={"task": {"name": "no_such_task"}})
+    with pytest.raises(ConfigError, match="unknown task 'no_such_task'"):
+        check(cfg)
+    with pytest.raises(ConfigError, match="unknown task 'no_such_task'"):
+        Pipeline(cfg, run_dir="/nonexistent/never-made")

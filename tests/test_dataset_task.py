@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from s2distill.config import TaskConfig, load_config
+from s2distill.config import TaskConfig
+from s2distill.checks import load_checked
 from s2distill.errors import ConfigError, DataError
 from s2distill.tasks import make_task
 from s2distill.tasks.dataset import DatasetTask
@@ -185,7 +186,7 @@ def test_bad_options_are_config_errors():
     with pytest.raises(ConfigError, match="eval_fraction"):
         task(path="x.jsonl", eval_fraction=1.5)
     with pytest.raises(ConfigError, match="needs exactly one, the answer"):
-        load_config(data={"backend": {"name": "fake"}, "task": {"name": "dataset", "options": {
+        load_checked(data={"backend": {"name": "fake"}, "task": {"name": "dataset", "options": {
             "path": "x.jsonl", "answer_format": "regex", "pattern": "(a)(b)"}}})
 
 
@@ -221,7 +222,7 @@ def test_rerun_after_adding_rows_keeps_the_old_split_and_reruns_data(tmp_path):
     from s2distill.pipeline import Pipeline
 
     f = jsonl(tmp_path / "q.jsonl", q_rows(20))
-    cfg = load_config(data={"backend": {"name": "fake"}, "train": {"enabled": False},
+    cfg = load_checked(data={"backend": {"name": "fake"}, "train": {"enabled": False},
                             "eval": {"systems": ["system1"]}, "method": {"n": 2},
                             "task": {"name": "dataset", "n_train": -1, "n_eval": -1, "options": {
                                 "path": str(f), "question_field": "text", "id_field": "uid",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from s2distill.config import load_config
+from s2distill.checks import load_checked
 from s2distill.errors import ConfigError, ModelError
 from s2distill.precision import (TRAIN_KEY_DEFAULTS, bitsandbytes_config, resolve_device, resolve_dtype,
                                  trainer_precision)
@@ -63,25 +63,25 @@ def test_auto_dtype_per_device(fake_cuda) -> None:
 
 
 def test_config_keys_and_errors() -> None:
-    cfg = load_config(data={"backend": {"name": "transformers", "device": "cuda:0", "dtype": "bfloat16"},
+    cfg = load_checked(data={"backend": {"name": "transformers", "device": "cuda:0", "dtype": "bfloat16"},
                             "train": {"dtype": "bfloat16", "quantization": "4bit", "save_steps": 50,
                                       "save_total_limit": 3, "too_long": "error"}})
     assert (cfg.backend.device, cfg.backend.dtype) == ("cuda:0", "bfloat16")
     assert (cfg.train.dtype, cfg.train.quantization, cfg.train.save_steps) == ("bfloat16", "4bit", 50.0)
     with pytest.raises(ConfigError, match="unknown train.dtype 'bf16'.*known: auto, bfloat16"):
-        load_config(data={"train": {"dtype": "bf16"}})
+        load_checked(data={"train": {"dtype": "bf16"}})
     with pytest.raises(ConfigError, match="did you mean '4bit'"):
-        load_config(data={"train": {"quantization": "4bits"}})
+        load_checked(data={"train": {"quantization": "4bits"}})
     with pytest.raises(ConfigError, match="fix: use train.method=lora"):
-        load_config(data={"train": {"quantization": "8bit", "method": "full"}})
+        load_checked(data={"train": {"quantization": "8bit", "method": "full"}})
     with pytest.raises(ConfigError, match="flash_attention_2"):
-        load_config(data={"train": {"padding_free": True}})
+        load_checked(data={"train": {"padding_free": True}})
     with pytest.raises(ConfigError, match="save_steps must be > 0"):
-        load_config(data={"train": {"save_steps": 0}})
+        load_checked(data={"train": {"save_steps": 0}})
     with pytest.raises(ConfigError, match="backend.device must be auto, cpu, cuda or cuda:N"):
-        load_config(data={"backend": {"name": "transformers", "device": "gpu"}})
+        load_checked(data={"backend": {"name": "transformers", "device": "gpu"}})
     with pytest.raises(ConfigError, match="did you mean 'too_long'"):
-        load_config(data={"train": {"to_long": "error"}})
+        load_checked(data={"train": {"to_long": "error"}})
     from s2distill.train import TrainConfig
 
     names = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -95,7 +95,7 @@ def test_config_keys_and_errors() -> None:
 def _train_fp(tmp_path: Path, **train) -> str:
     from s2distill.pipeline import Pipeline
 
-    cfg = load_config(data={"name": "fp", "backend": {"name": "fake"}, "train": train})
+    cfg = load_checked(data={"name": "fp", "backend": {"name": "fake"}, "train": train})
     p = Pipeline(cfg, run_dir=tmp_path / "run", progress=False, log=lambda s: None)
     p.fp["curate"] = "c"
     p.rd.stage_done = lambda name, f: True  # type: ignore[method-assign]  # only the fingerprint is wanted
@@ -106,7 +106,7 @@ def _train_fp(tmp_path: Path, **train) -> str:
 def test_new_keys_at_defaults_keep_the_train_fingerprint(tmp_path: Path) -> None:
     from s2distill.types import stable_hash
 
-    cfg = load_config(data={"name": "fp", "backend": {"name": "fake"}})
+    cfg = load_checked(data={"name": "fp", "backend": {"name": "fake"}})
     t = {k: v for k, v in dataclasses.asdict(cfg.train).items() if k not in TRAIN_KEY_DEFAULTS}
     for k in ("save_merged", "num_processes", "distributed_type", "cpu", "accelerate_config", "accelerate"):
         t.pop(k)
@@ -121,10 +121,10 @@ def test_backend_spec_passes_device_and_dtype() -> None:
     from s2distill.backends.transformers import TransformersBackend
     from s2distill.pipeline import backend_spec
 
-    cfg = load_config(data={"backend": {"name": "transformers", "device": "cpu", "dtype": "float32"}})
+    cfg = load_checked(data={"backend": {"name": "transformers", "device": "cpu", "dtype": "float32"}})
     cls, kw = backend_spec(cfg, "base", {})
     assert cls is TransformersBackend and (kw["device"], kw["dtype"]) == ("cpu", "float32")
-    cls, kw = backend_spec(load_config(data={"backend": {"name": "transformers"}}), "base", {})
+    cls, kw = backend_spec(load_checked(data={"backend": {"name": "transformers"}}), "base", {})
     assert (kw["device"], kw["dtype"]) == ("auto", "auto")
 
 
@@ -138,7 +138,7 @@ def test_pipeline_records_the_backend_device(tmp_path: Path) -> None:
         b.device, b.dtype = "cpu", "float32"
         return b
 
-    cfg = load_config(data={"name": "dev", "backend": {"name": "fake"}, "task": {"n_train": 4, "n_eval": 2},
+    cfg = load_checked(data={"name": "dev", "backend": {"name": "fake"}, "task": {"n_train": 4, "n_eval": 2},
                             "train": {"enabled": False}, "eval": {"systems": ["system1"]}})
     logs: list[str] = []
     Pipeline(cfg, run_dir=tmp_path, backend_factory=with_device, progress=False, log=logs.append).run()

@@ -1,12 +1,17 @@
 """The package's import graph: no cycle, and no module imports a module of a higher layer.
 
 Every import counts, also the lazy ones inside functions (they are how heavy or optional
-modules are kept off ``import s2distill``, not a licence to reach upward). A new module must be
+modules are kept off ``import s2distill``, not a licence to reach upward), and so does
+``importlib.import_module("s2distill.x")``. For the layers, a string naming a package module
+(``"s2distill.tasks.gsm8k:GSM8KTask"``, a registry's table or a launcher's ``-m`` target) counts as an
+import of that module too: it is one, made when the string is resolved. The cycle test leaves those
+strings out (resolved at lookup, they cannot make an import cycle at load time). A new module must be
 placed in a layer here.
 """
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "s2distill"
@@ -20,7 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("backends/tasks/methods/curate", ("backends", "tasks", "methods", "curate", "perturb", "distributed",
                                        "judge_pairs")),
     ("train/evaluate", ("train", "train_worker", "launch", "evaluate", "label_free", "cascade", "spotcheck",
-                        "export", "stepwise", "fingerprints", "rounds", "retention", "weighted")),
+                        "export", "stepwise", "fingerprints", "rounds", "retention", "weighted", "checks")),
     # the report is built from a run directory and its resolved config (no pipeline object), so it
     # sits under the pipeline, whose last stage writes it
     ("report", ("report", "html_report", "compare", "mdpage")),
@@ -29,8 +34,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 ]
 
 
-def _name(path: Path) -> str:
-    parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+def _name(path: Path, src: Path = SRC) -> str:
+    parts = list(path.relative_to(src.parent).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -50,8 +55,20 @@ def _type_checking_nodes(tree: ast.AST) -> set[int]:
     return skip
 
 
-def import_graph() -> dict[str, set[str]]:
-    files = {_name(p): p for p in SRC.rglob("*.py")}
+_MODULE_STRING = re.compile(r"s2distill(\.[A-Za-z_]\w*)*(:[A-Za-z_][\w.]*)?")
+
+
+def _string_target(node: ast.AST, files: dict) -> str | None:
+    """The package module a string constant names (``"s2distill.tasks.gsm8k:GSM8KTask"``), else None."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str) and _MODULE_STRING.fullmatch(node.value):
+        module = node.value.partition(":")[0]
+        return module if module in files else None
+    return None
+
+
+def import_graph(strings: bool = True, src: Path = SRC) -> dict[str, set[str]]:
+    """Module -> the package modules it imports. ``strings``: also the modules that string constants name."""
+    files = {_name(p, src): p for p in src.rglob("*.py")}
     graph: dict[str, set[str]] = {}
     for mod, path in files.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -71,6 +88,11 @@ def import_graph() -> dict[str, set[str]]:
                     out.add(f"{target}.{alias.name}" if f"{target}.{alias.name}" in files else target)
             elif isinstance(node, ast.Import):
                 out |= {a.name for a in node.names}
+            elif (isinstance(node, ast.Call) and ast.unparse(node.func) in ("importlib.import_module", "import_module")
+                  and node.args and isinstance(node.args[0], ast.Constant)):
+                out.add(str(node.args[0].value))
+            elif strings and (target := _string_target(node, files)):
+                out.add(target)
         graph[mod] = {m for m in out if m in files and m != mod}
     return graph
 
@@ -83,7 +105,7 @@ def test_every_module_has_a_layer_and_no_import_goes_up():
 
 
 def test_no_import_cycle():
-    graph = import_graph()
+    graph = import_graph(strings=False)
     state: dict[str, int] = {}
     stack: list[str] = []
     cycles: list[str] = []
@@ -108,8 +130,21 @@ def test_no_import_cycle():
 def test_the_walker_sees_lazy_and_relative_imports():
     graph = import_graph()
     assert "s2distill.checkpoints" in graph["s2distill.train"]  # `from . import checkpoints`
-    assert "s2distill.registry" in graph["s2distill.backends"]  # inside a function
+    assert "s2distill.registry" in graph["s2distill.backends.pool"]  # inside a function
     assert _layer("s2distill.backends.llamacpp") == _layer("s2distill.tasks.gsm8k") < _layer("s2distill.pipeline")
+
+
+def test_the_walker_sees_importlib_and_string_targets(tmp_path):
+    """A planted upward import through importlib, or through a registry-style string, is an import."""
+    planted = tmp_path / "s2distill"
+    planted.mkdir()
+    (planted / "types.py").write_text('import importlib\n\ndef f():\n    return importlib.import_module("s2distill.pipeline")\n')
+    (planted / "errors.py").write_text('TABLE = {"x": "s2distill.pipeline:Pipeline"}\n')
+    (planted / "pipeline.py").write_text("")
+    graph = import_graph(src=planted)
+    assert graph["s2distill.types"] == {"s2distill.pipeline"}
+    assert graph["s2distill.errors"] == {"s2distill.pipeline"}
+    assert import_graph(strings=False, src=planted)["s2distill.errors"] == set()
 
 
 def test_no_module_reaches_into_another_objects_private_attributes():

@@ -6,7 +6,8 @@ from collections import Counter
 import pytest
 
 from s2distill.backends.fake import FakeBackend
-from s2distill.config import MethodConfig, load_config
+from s2distill.config import MethodConfig
+from s2distill.checks import load_checked
 from s2distill.errors import ConfigError, DataError
 from s2distill.evaluate import combine_orders, summarize
 from s2distill.methods import bsm
@@ -244,7 +245,7 @@ def test_bsm_pipeline_on_fake_both_orders(tmp_path, monkeypatch):
         return real(self, task, examples, traces)
 
     monkeypatch.setattr(SwapConsistency, "__call__", spy)
-    cfg = load_config(data={
+    cfg = load_checked(data={
         "name": "bsm", "backend": {"name": "fake"},
         "task": {"name": "judge", "n_train": 6, "n_eval": 8, "options": {"source": "pairs", "path": str(tmp_path / "p.jsonl")}},
         "method": {"name": "bsm", "n": 2, "max_tokens": 64, "options": {"max_criteria": 2}},
@@ -266,7 +267,7 @@ def test_bsm_pipeline_on_fake_both_orders(tmp_path, monkeypatch):
     assert len(ev) == 8 and all(e["meta"]["orders"] == ["A", "B"] for e in ev)
     assert len(seen) == 6 and all(g is None for g in seen)  # the curator never sees a label (variants are built from these)
     with pytest.raises(ConfigError, match="both_orders"):
-        load_config(data={"backend": {"name": "fake"}, "task": {"name": "arithmetic"}, "eval": {"both_orders": True}})
+        load_checked(data={"backend": {"name": "fake"}, "task": {"name": "arithmetic"}, "eval": {"both_orders": True}})
 
 
 # --- judge pairs from the model's own answers ------------------------------------------------------

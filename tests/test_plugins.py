@@ -15,7 +15,12 @@ import yaml
 
 from conftest import requires_server
 from s2distill import registry
-from s2distill.config import RunConfig, load_config
+from s2distill.backends import BACKENDS
+from s2distill.curate import CURATORS
+from s2distill.methods import METHODS
+from s2distill.tasks import TASKS
+from s2distill.config import RunConfig
+from s2distill.checks import load_checked
 from s2distill.errors import ConfigError
 from s2distill.pipeline import backend_model_id, backend_spec
 
@@ -25,7 +30,7 @@ TASK_MODULE = textwrap.dedent('''
     """A task defined outside s2distill: 'How many letters in WORD?'"""
     from dataclasses import dataclass, field
 
-    from s2distill.registry import TASKS
+    from s2distill.tasks import TASKS
     from s2distill.tasks.answers import extract_number, normalize_number
     from s2distill.tasks.base import Task
     from s2distill.types import Example
@@ -65,8 +70,8 @@ BACKEND_MODULE = textwrap.dedent('''
     import json
     import os
 
+    from s2distill.backends import BACKENDS
     from s2distill.backends.llamacpp import LlamaCppBackend
-    from s2distill.registry import BACKENDS
 
 
     class LoggingLlamaCpp(LlamaCppBackend):
@@ -98,9 +103,9 @@ def plugin_dir(tmp_path, monkeypatch):
     yield tmp_path / "plug"
     for m in [m for m in sys.modules if m.startswith("my_plugins")]:
         del sys.modules[m]
-    registry.TASKS._entries.pop("letter_count", None)
-    registry.TASKS._objects.pop("letter_count", None)
-    registry.BACKENDS._entries.pop("logging_llamacpp", None)
+    TASKS._entries.pop("letter_count", None)
+    TASKS._objects.pop("letter_count", None)
+    BACKENDS._entries.pop("logging_llamacpp", None)
 
 
 def cli(args: list[str], cwd: Path, extra_path: Path, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -111,24 +116,24 @@ def cli(args: list[str], cwd: Path, extra_path: Path, env: dict | None = None) -
 
 
 def test_module_attr_names_and_plugins_key(plugin_dir):
-    cfg = load_config(data={"backend": {"name": "fake"}, "task": {"name": "my_plugins.tasks:LetterCountTask"}})
+    cfg = load_checked(data={"backend": {"name": "fake"}, "task": {"name": "my_plugins.tasks:LetterCountTask"}})
     assert cfg.task.name == "my_plugins.tasks:LetterCountTask"
-    cfg = load_config(data={"plugins": ["my_plugins.tasks"], "backend": {"name": "fake"},
+    cfg = load_checked(data={"plugins": ["my_plugins.tasks"], "backend": {"name": "fake"},
                             "task": {"name": "letter_count", "options": {"words": ["ab", "abc"]}}})
-    assert cfg.plugins == ["my_plugins.tasks"] and "letter_count" in registry.TASKS.names()
+    assert cfg.plugins == ["my_plugins.tasks"] and "letter_count" in TASKS.names()
     with pytest.raises(ConfigError, match="cannot import module 'my_plugins.nope'"):
-        load_config(data={"backend": {"name": "fake"}, "task": {"name": "my_plugins.nope:X"}})
+        load_checked(data={"backend": {"name": "fake"}, "task": {"name": "my_plugins.nope:X"}})
     with pytest.raises(ConfigError, match="has no attribute 'Nope'"):
-        load_config(data={"backend": {"name": "fake"}, "task": {"name": "my_plugins.tasks:Nope"}})
+        load_checked(data={"backend": {"name": "fake"}, "task": {"name": "my_plugins.tasks:Nope"}})
     with pytest.raises(ConfigError, match="plugins: cannot import 'no_such_pkg'"):
-        load_config(data={"plugins": ["no_such_pkg"], "backend": {"name": "fake"}})
+        load_checked(data={"plugins": ["no_such_pkg"], "backend": {"name": "fake"}})
     with pytest.raises(ConfigError, match="does not meet the Task contract"):
-        load_config(data={"backend": {"name": "fake"}, "task": {"name": "my_plugins.tasks:WORDS"}})
+        load_checked(data={"backend": {"name": "fake"}, "task": {"name": "my_plugins.tasks:WORDS"}})
 
 
 def test_unknown_name_mentions_the_extension_points():
     with pytest.raises(ConfigError, match="did you mean 'arithmetic'.*package.module:attr"):
-        load_config(data={"task": {"name": "arithmetc"}})
+        load_checked(data={"task": {"name": "arithmetc"}})
 
 
 def test_entry_points_are_read(tmp_path, monkeypatch, plugin_dir):
@@ -138,14 +143,14 @@ def test_entry_points_are_read(tmp_path, monkeypatch, plugin_dir):
     (dist / "entry_points.txt").write_text("[s2distill.tasks]\nletters_ep = my_plugins.tasks:LetterCountTask\n"
                                            "[s2distill.curators]\nmy_none = s2distill.curate:NoFilter\n")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    for reg in (registry.TASKS, registry.CURATORS):
+    for reg in (TASKS, CURATORS):
         monkeypatch.setattr(reg, "_entry_points_read", False)
         monkeypatch.setattr(reg, "_entries", dict(reg._entries))
-    cfg = load_config(data={"backend": {"name": "fake"}, "task": {"name": "letters_ep"}, "curate": {"name": "my_none"}})
-    assert registry.TASKS.get(cfg.task.name).__name__ == "LetterCountTask"
-    assert registry.CURATORS.get("my_none").__name__ == "NoFilter"
-    assert registry.TASKS.group == "s2distill.tasks" and registry.BACKENDS.group == "s2distill.backends"
-    assert registry.METHODS.group == "s2distill.methods" and registry.CURATORS.group == "s2distill.curators"
+    cfg = load_checked(data={"backend": {"name": "fake"}, "task": {"name": "letters_ep"}, "curate": {"name": "my_none"}})
+    assert TASKS.get(cfg.task.name).__name__ == "LetterCountTask"
+    assert CURATORS.get("my_none").__name__ == "NoFilter"
+    assert TASKS.group == "s2distill.tasks" and BACKENDS.group == "s2distill.backends"
+    assert METHODS.group == "s2distill.methods" and CURATORS.group == "s2distill.curators"
 
 
 def test_register_forms():
@@ -168,18 +173,18 @@ def test_backends_are_built_through_the_registry_with_the_same_model_ids(tmp_pat
     assert cls.__name__ == "LlamaCppBackend" and kw["model"] == "default" and kw["lora"] == [] and kw["parallel"] == 16
     cls, kw = backend_spec(cfg, "distilled", {"lora_gguf": "/x/distilled-lora.gguf"})
     assert kw["lora"] == ["/x/distilled-lora.gguf"]
-    o = load_config(data={"backend": {"name": "openai", "base_url": "http://127.0.0.1:9/v1", "served_model": "m"},
+    o = load_checked(data={"backend": {"name": "openai", "base_url": "http://127.0.0.1:9/v1", "served_model": "m"},
                           "eval": {"distilled_served_model": "d"}})
     assert backend_spec(o, "base", {})[1]["served_model"] == "m" and backend_spec(o, "distilled", {})[1]["served_model"] == "d"
     assert backend_model_id(o, "base", {}) == "http://127.0.0.1:9/v1#m"
-    f = load_config(data={"backend": {"name": "fake"}})
+    f = load_checked(data={"backend": {"name": "fake"}})
     assert backend_model_id(f, "base", {}) == "fake:base"
-    t = load_config(data={"backend": {"name": "transformers"}, "model": "some/hf-model"})
+    t = load_checked(data={"backend": {"name": "transformers"}, "model": "some/hf-model"})
     assert backend_spec(t, "distilled", {"adapter": "/a"})[1] == {"model": "some/hf-model", "adapter": "/a",
                                                                    "batch_size": 16, "threads": None,
                                                                    "device": "auto", "dtype": "auto"}
     with pytest.raises(ConfigError, match="not a subclass of s2distill.backends.base.Backend; fix:"):
-        load_config(data={"backend": {"name": "json:dumps"}})  # refused when the config is read
+        load_checked(data={"backend": {"name": "json:dumps"}})  # refused when the config is read
     import dataclasses
 
     bad = dataclasses.replace(f, backend=dataclasses.replace(f.backend, name="json:dumps"))
@@ -191,7 +196,7 @@ def test_backend_without_config_kwargs_says_the_fix(tmp_path, monkeypatch):
     (tmp_path / "bare_backend.py").write_text(
         "from s2distill.backends.base import Backend\nclass Bare(Backend):\n    pass\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    cfg = load_config(data={"backend": {"name": "bare_backend:Bare"}})
+    cfg = load_checked(data={"backend": {"name": "bare_backend:Bare"}})
     with pytest.raises(ConfigError, match="define classmethod config_kwargs"):
         backend_spec(cfg, "base", {})
 
@@ -239,3 +244,11 @@ def test_backend_defined_outside_runs_a_real_server_through_s2distill_run(plugin
     assert "starting logging_llamacpp (base)" in res.stderr
     recs = [json.loads(line) for line in open(tmp_path / "run" / "eval" / "system2.jsonl")]
     assert len(recs) == 2 and all(r["generated_tokens"] > 0 for r in recs)
+
+
+def test_the_registries_live_with_what_they_register():
+    """``s2distill.registry`` holds the mechanism only; an old import names the new home."""
+    for name, home in (("TASKS", "s2distill.tasks"), ("METHODS", "s2distill.methods"),
+                       ("CURATORS", "s2distill.curate"), ("BACKENDS", "s2distill.backends")):
+        with pytest.raises(AttributeError, match=f"moved to {home}; fix: `from {home} import {name}`"):
+            getattr(registry, name)

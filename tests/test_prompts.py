@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from s2distill.backends.fake import FakeBackend
-from s2distill.config import MethodConfig, load_config
+from s2distill.config import MethodConfig
+from s2distill.checks import load_checked
 from s2distill.errors import ConfigError
 from s2distill.methods import bsm, cot, rar, s2a
 from s2distill.tasks.arithmetic import ArithmeticTask
@@ -59,7 +60,7 @@ def test_an_overridden_prompt_reaches_the_model(method, step, template, marker, 
     exs = task.load("eval", 1, 0)
     reqs = _requests(run, task, exs, MethodConfig(name=method, options={"prompts": {step: template}}))
     assert any(marker in r.messages[-1]["content"] for r in reqs)
-    cfg = load_config(data={"backend": {"name": "fake"}, "method": {"name": method, "options": {"prompts": {step: template}}},
+    cfg = load_checked(data={"backend": {"name": "fake"}, "method": {"name": method, "options": {"prompts": {step: template}}},
                             "task": {"name": "coin_flip" if method == "rar" else "arithmetic"}})
     assert cfg.method.options["prompts"][step] == template
 
@@ -95,7 +96,7 @@ def test_cot_few_shot_template_override():
 def test_bad_prompt_is_a_validation_error_naming_the_step(method, prompts, needle):
     task = "coin_flip" if method == "rar" else "arithmetic"
     with pytest.raises(ConfigError) as e:
-        load_config(data={"backend": {"name": "fake"}, "task": {"name": task},
+        load_checked(data={"backend": {"name": "fake"}, "task": {"name": task},
                           "method": {"name": method, "options": {"prompts": prompts}}})
     assert needle in str(e.value)
 

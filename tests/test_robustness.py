@@ -2,7 +2,7 @@
 import pytest
 
 from s2distill.backends.fake import FakeBackend
-from s2distill.config import load_config
+from s2distill.checks import load_checked
 from s2distill.errors import ConfigError
 from s2distill.pipeline import Pipeline
 from s2distill.report import to_markdown
@@ -21,7 +21,7 @@ def wording_sensitive(req, j):
 
 
 def cfg(**eval_over):
-    return load_config(data={
+    return load_checked(data={
         "name": "rob", "backend": {"name": "fake"}, "task": {"name": "coin_flip", "n_train": 4, "n_eval": 20},
         "method": {"name": "direct", "n": 1, "max_tokens": 8}, "curate": {"name": "none"}, "train": {"enabled": False},
         "eval": {"systems": ["system1"], "rewordings": 3, **eval_over}})
@@ -53,6 +53,6 @@ def test_adding_rewordings_later_keeps_the_main_eval(tmp_path):
 
 def test_rewordings_need_a_task_that_can_reword():
     with pytest.raises(ConfigError, match="at most 0"):
-        load_config(data={"backend": {"name": "fake"}, "task": {"name": "arithmetic"}, "eval": {"rewordings": 2}})
+        load_checked(data={"backend": {"name": "fake"}, "task": {"name": "arithmetic"}, "eval": {"rewordings": 2}})
     with pytest.raises(ConfigError, match="at most 4"):
         cfg(rewordings=9)

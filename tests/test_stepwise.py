@@ -11,7 +11,8 @@ import pytest
 from fakes import arithmetic_oracle, factory
 
 from s2distill import stepwise
-from s2distill.config import TrainSection, load_config
+from s2distill.config import TrainSection
+from s2distill.checks import load_checked
 from s2distill.curate import NoFilter, SelfConsistency
 from s2distill.errors import ConfigError, DataError
 from s2distill.pipeline import Pipeline
@@ -91,7 +92,7 @@ def test_pairs_without_a_trace_fail_with_the_fix() -> None:
                                            ("remove_per_stage", -1, "remove_per_stage must be >= 0")])
 def test_config_checks(key, value, msg) -> None:
     with pytest.raises(ConfigError, match=msg):
-        load_config(data={"name": "t", "backend": {"name": "fake"}, "train": {key: value}})
+        load_checked(data={"name": "t", "backend": {"name": "fake"}, "train": {key: value}})
 
 
 def test_default_curriculum_keys_leave_the_train_fingerprint_alone() -> None:
@@ -119,7 +120,7 @@ def test_curation_keeps_a_trace_that_agrees_with_the_vote_not_with_gold() -> Non
 
 
 def _cfg(tiny_base: Path, **train) -> object:
-    return load_config(data={
+    return load_checked(data={
         "name": "t", "backend": {"name": "fake"}, "task": {"n_train": 8, "n_eval": 4, "options": {"depth": 2}},
         "method": {"n": 3},
         "train": {"base_model": str(tiny_base), "curriculum": "stepwise", "epochs_per_stage": 1,
@@ -220,7 +221,7 @@ def test_stepwise_on_the_embedded_model(tmp_path: Path) -> None:
         resolve_hf_model("default")
     except ModelError as e:
         pytest.skip(f"embedded model not available: {e}")
-    cfg = load_config(data={
+    cfg = load_checked(data={
         "name": "t", "backend": {"name": "fake"}, "task": {"n_train": 6, "n_eval": 3, "options": {"depth": 2}},
         "method": {"n": 3}, "curate": {"min_agreement": 0.5},
         "train": {"curriculum": "stepwise", "stages": 2, "epochs_per_stage": 1, "per_device_batch_size": 8,

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from s2distill.config import load_config
+from s2distill.checks import load_checked
 from s2distill.errors import ConfigError
 from s2distill.methods.cot import shots
 from s2distill.perturb import InputPerturbation, can_swap
-from s2distill.registry import TASKS
+from s2distill.tasks import TASKS
 from s2distill.tasks import make_task
 from s2distill.tasks.base import (FewShot, FileInputs, LocalData, Pairwise, Perturbable, RephraseFewShot,
                                   SourceFingerprint, Sycophancy, Task)
@@ -70,10 +70,10 @@ def plugin_module(monkeypatch):
 
 def test_a_task_must_subclass_task(plugin_module):
     with pytest.raises(ConfigError, match="not a subclass of s2distill.tasks.base.Task; fix: `class MyTask\\(Task\\)`"):
-        load_config(data={"backend": {"name": "fake"}, "task": {"name": "contract_tasks:Duck"}})
+        load_checked(data={"backend": {"name": "fake"}, "task": {"name": "contract_tasks:Duck"}})
     with pytest.raises(ConfigError, match="needs extract"):
-        load_config(data={"backend": {"name": "fake"}, "task": {"name": "contract_tasks:Half"}})
-    cfg = load_config(data={"backend": {"name": "fake"}, "task": {"name": "contract_tasks:Plain"}, "method": {"few_shot": 0}})
+        load_checked(data={"backend": {"name": "fake"}, "task": {"name": "contract_tasks:Half"}})
+    cfg = load_checked(data={"backend": {"name": "fake"}, "task": {"name": "contract_tasks:Plain"}, "method": {"few_shot": 0}})
     assert isinstance(make_task(cfg.task), Task)
 
 
@@ -86,7 +86,7 @@ def test_a_missing_ability_is_an_error_naming_the_fix(plugin_module):
         InputPerturbation()(task, [], [])
     assert not can_swap(task)
     with pytest.raises(ConfigError, match="eval.both_orders needs a pairwise judge task"):
-        load_config(data={"backend": {"name": "fake"}, "task": {"name": "contract_tasks:Plain"},
+        load_checked(data={"backend": {"name": "fake"}, "task": {"name": "contract_tasks:Plain"},
                           "method": {"few_shot": 0}, "eval": {"both_orders": True}})
 
 
@@ -117,13 +117,13 @@ def test_a_curator_must_subclass_curator(plugin_module):
 
     plugin_module.LooseCurator = LooseCurator
     with pytest.raises(ConfigError, match="not a subclass of s2distill.curate.Curator; fix: `class MyCurator"):
-        load_config(data={"backend": {"name": "fake"}, "curate": {"name": "contract_tasks:LooseCurator"}})
+        load_checked(data={"backend": {"name": "fake"}, "curate": {"name": "contract_tasks:LooseCurator"}})
 
     class Mine(NoFilter):
         name = "mine"
 
     plugin_module.Mine = Mine
-    cfg = load_config(data={"backend": {"name": "fake"}, "curate": {"name": "contract_tasks:Mine"}})
+    cfg = load_checked(data={"backend": {"name": "fake"}, "curate": {"name": "contract_tasks:Mine"}})
     assert cfg.curate.name == "contract_tasks:Mine" and issubclass(Mine, Curator)
     assert issubclass(InputPerturbation, Expanding) and not issubclass(NoFilter, Expanding)
 
@@ -138,12 +138,12 @@ def test_a_method_is_one_object_and_a_bare_run_function_still_works(plugin_modul
     plugin_module.TWO_STEP = Method("two_step", run, {"ask": Prompt("Q: {question}", ("question",))}, ("prompts",),
                                     steps=lambda cfg: 2)
     plugin_module.bare = run
-    cfg = load_config(data={"backend": {"name": "fake"}, "method": {"name": "contract_tasks:TWO_STEP", "few_shot": 0}})
+    cfg = load_checked(data={"backend": {"name": "fake"}, "method": {"name": "contract_tasks:TWO_STEP", "few_shot": 0}})
     assert calls_per_sample(cfg.method) == 2 and method_of("contract_tasks:TWO_STEP").prompts["ask"].default
     with pytest.raises(ConfigError, match="method.options.prompts.ask lacks \\{question\\}"):
-        load_config(data={"backend": {"name": "fake"}, "method": {"name": "contract_tasks:TWO_STEP", "few_shot": 0,
+        load_checked(data={"backend": {"name": "fake"}, "method": {"name": "contract_tasks:TWO_STEP", "few_shot": 0,
                                                                   "options": {"prompts": {"ask": "no field"}}}})
-    bare = load_config(data={"backend": {"name": "fake"}, "method": {"name": "contract_tasks:bare", "few_shot": 0}})
+    bare = load_checked(data={"backend": {"name": "fake"}, "method": {"name": "contract_tasks:bare", "few_shot": 0}})
     assert calls_per_sample(bare.method) == 1 and method_of("contract_tasks:bare").run is run
     assert all(isinstance(method_of(n), Method) for n in ("direct", "cot", "rar", "s2a", "bsm"))
 

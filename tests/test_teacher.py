@@ -7,7 +7,7 @@ import pytest
 from fakes import arithmetic_oracle, noisy_responder
 
 from s2distill.backends.fake import FakeBackend
-from s2distill.config import load_config
+from s2distill.checks import load_checked
 from s2distill.errors import ConfigError
 from s2distill.models import EMBEDDED, QWEN15, resolve_model
 from s2distill.pipeline import Pipeline, backend_model_id
@@ -26,7 +26,7 @@ def cfg(with_teacher=True, **over):
         data["teacher"] = {"model": TEACHER}
     for k, v in over.items():
         data[k] = {**data.get(k, {}), **v} if isinstance(v, dict) else v
-    return load_config(data=data)
+    return load_checked(data=data)
 
 
 class Recorder:
@@ -68,25 +68,25 @@ def test_teacher_section_inherits_the_run_backend_and_checks_its_keys():
     assert c.teacher.model == "x" and c.teacher.backend.name == "fake" and c.teacher.backend.parallel == 3
     assert c.teacher.backend.threads == 1 and c.backend.threads is None
     with pytest.raises(ConfigError, match=r"unknown config key 'teacher.modle'.*did you mean 'model'"):
-        load_config(data={"teacher": {"modle": "x"}})
+        load_checked(data={"teacher": {"modle": "x"}})
     with pytest.raises(ConfigError, match=r"unknown config key 'teacher.backend.paralel'.*did you mean 'parallel'"):
-        load_config(data={"teacher": {"model": "x", "backend": {"paralel": 2}}})
+        load_checked(data={"teacher": {"model": "x", "backend": {"paralel": 2}}})
     with pytest.raises(ConfigError, match="teacher.model is empty; fix"):
-        load_config(data={"teacher": {"backend": {"name": "fake"}}, "backend": {"name": "fake"}})
+        load_checked(data={"teacher": {"backend": {"name": "fake"}}, "backend": {"name": "fake"}})
     with pytest.raises(ConfigError, match="unknown backend 'lamacpp'.*llamacpp"):
-        load_config(data={"teacher": {"model": "x", "backend": {"name": "lamacpp"}}})
+        load_checked(data={"teacher": {"model": "x", "backend": {"name": "lamacpp"}}})
     with pytest.raises(ConfigError, match="teacher.backend.base_url"):
-        load_config(data={"teacher": {"model": "x", "backend": {"name": "openai"}}})
+        load_checked(data={"teacher": {"model": "x", "backend": {"name": "openai"}}})
     with pytest.raises(ConfigError, match="teacher_system1 but the run has no teacher"):
-        load_config(data={"eval": {"systems": ["system1", "teacher_system1"]}})
+        load_checked(data={"eval": {"systems": ["system1", "teacher_system1"]}})
     with pytest.raises(ConfigError, match="did you mean 'teacher_system1'"):
-        load_config(data={"teacher": {"model": "x"}, "eval": {"systems": ["teacher_sytem1"]}})
+        load_checked(data={"teacher": {"model": "x"}, "eval": {"systems": ["teacher_sytem1"]}})
     # overrides reach the section, and teacher=null removes it
-    c = load_config(data={"backend": {"name": "fake"}}, overrides=["teacher.model=qwen1.5b", "teacher.backend.parallel=4"])
+    c = load_checked(data={"backend": {"name": "fake"}}, overrides=["teacher.model=qwen1.5b", "teacher.backend.parallel=4"])
     assert c.teacher.model == "qwen1.5b" and c.teacher.backend.parallel == 4 and c.teacher.backend.name == "fake"
-    assert load_config(data={"teacher": {"model": "x"}}, overrides=["teacher=null"]).teacher is None
+    assert load_checked(data={"teacher": {"model": "x"}}, overrides=["teacher=null"]).teacher is None
     # a run without a teacher writes the same config.yaml as before the section existed
-    assert "teacher" not in load_config().to_dict() and load_config(overrides=["teacher.model=x"]).to_dict()["teacher"]
+    assert "teacher" not in load_checked().to_dict() and load_checked(overrides=["teacher.model=x"]).to_dict()["teacher"]
 
 
 def test_config_round_trips_through_config_yaml(tmp_path):
@@ -94,7 +94,7 @@ def test_config_round_trips_through_config_yaml(tmp_path):
 
     c = cfg(with_teacher=False, teacher={"model": "x", "backend": {"threads": 1}})
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(c.to_dict()))
-    assert load_config(tmp_path / "c.yaml") == c
+    assert load_checked(tmp_path / "c.yaml") == c
 
 
 def test_embedded_teacher_model_is_pinned():
@@ -217,7 +217,7 @@ def test_teacher_and_student_samples_never_mix(tmp_path):
     assert s.generate([req])[0][0].text == "student says 5" and s.misses == 1 and s.hits == 0
     assert len(cache) == 2
     # the built-in backends' ids come from the model: the teacher's config gives the teacher's id
-    c = load_config(data={"backend": {"name": "fake"}, "teacher": {"model": TEACHER}})
+    c = load_checked(data={"backend": {"name": "fake"}, "teacher": {"model": TEACHER}})
     from s2distill.teacher import teacher_config
 
     assert backend_model_id(teacher_config(c), "base", {}) != backend_model_id(c, "base", {})
@@ -317,7 +317,7 @@ def test_real_teacher_and_student_through_llama_server(tmp_path):
 
     if not (llama_server_available() and embedded_model_available()):
         pytest.skip("needs llama-server and the embedded 0.5B model")
-    c = load_config("configs/teacher_student.yaml", [
+    c = load_checked("configs/teacher_student.yaml", [
         "task.n_train=2", "task.n_eval=2", "method.n=1", "method.max_tokens=48", "method.few_shot=1", "eval.k=1",
         "curate.min_votes=1", "backend.parallel=2", "teacher.backend.parallel=2", "train.enabled=false",
         "eval.systems=[system1,system2,teacher_system1]"])

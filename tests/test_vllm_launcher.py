@@ -10,7 +10,7 @@ import pytest
 from conftest import requires_server
 
 from s2distill.backends.vllm import VLLMBackend, max_lora_rank, serve_argv, weights_id
-from s2distill.config import load_config
+from s2distill.checks import load_checked
 from s2distill.errors import BackendError, ConfigError
 from s2distill.pipeline import default_backend_factory
 from s2distill.types import GenRequest, SamplingParams
@@ -42,7 +42,7 @@ def make_adapter(d: Path, r: int = 16) -> Path:
 
 
 def vllm_cfg(**backend):
-    return load_config(data={"model": HF_ID, "seed": 7, "backend": {
+    return load_checked(data={"model": HF_ID, "seed": 7, "backend": {
         "name": "vllm", "max_model_len": 512, "concurrency": 2, "max_retries": 0, "startup_timeout_s": 120,
         "server_args": ["--max-num-seqs", "2"], **backend}})
 
@@ -104,15 +104,15 @@ def test_weights_id_follows_the_weights_and_the_adapter(tmp_path):
 
 def test_config_registers_and_validates_vllm():
     from s2distill.backends.vllm import VLLMBackend as cls
-    from s2distill.registry import BACKENDS
+    from s2distill.backends import BACKENDS
 
     assert BACKENDS.get("vllm") is cls
     cfg = vllm_cfg(tensor_parallel_size=2, gpu_memory_utilization=0.8)
     assert (cfg.backend.tensor_parallel_size, cfg.backend.gpu_memory_utilization, cfg.backend.max_model_len) == (2, 0.8, 512)
     with pytest.raises(ConfigError, match="did you mean 'vllm'"):
-        load_config(data={"model": HF_ID, "backend": {"name": "vlm"}})
+        load_checked(data={"model": HF_ID, "backend": {"name": "vlm"}})
     with pytest.raises(ConfigError, match="fix: set model to an HF id"):
-        load_config(data={"backend": {"name": "vllm"}})  # the embedded GGUF default
+        load_checked(data={"backend": {"name": "vllm"}})  # the embedded GGUF default
     with pytest.raises(ConfigError, match=r"gpu_memory_utilization=1.5; fix: a fraction"):
         vllm_cfg(gpu_memory_utilization=1.5)
     with pytest.raises(ConfigError, match="tensor_parallel_size=0; fix"):

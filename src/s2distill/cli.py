@@ -16,7 +16,7 @@ def _cmd_run(args) -> int:
     from .pipeline import Pipeline
     from .report import to_markdown
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(args.config, args.overrides)  # the Pipeline checks its components
     report = Pipeline(cfg, run_dir=args.run_dir, progress=not args.no_progress).run(until=args.until)
     if report:
         print(to_markdown(report))
@@ -32,10 +32,10 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_validate(args) -> int:
-    from .config import load_config
+    from .checks import load_checked
     from .tasks import check_data
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_checked(args.config, args.overrides)
     data = check_data(cfg)  # the task's files, read as the run's data stage reads them (no engine starts)
     print(f"ok: {args.config} (task={cfg.task.name}, method={cfg.method.name}, backend={cfg.backend.name}, "
           f"curator={cfg.curate.name}, model={cfg.model}"
@@ -116,7 +116,7 @@ def _score_spotcheck(run_dir, labels) -> int:
     from them, and the verdict they settle (no model runs)."""
     import shutil
 
-    from .config import load_config
+    from .checks import load_checked
     from .html_report import write_report
     from .rundir import RunDir, write_json
     from .spotcheck import markdown, read_labels
@@ -127,7 +127,7 @@ def _score_spotcheck(run_dir, labels) -> int:
     kept.parent.mkdir(parents=True, exist_ok=True)
     if Path(labels).resolve() != kept.resolve():
         shutil.copyfile(labels, kept)
-    report = write_report(RunDir(run), load_config(run / "config.yaml"), log=lambda m: print(m, file=sys.stderr))
+    report = write_report(RunDir(run), load_checked(run / "config.yaml"), log=lambda m: print(m, file=sys.stderr))
     res = report.get("spotcheck")
     if not res:
         print(f"{run} has no System 2 maj@k evaluation to combine the labels with; fix: add system2_maj to "
@@ -165,7 +165,7 @@ def _cmd_serve(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from .config import load_config
+    from .checks import load_checked
     from .errors import ConfigError
     from .pipeline import Pipeline
 
@@ -175,7 +175,7 @@ def _cmd_train(args) -> int:
     accel = args.num_processes is not None or args.cpu or args.accelerate_config is not None
     flags = {"launcher": args.launcher or ("accelerate" if accel else None), "num_processes": args.num_processes,
              "accelerate_config": args.accelerate_config, "cpu": True if args.cpu else None}
-    cfg = load_config(run_dir / "config.yaml", [*args.overrides, *(f"train.{k}={v}" for k, v in flags.items()
+    cfg = load_checked(run_dir / "config.yaml", [*args.overrides, *(f"train.{k}={v}" for k, v in flags.items()
                                                                   if v is not None)])
     Pipeline(cfg, run_dir=run_dir, progress=not args.no_progress).train_only()
     print(f"trained: {run_dir / 'model'} (summary: {run_dir / 'model' / 'train_summary.json'})")
@@ -184,7 +184,10 @@ def _cmd_train(args) -> int:
 
 def _cmd_ls(args) -> int:
     from .models import ALIASES, EMBEDDED, EXTRAS
-    from .registry import BACKENDS, CURATORS, METHODS, TASKS
+    from .backends import BACKENDS
+    from .curate import CURATORS
+    from .methods import METHODS
+    from .tasks import TASKS
 
     for reg in (TASKS, METHODS, BACKENDS, CURATORS):
         print(f"{reg.kind}s: {', '.join(reg.names())}")
@@ -205,12 +208,12 @@ def _cmd_model(args) -> int:
 
 
 def _cmd_pairs(args) -> int:
-    from .config import load_config
+    from .checks import load_checked
     from .judge_pairs import gsm8k_pairs, load_rows, mt_bench_pairs
     from .pipeline import default_backend_factory
     from .rundir import write_jsonl
 
-    cfg = load_config(data={"model": args.model, "backend": {"name": args.backend}}, overrides=args.overrides)
+    cfg = load_checked(data={"model": args.model, "backend": {"name": args.backend}}, overrides=args.overrides)
     if args.kind == "gsm8k":
         rows = load_rows(args.data, ("question", "answer"))[: args.n]
     else:

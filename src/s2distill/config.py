@@ -14,6 +14,7 @@ import yaml
 
 from .errors import ConfigError
 from .keys import build, check_choice, check_keys, field_names
+from . import systems
 from .systems import DEFAULT as DEFAULT_SYSTEMS
 from .systems import SYSTEMS
 
@@ -313,7 +314,9 @@ def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None, data: dict | None = None) -> RunConfig:
-    """Load YAML (or a dict), apply ``a.b=c`` overrides (YAML-typed values), validate strictly."""
+    """Load YAML (or a dict), apply ``a.b=c`` overrides (YAML-typed values), type-check every key and run the
+    config's own checks (:func:`validate`). It imports no component: ``s2distill.checks.load_checked`` also
+    resolves the names and asks each component to check its part."""
     raw: dict = {}
     if path is not None:
         p = Path(path)
@@ -329,23 +332,28 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         raw = {**raw, **data}
     for k, v in parse_overrides(overrides or []):
         _set_path(raw, k, v)
-    from .teacher import inherit_backend
-
     cfg = build(RunConfig, inherit_backend(raw))
     validate(cfg)
     return cfg
 
 
-def validate(cfg: RunConfig) -> None:
-    """Cross-field checks and name resolution (without importing heavy modules)."""
-    from .registry import BACKENDS, CONFIG_CHECKS, CURATORS, METHODS, TASKS, import_attr, is_import_path, load_plugins
+def inherit_backend(raw: dict) -> dict:
+    """``raw`` (the YAML mapping after overrides) with ``teacher.backend`` filled in from the run's
+    ``backend`` for the keys it does not set."""
+    t = raw.get("teacher")
+    if not isinstance(t, dict):
+        return raw
+    own = t.get("backend")
+    if own is not None and not isinstance(own, dict):
+        return raw  # the type check names it
+    base = raw.get("backend") if isinstance(raw.get("backend"), dict) else {}
+    return {**raw, "teacher": {**t, "backend": {**base, **(own or {})}}}
 
-    load_plugins(cfg.plugins)
-    for reg, name in ((BACKENDS, cfg.backend.name), (TASKS, cfg.task.name), (METHODS, cfg.method.name),
-                      (CURATORS, cfg.curate.name)):
-        reg.target(name)
-        if is_import_path(name):  # your own class: import it now, so a typo fails here
-            reg.get(name)
+
+def validate(cfg: RunConfig) -> None:
+    """The checks the config can make on its own: value ranges, choices, fields that must agree. What needs a
+    component (a registered name, a task's options, a backend's settings) is ``s2distill.checks``, run where
+    the components are built (``Pipeline``, ``s2distill validate``)."""
     for s in cfg.eval.systems:
         check_choice("eval system", s, SYSTEMS)
     if cfg.method.n < 1:
@@ -358,10 +366,6 @@ def validate(cfg: RunConfig) -> None:
                               f"(e.g. eval.{key}={getattr(EvalConfig, key)})")
     check_choice("eval.cascade_fallback", cfg.eval.cascade_fallback, ("maj", "greedy"))
     if cfg.eval.retention:
-        from .registry import TASKS
-
-        for t in cfg.eval.retention_tasks:
-            TASKS.target(t)  # an unknown task name fails here, with suggestions
         if cfg.eval.retention_n < 1 or cfg.eval.retention_prompts < 0 or cfg.eval.retention_tokens < 1:
             raise ConfigError("eval.retention_n and eval.retention_tokens must be >= 1, eval.retention_prompts >= 0 "
                               "(or eval.retention=false)")
@@ -382,9 +386,6 @@ def validate(cfg: RunConfig) -> None:
     check_choice("train.launcher", cfg.train.launcher, LAUNCHERS)
     if cfg.train.launcher == "accelerate":
         cfg.train.launch_options()  # names the bad option and the fix
-    from .precision import check_train_section
-
-    check_train_section(cfg.train)
     d = cfg.distributed
     for st in d.stages:
         check_choice("distributed stage", st, DISTRIBUTED_STAGES)
@@ -394,7 +395,22 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("distributed.endpoints lists OpenAI-compatible servers; set backend.name=openai "
                           "(with a managed engine per actor, leave distributed.endpoints empty)")
     cfg.backend.check_server("backend", d.endpoints)
-    # checks that need a component are asked of it (registry.CONFIG_CHECKS; config.py imports none of them):
-    # the launcher's options, the backend's settings, the task's options and abilities, the method's options
-    for target in CONFIG_CHECKS:
-        import_attr(target, "config check")(cfg)
+    _check_teacher(cfg)
+
+
+def _check_teacher(cfg: RunConfig) -> None:
+    """Cross-field checks of the ``teacher`` section (names the fix); its backend's name is resolved by
+    ``s2distill.checks``."""
+    t = cfg.teacher
+    if t is None:
+        if systems.TEACHER_S1 in cfg.eval.systems:
+            raise ConfigError("eval.systems lists teacher_system1 but the run has no teacher; fix: add a teacher "
+                              "section (e.g. teacher.model=qwen2.5-coder-1.5b) or drop teacher_system1")
+        return
+    if not t.model:
+        raise ConfigError("teacher.model is empty; fix: name the teacher's model, e.g. teacher.model=qwen2.5-coder-1.5b "
+                          "(an embedded name, a .gguf path or an HF id), or remove the teacher section")
+    t.backend.check_server("teacher.backend")
+    if cfg.distributed.enabled and cfg.distributed.endpoints:
+        raise ConfigError("distributed.endpoints serve one model; with a teacher section leave distributed.endpoints "
+                          "empty (one managed engine per actor) or run without the teacher")

@@ -96,7 +96,7 @@ def start(parent_dir: str | Path, data: str | Path, run_dir: str | Path | None =
     """Make (or resume) the round's directory: its config, ``round.json``, the new inputs (and reused samples),
     the parent's sample cache. ``from_parent_adapter``: train from the parent's LoRA adapter instead of the
     base model. Returns the directory; :func:`run_round` runs it."""
-    from .config import load_config
+    from .checks import load_checked
     from .tasks import make_task
 
     parent, data = Path(parent_dir), Path(data)
@@ -125,7 +125,7 @@ def start(parent_dir: str | Path, data: str | Path, run_dir: str | Path | None =
         return new
     if new.exists() and any(new.iterdir()):
         raise ConfigError(f"{new} exists and is not a round of {parent}; fix: pass --run-dir NEW")
-    cfg = load_config(parent / "config.yaml")
+    cfg = load_checked(parent / "config.yaml")
     task = make_task(cfg.task)
     exs, traces = read_new(task, data)
     # the parent's own reused samples (a round's inbox inputs are in its traces, not in its sample cache): reused
@@ -197,10 +197,10 @@ class RoundPipeline(Pipeline):
 def run_round(run_dir: str | Path, overrides: list[str] | None = None, progress: bool = True, log=None,
               backend_factory=None) -> dict:
     """Run a round made by :func:`start` (finished stages are reused, like a run); returns its report."""
-    from .config import load_config
+    from .checks import load_checked
 
     rd = Path(run_dir)
-    cfg = load_config(rd / "config.yaml", list(overrides or []))
+    cfg = load_checked(rd / "config.yaml", list(overrides or []))
     kw = {"backend_factory": backend_factory} if backend_factory else {}
     return RoundPipeline(cfg, run_dir=rd, progress=progress, log=log, **kw).run()
 

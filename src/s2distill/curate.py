@@ -12,15 +12,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from .errors import ConfigError
+from .registry import Registry
 from .types import Example, GenRequest, Rejected, SamplingParams, Trace, TrainPair
 from .voting import Vote, majority_vote, plurality_answer
 
-__all__ = ["Curator", "Expanding", "NoFilter", "SelfConsistency", "UniversalSelfConsistency", "Vote", "check_config",
+__all__ = ["CURATORS", "curator_class", "Curator", "Expanding", "NoFilter", "SelfConsistency", "UniversalSelfConsistency", "Vote", "check_config",
            "majority_vote", "plurality_answer", "tally"]
 
 
 class Curator(ABC):
-    """The contract of a curator (registered in ``s2distill.registry.CURATORS``; the registry refuses a class that
+    """The contract of a curator (registered in ``CURATORS`` below; the registry refuses a class that
     does not subclass this). It is built as ``cls(**curate_section)``: take the keys you use, ignore the rest
     (``**_``). Called with the task, the *unlabeled* train examples and their System 2 traces, it returns the
     kept ``TrainPair``s and the ``Rejected`` inputs with a reason each."""
@@ -43,14 +44,25 @@ class Expanding(Curator):
         """``examples`` and their variants."""
 
 
-def check_config(cfg: Any) -> None:
-    """The configured curator meets the contract (asked by ``config.validate``)."""
-    from .registry import CURATORS
+# the registered curators (plug-ins add theirs: ``CURATORS.register("mine", MyCurator)``)
+CURATORS = Registry("curator", {
+    "self_consistency": "s2distill.curate:SelfConsistency",
+    "none": "s2distill.curate:NoFilter",
+    "input_perturbation": "s2distill.perturb:InputPerturbation",
+    "swap_consistency": "s2distill.perturb:SwapConsistency",
+    "universal_self_consistency": "s2distill.curate:UniversalSelfConsistency",
+})
 
-    cls = CURATORS.get(cfg.curate.name)
-    if not (isinstance(cls, type) and issubclass(cls, Curator)):
-        raise ConfigError(f"curator '{cfg.curate.name}' ({cls!r}) is not a subclass of s2distill.curate.Curator; "
-                          "fix: `class MyCurator(Curator)` with __call__(task, examples, traces) -> (pairs, rejects)")
+
+def curator_class(name: str) -> type[Curator]:
+    """The curator class registered as ``name``, refused unless it subclasses :class:`Curator`."""
+    return CURATORS.subclass(name, Curator, "`class MyCurator(Curator)` with __call__(task, examples, traces) -> "
+                                            "(pairs, rejects)")
+
+
+def check_config(cfg: Any) -> None:
+    """The configured curator meets the contract (asked by ``s2distill.checks``)."""
+    curator_class(cfg.curate.name)
 
 
 def tally(pairs: Sequence[TrainPair], rejects: Sequence[Rejected], n_inputs: int) -> tuple[dict, str]:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import fingerprints
-from .config import load_config
+from .checks import load_checked
 from .errors import ConfigError, DataError
 from .tasks.base import FileInputs
 from .tasks.common import JsonlWording, jsonl_objects
@@ -83,7 +83,7 @@ def default_name(path: Path) -> str:
 def answer_field_override(cfg, field: str) -> str:
     """``--answer-field NAME``: the override of the run's ``task.options.answer_field`` (a task whose options
     have one, e.g. ``dataset``); else an error naming the fix."""
-    from .registry import TASKS
+    from .tasks import TASKS
 
     opts = TASKS.get(cfg.task.name).Options
     if not (dataclasses.is_dataclass(opts) and "answer_field" in {f.name for f in dataclasses.fields(opts)}):
@@ -128,13 +128,13 @@ def eval_on_file(run_dir: str | Path, data: str | Path, name: str | None = None,
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{run_dir / 'config.yaml'} not found; fix: pass a run directory made by `s2distill run`")
     run = RunDir(run_dir)
-    base_cfg = load_config(run_dir / "config.yaml")
+    base_cfg = load_checked(run_dir / "config.yaml")
     train = run.stage_info("train")
     trained = bool(train.get("done"))
     systems = [s.name for s in TABLE if (s.weights != "distilled" or trained)  # all of them: label-free needs maj@k
                and (s.name != TEACHER_S1 or base_cfg.teacher is not None)]
     gold_field = [answer_field_override(base_cfg, answer_field)] if answer_field is not None else []
-    cfg = load_config(run_dir / "config.yaml", [f"eval.systems=[{','.join(systems)}]", "eval.rewordings=0",
+    cfg = load_checked(run_dir / "config.yaml", [f"eval.systems=[{','.join(systems)}]", "eval.rewordings=0",
                                                 *gold_field, *overrides])
     task = make_task(cfg.task)
     exs = load_inputs(task, data)  # checked before anything is written

@@ -194,7 +194,7 @@ def score_reworded(system: str, task, run_on: Sequence[Example], traces: Sequenc
 def run_system(cfg, task, system: str, examples: Sequence[Example], generate) -> tuple[list[EvalRecord], list, float, dict]:
     """Evaluate ``system`` on ``examples``: ``generate(desc, fn, total)`` runs ``fn(backend)`` on the system's
     backend and returns (traces, wall seconds, cache stats). Returns (records, traces, wall, stats)."""
-    from .registry import METHODS
+    from .methods import METHODS
 
     name, params = system_run(cfg, system)
     run_on = eval_inputs(task, examples, cfg.eval.both_orders)
@@ -205,7 +205,7 @@ def run_system(cfg, task, system: str, examples: Sequence[Example], generate) ->
 
 def run_reworded(cfg, task, system: str, examples: Sequence[Example], generate) -> tuple[list[EvalRecord], float, dict]:
     """``system``'s direct prompt on the first ``eval.rewordings`` rewordings of ``examples`` (as :func:`run_system`)."""
-    from .registry import METHODS
+    from .methods import METHODS
 
     name, params = system_run(cfg, system)
     n_w = cfg.eval.rewordings
@@ -223,7 +223,7 @@ def votes_params(cfg) -> SamplingParams:
 def run_votes(cfg, task, system: str, examples: Sequence[Example], generate) -> tuple[list[EvalRecord], float, dict]:
     """``system``'s direct prompt sampled ``eval.cascade_k`` times per input: records with ``meta.answers`` and the
     samples' summed cost (as :func:`run_system`)."""
-    from .registry import METHODS
+    from .methods import METHODS
 
     params = votes_params(cfg)
     traces, wall, stats = generate(f"eval {system} x{params.n} votes",

@@ -52,10 +52,10 @@ def _scorer(rd: Path):
     """The task's own scoring (extract + score) for the curation check, from config.yaml; plain
     string equality when the task cannot be built here."""
     try:
-        from .config import load_config
+        from .checks import load_checked
         from .tasks import make_task
 
-        task = make_task(load_config(rd / "config.yaml").task)
+        task = make_task(load_checked(rd / "config.yaml").task)
         return lambda target, gold: bool(task.score(task.extract(target), gold))
     except Exception:  # noqa: BLE001 - the report must still render
         return lambda target, gold: str(target).strip() == str(gold).strip()

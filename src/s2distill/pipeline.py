@@ -17,17 +17,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import fingerprints
-from .backends.base import Backend
+from .backends.base import BACKENDS, Backend
 from .backends.caching import sample
 from .backends.pool import _actor_backend  # noqa: F401 - the Ray actors' entry point, imported from here
 from .backends.pool import (BackendFactory, Engines, backend_model_id, backend_spec, default_backend_factory,
                             distilled_paths)
 from .config import RunConfig
-from .curate import Expanding, tally
+from .checks import check
+from .curate import CURATORS, Expanding, tally
 from .errors import ConfigError
 from .evaluate import accuracy_line, method_params, reworded_line, run_reworded, run_system, run_votes
-from .methods import calls_per_sample
-from .registry import BACKENDS, CURATORS, METHODS
+from .methods import METHODS, calls_per_sample
 from .rundir import RunDir, SampleCache, read_jsonl, write_json, write_jsonl
 from .tasks import make_task
 from .tasks.base import SourceFingerprint
@@ -43,7 +43,7 @@ class Pipeline:
     def __init__(self, cfg: RunConfig, run_dir: str | Path | None = None,
                  backend_factory: BackendFactory = default_backend_factory, log: Callable[[str], None] | None = None,
                  progress: bool = True):
-        self.cfg = cfg
+        self.cfg = check(cfg)  # every component accepts its part of the config before anything runs
         self.rd = RunDir(run_dir or cfg.run_dir or Path("runs") / cfg.name)
         self.cache_path = self.rd / "cache" / "samples.jsonl"  # `s2distill eval --data` shares its run's
         self.task = make_task(cfg.task)

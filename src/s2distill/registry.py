@@ -1,5 +1,9 @@
 """Name -> "module:attr" registries, imported lazily, with did-you-mean errors.
 
+Each registry lives with what it registers (``s2distill.tasks.TASKS``, ``s2distill.methods.METHODS``,
+``s2distill.curate.CURATORS``, ``s2distill.backends.BACKENDS``); this module holds the mechanism only and
+imports none of them.
+
 Extension points (a task, method, curator or backend defined outside the package):
 
 * ``package.module:attr`` wherever a registry name is accepted (``task.name: my_pkg.tasks:MyTask``);
@@ -18,8 +22,7 @@ from typing import Any
 from .errors import ConfigError
 from .keys import did_you_mean
 
-__all__ = ["BACKENDS", "CONFIG_CHECKS", "CURATORS", "METHODS", "TASKS", "Registry", "did_you_mean", "import_attr",
-           "is_import_path", "load_plugins"]
+__all__ = ["Registry", "did_you_mean", "import_attr", "is_import_path", "load_plugins"]
 
 
 def is_import_path(name: str) -> bool:
@@ -99,6 +102,15 @@ class Registry:
             return self._objects[name]
         return import_attr(self.target(name), self.kind)
 
+    def subclass(self, name: str, base: type, fix: str) -> type:
+        """The class registered as ``name``, refused (naming ``fix``) unless it subclasses ``base``: a plug-in
+        meets the contract by inheriting it, which every consumer can then rely on."""
+        cls = self.get(name)
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise ConfigError(f"{self.kind} '{name}' ({cls!r}) does not meet the {base.__name__} contract: it is not "
+                              f"a subclass of {base.__module__}.{base.__qualname__}; fix: {fix}")
+        return cls
+
 
 def load_plugins(modules: list[str] | tuple[str, ...]) -> None:
     """Import each module of the config's ``plugins`` list (they register their classes on import)."""
@@ -112,59 +124,12 @@ def load_plugins(modules: list[str] | tuple[str, ...]) -> None:
                               "PYTHONPATH") from None
 
 
-BACKENDS = Registry(
-    "backend",
-    {
-        "llamacpp": "s2distill.backends.llamacpp:LlamaCppBackend",
-        "vllm": "s2distill.backends.vllm:VLLMBackend",
-        "openai": "s2distill.backends.openai:OpenAIBackend",
-        "transformers": "s2distill.backends.transformers:TransformersBackend",
-        "fake": "s2distill.backends.fake:FakeBackend",
-    },
-)
+_MOVED = {"TASKS": "tasks", "METHODS": "methods", "CURATORS": "curate", "BACKENDS": "backends"}  # -> s2distill.<home>
 
-TASKS = Registry(
-    "task",
-    {
-        "arithmetic": "s2distill.tasks.arithmetic:ArithmeticTask",
-        "gsm8k": "s2distill.tasks.gsm8k:GSM8KTask",
-        "last_letter": "s2distill.tasks.last_letter:LastLetterTask",
-        "coin_flip": "s2distill.tasks.coin_flip:CoinFlipTask",
-        "judge": "s2distill.tasks.judge:JudgeTask",
-        "triviaqa_opinion": "s2distill.tasks.triviaqa:TriviaQAOpinionTask",
-        "dataset": "s2distill.tasks.dataset:DatasetTask",
-    },
-)
 
-METHODS = Registry(
-    "method",
-    {
-        "direct": "s2distill.methods.direct:METHOD",
-        "cot": "s2distill.methods.cot:METHOD",
-        "rar": "s2distill.methods.rar:METHOD",
-        "bsm": "s2distill.methods.bsm:METHOD",
-        "s2a": "s2distill.methods.s2a:METHOD",
-    },
-)
-
-CURATORS = Registry(
-    "curator",
-    {
-        "self_consistency": "s2distill.curate:SelfConsistency",
-        "none": "s2distill.curate:NoFilter",
-        "input_perturbation": "s2distill.perturb:InputPerturbation",
-        "swap_consistency": "s2distill.perturb:SwapConsistency",
-        "universal_self_consistency": "s2distill.curate:UniversalSelfConsistency",
-    },
-)
-
-# Config checks that need a component, asked of the component: ``config.validate`` calls each
-# ``check_config(cfg)`` in this order (config.py imports none of these modules).
-CONFIG_CHECKS = (
-    "s2distill.backends:check_config",  # the backend class's own settings (transformers, vllm)
-    "s2distill.tasks:check_config",  # task options; eval.both_orders / eval.rewordings against the task
-    "s2distill.methods:check_config",  # method options: steps, prompt overrides
-    "s2distill.stepwise:check_config",  # train.curriculum and its stage keys
-    "s2distill.teacher:check_teacher",  # the teacher section: its model and backend, teacher_system1
-    "s2distill.curate:check_config",  # the curator subclasses Curator
-)
+def __getattr__(name: str) -> Any:
+    """The four registries live with what they register (this module is below them and imports none)."""
+    if name in _MOVED:
+        home = f"s2distill.{_MOVED[name]}"
+        raise AttributeError(f"s2distill.registry.{name} moved to {home}; fix: `from {home} import {name}`")
+    raise AttributeError(f"module 's2distill.registry' has no attribute '{name}'")

@@ -54,9 +54,9 @@ def build_report(run_dir: str | Path | RunDir, cfg=None, task=None) -> dict:
     the run's config (default: its ``config.yaml``); ``task``: the task built from it."""
     rd = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     if cfg is None:
-        from .config import load_config
+        from .checks import load_checked
 
-        cfg = load_config(rd / "config.yaml")
+        cfg = load_checked(rd / "config.yaml")
     if task is None:
         from .tasks import make_task
 
@@ -311,6 +311,6 @@ def verdict_of_run(run_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
     if not (run_dir / "config.yaml").is_file():
         raise S2DistillError(f"{run_dir} has no report.json or config.yaml; fix: pass a run directory made by "
                              "`s2distill run CONFIG` (or `s2distill eval RUN --data FILE`)")
-    from .config import load_config
+    from .checks import load_checked
 
-    return build_report(run_dir, load_config(run_dir / "config.yaml", list(overrides)))["verdict"]
+    return build_report(run_dir, load_checked(run_dir / "config.yaml", list(overrides)))["verdict"]

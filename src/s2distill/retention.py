@@ -88,7 +88,7 @@ def other_tasks(cfg, generate) -> dict:
 
     from .config import TaskConfig
     from .evaluate import score_traces, summarize, system_run
-    from .registry import METHODS
+    from .methods import METHODS
     from .tasks import make_task
 
     _, params = system_run(cfg, "system1")

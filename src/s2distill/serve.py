@@ -68,7 +68,7 @@ class CascadeService:
     def __init__(self, run_dir: str | Path, route: str = "cascade", threshold: float | None = None,
                  backend_factory: Callable | None = None, log: Callable[[str], None] = print):
         from .backends.pool import default_backend_factory, distilled_paths
-        from .config import load_config
+        from .checks import load_checked
         from .rundir import read_json
         from .tasks import make_task
         from .teacher import teacher_config
@@ -79,7 +79,7 @@ class CascadeService:
         if not (self.rd / "config.yaml").is_file() or not (self.rd / "report.json").is_file():
             raise ConfigError(f"{self.rd} is not a finished run (no config.yaml or report.json); fix: serve a run "
                               "directory that `s2distill run CONFIG` completed")
-        self.cfg = load_config(self.rd / "config.yaml")
+        self.cfg = load_checked(self.rd / "config.yaml")
         self.task = make_task(self.cfg.task)
         report = read_json(self.rd / "report.json")
         cascade = report.get("cascade") or {}
@@ -112,7 +112,7 @@ class CascadeService:
         import dataclasses
 
         from .evaluate import system_run
-        from .registry import METHODS
+        from .methods import METHODS
 
         _, params = system_run(self.cfg, "distilled")
         trace = METHODS.get("direct")(self.task, [ex], backend, dataclasses.replace(params, logprobs=True))[0]
@@ -122,13 +122,13 @@ class CascadeService:
     def _votes(self, ex) -> list:
         """``eval.cascade_k`` sampled direct answers of the distilled model (the vote-share signal)."""
         from .evaluate import votes_params
-        from .registry import METHODS
+        from .methods import METHODS
 
         return list(METHODS.get("direct")(self.task, [ex], self.s1, votes_params(self.cfg))[0].samples)
 
     def _system2(self, ex):
         from .evaluate import system_run
-        from .registry import METHODS
+        from .methods import METHODS
         from .systems import reference
         from .voting import plurality_answer
 

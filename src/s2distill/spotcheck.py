@@ -36,13 +36,13 @@ def _records(run: Path, system: str) -> dict:
 
 
 def _context(run: Path):
-    from .config import load_config
+    from .checks import load_checked
     from .label_free import normalizer
     from .rundir import read_jsonl
     from .tasks import make_task
     from .voting import plurality_share
 
-    cfg = load_config(run / "config.yaml")
+    cfg = load_checked(run / "config.yaml")
     task = make_task(cfg.task)
     norm = normalizer(task)
     maj = _records(run, MAJ)

@@ -30,7 +30,7 @@ _ANSWER_STEP = re.compile(r"answer\s*(?:is|:)|####|\\boxed", re.IGNORECASE)
 
 
 def check_config(cfg) -> None:
-    """Config checks of the curriculum keys (config.validate calls this through registry.CONFIG_CHECKS)."""
+    """Config checks of the curriculum keys (asked by ``s2distill.checks``)."""
     check_section(cfg.train)
 
 

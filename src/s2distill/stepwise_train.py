@@ -24,7 +24,7 @@ def trained_paths(pipeline, model_dir: Path) -> dict:
     after the run's backend prepared that adapter for serving once (``Backend.prepare_distilled``, as the
     pipeline's train stage does; llama.cpp: its LoRA GGUF, which a retrained stage deletes)."""
     from .backends.pool import distilled_paths
-    from .registry import BACKENDS
+    from .backends import BACKENDS
 
     paths = distilled_paths(model_dir)
     if not Path(paths["lora_gguf"]).exists():
@@ -35,7 +35,7 @@ def trained_paths(pipeline, model_dir: Path) -> dict:
 def _eval_stage(pipeline, k: int, model_dir: Path) -> dict:
     """Stage k's adapter on the eval split: direct prompt, greedy, room for the trace it still writes."""
     from .evaluate import method_params, score_traces, summarize
-    from .registry import METHODS
+    from .methods import METHODS
     from .rundir import write_jsonl
 
     c, task = pipeline.cfg, pipeline.task

@@ -20,44 +20,8 @@ import dataclasses
 from typing import Any
 
 from . import systems
-from .errors import ConfigError
 
 TEACHER_SYSTEMS = systems.ON_TEACHER  # evaluated on the teacher when there is one
-
-
-def inherit_backend(raw: dict) -> dict:
-    """``raw`` (the YAML mapping after overrides) with ``teacher.backend`` filled in from the run's
-    ``backend`` for the keys it does not set."""
-    t = raw.get("teacher")
-    if not isinstance(t, dict):
-        return raw
-    own = t.get("backend")
-    if own is not None and not isinstance(own, dict):
-        return raw  # the type check names it
-    base = raw.get("backend") if isinstance(raw.get("backend"), dict) else {}
-    return {**raw, "teacher": {**t, "backend": {**base, **(own or {})}}}
-
-
-def check_teacher(cfg: Any) -> None:
-    """Cross-field checks of the ``teacher`` section (names the fix)."""
-    t = cfg.teacher
-    if t is None:
-        if systems.TEACHER_S1 in cfg.eval.systems:
-            raise ConfigError("eval.systems lists teacher_system1 but the run has no teacher; fix: add a teacher "
-                              "section (e.g. teacher.model=qwen2.5-coder-1.5b) or drop teacher_system1")
-        return
-    if not t.model:
-        raise ConfigError("teacher.model is empty; fix: name the teacher's model, e.g. teacher.model=qwen2.5-coder-1.5b "
-                          "(an embedded name, a .gguf path or an HF id), or remove the teacher section")
-    from .registry import BACKENDS, is_import_path
-
-    BACKENDS.target(t.backend.name)
-    if is_import_path(t.backend.name):
-        BACKENDS.get(t.backend.name)
-    t.backend.check_server("teacher.backend")
-    if cfg.distributed.enabled and cfg.distributed.endpoints:
-        raise ConfigError("distributed.endpoints serve one model; with a teacher section leave distributed.endpoints "
-                          "empty (one managed engine per actor) or run without the teacher")
 
 
 def teacher_config(cfg: Any) -> Any:

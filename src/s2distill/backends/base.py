@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..registry import Registry
 from ..types import Completion, GenRequest
 
 
@@ -88,6 +89,20 @@ class Backend:
 def make_backend(name: str, **kwargs: Any) -> Backend:
     """The backend registered as ``name`` built from explicit arguments (a run builds its backends from
     the config: ``backends.pool.default_backend_factory``)."""
-    from ..registry import BACKENDS
-
     return BACKENDS.get(name)(**kwargs)
+
+
+# the registered backends (plug-ins add theirs: ``BACKENDS.register("mine", MyBackend)``; modules imported on use)
+BACKENDS = Registry("backend", {
+    "llamacpp": "s2distill.backends.llamacpp:LlamaCppBackend",
+    "vllm": "s2distill.backends.vllm:VLLMBackend",
+    "openai": "s2distill.backends.openai:OpenAIBackend",
+    "transformers": "s2distill.backends.transformers:TransformersBackend",
+    "fake": "s2distill.backends.fake:FakeBackend",
+})
+BACKEND_FIX = "`class MyBackend(Backend)` with classmethod config_kwargs(cls, cfg, weights, trained)"
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The backend class registered as ``name``, refused unless it subclasses :class:`Backend`."""
+    return BACKENDS.subclass(name, Backend, BACKEND_FIX)

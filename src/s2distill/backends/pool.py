@@ -8,7 +8,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
 from ..teacher import teacher_config
 from .base import Backend
 
@@ -20,12 +19,11 @@ def backend_spec(cfg: Any, weights: str, trained: dict) -> tuple[type[Backend], 
     ``trained`` holds the trained model's paths (:func:`distilled_paths`). The class comes from the
     registry (a built-in name, a plug-in's name or ``package.module:attr``) and says its own arguments
     (``config_kwargs``)."""
-    from ..registry import BACKENDS, load_plugins
+    from ..registry import load_plugins
+    from .base import backend_class
 
     load_plugins(cfg.plugins)  # also inside a Ray actor, where the driver's imports did not happen
-    cls = BACKENDS.get(cfg.backend.name)
-    if not (isinstance(cls, type) and issubclass(cls, Backend)):
-        raise ConfigError(f"backend '{cfg.backend.name}' is {cls!r}, not a subclass of s2distill.backends.base.Backend")
+    cls = backend_class(cfg.backend.name)
     return cls, cls.config_kwargs(cfg, weights, trained)
 
 

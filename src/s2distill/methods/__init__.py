@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..keys import check_keys
+from ..registry import Registry
 from ..types import Call, Completion, Example, GenRequest, Message, Sample, SamplingParams, Trace
 
 
@@ -38,10 +39,19 @@ class Method:
         return self.steps(method_cfg) if self.steps else 1
 
 
+# the registered methods (plug-ins add theirs: ``METHODS.register("mine", METHOD)``; modules imported on use)
+METHODS = Registry("method", {
+    "direct": "s2distill.methods.direct:METHOD",
+    "cot": "s2distill.methods.cot:METHOD",
+    "rar": "s2distill.methods.rar:METHOD",
+    "bsm": "s2distill.methods.bsm:METHOD",
+    "s2a": "s2distill.methods.s2a:METHOD",
+})
+
+
 def method_of(name: str) -> Method:
     """The registered method ``name`` as a :class:`Method` (a bare run function wrapped)."""
     from ..errors import ConfigError
-    from ..registry import METHODS
 
     obj = METHODS.get(name)
     if isinstance(obj, Method):
@@ -58,7 +68,7 @@ def calls_per_sample(method_cfg) -> int:
 
 
 def check_config(cfg) -> None:
-    """The method's options: its steps and its prompt overrides (asked by ``config.validate``)."""
+    """The method's options: its steps and its prompt overrides (asked by ``s2distill.checks``)."""
     from .prompts import check_prompts
 
     calls_per_sample(cfg.method)

@@ -12,8 +12,19 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..keys import build
-from ..registry import TASKS
+from ..registry import Registry
 from .base import LocalData, Pairwise, Perturbable, Task
+
+# the registered tasks (plug-ins add theirs: ``TASKS.register("mine", MyTask)``; modules imported on use)
+TASKS = Registry("task", {
+    "arithmetic": "s2distill.tasks.arithmetic:ArithmeticTask",
+    "gsm8k": "s2distill.tasks.gsm8k:GSM8KTask",
+    "last_letter": "s2distill.tasks.last_letter:LastLetterTask",
+    "coin_flip": "s2distill.tasks.coin_flip:CoinFlipTask",
+    "judge": "s2distill.tasks.judge:JudgeTask",
+    "triviaqa_opinion": "s2distill.tasks.triviaqa:TriviaQAOpinionTask",
+    "dataset": "s2distill.tasks.dataset:DatasetTask",
+})
 
 
 def parse_options(cls: Any, options: dict, task: str) -> Any:
@@ -21,11 +32,8 @@ def parse_options(cls: Any, options: dict, task: str) -> Any:
 
 
 def make_task(task_cfg: Any) -> Any:
-    cls = TASKS.get(task_cfg.name)
-    if not (isinstance(cls, type) and issubclass(cls, Task)):
-        raise ConfigError(f"task '{task_cfg.name}' ({cls!r}) does not meet the Task contract: it is not a subclass "
-                          "of s2distill.tasks.base.Task; fix: `class MyTask(Task)` with load, extract and an Options "
-                          "dataclass (optional abilities are mixins there: FewShot, Perturbable, ...)")
+    cls = TASKS.subclass(task_cfg.name, Task, "`class MyTask(Task)` with load, extract and an Options dataclass "
+                                              "(optional abilities are mixins there: FewShot, Perturbable, ...)")
     missing = sorted(cls.__abstractmethods__) + ([] if dataclasses.is_dataclass(cls.Options) else ["Options dataclass"])
     if missing:
         raise ConfigError(f"task '{task_cfg.name}' ({cls.__name__}) does not meet the Task contract: it needs "
@@ -37,7 +45,7 @@ def make_task(task_cfg: Any) -> Any:
 
 
 def check_config(cfg: Any) -> None:
-    """The task's options, and what ``eval`` asks of the task (asked by ``config.validate``)."""
+    """The task's options, and what ``eval`` asks of the task (asked by ``s2distill.checks``)."""
     task = make_task(cfg.task)
     if cfg.eval.both_orders and not isinstance(task, Pairwise):
         raise ConfigError(f"eval.both_orders needs a pairwise judge task (task.name=judge); task '{cfg.task.name}' "
@@ -81,4 +89,4 @@ def check_data(cfg: Any) -> str:
 
 from .common import hub_rows, is_dataset_dir  # noqa: E402 - re-exported
 
-__all__ = ["check_config", "check_data", "hub_rows", "is_dataset_dir", "make_task", "parse_options", "dataclasses"]
+__all__ = ["TASKS", "check_config", "check_data", "hub_rows", "is_dataset_dir", "make_task", "parse_options", "dataclasses"]

@@ -1,6 +1,6 @@
 """The Task contract: what every task defines, and the optional hooks and what each enables.
 
-A task is a class registered in ``s2distill.registry.TASKS`` (a built-in name, a plug-in's name, or
+A task is a class registered in ``s2distill.tasks.TASKS`` (a built-in name, a plug-in's name, or
 ``task.name: my_pkg.tasks:MyTask``). The pipeline builds it as ``cls(cls.Options(**task.options))``.
 
 Required (abstract below):
