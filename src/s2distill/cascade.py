@@ -224,12 +224,13 @@ def points(eval_dir, task, signal: str, fallback: str = "maj") -> list[Point]:
 
     from .evaluate import vote_share
     from .label_free import _read, normalizer
+    from .systems import DISTILLED, MAJ, S1, S2
     from .voting import plurality_answer
 
     d = Path(eval_dir)
-    dist, maj = _read(d / "distilled.jsonl"), _read(d / "system2_maj.jsonl")
-    fb = maj if fallback == "maj" else _read(d / "system2.jsonl")
-    base = _read(d / {"agreement": "system1.jsonl", "vote": "distilled.votes.jsonl"}[signal]) \
+    dist, maj = _read(d / f"{DISTILLED}.jsonl"), _read(d / f"{MAJ}.jsonl")
+    fb = maj if fallback == "maj" else _read(d / f"{S2}.jsonl")
+    base = _read(d / {"agreement": f"{S1}.jsonl", "vote": f"{DISTILLED}.votes.jsonl"}[signal]) \
         if signal in ("agreement", "vote") else []
     if not dist or not maj or not fb or (signal in ("agreement", "vote") and not base):
         return []

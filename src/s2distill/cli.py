@@ -130,8 +130,10 @@ def _score_spotcheck(run_dir, labels) -> int:
     report = write_report(RunDir(run), load_checked(run / "config.yaml"), log=lambda m: print(m, file=sys.stderr))
     res = report.get("spotcheck")
     if not res:
-        print(f"{run} has no System 2 maj@k evaluation to combine the labels with; fix: add system2_maj to "
-              "eval.systems and rerun the run (finished stages are reused)", file=sys.stderr)
+        from .systems import MAJ, add_fix
+
+        print(f"{run} has no System 2 maj@k evaluation to combine the labels with; fix: {add_fix(MAJ)}",
+              file=sys.stderr)
         return 2
     write_json(run / "spotcheck" / "report.json", res)
     print(markdown(res))

@@ -3,7 +3,7 @@
 Works from a run directory's eval files only (``eval/<system>.jsonl``), with or without gold:
 
 - the System 2 majority per eval input comes from the k samples maj@k already drew
-  (``eval/system2_maj.jsonl`` records hold them in ``meta.answers``; no extra generation);
+  (the maj@k system's ``eval/<name>.jsonl`` records hold them in ``meta.answers``; no extra generation);
 - System 1, System 2 greedy and the distilled model: agreement with that majority (Wilson 95%
   interval), agreement where System 2 is confident (vote share >= ``confident_share``), and the
   share of System 2 samples that back the model's answer (a plug-in accuracy estimate: it treats
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .evaluate import ci95, wilson_ci
 from .rundir import read_jsonl
-from .systems import DEFAULT, MAJ, SYSTEMS, get
+from .systems import DEFAULT, MAJ, SYSTEMS, add_fix, get
 from .types import EvalRecord
 from .voting import plurality_share
 
@@ -113,8 +113,7 @@ def verdict(rows: Sequence[dict], lf: dict | None, confident_share: float = 0.75
     if not lf:
         return {**none, "reasons": ["no System 2 maj@k evaluation to compare with"],
                 "line": "no verdict: System 2 maj@k was not evaluated",
-                "fix": "add system2_maj to eval.systems (e.g. eval.systems=[system1,system2,system2_maj,distilled]) "
-                       "and rerun; finished stages are reused"}
+                "fix": add_fix(MAJ)}
     d = lf.get("distilled")
     if not d or "distilled" not in by_role:
         return {**none, "reasons": ["no distilled model was evaluated"],

@@ -279,7 +279,7 @@ class Pipeline:
         """The base model's evaluations only (no sampling of train inputs, no training): the data
         stage, then each of ``systems``; writes and returns the report."""
         if bad := [s for s in systems if s not in BASE_SYSTEMS]:
-            raise ConfigError(f"evaluate_base evaluates system1, system2 or system2_maj, not '{bad[0]}'")
+            raise ConfigError(f"evaluate_base evaluates {', '.join(BASE_SYSTEMS)}, not '{bad[0]}'")
         self.write_meta()
         try:
             self.stage_data()

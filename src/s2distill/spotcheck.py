@@ -23,7 +23,7 @@ import random
 from pathlib import Path
 
 from .errors import DataError
-from .systems import DEFAULT, MAJ, reference
+from .systems import DEFAULT, MAJ, add_fix, reference
 
 SYSTEMS = DEFAULT  # and "cascade", where the run ships one
 PI_FIELD = "s2distill_pi"
@@ -47,8 +47,7 @@ def _context(run: Path):
     norm = normalizer(task)
     maj = _records(run, MAJ)
     if not maj:
-        raise DataError(f"{run} has no System 2 maj@k evaluation (eval/system2_maj.jsonl); fix: add system2_maj to "
-                        "eval.systems and rerun the run (finished stages are reused)")
+        raise DataError(f"{run} has no System 2 maj@k evaluation (eval/{MAJ}.jsonl); fix: {add_fix(MAJ)}")
     votes = {i: plurality_share([norm(a) for a in r.meta.get("answers", [])]) for i, r in maj.items()}
     questions = {str(d["id"]): d["question"] for d in read_jsonl(run / "data" / "eval.jsonl")}
     return task, norm, votes, questions

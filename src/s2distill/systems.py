@@ -76,3 +76,9 @@ def eval_order(has_teacher: bool) -> tuple[str, ...]:
 def reference(fallback: str) -> str:
     """The System 2 system that answers for ``eval.cascade_fallback`` (``maj`` or ``greedy``)."""
     return MAJ if fallback == "maj" else S2
+
+
+def add_fix(name: str) -> str:
+    """The fix for a run that lacks the evaluation of the system ``name``."""
+    return (f"add {name} to eval.systems (e.g. eval.systems=[{','.join(n for n in NAMES if n != TEACHER_S1)}]) and "
+            "rerun the run (finished stages are reused)")
