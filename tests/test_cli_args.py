@@ -24,3 +24,17 @@ def test_a_command_without_overrides_says_so(capsys: pytest.CaptureFixture) -> N
     with pytest.raises(SystemExit):
         parse(["ls", "a=1"])
     assert "takes no key=value overrides" in capsys.readouterr().err
+
+
+def test_validate_explain_prints_a_key_and_a_section(capsys: pytest.CaptureFixture) -> None:
+    from s2distill.cli import main
+
+    assert main(["validate", "--explain", "curate.weighting"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("curate.weighting (str, default 'hard'): hard: keep a pair")
+    assert main(["validate", "--explain", "eval"]) == 0
+    assert "  eval.cascade_k (int, default 4):" in capsys.readouterr().out
+    assert main(["validate", "--explain", "eval.cascde_k"]) == 2
+    assert "did you mean 'eval.cascade_k'" in capsys.readouterr().err
+    assert main(["validate"]) == 2
+    assert "needs a config" in capsys.readouterr().err

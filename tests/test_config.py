@@ -94,3 +94,21 @@ def test_load_config_only_parses_and_imports_the_config_layer():
         check(cfg)
     with pytest.raises(ConfigError, match="unknown task 'no_such_task'"):
         Pipeline(cfg, run_dir="/nonexistent/never-made")
+
+
+def test_every_key_has_help_and_docs_config_md_is_current():
+    """One place for what a key means: the field's help metadata, printed by `validate --explain` and listed in
+    docs/config.md (regenerate: python -m s2distill.config > docs/config.md)."""
+    from pathlib import Path
+
+    from s2distill.config import RunConfig, keys_markdown
+    from s2distill.keys import explain, key_docs
+
+    docs = key_docs(RunConfig)
+    assert len(docs) > 100 and not [d.key for d in docs if not d.help]
+    assert (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text() == keys_markdown(), \
+        "docs/config.md is stale; fix: python -m s2distill.config > docs/config.md"
+    assert explain(RunConfig, "eval.max_disagreement").startswith("eval.max_disagreement (float, default 0.1): ")
+    assert "  teacher.backend.base_url (" in explain(RunConfig, "teacher.backend")
+    with pytest.raises(ConfigError, match="did you mean 'eval.max_disagreement'"):
+        explain(RunConfig, "eval.max_disagrement")

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import S2DistillError
+from .errors import ConfigError, S2DistillError
 
 DEMO_CONFIG = Path(__file__).parent / "configs" / "demo.yaml"
 
@@ -35,6 +35,15 @@ def _cmd_validate(args) -> int:
     from .checks import load_checked
     from .tasks import check_data
 
+    if args.explain:
+        from .config import RunConfig
+        from .keys import explain
+
+        print(explain(RunConfig, args.explain))
+        return 0
+    if not args.config:
+        raise ConfigError("s2distill validate needs a config (e.g. s2distill validate configs/demo.yaml), "
+                          "or --explain KEY")
     cfg = load_checked(args.config, args.overrides)
     data = check_data(cfg)  # the task's files, read as the run's data stage reads them (no engine starts)
     print(f"ok: {args.config} (task={cfg.task.name}, method={cfg.method.name}, backend={cfg.backend.name}, "
@@ -168,7 +177,6 @@ def _cmd_serve(args) -> int:
 
 def _cmd_train(args) -> int:
     from .checks import load_checked
-    from .errors import ConfigError
     from .pipeline import Pipeline
 
     run_dir = Path(args.run_dir)
@@ -258,8 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(fn=_cmd_demo)
     sp = sub.add_parser("validate", help="check a config and the task's data files without running it (no engine "
                                          "starts): errors are the ones `s2distill run` would stop with")
-    sp.add_argument("config")
+    sp.add_argument("config", nargs="?", help="the config YAML (not needed with --explain)")
     sp.add_argument("overrides", nargs="*")
+    sp.add_argument("--explain", metavar="KEY", help="print what a config key is (type, default, help; a section "
+                                                     "lists its keys), e.g. --explain eval.max_disagreement")
     sp.set_defaults(fn=_cmd_validate)
     sp = sub.add_parser("report", help="print the report of a run directory")
     sp.add_argument("run_dir")

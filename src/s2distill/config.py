@@ -6,14 +6,14 @@ a wrong type names the key and the expected type.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .errors import ConfigError
-from .keys import build, check_choice, check_keys, field_names
+from .keys import build, check_choice, check_keys, field_names, opt
 from . import systems
 from .systems import DEFAULT as DEFAULT_SYSTEMS
 from .systems import SYSTEMS
@@ -21,25 +21,27 @@ from .systems import SYSTEMS
 
 @dataclass(frozen=True)
 class BackendConfig:
-    name: str = "llamacpp"  # llamacpp | vllm | openai | transformers | fake
-    base_url: str | None = None  # openai: e.g. http://127.0.0.1:8000/v1
-    api_key_env: str = "OPENAI_API_KEY"  # openai: name of the env var holding the key (never the key itself)
-    served_model: str | None = None  # openai: model name the server expects; vllm: --served-model-name of the base
-    parallel: int = 16  # llamacpp: server slots (continuous batching)
-    ctx_per_slot: int = 2048  # llamacpp: context tokens per slot
-    threads: int | None = None  # llamacpp/transformers: CPU threads (None = all cores)
-    concurrency: int = 16  # openai/llamacpp/vllm: max samples in flight
-    share_samples: bool = True  # openai/llamacpp/vllm: one call with n for an input's n samples (prompt processed once)
-    timeout_s: float = 600.0
-    max_retries: int = 5
-    batch_size: int = 16  # transformers: generation batch size
-    server_args: list[str] = field(default_factory=list)  # llamacpp/vllm: extra llama-server / vllm serve flags
-    tensor_parallel_size: int = 1  # vllm: GPUs to shard the model over
-    gpu_memory_utilization: float = 0.9  # vllm: fraction of each GPU's memory vLLM may take
-    max_model_len: int | None = None  # vllm: context length (None = the model's own)
-    startup_timeout_s: float | None = None  # llamacpp/vllm: wait for the server's health (None = 300 / 1200 s)
-    device: str = "auto"  # transformers: auto (cuda when torch sees a GPU, else cpu) | cpu | cuda | cuda:N
-    dtype: str = "auto"  # transformers: auto (bf16 on a bf16 GPU, fp16 on older GPUs, fp32 on CPU) | bfloat16 | ...
+    name: str = opt("llamacpp", "llamacpp | vllm | openai | transformers | fake")
+    base_url: str | None = opt(None, "openai: e.g. http://127.0.0.1:8000/v1")
+    api_key_env: str = opt("OPENAI_API_KEY", "openai: name of the env var holding the key (never the key itself)")
+    served_model: str | None = opt(None, "openai: model name the server expects; vllm: --served-model-name of the base")
+    parallel: int = opt(16, "llamacpp: server slots (continuous batching)")
+    ctx_per_slot: int = opt(2048, "llamacpp: context tokens per slot")
+    threads: int | None = opt(None, "llamacpp/transformers: CPU threads (None = all cores)")
+    concurrency: int = opt(16, "openai/llamacpp/vllm: max samples in flight")
+    share_samples: bool = opt(True,
+                              "openai/llamacpp/vllm: one call with n for an input's n samples (prompt processed once)")
+    timeout_s: float = opt(600.0, "seconds one model call may take before it is retried")
+    max_retries: int = opt(5, "retries of a failed or timed-out model call (with backoff) before the run stops")
+    batch_size: int = opt(16, "transformers: generation batch size")
+    server_args: list[str] = opt(help="llamacpp/vllm: extra llama-server / vllm serve flags", factory=list)
+    tensor_parallel_size: int = opt(1, "vllm: GPUs to shard the model over")
+    gpu_memory_utilization: float = opt(0.9, "vllm: fraction of each GPU's memory vLLM may take")
+    max_model_len: int | None = opt(None, "vllm: context length (None = the model's own)")
+    startup_timeout_s: float | None = opt(None, "llamacpp/vllm: wait for the server's health (None = 300 / 1200 s)")
+    device: str = opt("auto", "transformers: auto (cuda when torch sees a GPU, else cpu) | cpu | cuda | cuda:N")
+    dtype: str = opt("auto",
+                     "transformers: auto (bf16 on a bf16 GPU, fp16 on older GPUs, fp32 on CPU) | bfloat16 | ...")
 
     def check_server(self, where: str = "backend", endpoints: list[str] | None = None) -> None:
         """An ``openai`` backend talks to a server: it needs ``base_url`` (or ``distributed.endpoints``). ``where``:
@@ -50,39 +52,48 @@ class BackendConfig:
 
 @dataclass(frozen=True)
 class TaskConfig:
-    name: str = "arithmetic"
-    n_train: int = 64  # unlabeled inputs for System 2 generation
-    n_eval: int = 40  # labeled held-out inputs
-    seed: int = 0
-    options: dict = field(default_factory=dict)  # task-specific, validated by the task
-    # The system turn of every System 1 prompt: the distilled model's training prompt and its inference prompt
-    # (one string for both). "" = an empty system turn, which keeps chat templates with a built-in default
-    # (Qwen's "You are Qwen, created by Alibaba Cloud...", about a third of a short training row) from adding
-    # it; null = no system turn, so the template adds its default (the prompts of runs made before this key).
-    system_prompt: str | None = ""
+    name: str = opt("arithmetic",
+                    "the task: a registered name (s2distill ls), a plug-in's name, or package.module:Class")
+    n_train: int = opt(64, "unlabeled inputs for System 2 generation")
+    n_eval: int = opt(40, "labeled held-out inputs")
+    seed: int = opt(0, "seed of the task's train/eval split and of generated items")
+    options: dict = opt(help="task-specific, validated by the task", factory=dict)
+    system_prompt: str | None = opt("",
+                                    "The system turn of every System 1 prompt: the distilled model's training prompt "
+                                    "and its inference prompt (one string for both). \"\" = an empty system turn, which "
+                                    "keeps chat templates with a built-in default (Qwen's \"You are Qwen, created by "
+                                    "Alibaba Cloud...\", about a third of a short training row) from adding it; null = "
+                                    "no system turn, so the template adds its default (the prompts of runs made "
+                                    "before this key).")
 
 
 @dataclass(frozen=True)
 class MethodConfig:
-    name: str = "cot"
-    n: int = 4  # samples per input
-    temperature: float = 0.7
-    top_p: float = 0.95
-    max_tokens: int = 256
-    few_shot: int = 0  # exemplars (0 = zero-shot)
-    options: dict = field(default_factory=dict)
+    name: str = opt("cot",
+                    "the System 2 method: direct | cot | rar | s2a | bsm, a plug-in's name, or package.module:attr")
+    n: int = opt(4, "samples per input")
+    temperature: float = opt(0.7, "sampling temperature of System 2 on the unlabeled inputs")
+    top_p: float = opt(0.95, "nucleus sampling of System 2")
+    max_tokens: int = opt(256, "most tokens one System 2 call may generate")
+    few_shot: int = opt(0, "exemplars (0 = zero-shot)")
+    options: dict = opt(help=
+                             "method-specific: rar steps (1 | 2), prompts.<step> overrides (s2distill ls; README "
+                             "'Prompts')", factory=dict)
 
 
 @dataclass(frozen=True)
 class CurateConfig:
-    name: str = "self_consistency"
-    min_agreement: float = 0.5  # fraction of all samples that must agree with the winner
-    min_votes: int = 2  # and at least this many votes
-    n_variants: int = 2  # input_perturbation: meaning-preserving variants per input
-    # hard: keep a pair when its vote passes min_agreement/min_votes, every kept pair weighs 1;
-    # vote_share (self_consistency): keep every input with a clear winner, its pair's loss weighted by the
-    # share of the samples behind the winner (low-agreement inputs kept at low weight instead of dropped)
-    weighting: str = "hard"
+    name: str = opt("self_consistency",
+                    "the label-free curator: self_consistency | universal_self_consistency | input_perturbation | "
+                    "swap_consistency | none, a plug-in's name, or package.module:Class")
+    min_agreement: float = opt(0.5, "fraction of all samples that must agree with the winner")
+    min_votes: int = opt(2, "and at least this many votes")
+    n_variants: int = opt(2, "input_perturbation: meaning-preserving variants per input")
+    weighting: str = opt("hard",
+                         "hard: keep a pair when its vote passes min_agreement/min_votes, every kept pair weighs 1; "
+                         "vote_share (self_consistency): keep every input with a clear winner, its pair's loss "
+                         "weighted by the share of the samples behind the winner (low-agreement inputs kept at low "
+                         "weight instead of dropped)")
 
 
 WEIGHTINGS = ("hard", "vote_share")
@@ -98,18 +109,18 @@ class AccelerateOptions:
     """The accelerate launcher's options: ``train.num_processes``, ``train.distributed_type``, ``train.cpu``,
     ``train.accelerate_config`` and the nested ``train.accelerate`` mapping (``TrainSection.launch_options``)."""
 
-
-    distributed_type: str = "ddp"  # ddp | fsdp | deepspeed (or accelerate's MULTI_CPU, MULTI_GPU, FSDP, DEEPSPEED, NO)
-    num_processes: int | None = None  # in all, over every machine; None: every visible GPU, or 2 on CPU
-    num_machines: int = 1
-    machine_rank: int = 0
-    main_process_ip: str | None = None  # needed with num_machines > 1
-    main_process_port: int | None = None  # None: a free port on one machine; needed with num_machines > 1
-    mixed_precision: str = "no"  # no | fp16 | bf16
-    cpu: bool = False  # CPU processes talking over gloo, even where GPUs are visible
-    zero_stage: int = 2  # deepspeed: ZeRO stage 0-3
-    offload: bool = False  # fsdp: parameters to CPU; deepspeed: optimizer state and parameters to CPU
-    config_file: str | None = None  # your accelerate config YAML, used as-is (the options above are ignored)
+    distributed_type: str = opt("ddp",
+                                "ddp | fsdp | deepspeed (or accelerate's MULTI_CPU, MULTI_GPU, FSDP, DEEPSPEED, NO)")
+    num_processes: int | None = opt(None, "in all, over every machine; None: every visible GPU, or 2 on CPU")
+    num_machines: int = opt(1, "machines taking part (each runs the same command with its machine_rank)")
+    machine_rank: int = opt(0, "this machine's rank, 0 .. num_machines-1 (0 is the main process's machine)")
+    main_process_ip: str | None = opt(None, "needed with num_machines > 1")
+    main_process_port: int | None = opt(None, "None: a free port on one machine; needed with num_machines > 1")
+    mixed_precision: str = opt("no", "no | fp16 | bf16")
+    cpu: bool = opt(False, "CPU processes talking over gloo, even where GPUs are visible")
+    zero_stage: int = opt(2, "deepspeed: ZeRO stage 0-3")
+    offload: bool = opt(False, "fsdp: parameters to CPU; deepspeed: optimizer state and parameters to CPU")
+    config_file: str | None = opt(None, "your accelerate config YAML, used as-is (the options above are ignored)")
 
     def __post_init__(self) -> None:
         check_choice("distributed_type", self.distributed_type, list(DISTRIBUTED) + list(_ACCELERATE_NAMES), DISTRIBUTED)
@@ -151,53 +162,60 @@ _RUN = {"trainer": False}  # a train key the run reads (which model, whether, ho
 
 @dataclass(frozen=True)
 class TrainSection:
-    enabled: bool = field(default=True, metadata=_RUN)
-    base_model: str | None = field(default=None, metadata=_RUN)  # HF id/dir to fine-tune; default: the run's model
-    method: str = "lora"  # lora | full
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
-    target_modules: str = "all-linear"
-    learning_rate: float = 2e-4
-    epochs: float = 3.0
-    max_steps: int = -1
-    per_device_batch_size: int = 2
-    gradient_accumulation_steps: int = 4
-    max_length: int = 256
-    gradient_checkpointing: bool = False
-    threads: int | None = None
-    save_merged: bool = False  # LoRA: also write model/merged (the adapter + llama.cpp LoRA GGUF serve it)
-    # local (this process) | accelerate (accelerate launch: DDP / FSDP / DeepSpeed)
-    launcher: str = field(default="local", metadata=_RUN)
+    enabled: bool = opt(True,
+                        "false: no training (the run stops after curation and evaluates the base systems)", **_RUN)
+    base_model: str | None = opt(None, "HF id/dir to fine-tune; default: the run's model", **_RUN)
+    method: str = opt("lora", "lora | full")
+    lora_r: int = opt(16, "LoRA rank")
+    lora_alpha: int = opt(32, "LoRA alpha (the adapter's scale is alpha / r)")
+    lora_dropout: float = opt(0.0, "dropout on the LoRA branch")
+    target_modules: str = opt("all-linear", "modules that get LoRA adapters: all-linear, or a list of module names")
+    learning_rate: float = opt(2e-4, "peak learning rate (linear decay)")
+    epochs: float = opt(3.0, "passes over the curated pairs (ignored when max_steps > 0)")
+    max_steps: int = opt(-1, "optimizer steps in all; -1: from epochs")
+    per_device_batch_size: int = opt(2, "pairs per forward pass on each device")
+    gradient_accumulation_steps: int = opt(4,
+                                           "forward passes per optimizer step (effective batch = this x "
+                                           "per_device_batch_size x processes)")
+    max_length: int = opt(256, "most tokens of one training row (prompt + answer); see too_long")
+    gradient_checkpointing: bool = opt(False,
+                                       "recompute activations in the backward pass: less memory, about 30% slower")
+    threads: int | None = opt(None, "CPU threads of training (None: torch's default)")
+    save_merged: bool = opt(False, "LoRA: also write model/merged (the adapter + llama.cpp LoRA GGUF serve it)")
+    launcher: str = opt("local",
+                        "local (this process) | accelerate (accelerate launch: DDP / FSDP / DeepSpeed)", **_RUN)
     # read by the accelerate launcher only (ACCELERATE_KEYS: left out of a local run's fingerprint)
-    num_processes: int | None = field(default=None, metadata=_ACCEL)  # processes in all (None = every visible GPU, or 2 on CPU)
-    distributed_type: str = field(default="ddp", metadata=_ACCEL)  # ddp | fsdp | deepspeed
-    cpu: bool = field(default=False, metadata=_ACCEL)  # CPU processes over gloo, even where GPUs are visible
-    accelerate_config: str | None = field(default=None, metadata=_ACCEL)  # your accelerate config YAML, used as-is
-    accelerate: dict = field(default_factory=dict, metadata=_ACCEL)  # accelerate: num_machines, machine_rank, main_process_ip,
-    # main_process_port, mixed_precision, zero_stage, offload (see AccelerateOptions below)
-    # GPU fit (s2distill.precision; docs/scaling.md "Training on one GPU"):
-    dtype: str = "auto"  # auto (bf16 weights + autocast on a bf16 GPU, fp32 elsewhere) | bfloat16 | float16 | float32
-    quantization: str = "none"  # none | 4bit | 8bit: QLoRA through bitsandbytes (pip install 's2distill[qlora]')
-    attn_implementation: str = "sdpa"  # sdpa | eager | flash_attention_2 (needs flash-attn) | ...
-    padding_free: bool = False  # TRL padding-free batches (no pad tokens); needs flash_attention_2
-    # batches of rows of similar length (less padding; the order stays seeded): for data whose rows differ a lot in
-    # length; on the demo's rows (3.4% padding) it saved no time (benchmarks/results/speed.md)
-    group_by_length: bool = False
-    liger_kernel: bool | None = None  # TRL use_liger_kernel; None: on when liger-kernel is installed and on CUDA
-    save_steps: float | None = None  # checkpoint every N optimizer steps (< 1: that fraction of the run); None: 0.1
-    save_total_limit: int = 2  # checkpoints kept under model/checkpoints (older ones are deleted)
-    too_long: str = "truncate_prompt"  # rows over max_length: truncate_prompt (from the left) | error
-    # curriculum (s2distill.stepwise): stepwise = train on the System 2 trace, drop it step by step from the left
-    curriculum: str = field(default="none", metadata=_RUN)  # none | stepwise
-    # stepwise: epochs of every stage (each stage starts a fresh optimizer)
-    epochs_per_stage: float = field(default=1.0, metadata=_RUN)
-    # stepwise: 0 = one stage per step of the longest trace (+1 answer-only); N >= 2 = N stages
-    stages: int = field(default=0, metadata=_RUN)
-    # stepwise: > 0 = drop this many trace tokens per stage instead of whole steps
-    remove_per_stage: int = field(default=0, metadata=_RUN)
-    # stepwise, token level: lambda of the extra-removal offset P(o) ~ exp(-lambda o)
-    removal_smoothing: float = field(default=4.0, metadata=_RUN)
+    num_processes: int | None = opt(None, "accelerate: processes in all (None = every visible GPU, or 2 on CPU)",
+                                    **_ACCEL)
+    distributed_type: str = opt("ddp", "accelerate: ddp | fsdp | deepspeed", **_ACCEL)
+    cpu: bool = opt(False, "accelerate: CPU processes over gloo, even where GPUs are visible", **_ACCEL)
+    accelerate_config: str | None = opt(None, "accelerate: your accelerate config YAML, used as-is", **_ACCEL)
+    accelerate: dict = opt(help="accelerate: num_machines, machine_rank, main_process_ip, main_process_port, "
+                                "mixed_precision, zero_stage, offload (AccelerateOptions)", factory=dict, **_ACCEL)
+    # GPU fit (s2distill.precision; docs/scaling.md "Training on one GPU")
+    dtype: str = opt("auto", "auto (bf16 weights + autocast on a bf16 GPU, fp32 elsewhere) | bfloat16 | float16 | "
+                             "float32")
+    quantization: str = opt("none", "none | 4bit | 8bit: QLoRA through bitsandbytes (pip install 's2distill[qlora]')")
+    attn_implementation: str = opt("sdpa", "sdpa | eager | flash_attention_2 (needs flash-attn) | ...")
+    padding_free: bool = opt(False, "TRL padding-free batches (no pad tokens); needs flash_attention_2")
+    group_by_length: bool = opt(False,
+                                "batches of rows of similar length (less padding; the order stays seeded): for data "
+                                "whose rows differ a lot in length; on the demo's rows (3.4% padding) it saved no "
+                                "time (benchmarks/results/speed.md)")
+    liger_kernel: bool | None = opt(None, "TRL use_liger_kernel; None: on when liger-kernel is installed and on CUDA")
+    save_steps: float | None = opt(None,
+                                   "checkpoint every N optimizer steps (< 1: that fraction of the run); None: 0.1")
+    save_total_limit: int = opt(2, "checkpoints kept under model/checkpoints (older ones are deleted)")
+    too_long: str = opt("truncate_prompt", "rows over max_length: truncate_prompt (from the left) | error")
+    curriculum: str = opt("none", "none | stepwise (s2distill.stepwise): train on the System 2 trace, drop it step "
+                                  "by step from the left", **_RUN)
+    epochs_per_stage: float = opt(1.0, "stepwise: epochs of every stage (each stage starts a fresh optimizer)", **_RUN)
+    stages: int = opt(0,
+                      "stepwise: 0 = one stage per step of the longest trace (+1 answer-only); N >= 2 = N stages", **_RUN)
+    remove_per_stage: int = opt(0,
+                                "stepwise: > 0 = drop this many trace tokens per stage instead of whole steps", **_RUN)
+    removal_smoothing: float = opt(4.0,
+                                   "stepwise, token level: lambda of the extra-removal offset P(o) ~ exp(-lambda o)", **_RUN)
 
     def launch_options(self) -> AccelerateOptions:
         """The accelerate options of this section (its typed keys win over ``accelerate``; names the fix)."""
@@ -216,43 +234,53 @@ ACCELERATE_KEYS = tuple(f.name for f in dataclasses.fields(TrainSection) if f.me
 
 @dataclass(frozen=True)
 class EvalConfig:
-    systems: list[str] = field(default_factory=lambda: list(DEFAULT_SYSTEMS))
-    k: int = 4  # samples for System 2 maj@k
-    temperature: float = 0.7  # for maj@k sampling
-    max_tokens_system1: int = 32
-    distilled_served_model: str | None = None  # openai backend: name of the served distilled model
-    rewordings: int = 0  # also score system1 and distilled on the task's first N rewordings of the input
-    both_orders: bool = False  # pairwise judges: run every judge on both response orders; a flip counts as a tie
-    confident_share: float = 0.75  # report: System 2 is confident on an input when its majority has this vote share
-    max_disagreement: float = 0.10  # report: ship distilled only if disagreement with System 2 is surely below this
-    # report: what answers the inputs the cascade routes to System 2: maj (its maj@k majority) | greedy (System 2 greedy)
-    cascade_fallback: str = "maj"
-    # the cascade's vote-share signal: the distilled model's direct answer sampled this many times at
-    # eval.temperature (a few tokens each); its confidence is the share that repeats its greedy answer. 0: off
-    cascade_k: int = 4
-    # retention after training (retention.py): KL(base || distilled) on held-out and general prompts, and System 1
-    # accuracy base vs distilled on other built-in tasks; a drop above max_retention_drop is named in the verdict
-    retention: bool = True
-    retention_tasks: list[str] = field(default_factory=lambda: ["last_letter", "coin_flip"])
-    retention_n: int = 40  # inputs per other task
-    retention_prompts: int = 24  # prompts for the KL: held-out inputs and general ones (up to the 100 shipped) each
-    retention_tokens: int = 12  # the base model's continuation the KL is measured on
-    max_retention_drop: float = 0.02
+    systems: list[str] = opt(help="systems evaluated on the held-out inputs (s2distill.systems: system1, system2, "
+                                  "its maj@k, teacher_system1, distilled)", factory=lambda: list(DEFAULT_SYSTEMS))
+    k: int = opt(4, "samples for System 2 maj@k")
+    temperature: float = opt(0.7, "for maj@k sampling")
+    max_tokens_system1: int = opt(32, "most tokens of a direct (System 1 or distilled) answer")
+    distilled_served_model: str | None = opt(None, "openai backend: name of the served distilled model")
+    rewordings: int = opt(0, "also score system1 and distilled on the task's first N rewordings of the input")
+    both_orders: bool = opt(False, "pairwise judges: run every judge on both response orders; a flip counts as a tie")
+    confident_share: float = opt(0.75,
+                                 "report: System 2 is confident on an input when its majority has this vote share")
+    max_disagreement: float = opt(0.10,
+                                  "report: ship distilled only if disagreement with System 2 is surely below this")
+    cascade_fallback: str = opt("maj",
+                                "report: what answers the inputs the cascade routes to System 2: maj (its maj@k "
+                                "majority) | greedy (System 2 greedy)")
+    cascade_k: int = opt(4,
+                         "the cascade's vote-share signal: the distilled model's direct answer sampled this many "
+                         "times at eval.temperature (a few tokens each); its confidence is the share that repeats its "
+                         "greedy answer. 0: off")
+    retention: bool = opt(True,
+                          "retention after training (retention.py): KL(base || distilled) on held-out and general "
+                          "prompts, and System 1 accuracy base vs distilled on other built-in tasks; a drop above "
+                          "max_retention_drop is named in the verdict")
+    retention_tasks: list[str] = opt(help="other built-in tasks whose System 1 accuracy is compared before and "
+                                          "after training", factory=lambda: ["last_letter", "coin_flip"])
+    retention_n: int = opt(40, "inputs per other task")
+    retention_prompts: int = opt(24,
+                                 "prompts for the KL: held-out inputs and general ones (up to the 100 shipped) each")
+    retention_tokens: int = opt(12, "the base model's continuation the KL is measured on")
+    max_retention_drop: float = opt(0.02,
+                                    "verdict note when an other task's System 1 accuracy drops by more than this "
+                                    "fraction")
 
 
 @dataclass(frozen=True)
 class DistributedConfig:
     """Run model calls as a Ray Data pipeline over a pool of actors, each owning one backend."""
 
-    enabled: bool = False
-    address: str | None = None  # None: a local Ray instance; "auto" / "ray://head:10001": an existing cluster
-    num_actors: int = 2  # one backend (engine server or endpoint) per actor
-    batch_size: int = 16  # requests per actor call (each actor keeps them in flight together)
-    num_cpus_per_actor: float = 1.0
-    num_gpus_per_actor: float = 0.0  # e.g. 1 with backend.name=vllm on GPU nodes
-    endpoints: list[str] = field(default_factory=list)  # openai: one base_url per actor slot (round robin)
-    stages: list[str] = field(default_factory=lambda: ["generate"])  # also: curate, eval
-    runtime_env: dict = field(default_factory=dict)  # Ray runtime_env for cluster workers (pip, env_vars, ...)
+    enabled: bool = opt(False, "run the model calls of distributed.stages as a Ray Data pipeline")
+    address: str | None = opt(None, "None: a local Ray instance; \"auto\" / \"ray://head:10001\": an existing cluster")
+    num_actors: int = opt(2, "one backend (engine server or endpoint) per actor")
+    batch_size: int = opt(16, "requests per actor call (each actor keeps them in flight together)")
+    num_cpus_per_actor: float = opt(1.0, "CPUs Ray reserves for each actor")
+    num_gpus_per_actor: float = opt(0.0, "e.g. 1 with backend.name=vllm on GPU nodes")
+    endpoints: list[str] = opt(help="openai: one base_url per actor slot (round robin)", factory=list)
+    stages: list[str] = opt(help="also: curate, eval", factory=lambda: ["generate"])
+    runtime_env: dict = opt(help="Ray runtime_env for cluster workers (pip, env_vars, ...)", factory=dict)
 
 
 DISTRIBUTED_STAGES = ("generate", "curate", "eval")
@@ -263,25 +291,27 @@ class TeacherConfig:
     """A stronger model for System 2 (generation, model-based curation, System 2 evaluation); the run's
     ``model`` stays the student. ``backend`` keys not given here are the run's own (s2distill.teacher)."""
 
-    model: str = ""  # embedded model name, .gguf path, or HF id, as the top-level model
-    backend: BackendConfig = field(default_factory=BackendConfig)
+    model: str = opt("", "embedded model name, .gguf path, or HF id, as the top-level model")
+    backend: BackendConfig = opt(help="the teacher's engine; keys not set here are the run's backend keys",
+                                 factory=BackendConfig)
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    name: str = "run"
-    seed: int = 0
-    model: str = "default"  # embedded model name, .gguf path, or HF id (transformers/openai)
-    run_dir: str | None = None  # default: runs/<name>
-    backend: BackendConfig = field(default_factory=BackendConfig)
-    task: TaskConfig = field(default_factory=TaskConfig)
-    method: MethodConfig = field(default_factory=MethodConfig)
-    curate: CurateConfig = field(default_factory=CurateConfig)
-    train: TrainSection = field(default_factory=TrainSection)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    distributed: DistributedConfig = field(default_factory=DistributedConfig)
-    plugins: list[str] = field(default_factory=list)  # modules imported before validation (they register classes)
-    teacher: TeacherConfig | None = None  # System 2 from a stronger model (None: the run's model, as in the paper)
+    name: str = opt("run", "the run's name (its directory is runs/<name> unless run_dir is set)")
+    seed: int = opt(0, "seed of sampling and training")
+    model: str = opt("default", "embedded model name, .gguf path, or HF id (transformers/openai)")
+    run_dir: str | None = opt(None, "default: runs/<name>")
+    backend: BackendConfig = opt(help="the engine that serves the model (llama.cpp, vLLM, an OpenAI-compatible "
+                                      "server, transformers)", factory=BackendConfig)
+    task: TaskConfig = opt(help="the task and its inputs", factory=TaskConfig)
+    method: MethodConfig = opt(help="the System 2 method run on the unlabeled inputs", factory=MethodConfig)
+    curate: CurateConfig = opt(help="how System 2's samples are filtered without labels", factory=CurateConfig)
+    train: TrainSection = opt(help="fine-tuning the model to answer directly", factory=TrainSection)
+    eval: EvalConfig = opt(help="evaluation, the label-free verdict, the cascade and retention", factory=EvalConfig)
+    distributed: DistributedConfig = opt(help="Ray Data over a pool of engines", factory=DistributedConfig)
+    plugins: list[str] = opt(help="modules imported before validation (they register classes)", factory=list)
+    teacher: TeacherConfig | None = opt(None, "System 2 from a stronger model (None: the run's model, as in the paper)")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -414,3 +444,36 @@ def _check_teacher(cfg: RunConfig) -> None:
     if cfg.distributed.enabled and cfg.distributed.endpoints:
         raise ConfigError("distributed.endpoints serve one model; with a teacher section leave distributed.endpoints "
                           "empty (one managed engine per actor) or run without the teacher")
+
+
+def keys_markdown() -> str:
+    """docs/config.md: every config key with its type, default and help, from the fields' metadata
+    (``python -m s2distill.config > docs/config.md``; tests/test_config.py checks the file is current)."""
+    from .keys import key_docs
+    from .tables import Table
+
+    def cell(s: str) -> str:
+        return s.replace("|", "\\|")
+
+    docs = key_docs(RunConfig)
+    sections = [d for d in docs if d.default == "(section)" or d.key == "teacher"]
+    parts = ["# Config keys", "",
+             "Every key of a run's config, generated from the fields' help metadata in `src/s2distill/config.py` "
+             "(`python -m s2distill.config > docs/config.md`). `s2distill validate --explain KEY` prints one key or "
+             "a section. Task options (`task.options.*`) and method options (`method.options.*`) belong to the "
+             "task's `Options` dataclass and the method; `s2distill validate CONFIG` checks them.", ""]
+    for sec in [None, *sections]:
+        prefix = "" if sec is None else sec.key + "."
+        rows = [d for d in docs if d.key.startswith(prefix) and d.key.count(".") == prefix.count(".")
+                and d.default != "(section)" and d.key != "teacher"]
+        if not rows:
+            continue
+        parts += [f"## {sec.key}", "", sec.help, ""] if sec else ["## top level", ""]
+        parts += [Table(["key", "type", "default", "what it is"],
+                        [[f"`{d.key}`", cell(d.type), f"`{cell(d.default)}`", cell(d.help)] for d in rows],
+                        align="llll").markdown(), ""]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+if __name__ == "__main__":
+    print(keys_markdown(), end="")

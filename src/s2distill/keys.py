@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Sequence
@@ -100,4 +101,69 @@ def build(cls: Any, data: dict, where: str = "", unknown: Callable[[str], str] |
     return cls(**{k: coerce(v, hints[k], f"{where}.{k}" if where else str(k)) for k, v in data.items()})
 
 
-__all__ = ["build", "check_choice", "check_keys", "coerce", "did_you_mean", "field_names"]
+def opt(default: Any = dataclasses.MISSING, help: str = "", *, factory: Callable[[], Any] | None = None,
+        **meta: Any) -> Any:
+    """A config field with its help text and any other metadata (the fingerprint rules of ``train`` keys:
+    ``trainer=False``, ``launcher="accelerate"``): ``n: int = opt(4, "samples per input")``. The help is what
+    ``s2distill validate --explain KEY`` prints and what docs/config.md lists."""
+    if not help:
+        raise ValueError("a config field needs its help text")
+    md = {"help": help, **meta}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=md)
+    return dataclasses.field(default=default, metadata=md)
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyDoc:
+    key: str  # dotted: eval.max_disagreement
+    type: str
+    default: str  # YAML-like; "(section)" for a nested section
+    help: str
+
+
+def _section_of(tp: Any) -> Any:
+    """The dataclass a field's type is or holds (``TeacherConfig | None``), else None."""
+    if dataclasses.is_dataclass(tp):
+        return tp
+    return next((a for a in typing.get_args(tp) if dataclasses.is_dataclass(a)), None)
+
+
+def _shown(value: Any) -> str:
+    return {None: "null", True: "true", False: "false"}.get(value, value) if isinstance(value, (bool, type(None))) \
+        else repr(value) if isinstance(value, str) else str(value)
+
+
+def key_docs(cls: Any, prefix: str = "") -> list[KeyDoc]:
+    """Every key of the config dataclass ``cls`` and of its sections, depth first, with type, default and help."""
+    hints, out = typing.get_type_hints(cls), []
+    for f in dataclasses.fields(cls):
+        key, tp = f"{prefix}{f.name}", hints[f.name]
+        section = _section_of(tp)
+        if f.default is not dataclasses.MISSING:
+            default = _shown(f.default)
+        else:
+            default = "(section)" if section is not None else _shown(f.default_factory())  # type: ignore[misc]
+        tname = re.sub(r"\b(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*)", r"\1", str(tp)).replace("NoneType", "null") \
+            if typing.get_args(tp) else _type_name(tp)
+        out.append(KeyDoc(key, tname, default, f.metadata.get("help", "")))
+        if section is not None:
+            out += key_docs(section, key + ".")
+    return out
+
+
+def explain(cls: Any, key: str) -> str:
+    """What ``key`` (dotted) of the config dataclass ``cls`` is: type, default, help; a did-you-mean if unknown."""
+    docs = {d.key: d for d in key_docs(cls)}
+    if key not in docs:
+        raise ConfigError(f"unknown config key '{key}'{did_you_mean(key, docs)} (s2distill validate --explain "
+                          "SECTION lists a section's keys, e.g. --explain eval)")
+    d = docs[key]
+    lines = [f"{d.key} ({d.type}, default {d.default}): {d.help}"]
+    lines += [f"  {c.key} ({c.type}, default {c.default}): {c.help}" for c in docs.values()
+              if c.key.startswith(key + ".") and c.key.count(".") == key.count(".") + 1]
+    return "\n".join(lines)
+
+
+__all__ = ["KeyDoc", "build", "check_choice", "check_keys", "coerce", "did_you_mean", "explain", "field_names",
+           "key_docs", "opt"]
