@@ -9,7 +9,7 @@ import pytest
 
 from s2distill.checks import load_checked
 from s2distill.errors import ConfigError, ModelError
-from s2distill.precision import (TRAIN_KEY_DEFAULTS, bitsandbytes_config, resolve_device, resolve_dtype,
+from s2distill.precision import (bitsandbytes_config, resolve_device, resolve_dtype,
                                  trainer_precision)
 
 
@@ -90,6 +90,22 @@ def test_config_keys_and_errors() -> None:
     assert all(getattr(cfg.train.__class__(), k) == v for k, v in TRAIN_KEY_DEFAULTS.items())
     with pytest.raises(ConfigError, match="train.too_long"):
         TrainConfig(too_long="cut")
+
+
+# TrainSection keys added after runs existed (besides save_merged), pinned: at these values they stay out of the
+# train fingerprint (the config fields' metadata, added=True, says so; old runs are not retrained)
+TRAIN_KEY_DEFAULTS = {
+    "dtype": "auto", "quantization": "none", "attn_implementation": "sdpa", "padding_free": False, "group_by_length": False,
+    "liger_kernel": None, "save_steps": None, "save_total_limit": 2, "too_long": "truncate_prompt",
+    "curriculum": "none", "epochs_per_stage": 1.0, "stages": 0, "remove_per_stage": 0, "removal_smoothing": 4.0,
+}
+
+
+def test_the_added_keys_are_the_field_metadata() -> None:
+    from s2distill.config import TrainSection
+    from s2distill.fingerprints import added_defaults
+
+    assert added_defaults(TrainSection) == {**TRAIN_KEY_DEFAULTS, "save_merged": False}
 
 
 def _train_fp(tmp_path: Path, **train) -> str:

@@ -2,7 +2,6 @@
 resume by stage, and that curation picks the kept trace by the vote, never by gold."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import random
 from pathlib import Path
@@ -16,7 +15,7 @@ from s2distill.checks import load_checked
 from s2distill.curate import NoFilter, SelfConsistency
 from s2distill.errors import ConfigError, DataError
 from s2distill.pipeline import Pipeline
-from s2distill.precision import train_fingerprint_keys
+from s2distill.fingerprints import section
 from s2distill.rundir import read_jsonl
 from s2distill.tasks.arithmetic import ArithmeticTask
 from s2distill.types import Call, Completion, Example, Sample, Trace, TrainPair
@@ -96,9 +95,9 @@ def test_config_checks(key, value, msg) -> None:
 
 
 def test_default_curriculum_keys_leave_the_train_fingerprint_alone() -> None:
-    keys = train_fingerprint_keys(dataclasses.asdict(TrainSection()))
+    keys = section(TrainSection())
     assert not {"curriculum", "epochs_per_stage", "stages", "remove_per_stage", "removal_smoothing"} & set(keys)
-    on = train_fingerprint_keys(dataclasses.asdict(TrainSection(curriculum="stepwise")))
+    on = section(TrainSection(curriculum="stepwise"))
     assert on["curriculum"] == "stepwise"
 
 

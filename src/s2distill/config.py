@@ -93,7 +93,7 @@ class CurateConfig:
                          "hard: keep a pair when its vote passes min_agreement/min_votes, every kept pair weighs 1; "
                          "vote_share (self_consistency): keep every input with a clear winner, its pair's loss "
                          "weighted by the share of the samples behind the winner (low-agreement inputs kept at low "
-                         "weight instead of dropped)")
+                         "weight instead of dropped)", added=True)
 
 
 WEIGHTINGS = ("hard", "vote_share")
@@ -181,7 +181,8 @@ class TrainSection:
     gradient_checkpointing: bool = opt(False,
                                        "recompute activations in the backward pass: less memory, about 30% slower")
     threads: int | None = opt(None, "CPU threads of training (None: torch's default)")
-    save_merged: bool = opt(False, "LoRA: also write model/merged (the adapter + llama.cpp LoRA GGUF serve it)")
+    save_merged: bool = opt(False, "LoRA: also write model/merged (the adapter + llama.cpp LoRA GGUF serve it)",
+                            added=True)
     launcher: str = opt("local",
                         "local (this process) | accelerate (accelerate launch: DDP / FSDP / DeepSpeed)", **_RUN)
     # read by the accelerate launcher only (ACCELERATE_KEYS: left out of a local run's fingerprint)
@@ -194,28 +195,35 @@ class TrainSection:
                                 "mixed_precision, zero_stage, offload (AccelerateOptions)", factory=dict, **_ACCEL)
     # GPU fit (s2distill.precision; docs/scaling.md "Training on one GPU")
     dtype: str = opt("auto", "auto (bf16 weights + autocast on a bf16 GPU, fp32 elsewhere) | bfloat16 | float16 | "
-                             "float32")
-    quantization: str = opt("none", "none | 4bit | 8bit: QLoRA through bitsandbytes (pip install 's2distill[qlora]')")
-    attn_implementation: str = opt("sdpa", "sdpa | eager | flash_attention_2 (needs flash-attn) | ...")
-    padding_free: bool = opt(False, "TRL padding-free batches (no pad tokens); needs flash_attention_2")
+                             "float32", added=True)
+    quantization: str = opt("none", "none | 4bit | 8bit: QLoRA through bitsandbytes (pip install 's2distill[qlora]')",
+                            added=True)
+    attn_implementation: str = opt("sdpa", "sdpa | eager | flash_attention_2 (needs flash-attn) | ...", added=True)
+    padding_free: bool = opt(False, "TRL padding-free batches (no pad tokens); needs flash_attention_2", added=True)
     group_by_length: bool = opt(False,
                                 "batches of rows of similar length (less padding; the order stays seeded): for data "
                                 "whose rows differ a lot in length; on the demo's rows (3.4% padding) it saved no "
-                                "time (benchmarks/results/speed.md)")
-    liger_kernel: bool | None = opt(None, "TRL use_liger_kernel; None: on when liger-kernel is installed and on CUDA")
+                                "time (benchmarks/results/speed.md)", added=True)
+    liger_kernel: bool | None = opt(None, "TRL use_liger_kernel; None: on when liger-kernel is installed and on CUDA",
+                                    added=True)
     save_steps: float | None = opt(None,
-                                   "checkpoint every N optimizer steps (< 1: that fraction of the run); None: 0.1")
-    save_total_limit: int = opt(2, "checkpoints kept under model/checkpoints (older ones are deleted)")
-    too_long: str = opt("truncate_prompt", "rows over max_length: truncate_prompt (from the left) | error")
+                                   "checkpoint every N optimizer steps (< 1: that fraction of the run); None: 0.1",
+                                   added=True)
+    save_total_limit: int = opt(2, "checkpoints kept under model/checkpoints (older ones are deleted)", added=True)
+    too_long: str = opt("truncate_prompt", "rows over max_length: truncate_prompt (from the left) | error", added=True)
     curriculum: str = opt("none", "none | stepwise (s2distill.stepwise): train on the System 2 trace, drop it step "
-                                  "by step from the left", **_RUN)
-    epochs_per_stage: float = opt(1.0, "stepwise: epochs of every stage (each stage starts a fresh optimizer)", **_RUN)
+                                  "by step from the left", added=True, **_RUN)
+    epochs_per_stage: float = opt(1.0, "stepwise: epochs of every stage (each stage starts a fresh optimizer)",
+                                  added=True, **_RUN)
     stages: int = opt(0,
-                      "stepwise: 0 = one stage per step of the longest trace (+1 answer-only); N >= 2 = N stages", **_RUN)
+                      "stepwise: 0 = one stage per step of the longest trace (+1 answer-only); N >= 2 = N stages",
+                      added=True, **_RUN)
     remove_per_stage: int = opt(0,
-                                "stepwise: > 0 = drop this many trace tokens per stage instead of whole steps", **_RUN)
+                                "stepwise: > 0 = drop this many trace tokens per stage instead of whole steps",
+                                added=True, **_RUN)
     removal_smoothing: float = opt(4.0,
-                                   "stepwise, token level: lambda of the extra-removal offset P(o) ~ exp(-lambda o)", **_RUN)
+                                   "stepwise, token level: lambda of the extra-removal offset P(o) ~ exp(-lambda o)",
+                                   added=True, **_RUN)
 
     def launch_options(self) -> AccelerateOptions:
         """The accelerate options of this section (its typed keys win over ``accelerate``; names the fix)."""
@@ -240,32 +248,36 @@ class EvalConfig:
     temperature: float = opt(0.7, "for maj@k sampling")
     max_tokens_system1: int = opt(32, "most tokens of a direct (System 1 or distilled) answer")
     distilled_served_model: str | None = opt(None, "openai backend: name of the served distilled model")
-    rewordings: int = opt(0, "also score system1 and distilled on the task's first N rewordings of the input")
-    both_orders: bool = opt(False, "pairwise judges: run every judge on both response orders; a flip counts as a tie")
+    rewordings: int = opt(0, "also score system1 and distilled on the task's first N rewordings of the input", fp=False)
+    both_orders: bool = opt(False, "pairwise judges: run every judge on both response orders; a flip counts as a tie",
+                            added=True)
     confident_share: float = opt(0.75,
-                                 "report: System 2 is confident on an input when its majority has this vote share")
+                                 "report: System 2 is confident on an input when its majority has this vote share",
+                                 fp=False)
     max_disagreement: float = opt(0.10,
-                                  "report: ship distilled only if disagreement with System 2 is surely below this")
+                                  "report: ship distilled only if disagreement with System 2 is surely below this",
+                                  fp=False)
     cascade_fallback: str = opt("maj",
                                 "report: what answers the inputs the cascade routes to System 2: maj (its maj@k "
-                                "majority) | greedy (System 2 greedy)")
+                                "majority) | greedy (System 2 greedy)", fp=False)
     cascade_k: int = opt(4,
                          "the cascade's vote-share signal: the distilled model's direct answer sampled this many "
                          "times at eval.temperature (a few tokens each); its confidence is the share that repeats its "
-                         "greedy answer. 0: off")
+                         "greedy answer. 0: off", fp=False)
     retention: bool = opt(True,
                           "retention after training (retention.py): KL(base || distilled) on held-out and general "
                           "prompts, and System 1 accuracy base vs distilled on other built-in tasks; a drop above "
-                          "max_retention_drop is named in the verdict")
+                          "max_retention_drop is named in the verdict", fp=False)
     retention_tasks: list[str] = opt(help="other built-in tasks whose System 1 accuracy is compared before and "
-                                          "after training", factory=lambda: ["last_letter", "coin_flip"])
-    retention_n: int = opt(40, "inputs per other task")
+                                          "after training", factory=lambda: ["last_letter", "coin_flip"], fp=False)
+    retention_n: int = opt(40, "inputs per other task", fp=False)
     retention_prompts: int = opt(24,
-                                 "prompts for the KL: held-out inputs and general ones (up to the 100 shipped) each")
-    retention_tokens: int = opt(12, "the base model's continuation the KL is measured on")
+                                 "prompts for the KL: held-out inputs and general ones (up to the 100 shipped) each",
+                                 fp=False)
+    retention_tokens: int = opt(12, "the base model's continuation the KL is measured on", fp=False)
     max_retention_drop: float = opt(0.02,
                                     "verdict note when an other task's System 1 accuracy drops by more than this "
-                                    "fraction")
+                                    "fraction", fp=False)
 
 
 @dataclass(frozen=True)

@@ -2,24 +2,38 @@
 ``s2distill eval --data``): a pure function of the stage's config and the fingerprints of the stages it
 reads (plus, where a component decides, the component's answer passed in).
 
-A finished stage whose fingerprint is unchanged is skipped. The recipes keep old runs valid: keys
-added after runs existed are left out while they sit at the value that reproduces the old behaviour
-(``both_orders`` false, ``save_merged`` false, the accelerate options of a local run, the GPU-fit keys
-at their defaults, no teacher). ``tests/test_fingerprints.py`` pins which config keys change which stage.
+A finished stage whose fingerprint is unchanged is skipped. The rules are the config fields' metadata
+(:func:`section`): ``added=True``, a key added after runs existed, is left out while it sits at its default
+(the value that reproduces the old behaviour: ``both_orders`` false, ``save_merged`` false, the GPU-fit and
+curriculum keys); ``fp=False``, a key no section fingerprint reads (the report's thresholds, the keys of
+stages with their own fingerprint); ``launcher="accelerate"``, left out of a local run's training. No
+teacher adds nothing. ``tests/test_fingerprints.py`` pins which config keys change which stage.
 """
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
-from .launch import SECTION_KEYS
-from .precision import train_fingerprint_keys
-from .teacher import key as teacher_key
 from . import systems
+from .teacher import key as teacher_key
 from .types import stable_hash
 
-EVAL_KEYS_ELSEWHERE = ("rewordings", "confident_share", "max_disagreement", "cascade_fallback", "cascade_k", "retention",
-                       "retention_tasks", "retention_n", "retention_prompts", "retention_tokens", "max_retention_drop")  # own stage / the report's only
+
+def section(obj: Any, leave_out: Any = lambda meta: False) -> dict:
+    """A config section as the fingerprints read it: every field but those its metadata leaves out
+    (``fp=False``; ``added=True`` at the field's default; ``leave_out(metadata)`` true)."""
+    out = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.metadata.get("fp") is False or leave_out(f.metadata) or (f.metadata.get("added") and value == f.default):
+            continue
+        out[f.name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+    return out
+
+
+def added_defaults(cls: Any) -> dict:
+    """The keys of the config dataclass ``cls`` added after runs existed, with the default that keeps them out."""
+    return {f.name: f.default for f in dataclasses.fields(cls) if f.metadata.get("added")}
 
 
 def _system1(cfg: Any) -> dict:
@@ -55,20 +69,13 @@ def generate(cfg: Any, data_fp: str, expands: bool = False) -> str:
 
 def curate(cfg: Any, generate_fp: str, needs_backend: bool = False) -> str:
     """Curation; a curator that asks the model (``needs_backend``) also depends on the model."""
-    cur = dataclasses.asdict(cfg.curate)
-    if cur.get("weighting") == "hard":  # the default keeps the fingerprints of runs made before the key existed
-        del cur["weighting"]
-    return stable_hash({"gen": generate_fp, "curate": cur,
+    return stable_hash({"gen": generate_fp, "curate": section(cfg.curate),
                         **({"model": cfg.model} if needs_backend else {}), **_system1(cfg)})
 
 
 def evaluation(cfg: Any, system: str, data_fp: str, upstream: str = "", on_teacher: bool = False) -> str:
     """One system's evaluation; ``upstream``: the train fingerprint for the distilled model."""
-    ev = dataclasses.asdict(cfg.eval)
-    for k in EVAL_KEYS_ELSEWHERE:
-        ev.pop(k)
-    if not ev["both_orders"]:
-        ev.pop("both_orders")
+    ev = section(cfg.eval)
     ev["systems"] = [s for s in ev["systems"] if s != systems.TEACHER_S1]  # asking for it reruns nothing else
     return stable_hash({"data": data_fp, "system": system, "method": dataclasses.asdict(cfg.method), "eval": ev,
                         "model": cfg.model, "seed": cfg.seed, "up": upstream, **(teacher_key(cfg) if on_teacher else {}),
@@ -100,13 +107,9 @@ def retention(cfg: Any, data_fp: str, train_fp: str) -> str:
 def train(cfg: Any, curate_fp: str, init_adapter: str | None = None) -> str:
     """Training on the curated pairs; ``init_adapter``: the fingerprint of the adapter training continues from
     (a continual round from its parent's), None from the base model."""
-    t = dataclasses.asdict(cfg.train)
-    if not t["save_merged"]:
-        del t["save_merged"]
-    if cfg.train.launcher == "local":  # the accelerate options do not touch a local run
-        for k in SECTION_KEYS:
-            t.pop(k, None)
-    return stable_hash({"curate": curate_fp, "train": train_fingerprint_keys(t), "model": cfg.model,
+    local = cfg.train.launcher == "local"  # the accelerate options do not touch a local run
+    t = section(cfg.train, lambda meta: local and meta.get("launcher") == "accelerate")
+    return stable_hash({"curate": curate_fp, "train": t, "model": cfg.model,
                         "seed": cfg.seed, "backend": cfg.backend.name,
                         **({"init_adapter": init_adapter} if init_adapter else {})})
 
@@ -126,5 +129,5 @@ def curriculum_eval(cfg: Any, stage_fp: str, data_fp: str) -> str:
     return stable_hash({"train_stage": stage_fp, "data": data_fp, "max_tokens": cfg.method.max_tokens, "seed": cfg.seed})
 
 
-__all__ = ["curate", "curriculum_eval", "curriculum_stage", "data", "data_file", "evaluation", "generate", "retention", "reworded",
+__all__ = ["added_defaults", "section", "curate", "curriculum_eval", "curriculum_stage", "data", "data_file", "evaluation", "generate", "retention", "reworded",
            "round_data", "train", "votes"]

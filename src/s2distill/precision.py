@@ -16,13 +16,6 @@ QUANTIZATIONS = ("none", "4bit", "8bit")
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "auto")
 TOO_LONG = ("truncate_prompt", "error")
 
-# TrainSection keys added after runs existed, with the default that reproduces the old behaviour on
-# the CPU; at that value they are left out of the train fingerprint (old runs are not retrained).
-TRAIN_KEY_DEFAULTS: dict[str, Any] = {
-    "dtype": "auto", "quantization": "none", "attn_implementation": "sdpa", "padding_free": False, "group_by_length": False,
-    "liger_kernel": None, "save_steps": None, "save_total_limit": 2, "too_long": "truncate_prompt",
-    "curriculum": "none", "epochs_per_stage": 1.0, "stages": 0, "remove_per_stage": 0, "removal_smoothing": 4.0,
-}
 
 
 def check_device(key: str, device: str) -> None:
@@ -73,11 +66,6 @@ def resolve_dtype(dtype: str, device: str, training: bool) -> str:
 def trainer_precision(dtype: str) -> dict[str, bool]:
     """SFTConfig flags for weights loaded in ``dtype``: half-precision weights train under the same autocast."""
     return {"bf16": dtype == "bfloat16", "fp16": dtype == "float16"}
-
-
-def train_fingerprint_keys(train: dict) -> dict:
-    """``train`` (a TrainSection as a dict) without the newer keys that sit at their old-behaviour default."""
-    return {k: v for k, v in train.items() if not (k in TRAIN_KEY_DEFAULTS and v == TRAIN_KEY_DEFAULTS[k])}
 
 
 def bitsandbytes_config(quantization: str, compute_dtype: str, device: str) -> Any:
