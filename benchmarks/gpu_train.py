@@ -213,7 +213,7 @@ def avg_row_tokens(tok_dir: str, pairs: list) -> float:
     from transformers import AutoTokenizer
 
     from s2distill.train import to_prompt_completion
-    from s2distill.train_rows import tokenize_row
+    from s2distill.train.rows import tokenize_row
 
     tok = AutoTokenizer.from_pretrained(tok_dir)
     rows = to_prompt_completion(pairs[:16])

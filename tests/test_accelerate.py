@@ -14,7 +14,7 @@ import yaml
 
 from s2distill.config import load_config
 from s2distill.errors import ConfigError, ModelError
-from s2distill.launch import (LaunchOptions, accelerate_config, launch_argv, launch_env, options_from_section,
+from s2distill.train.launch import (LaunchOptions, accelerate_config, launch_argv, launch_env, options_from_section,
                               run_launch, worker_args, write_accelerate_config)
 from s2distill.types import TrainPair, stable_hash
 
@@ -33,7 +33,7 @@ def test_ddp_on_cpu_goes_through_torchrun(tmp_path: Path) -> None:
     # accelerate's --cpu launcher starts one process; its torchrun launcher starts num_processes
     assert argv[:6] == ["py", "-m", "accelerate.commands.launch", "--config_file", str(f), "--multi_gpu"]
     assert "--cpu" not in argv
-    assert argv[6:9] == ["-m", "s2distill.train_worker", "--pairs"]
+    assert argv[6:9] == ["-m", "s2distill.train.worker", "--pairs"]
     assert argv[-1] == "--no-progress" and argv[argv.index("--base") + 1] == "Qwen/x"
     env = launch_env(cfg, base={"PYTHONPATH": "/x"})
     assert env["ACCELERATE_USE_CPU"] == "true" and int(env["OMP_NUM_THREADS"]) >= 1
@@ -253,7 +253,7 @@ def test_cli_train_two_cpu_ranks(tiny_base: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_failing_launch_keeps_pairs_and_shows_log_tail(tmp_path: Path) -> None:
-    from s2distill.launch import train_accelerate
+    from s2distill.train.launch import train_accelerate
     from s2distill.rundir import write_jsonl
     from s2distill.train import TrainConfig
 
@@ -267,6 +267,6 @@ def test_failing_launch_keeps_pairs_and_shows_log_tail(tmp_path: Path) -> None:
     msg = str(ei.value)
     assert "accelerate launch failed (exit" in msg and "the worker said:" in msg and "fix: " in msg
     assert "the worker said: cannot load the base model" in msg and "fix: set train.base_model" in msg
-    assert "s2distill.train_worker FAILED" in msg.split("--- last")[1]  # the log tail: torchrun's report
+    assert "s2distill.train.worker FAILED" in msg.split("--- last")[1]  # the log tail: torchrun's report
     assert (tmp_path / "model" / "accelerate.log").is_file()
     assert _sha(pairs) == before

@@ -10,7 +10,7 @@ import pytest
 
 from s2distill import fingerprints as fps
 from s2distill.config import RunConfig, TeacherConfig
-from s2distill.launch import SECTION_KEYS
+from s2distill.train.launch import SECTION_KEYS
 
 
 def _other(value, name: str):

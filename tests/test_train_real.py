@@ -113,7 +113,7 @@ def test_config_and_data_errors(tmp_path: Path) -> None:
 
 
 def test_disk_full_while_saving_names_the_fix(tmp_path: Path) -> None:
-    from s2distill.train import _disk_guard
+    from s2distill.train.recipe import _disk_guard
 
     with pytest.raises(ModelError, match="disk full while writing .*merged.*GiB free.*save_merged"):
         with _disk_guard(tmp_path / "merged"):

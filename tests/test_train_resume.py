@@ -82,7 +82,7 @@ def test_checkpoints_of_another_run_are_not_resumed(tiny_base: Path, tmp_path: P
     import dataclasses
 
     from resume_train_setup import CFG, pairs  # noqa: I001
-    from s2distill import checkpoints
+    from s2distill.train import checkpoints
     from s2distill.train import train_lora
 
     stale = tmp_path / "checkpoints" / "checkpoint-4"

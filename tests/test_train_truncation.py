@@ -10,7 +10,7 @@ pytest.importorskip("trl")
 
 from s2distill.errors import DataError  # noqa: E402
 from s2distill.train import TrainConfig, to_prompt_completion, train_lora  # noqa: E402
-from s2distill.train_rows import tokenize_rows  # noqa: E402
+from s2distill.train.rows import tokenize_rows  # noqa: E402
 from s2distill.types import TrainPair  # noqa: E402
 
 
@@ -89,7 +89,7 @@ def test_an_empty_system_turn_keeps_the_templates_default_system_prompt_out(tiny
 
     from s2distill.config import load_config
     from s2distill.tasks import make_task
-    from s2distill.train_rows import tokenize_row
+    from s2distill.train.rows import tokenize_row
 
     tok = AutoTokenizer.from_pretrained(tiny_base)
     lengths = {}

@@ -12,7 +12,7 @@ from s2distill.curate import SelfConsistency
 from s2distill.errors import ConfigError, DataError
 from s2distill.tasks.arithmetic import ArithmeticTask
 from s2distill.types import Call, Completion, Example, Sample, Trace, TrainPair
-from s2distill.weighted import pair_weights
+from s2distill.train.weighted import pair_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,7 +53,7 @@ def test_config_names_the_fix():
 
 def _rows(tok, pairs):
     from s2distill.train import to_prompt_completion
-    from s2distill.train_rows import tokenize_rows
+    from s2distill.train.rows import tokenize_rows
 
     rows, _ = tokenize_rows(tok, to_prompt_completion(pairs), [p.example_id for p in pairs], 256)
     return rows
@@ -74,7 +74,7 @@ def test_weighted_loss_is_the_models_loss_at_weight_one_and_drops_a_zero_weight_
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from s2distill.weighted import weighted_loss
+    from s2distill.train.weighted import weighted_loss
 
     tok = AutoTokenizer.from_pretrained(tiny_base)
     model = AutoModelForCausalLM.from_pretrained(tiny_base).eval()

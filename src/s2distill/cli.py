@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from .errors import ConfigError, S2DistillError
 
@@ -246,23 +247,22 @@ def _cmd_export(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="s2distill", description="Distil System 2 prompting into System 1 answers.")
-    sub = p.add_subparsers(dest="cmd", required=True)
+def _run_args(sp: argparse.ArgumentParser, with_config: bool = True) -> None:
+    if with_config:
+        sp.add_argument("config", help="experiment YAML (see configs/)")
+    sp.add_argument("overrides", nargs="*", help="key=value overrides, e.g. method.n=8 task.n_train=200")
+    sp.add_argument("--run-dir", help="run directory (default: runs/<name>)")
+    sp.add_argument("--until", help="stop after this stage (data, generate, curate, eval, train)")
+    sp.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    def run_args(sp, with_config=True):
-        if with_config:
-            sp.add_argument("config", help="experiment YAML (see configs/)")
-        sp.add_argument("overrides", nargs="*", help="key=value overrides, e.g. method.n=8 task.n_train=200")
-        sp.add_argument("--run-dir", help="run directory (default: runs/<name>)")
-        sp.add_argument("--until", help="stop after this stage (data, generate, curate, eval, train)")
-        sp.add_argument("--no-progress", action="store_true", help="no progress bars")
 
+def _add_run_commands(sub: Any) -> None:
+    """run, demo, validate: a config in, a run (or a check) out."""
     sp = sub.add_parser("run", help="run (or resume) an experiment")
-    run_args(sp)
+    _run_args(sp)
     sp.set_defaults(fn=_cmd_run)
     sp = sub.add_parser("demo", help="distil CoT into System 1 on the embedded model, end to end")
-    run_args(sp, with_config=False)
+    _run_args(sp, with_config=False)
     sp.set_defaults(fn=_cmd_demo)
     sp = sub.add_parser("validate", help="check a config and the task's data files without running it (no engine "
                                          "starts): errors are the ones `s2distill run` would stop with")
@@ -271,6 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--explain", metavar="KEY", help="print what a config key is (type, default, help; a section "
                                                      "lists its keys), e.g. --explain eval.max_disagreement")
     sp.set_defaults(fn=_cmd_validate)
+
+
+def _add_result_commands(sub: Any) -> None:
+    """report, compare, eval, verdict, spotcheck: what a finished run says."""
     sp = sub.add_parser("report", help="print the report of a run directory")
     sp.add_argument("run_dir")
     sp.add_argument("--html", action="store_true", help="write a self-contained HTML report (default RUN_DIR/report.html)")
@@ -293,6 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("overrides", nargs="*", help="key=value overrides, e.g. eval.k=8")
     sp.add_argument("--no-progress", action="store_true", help="no progress bars")
     sp.set_defaults(fn=_cmd_eval)
+
+
+def _add_round_commands(sub: Any) -> None:
+    """continue, serve, train: a run's next round, its service, its model again."""
     sp = sub.add_parser("continue", help="the next distillation round: the run's unlabeled inputs plus new ones "
                                          "(a serve inbox, whose System 2 samples are reused, or any unlabeled file), "
                                          "trained from the base model, evaluated on the same held-out inputs")
@@ -342,6 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--accelerate-config", help="accelerate: your accelerate config YAML, used as-is")
     sp.add_argument("--no-progress", action="store_true", help="no progress bars")
     sp.set_defaults(fn=_cmd_train)
+
+
+def _add_tool_commands(sub: Any) -> None:
+    """ls, pairs, export, model: the toolkit around runs."""
     sp = sub.add_parser("ls", help="list tasks, methods, backends, curators and embedded models")
     sp.set_defaults(fn=_cmd_ls)
     sp = sub.add_parser("pairs", help="build judge pairs from the model's own answers (GSM8K: labelled; "
@@ -370,6 +382,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("model", help="assemble an embedded model and print its path")
     sp.add_argument("name", nargs="?", default="default")
     sp.set_defaults(fn=_cmd_model)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="s2distill", description="Distil System 2 prompting into System 1 answers.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for add in (_add_run_commands, _add_result_commands, _add_round_commands, _add_tool_commands):
+        add(sub)
     return p
 
 

@@ -96,35 +96,60 @@ def start(parent_dir: str | Path, data: str | Path, run_dir: str | Path | None =
     """Make (or resume) the round's directory: its config, ``round.json``, the new inputs (and reused samples),
     the parent's sample cache. ``from_parent_adapter``: train from the parent's LoRA adapter instead of the
     base model. Returns the directory; :func:`run_round` runs it."""
-    from .checks import load_checked
-    from .tasks import make_task
-
     parent, data = Path(parent_dir), Path(data)
+    adapter = parent / "model" / "adapter"
+    _check_parent(parent, data, adapter, from_parent_adapter)
+    k = round_of(parent) + 1
+    new = Path(run_dir) if run_dir else parent.parent / f"{re.sub(r'-r[0-9]+$', '', parent.name)}-r{k}"
+    sha = hashlib.sha256(data.read_bytes()).hexdigest()
+    info_path = new / ROUND_FILE
+    if info_path.is_file():
+        _check_resume(new, parent, read_json(info_path), sha, from_parent_adapter)
+        return new
+    if new.exists() and any(new.iterdir()):
+        raise ConfigError(f"{new} exists and is not a round of {parent}; fix: pass --run-dir NEW")
+    counts, traces, short = _write_inputs(parent, data, new)
+    cache = parent / "cache" / "samples.jsonl"
+    if cache.is_file():
+        (new / "cache").mkdir(exist_ok=True)
+        shutil.copyfile(cache, new / "cache" / "samples.jsonl")
+    write_json(info_path, {"round": k, "parent": os.path.relpath(parent.resolve(), new.resolve()),
+                           "data": str(data), "data_sha256": sha, "inputs": counts,
+                           "reused_samples": sum(len(t.samples) for t in traces.values()),
+                           "too_few_samples": len(short),
+                           **({"init_adapter": os.path.relpath(adapter.resolve(), new.resolve())}
+                              if from_parent_adapter else {})})
+    return new
+
+
+def _check_parent(parent: Path, data: Path, adapter: Path, from_parent_adapter: bool) -> None:
     for need in ("config.yaml", "data/train.jsonl", "data/eval.jsonl"):
         if not (parent / need).is_file():
             raise ConfigError(f"{parent} has no {need}; fix: continue from a run directory that `s2distill run "
                               "CONFIG` made (its data stage at least)")
     if not data.is_file():
         raise DataError(f"{data} not found; fix: pass RUN_DIR/serve/inbox.jsonl or a file of unlabeled inputs")
-    adapter = parent / "model" / "adapter"
     if from_parent_adapter and not (adapter / "adapter_config.json").is_file():
         raise ConfigError(f"{parent} has no trained LoRA adapter ({adapter}); fix: finish the parent's train stage "
                           "(s2distill run ... --run-dir PARENT) or leave out --from-parent-adapter")
-    k = round_of(parent) + 1
-    new = Path(run_dir) if run_dir else parent.parent / f"{re.sub(r'-r[0-9]+$', '', parent.name)}-r{k}"
-    sha = hashlib.sha256(data.read_bytes()).hexdigest()
-    info_path = new / ROUND_FILE
-    if info_path.is_file():
-        info = read_json(info_path)
-        if info.get("data_sha256") != sha or Path(new, info["parent"]).resolve() != parent.resolve():
-            raise ConfigError(f"{new} is a round of {info['parent']} from another file; fix: pass --run-dir NEW "
-                              "for this one")
-        if bool(info.get("init_adapter")) != from_parent_adapter:
-            raise ConfigError(f"{new} was started {'with' if info.get('init_adapter') else 'without'} "
-                              "--from-parent-adapter; fix: pass --run-dir NEW for the other choice")
-        return new
-    if new.exists() and any(new.iterdir()):
-        raise ConfigError(f"{new} exists and is not a round of {parent}; fix: pass --run-dir NEW")
+
+
+def _check_resume(new: Path, parent: Path, info: dict, sha: str, from_parent_adapter: bool) -> None:
+    """A round directory that exists is resumed only for the same parent, file and adapter choice."""
+    if info.get("data_sha256") != sha or Path(new, info["parent"]).resolve() != parent.resolve():
+        raise ConfigError(f"{new} is a round of {info['parent']} from another file; fix: pass --run-dir NEW "
+                          "for this one")
+    if bool(info.get("init_adapter")) != from_parent_adapter:
+        raise ConfigError(f"{new} was started {'with' if info.get('init_adapter') else 'without'} "
+                          "--from-parent-adapter; fix: pass --run-dir NEW for the other choice")
+
+
+def _write_inputs(parent: Path, data: Path, new: Path) -> tuple[dict, dict[str, Trace], set[str]]:
+    """The round's inputs (the parent's and the new ones, merged) and the System 2 samples it reuses; returns
+    the input counts, the reused traces and the ids whose served samples were too few to reuse."""
+    from .checks import load_checked
+    from .tasks import make_task
+
     cfg = load_checked(parent / "config.yaml")
     task = make_task(cfg.task)
     exs, traces = read_new(task, data)
@@ -143,17 +168,7 @@ def start(parent_dir: str | Path, data: str | Path, run_dir: str | Path | None =
     kept = {e.id for e in merged}
     write_jsonl(new / REUSED, [t for i, t in traces.items() if i in kept])
     shutil.copyfile(parent / "data" / "eval.jsonl", new / "data" / "round_eval.jsonl")
-    cache = parent / "cache" / "samples.jsonl"
-    if cache.is_file():
-        (new / "cache").mkdir(exist_ok=True)
-        shutil.copyfile(cache, new / "cache" / "samples.jsonl")
-    write_json(info_path, {"round": k, "parent": os.path.relpath(parent.resolve(), new.resolve()),
-                           "data": str(data), "data_sha256": sha, "inputs": counts,
-                           "reused_samples": sum(len(t.samples) for t in traces.values()),
-                           "too_few_samples": len(short),
-                           **({"init_adapter": os.path.relpath(adapter.resolve(), new.resolve())}
-                              if from_parent_adapter else {})})
-    return new
+    return counts, traces, short
 
 
 class RoundPipeline(Pipeline):

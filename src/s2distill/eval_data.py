@@ -110,16 +110,49 @@ def training_inputs(task, run_dir: Path, exs: Sequence[Example]) -> list[str]:
     return [e.id for e in exs if e.question.strip() in questions or e.id in ids]
 
 
+def _file_config(run_dir: Path, base_cfg, trained: bool, answer_field: str | None, overrides: Sequence[str]):
+    """The run's config for a file of new inputs: every system the run has (label-free needs maj@k; the distilled
+    model once trained, the teacher's System 1 with a teacher), no rewordings, FILE's gold field."""
+    systems = [s.name for s in TABLE if (s.weights != "distilled" or trained)
+               and (s.name != TEACHER_S1 or base_cfg.teacher is not None)]
+    gold_field = [answer_field_override(base_cfg, answer_field)] if answer_field is not None else []
+    return load_checked(run_dir / "config.yaml", [f"eval.systems=[{','.join(systems)}]", "eval.rewordings=0",
+                                                 *gold_field, *overrides])
+
+
+def _run_stages(pipe, run, data: Path, content: str, exs: list, seen: list, train: dict) -> dict:
+    """The file's data stage, each system's evaluation (the run's own stages, on the file), the report."""
+    from .pipeline import distilled_paths
+    from .report import build_report
+    from .rundir import write_json, write_jsonl
+
+    def write_data():
+        write_jsonl(pipe.rd / "data" / "eval.jsonl", exs)
+        n_lab = sum(e.gold is not None for e in exs)
+        pipe.log(f"[data] {len(exs)} inputs from {data} ({n_lab} labeled)")
+        return ["data/eval.jsonl"], {"n_eval": len(exs), "n_labeled": n_lab, "source": str(data)}
+
+    pipe.run_stage("data", fingerprints.data_file(pipe.cfg, content), write_data)
+    # every time (the run's train inputs may have changed since): the report's wording reads it
+    write_json(pipe.rd / "data" / "training_inputs.json",
+               {"n": len(seen), "of": len(exs), "ids": seen, "train_inputs": str(run.path / "data" / "train.jsonl")})
+    for s in BASE:
+        if s in pipe.cfg.eval.systems:
+            pipe.eval_system(s, "base")
+    if "distilled" in pipe.cfg.eval.systems:
+        pipe.eval_system("distilled", "distilled", distilled_paths(run.path / "model"), upstream=train["fingerprint"])
+    return build_report(pipe.rd, pipe.cfg, pipe.task)
+
+
 def eval_on_file(run_dir: str | Path, data: str | Path, name: str | None = None,
                  overrides: Sequence[str] = (), backend_factory: Callable | None = None,
                  log: Callable[[str], None] | None = None, progress: bool = True,
                  answer_field: str | None = None) -> tuple[dict, Path]:
     """Evaluate RUN_DIR's systems on FILE (``answer_field``: FILE's gold field, for this file only);
     returns (report, output folder)."""
-    from .pipeline import Pipeline, default_backend_factory, distilled_paths
+    from .pipeline import Pipeline, default_backend_factory
     from .report import to_markdown
-    from .rundir import RunDir, write_json, write_jsonl, write_text
-
+    from .rundir import RunDir, write_json, write_text
     from .tasks import make_task
 
     run_dir, data = Path(run_dir), Path(data)
@@ -131,11 +164,7 @@ def eval_on_file(run_dir: str | Path, data: str | Path, name: str | None = None,
     base_cfg = load_checked(run_dir / "config.yaml")
     train = run.stage_info("train")
     trained = bool(train.get("done"))
-    systems = [s.name for s in TABLE if (s.weights != "distilled" or trained)  # all of them: label-free needs maj@k
-               and (s.name != TEACHER_S1 or base_cfg.teacher is not None)]
-    gold_field = [answer_field_override(base_cfg, answer_field)] if answer_field is not None else []
-    cfg = load_checked(run_dir / "config.yaml", [f"eval.systems=[{','.join(systems)}]", "eval.rewordings=0",
-                                                *gold_field, *overrides])
+    cfg = _file_config(run_dir, base_cfg, trained, answer_field, overrides)
     task = make_task(cfg.task)
     exs = load_inputs(task, data)  # checked before anything is written
     seen = training_inputs(task, run_dir, exs)
@@ -152,25 +181,7 @@ def eval_on_file(run_dir: str | Path, data: str | Path, name: str | None = None,
     content = hashlib.sha256(data.read_bytes()).hexdigest()
     pipe.write_meta()
     try:
-        def write_data():
-            write_jsonl(pipe.rd / "data" / "eval.jsonl", exs)
-            n_lab = sum(e.gold is not None for e in exs)
-            pipe.log(f"[data] {len(exs)} inputs from {data} ({n_lab} labeled)")
-            return ["data/eval.jsonl"], {"n_eval": len(exs), "n_labeled": n_lab, "source": str(data)}
-
-        pipe.run_stage("data", fingerprints.data_file(cfg, content), write_data)
-        # every time (the run's train inputs may have changed since): the report's wording reads it
-        write_json(pipe.rd / "data" / "training_inputs.json",
-                   {"n": len(seen), "of": len(exs), "ids": seen, "train_inputs": str(run_dir / "data" / "train.jsonl")})
-        for s in BASE:
-            if s in cfg.eval.systems:
-                pipe.eval_system(s, "base")
-        if "distilled" in cfg.eval.systems:
-            pipe.eval_system("distilled", "distilled", distilled_paths(run.path / "model"),
-                              upstream=train["fingerprint"])
-        from .report import build_report
-
-        report = build_report(pipe.rd, pipe.cfg, pipe.task)
+        report = _run_stages(pipe, run, data, content, exs, seen, train)
     finally:
         pipe.close()
     report["evaluated"] = {"data": str(data), "sha256": content, "of_run": str(run.path.resolve()),

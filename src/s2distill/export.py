@@ -129,6 +129,24 @@ def export_run(run_dir: str | Path, to: str, out: str | Path, *, force: bool = F
     ``dtype`` (merged only): weights dtype, default the base's own or bfloat16.
     """
     run_dir, out = Path(run_dir), Path(out)
+    _check_target(run_dir, to, out, force)
+    model, base = _run_models(run_dir)
+    adapter, merged = run_dir / "model" / "adapter", run_dir / "model" / "merged"
+    if to == "dataset":
+        from .rundir import write_jsonl
+
+        write_jsonl(out, chat_rows(run_dir))  # atomic (tmp + rename), disk-full aware
+    elif to == "adapter":
+        _export_adapter(run_dir, adapter, merged, base, out)
+    elif to == "merged":
+        _export_merged_model(run_dir, adapter, merged, base, out, dtype)
+    else:
+        _export_llama(run_dir, to, adapter, merged, model, out)
+    return out
+
+
+def _check_target(run_dir: Path, to: str, out: Path, force: bool) -> None:
+    """The target and the output path, refused (naming the fix) before any work."""
     if to not in EXPORT_TARGETS:
         raise ConfigError(f"unknown export target '{to}'; fix: use one of {', '.join(EXPORT_TARGETS)}")
     if not run_dir.is_dir():
@@ -144,45 +162,44 @@ def export_run(run_dir: str | Path, to: str, out: str | Path, *, force: bool = F
             raise ConfigError(f"{out} already exists; fix: pass --force to replace it, or choose another --out")
         if out.is_dir() and to not in ("adapter", "merged"):
             raise ConfigError(f"{out} is a directory; --to {to} writes one file; fix: pass a file path as --out")
-    model, base = _run_models(run_dir)
-    adapter, merged = run_dir / "model" / "adapter", run_dir / "model" / "merged"
-    has_adapter = (adapter / "adapter_config.json").is_file()
-    lora_file = run_dir / "model" / "distilled-lora.gguf"
 
-    if to == "dataset":
-        from .rundir import write_jsonl
 
-        write_jsonl(out, chat_rows(run_dir))  # atomic (tmp + rename), disk-full aware
-        return out
-    if to == "adapter":
-        if not has_adapter:
-            if (merged / "config.json").is_file():
-                raise ModelError(f"{run_dir} was fully fine-tuned (no LoRA adapter); fix: --to merged")
-            raise _not_trained(run_dir, "LoRA adapter (model/adapter)")
+def _export_adapter(run_dir: Path, adapter: Path, merged: Path, base: str, out: Path) -> None:
+    """The PEFT adapter directory (with the base's tokenizer when the adapter has none)."""
+    if not (adapter / "adapter_config.json").is_file():
+        if (merged / "config.json").is_file():
+            raise ModelError(f"{run_dir} was fully fine-tuned (no LoRA adapter); fix: --to merged")
+        raise _not_trained(run_dir, "LoRA adapter (model/adapter)")
+    with staged(out) as tmp:
+        shutil.copytree(adapter, tmp)
+        if not (tmp / "tokenizer_config.json").is_file():
+            import_transformers().AutoTokenizer.from_pretrained(resolve_hf_model(base)).save_pretrained(tmp)
+
+
+def _export_merged_model(run_dir: Path, adapter: Path, merged: Path, base: str, out: Path, dtype: str | None) -> None:
+    """An HF model directory: the adapter merged into the base, or a full fine-tune's model (in ``dtype``)."""
+    if (adapter / "adapter_config.json").is_file():
         with staged(out) as tmp:
-            shutil.copytree(adapter, tmp)
-            if not (tmp / "tokenizer_config.json").is_file():
-                import_transformers().AutoTokenizer.from_pretrained(resolve_hf_model(base)).save_pretrained(tmp)
-        return out
-    if to == "merged":
-        if has_adapter:
-            with staged(out) as tmp:
-                export_merged(adapter, base, tmp, dtype=dtype)
-        elif (merged / "config.json").is_file():  # full fine-tune: the model is already merged
-            with staged(out) as tmp:
-                if dtype is None:
-                    shutil.copytree(merged, tmp)
-                else:
-                    import torch
+            export_merged(adapter, base, tmp, dtype=dtype)
+    elif (merged / "config.json").is_file():  # full fine-tune: the model is already merged
+        with staged(out) as tmp:
+            if dtype is None:
+                shutil.copytree(merged, tmp)
+            else:
+                import torch
 
-                    tr = import_transformers()
-                    tr.AutoModelForCausalLM.from_pretrained(str(merged), dtype=getattr(torch, dtype)).save_pretrained(tmp)
-                    tr.AutoTokenizer.from_pretrained(str(merged)).save_pretrained(tmp)
-        else:
-            raise _not_trained(run_dir, "trained model (model/adapter or model/merged)")
-        return out
+                tr = import_transformers()
+                tr.AutoModelForCausalLM.from_pretrained(str(merged), dtype=getattr(torch, dtype)).save_pretrained(tmp)
+                tr.AutoTokenizer.from_pretrained(str(merged)).save_pretrained(tmp)
+    else:
+        raise _not_trained(run_dir, "trained model (model/adapter or model/merged)")
 
-    # llama.cpp targets: the LoRA GGUF the run wrote, else one exported from the adapter against the run's GGUF
+
+def _export_llama(run_dir: Path, to: str, adapter: Path, merged: Path, model: str, out: Path) -> None:
+    """llama.cpp targets: the LoRA GGUF the run wrote, else one exported from the adapter against the run's GGUF;
+    ``gguf``: merged into one standalone file by llama-export-lora."""
+    lora_file = run_dir / "model" / "distilled-lora.gguf"
+    has_adapter = (adapter / "adapter_config.json").is_file()
     if not lora_file.is_file() and not has_adapter:
         if (merged / "config.json").is_file():
             raise ModelError(f"{run_dir} was fully fine-tuned; llama.cpp needs a full GGUF conversion; fix: --to merged, "
@@ -199,4 +216,3 @@ def export_run(run_dir: str | Path, to: str, out: str | Path, *, force: bool = F
                 shutil.copyfile(lora, tmp)
             else:
                 export_gguf(lora, base_gguf, tmp)
-    return out

@@ -105,21 +105,11 @@ def verdict(rows: Sequence[dict], lf: dict | None, confident_share: float = 0.75
     lower end of the agreement's 95% interval), when System 2 itself is unreliable (mean vote share
     below ``confident_share``: its majority is no reference), or when the distilled model saves no
     generated tokens. ``decision`` is None when no verdict is possible; ``fix`` then says what to run.
-    ``training_inputs``: how many of the inputs were training inputs of the run (``s2distill eval --data``);
-    the wording then does not call the inputs held-out.
-    """
+    ``training_inputs``: how many inputs the run trained on (``eval --data``; the wording then says so)."""
     by_role = {r["role"]: r for r in rows}
-    none = {"decision": None, "token_saving": None}
-    if not lf:
-        return {**none, "reasons": ["no System 2 maj@k evaluation to compare with"],
-                "line": "no verdict: System 2 maj@k was not evaluated",
-                "fix": add_fix(MAJ)}
-    d = lf.get("distilled")
-    if not d or "distilled" not in by_role:
-        return {**none, "reasons": ["no distilled model was evaluated"],
-                "line": "no verdict: no distilled model was evaluated (training disabled or 'distilled' not in "
-                        "eval.systems)",
-                "fix": "train and evaluate it: train.enabled=true with distilled in eval.systems, then rerun"}
+    if (missing := _no_verdict(by_role, lf)) is not None:
+        return missing
+    d = lf["distilled"]
     ref_role = "system2" if "system2" in by_role else MAJ
     s2_tokens = by_role[ref_role]["mean_generated_tokens"]
     if ref_role == MAJ:  # per System 2 answer: one of its k samples
@@ -155,25 +145,48 @@ def verdict(rows: Sequence[dict], lf: dict | None, confident_share: float = 0.75
                 f"{_p(confident_share)}%), so agreement with its majority cannot tell right from wrong; label about 20 "
                 f"inputs (s2distill spotcheck RUN_DIR -n 20, then s2distill spotcheck RUN_DIR --labels THAT_FILE: the "
                 f"labels then settle the verdict) ({summary})")
-    elif decision == "keep" and cascade and cascade.get("best"):
-        sig = cascade["signals"][cascade["best"]]
-        cal, test = sig["calibration"], sig["cascade"]
-        # a saving against its own fallback and against the System 2 that "keep" would deploy (per answer)
-        if sig.get("token_ratio") is not None and sig["token_ratio"] < 1 and test["tokens"] < s2_tokens:
-            decision = "cascade"
-            shipped = {"cascade": {"signal": cascade["best"], "threshold": cal["threshold"], "coverage": test["coverage"],
-                                 "bound": cal["bound"], "disagreement_answered": test["disagreement_answered"],
-                                 "token_ratio": sig["token_ratio"], "fallback": cascade["fallback"]}}
-            line = (f"ship cascade: the distilled model answers {_p(test['coverage'])}% of inputs (confidence "
-                    f"'{cascade['best']}' >= {cal['threshold']}), System 2 ({'maj@k' if cascade['fallback'] == 'maj' else 'greedy'}) "
-                    f"the rest; its disagreement with System 2 on the inputs it answers is at most {_p(cal['bound'])}% "
-                    f"(95% bound; {_p(test['disagreement_answered'] or 0)}% observed on {cal['answered']} of "
-                    f"{cal['n']} {inputs}); {_p(sig['token_ratio'])}% of System 2's tokens (the distilled "
-                    f"model alone: {'; '.join(fail)})")
+    elif decision == "keep" and (routed := _cascade_shipped(cascade, s2_tokens, fail, inputs)) is not None:
+        decision, (shipped, line) = "cascade", routed
     return {"decision": decision, "reasons": fail if fail else ok, "line": line, "token_saving": round(saving, 4),
             "distilled_tokens": dist_tokens, "system2_tokens": s2_tokens, "system2_reference": ref_role,
             "max_disagreement": max_disagreement, "confident_share": confident_share,
             "inputs_needed": needed if too_few else None, **shipped}
+
+
+def _no_verdict(by_role: dict, lf: dict | None) -> dict | None:
+    """The verdict when one is impossible (no maj@k, no distilled model): what to run; else None."""
+    none = {"decision": None, "token_saving": None}
+    if not lf:
+        return {**none, "reasons": ["no System 2 maj@k evaluation to compare with"],
+                "line": "no verdict: System 2 maj@k was not evaluated", "fix": add_fix(MAJ)}
+    if not lf.get("distilled") or "distilled" not in by_role:
+        return {**none, "reasons": ["no distilled model was evaluated"],
+                "line": "no verdict: no distilled model was evaluated (training disabled or 'distilled' not in "
+                        "eval.systems)",
+                "fix": "train and evaluate it: train.enabled=true with distilled in eval.systems, then rerun"}
+    return None
+
+
+def _cascade_shipped(cascade: dict | None, s2_tokens: float, fail: list[str], inputs: str) -> tuple[dict, str] | None:
+    """(the verdict's cascade part, its line) when the calibrated cascade saves tokens, else None."""
+    if not cascade or not cascade.get("best"):
+        return None
+    sig = cascade["signals"][cascade["best"]]
+    cal, test = sig["calibration"], sig["cascade"]
+    # a saving against its own fallback and against the System 2 that "keep" would deploy (per answer)
+    if sig.get("token_ratio") is None or sig["token_ratio"] >= 1 or test["tokens"] >= s2_tokens:
+        return None
+    shipped = {"cascade": {"signal": cascade["best"], "threshold": cal["threshold"], "coverage": test["coverage"],
+                           "bound": cal["bound"], "disagreement_answered": test["disagreement_answered"],
+                           "token_ratio": sig["token_ratio"], "fallback": cascade["fallback"]}}
+    fallback = "maj@k" if cascade["fallback"] == "maj" else "greedy"
+    line = (f"ship cascade: the distilled model answers {_p(test['coverage'])}% of inputs (confidence "
+            f"'{cascade['best']}' >= {cal['threshold']}), System 2 ({fallback}) "
+            f"the rest; its disagreement with System 2 on the inputs it answers is at most {_p(cal['bound'])}% "
+            f"(95% bound; {_p(test['disagreement_answered'] or 0)}% observed on {cal['answered']} of "
+            f"{cal['n']} {inputs}); {_p(sig['token_ratio'])}% of System 2's tokens (the distilled "
+            f"model alone: {'; '.join(fail)})")
+    return shipped, line
 
 
 def inputs_needed(agreement: float, max_disagreement: float, limit: int = 100_000) -> int | None:

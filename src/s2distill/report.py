@@ -61,16 +61,7 @@ def build_report(run_dir: str | Path | RunDir, cfg=None, task=None) -> dict:
         from .tasks import make_task
 
         task = make_task(cfg.task)
-    rows = []
-    for system in SYSTEMS:
-        path = rd / "eval" / f"{system}.jsonl"
-        if system not in cfg.eval.systems or not path.exists():
-            continue
-        records = [EvalRecord.from_json(d) for d in read_jsonl(path)]
-        info = rd.stage_info(f"eval_{system}")
-        s = summarize(records, info.get("wall_s_generate"))
-        rows.append({"system": system_label(system, cfg.method.name, cfg.eval.k), "role": system, **s,
-                     "cache_hits": info.get("cache_hits", 0)})
+    rows = system_rows(rd, cfg)
     man = rd.manifest["stages"]
     cur = man.get("curate", {})
     lf = label_free(rd / "eval", task, cfg.eval.confident_share, cfg.eval.systems)
@@ -107,9 +98,29 @@ def build_report(run_dir: str | Path | RunDir, cfg=None, task=None) -> dict:
         "train": man.get("train", {}).get("summary"),
         "stages_wall_s": {k: v.get("wall_s") for k, v in man.items()},
     }
-    from .stepwise import report_section
+    return _settle(rd, cfg, report)
 
+
+def system_rows(rd: RunDir, cfg) -> list[dict]:
+    """One row per evaluated system (in the System table's order): accuracy, tokens, wall time, cache hits."""
+    rows = []
+    for system in SYSTEMS:
+        path = rd / "eval" / f"{system}.jsonl"
+        if system not in cfg.eval.systems or not path.exists():
+            continue
+        records = [EvalRecord.from_json(d) for d in read_jsonl(path)]
+        info = rd.stage_info(f"eval_{system}")
+        s = summarize(records, info.get("wall_s_generate"))
+        rows.append({"system": system_label(system, cfg.method.name, cfg.eval.k), "role": system, **s,
+                     "cache_hits": info.get("cache_hits", 0)})
+    return rows
+
+
+def _settle(rd: RunDir, cfg, report: dict) -> dict:
+    """The parts read from the finished report: the rounds of a continued run, the retention note on the
+    verdict, a labeled spot-check's verdict over the label-free one, a curriculum's stage points."""
     from .rounds import ROUND_FILE, round_row, rounds_table
+    from .stepwise import report_section
 
     if (Path(rd.path) / ROUND_FILE).is_file():  # a continued round: the chain of rounds, this one's row last
         report["rounds"] = rounds_table(rd.path)[:-1] + [round_row(Path(rd.path), report, rd.manifest["stages"])]

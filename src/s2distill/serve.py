@@ -236,33 +236,45 @@ def make_app(service: CascadeService, api_key: str | None = None):
             body = await request.json()
         except Exception:  # noqa: BLE001 - any undecodable body is the client's error
             return _error(400, "the request body is not JSON; send {\"messages\": [{\"role\": \"user\", \"content\": ...}]}")
-        if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
-            return _error(400, "'messages' must be a non-empty list of {\"role\", \"content\"} objects")
-        if body.get("stream"):
-            return _error(400, "streaming is not supported; send \"stream\": false")
-        users = [m for m in body["messages"] if isinstance(m, dict) and m.get("role") == "user"]
-        if not users or not isinstance(users[-1].get("content"), str) or not users[-1]["content"].strip():
-            return _error(400, "no user message with text content: the last user message is the question")
-        ext = body.get("s2distill") if isinstance(body.get("s2distill"), dict) else {}
-        route = ext.get("route")
-        if route is not None and route not in ROUTES:
-            return _error(400, f"s2distill.route must be one of {', '.join(ROUTES)}, got {route!r}")
+        question, route = _parse_chat(body)
+        if question is None:
+            return _error(400, route)  # the message that names what is wrong
         try:
-            out = await run_in_threadpool(service.answer, users[-1]["content"], route)
+            out = await run_in_threadpool(service.answer, question, route)
         except ConfigError as e:
             return _error(400, str(e))
         except Exception as e:  # noqa: BLE001 - an engine failure answers 502 and leaves the server up
             return _error(502, f"{type(e).__name__}: {e}", "engine_error")
-        return {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
-                "model": service.model_name,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": out["text"]},
-                             "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": out["prompt_tokens"], "completion_tokens": out["completion_tokens"],
-                          "total_tokens": out["prompt_tokens"] + out["completion_tokens"]},
-                "s2distill": {k: out[k] for k in ("path", "route", "confidence", "threshold", "signal", "answer",
-                                                  "calls", "latency_s")}}
+        return _completion(service.model_name, out)
 
     return app
+
+
+def _parse_chat(body: Any) -> tuple[str | None, str | None]:
+    """(the last user message, the requested route) of a chat-completions body; (None, what is wrong) if bad."""
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list) or not body["messages"]:
+        return None, "'messages' must be a non-empty list of {\"role\", \"content\"} objects"
+    if body.get("stream"):
+        return None, "streaming is not supported; send \"stream\": false"
+    users = [m for m in body["messages"] if isinstance(m, dict) and m.get("role") == "user"]
+    if not users or not isinstance(users[-1].get("content"), str) or not users[-1]["content"].strip():
+        return None, "no user message with text content: the last user message is the question"
+    ext = body.get("s2distill") if isinstance(body.get("s2distill"), dict) else {}
+    route = ext.get("route")
+    if route is not None and route not in ROUTES:
+        return None, f"s2distill.route must be one of {', '.join(ROUTES)}, got {route!r}"
+    return users[-1]["content"], route
+
+
+def _completion(model_name: str, out: dict) -> dict:
+    """The OpenAI chat.completion object of one answer, with the cascade's decision under ``s2distill``."""
+    return {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": int(time.time()),
+            "model": model_name,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": out["text"]}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": out["prompt_tokens"], "completion_tokens": out["completion_tokens"],
+                      "total_tokens": out["prompt_tokens"] + out["completion_tokens"]},
+            "s2distill": {k: out[k] for k in ("path", "route", "confidence", "threshold", "signal", "answer",
+                                              "calls", "latency_s")}}
 
 
 def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, route: str = "cascade",

@@ -5,7 +5,7 @@ Inline SVG is part of the page itself: no script, no network, and a few KB per p
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -97,34 +97,39 @@ def accuracy_tokens_svg(points: Sequence[Point], width: int = 640, height: int =
         path = " ".join(f"{'M' if i == 0 else 'L'}{_f(X(x))},{_f(Y(y))}" for i, (x, y) in enumerate(zip(c.xs, c.ys)))
         out.append(f'<path class="curve" d="{path}" fill="none" stroke="{c.color}" stroke-width="1.5" '
                    f'stroke-dasharray="5 3"><title>{escape(c.label)}</title></path>')
-    placed: list[tuple[float, float]] = []
+    placed: list[tuple[float, float, float]] = []
     for p in pts:
-        cx, cy = X(p.x), Y(p.y)
-        g = [f'<g class="pt"><title>{escape(p.title or p.label)}</title>']
-        if p.lo is not None and p.hi is not None:
-            g.append(f'<line x1="{_f(cx)}" x2="{_f(cx)}" y1="{_f(Y(p.hi))}" y2="{_f(Y(p.lo))}" stroke="{p.color}" '
-                     f'stroke-width="1.5"/><line x1="{_f(cx - 4)}" x2="{_f(cx + 4)}" y1="{_f(Y(p.hi))}" '
-                     f'y2="{_f(Y(p.hi))}" stroke="{p.color}"/><line x1="{_f(cx - 4)}" x2="{_f(cx + 4)}" '
-                     f'y1="{_f(Y(p.lo))}" y2="{_f(Y(p.lo))}" stroke="{p.color}"/>')
-        fill = "#fff" if p.hollow else p.color
-        g.append(f'<circle cx="{_f(cx)}" cy="{_f(cy)}" r="5" fill="{fill}" stroke="{p.color}" stroke-width="2"/>')
-        tw = 6.8 * len(p.label)  # keep labels apart: the nearest free line above or below, inside the plot
-        ty = cy + 4
-        for k in range(40):
-            cand = cy + 4 + (k + 1) // 2 * 12 * (-1 if k % 2 else 1)
-            if mt + 10 <= cand <= mt + ph - 2 and not any(
-                    abs(cand - py) < 12 and cx + 8 < px + pw_ and px < cx + 8 + tw for px, py, pw_ in placed):
-                ty = cand
-                break
-        placed.append((cx + 8, ty, tw))
-        g.append(f'<text x="{_f(cx + 8)}" y="{_f(ty)}" class="lbl" fill="{p.color}">{escape(p.label)}</text></g>')
-        out.append("".join(g))
+        out.append(_point_svg(p, X(p.x), Y(p.y), Y, placed, mt, ph))
     if any(p.hollow for p in pts):
         out.append(f'<circle cx="{ml + pw + 14}" cy="{mt + 8}" r="5" fill="#fff" stroke="#555" stroke-width="2"/>'
                    f'<text x="{ml + pw + 24}" y="{mt + 12}" class="tick">agreement with System 2</text>'
                    f'<text x="{ml + pw + 24}" y="{mt + 26}" class="tick">(no gold labels)</text>')
     out.append("</svg>")
     return "".join(out)
+
+
+def _point_svg(p: Point, cx: float, cy: float, Y: Callable[[float], float], placed: list[tuple[float, float, float]], mt: float,
+               ph: float) -> str:
+    """One labelled point with its error bar; its label on the nearest free line (``placed`` grows)."""
+    g = [f'<g class="pt"><title>{escape(p.title or p.label)}</title>']
+    if p.lo is not None and p.hi is not None:
+        g.append(f'<line x1="{_f(cx)}" x2="{_f(cx)}" y1="{_f(Y(p.hi))}" y2="{_f(Y(p.lo))}" stroke="{p.color}" '
+                 f'stroke-width="1.5"/><line x1="{_f(cx - 4)}" x2="{_f(cx + 4)}" y1="{_f(Y(p.hi))}" '
+                 f'y2="{_f(Y(p.hi))}" stroke="{p.color}"/><line x1="{_f(cx - 4)}" x2="{_f(cx + 4)}" '
+                 f'y1="{_f(Y(p.lo))}" y2="{_f(Y(p.lo))}" stroke="{p.color}"/>')
+    fill = "#fff" if p.hollow else p.color
+    g.append(f'<circle cx="{_f(cx)}" cy="{_f(cy)}" r="5" fill="{fill}" stroke="{p.color}" stroke-width="2"/>')
+    tw = 6.8 * len(p.label)  # keep labels apart: the nearest free line above or below, inside the plot
+    ty = cy + 4
+    for k in range(40):
+        cand = cy + 4 + (k + 1) // 2 * 12 * (-1 if k % 2 else 1)
+        if mt + 10 <= cand <= mt + ph - 2 and not any(
+                abs(cand - py) < 12 and cx + 8 < px + pw_ and px < cx + 8 + tw for px, py, pw_ in placed):
+            ty = cand
+            break
+    placed.append((cx + 8, ty, tw))
+    g.append(f'<text x="{_f(cx + 8)}" y="{_f(ty)}" class="lbl" fill="{p.color}">{escape(p.label)}</text></g>')
+    return "".join(g)
 
 
 def line_svg(xs: Sequence[float], ys: Sequence[float], x_label: str, y_label: str, width: int = 640,

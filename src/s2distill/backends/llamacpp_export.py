@@ -38,11 +38,29 @@ def export_lora_gguf(adapter_dir: str | Path, base_gguf: str | Path, out_path: s
     checked against the base file. A is stored (r, in), B (out, r), float32.
     """
     import gguf
-    import numpy as np
 
     adapter_dir, out_path = Path(adapter_dir), Path(out_path)
     base_gguf = resolve_model(str(base_gguf))
     cfg, tensors = _adapter_tensors(adapter_dir)
+    alpha_out = _llama_alpha(cfg)
+    arch, base_shapes, name_map = _base_layout(gguf, base_gguf)
+    out_tensors = _lora_tensors(_lora_pairs(tensors, adapter_dir), name_map, base_shapes, base_gguf)
+    with staged(out_path) as tmp:
+        writer = gguf.GGUFWriter(str(tmp), arch)
+        writer.add_type("adapter")
+        writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+        writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha_out)
+        for name, arr in out_tensors:
+            writer.add_tensor(name, arr)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+    return out_path
+
+
+def _llama_alpha(cfg: dict) -> float:
+    """The adapter's alpha as llama.cpp applies it (alpha / r), or a ModelError for what llama.cpp cannot hold."""
     if cfg.get("peft_type", "LORA") != "LORA":
         raise ModelError(f"adapter type {cfg.get('peft_type')} cannot be exported; only LoRA adapters can")
     if cfg.get("use_dora"):
@@ -54,8 +72,11 @@ def export_lora_gguf(adapter_dir: str | Path, base_gguf: str | Path, out_path: s
                          "them; fix: export the merged model instead")
     r, alpha = int(cfg["r"]), float(cfg["lora_alpha"])
     # llama.cpp scales by alpha / r; rsLoRA scales by alpha / sqrt(r).
-    alpha_out = alpha * math.sqrt(r) if cfg.get("use_rslora") else alpha
+    return alpha * math.sqrt(r) if cfg.get("use_rslora") else alpha
 
+
+def _base_layout(gguf: Any, base_gguf: Path) -> tuple[str, dict[str, list[int]], Any]:
+    """The base GGUF's architecture, tensor shapes (GGUF order: ne = [in, out]) and HF -> GGUF name map."""
     reader = gguf.GGUFReader(str(base_gguf))
     arch = bytes(reader.fields["general.architecture"].parts[-1]).decode()
     if arch in _PERMUTED_QK_ARCHS:
@@ -66,9 +87,11 @@ def export_lora_gguf(adapter_dir: str | Path, base_gguf: str | Path, out_path: s
     arch_enum = {v: k for k, v in gguf.MODEL_ARCH_NAMES.items()}.get(arch)
     if arch_enum is None:
         raise ModelError(f"architecture '{arch}' is unknown to the installed gguf package; fix: pip install -U gguf")
-    name_map = gguf.get_tensor_name_map(arch_enum, n_blocks)
-    del reader
+    return arch, base_shapes, gguf.get_tensor_name_map(arch_enum, n_blocks)
 
+
+def _lora_pairs(tensors: dict, adapter_dir: Path) -> dict[str, dict[str, Any]]:
+    """module -> {"a": lora_A, "b": lora_B} from the adapter's tensors (anything else is refused)."""
     pairs: dict[str, dict[str, Any]] = {}
     for key, arr in tensors.items():
         stem = key.removeprefix("base_model.model.")
@@ -82,6 +105,13 @@ def export_lora_gguf(adapter_dir: str | Path, base_gguf: str | Path, out_path: s
 
     if not pairs:
         raise ModelError(f"adapter {adapter_dir} has no LoRA tensors")
+    return pairs
+
+
+def _lora_tensors(pairs: dict, name_map: Any, base_shapes: dict, base_gguf: Path) -> list[tuple[str, Any]]:
+    """The GGUF tensors (base name + .lora_a (r, in) / .lora_b (out, r), float32), each checked against the base."""
+    import numpy as np
+
     out_tensors: list[tuple[str, Any]] = []
     for module in sorted(pairs):
         ab = pairs[module]
@@ -97,19 +127,7 @@ def export_lora_gguf(adapter_dir: str | Path, base_gguf: str | Path, out_path: s
             raise ModelError(f"{module}: LoRA shapes A{a.shape} B{b.shape} do not fit base {name} "
                              f"ne={base_shapes[name]}; fix: export against the base model the adapter was trained on")
         out_tensors += [(name + ".lora_a", np.ascontiguousarray(a)), (name + ".lora_b", np.ascontiguousarray(b))]
-
-    with staged(out_path) as tmp:
-        writer = gguf.GGUFWriter(str(tmp), arch)
-        writer.add_type("adapter")
-        writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
-        writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha_out)
-        for name, arr in out_tensors:
-            writer.add_tensor(name, arr)
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-        writer.close()
-    return out_path
+    return out_tensors
 
 
 def llama_cpp_dirs() -> list[Path]:

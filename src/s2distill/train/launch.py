@@ -23,15 +23,15 @@ from typing import Any
 
 import yaml
 
-from .config import _ACCELERATE_NAMES, ACCELERATE_KEYS, DISTRIBUTED, LAUNCHERS, MIXED_PRECISION  # noqa: F401
-from .config import AccelerateOptions as LaunchOptions
-from .errors import ConfigError, ModelError
+from ..config import _ACCELERATE_NAMES, ACCELERATE_KEYS, DISTRIBUTED, LAUNCHERS, MIXED_PRECISION  # noqa: F401
+from ..config import AccelerateOptions as LaunchOptions
+from ..errors import ConfigError, ModelError
 
 __all__ = ["LaunchOptions", "LAUNCHERS", "SECTION_KEYS", "accelerate_config", "write_accelerate_config",
            "launch_argv", "launch_env", "worker_args", "run_launch", "train_accelerate", "options_from_section"]
 
 SECTION_KEYS = ACCELERATE_KEYS  # (derived from the train section's field metadata)
-WORKER_MODULE = "s2distill.train_worker"
+WORKER_MODULE = "s2distill.train.worker"
 LOG_NAME = "accelerate.log"
 
 
@@ -122,7 +122,7 @@ def launch_argv(config_file: Path, args: Sequence[str], cfg: dict | None = None,
 def launch_env(cfg: dict, base: dict[str, str] | None = None) -> dict[str, str]:
     """The launcher's environment: workers import this s2distill, CPU runs stay on gloo with a fair share of cores."""
     env = dict(os.environ if base is None else base)
-    src = str(Path(__file__).resolve().parents[1])
+    src = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join([src, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]])
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("TOKENIZERS_PARALLELISM", "false")

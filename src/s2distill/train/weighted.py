@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .types import TrainPair
+from ..types import TrainPair
 
 __all__ = ["pair_weights", "weighted_loss", "weighted_trainer"]
 
@@ -24,7 +24,7 @@ def pair_weights(pairs: list[TrainPair]) -> list[float] | None:
     out = [float(p.meta.get("weight", 1.0)) for p in pairs]
     bad = [p.example_id for p, w in zip(pairs, out) if not 0.0 <= w <= 1.0]
     if bad:
-        from .errors import DataError
+        from ..errors import DataError
 
         raise DataError(f"train pairs {bad[:3]} have a meta.weight outside [0, 1]; fix: re-run curate "
                         "(curate.weighting=vote_share writes the vote share there)")

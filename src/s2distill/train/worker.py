@@ -1,6 +1,6 @@
 """What every rank of ``accelerate launch`` runs: load the pairs, call :func:`s2distill.train.train_lora`.
 
-    python -m s2distill.train_worker --pairs RUN/curate/pairs.jsonl --base MODEL --out RUN/model --config train.json
+    python -m s2distill.train.worker --pairs RUN/curate/pairs.jsonl --base MODEL --out RUN/model --config train.json
 """
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import S2DistillError
+from ..errors import S2DistillError
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m s2distill.train_worker", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m s2distill.train.worker", description=__doc__.splitlines()[0])
     p.add_argument("--pairs", required=True, help="TrainPair JSONL (read only)")
     p.add_argument("--base", required=True, help="model to fine-tune (embedded name, .gguf, HF dir or hub id)")
     p.add_argument("--out", required=True, help="output dir (rank 0 writes adapter/, loss.jsonl, train_summary.json)")
@@ -21,9 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     try:
-        from .rundir import read_jsonl
-        from .train import TrainConfig, train_lora
-        from .types import TrainPair
+        from ..rundir import read_jsonl
+        from . import TrainConfig, train_lora
+        from ..types import TrainPair
 
         cfg = TrainConfig.from_json(json.loads(Path(args.config).read_text()))
         pairs = [TrainPair.from_json(d) for d in read_jsonl(Path(args.pairs))]
