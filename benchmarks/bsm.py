@@ -14,10 +14,8 @@ benchmarks/results/bsm.{json,md}.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 from common import Table, ci, pct, points_svg, run_or_note, share_cache, write_result, parse_with_overrides
 
 from s2distill.config import load_config

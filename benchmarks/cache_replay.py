@@ -14,10 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 from common import Table, pct, write_result  # noqa: E402
 
 

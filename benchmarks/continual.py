@@ -27,7 +27,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 from common import Table, parse_with_overrides, pct, write_result  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 from common import RESULTS, Table, write_result  # noqa: E402
 
 

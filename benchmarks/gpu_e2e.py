@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 from common import RESULTS, write_result  # noqa: E402
 from gpu_train import build_model, default_tokenizer  # noqa: E402
 

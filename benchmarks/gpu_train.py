@@ -30,7 +30,6 @@ import time
 import traceback
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, write_result  # noqa: E402
 
 QWEN25 = {  # the published Qwen2.5 configs (hidden size, layers, heads, kv heads, MLP width, tied embeddings)

@@ -22,8 +22,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).parent))
-sys.path.insert(0, str(ROOT / "scripts"))
 from common import write_result  # noqa: E402
 
 from s2distill.config import load_config  # noqa: E402
@@ -139,7 +137,12 @@ def main() -> None:
         size = out.stat().st_size
         run_bytes = sum(f.stat().st_size for f in tmp.rglob("*.json*") if f.is_file())
         browser = None
-        from browser_check import find_chromium, open_page
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("browser_check", ROOT / "scripts" / "browser_check.py")
+        browser_check = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(browser_check)
+        find_chromium, open_page = browser_check.find_chromium, browser_check.open_page
 
         if find_chromium():
             import re

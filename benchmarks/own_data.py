@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import Table  # noqa: E402 - the one table formatter
 EXAMPLES = ROOT / "examples"
 ITEMS = ["crates", "parcels", "tickets", "jars", "seedlings", "bolts", "lanterns", "kites", "badges", "scarves"]

@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 from common import Table, write_result  # noqa: E402
 
 from s2distill.svgplot import Point, accuracy_tokens_svg  # noqa: E402

@@ -16,11 +16,8 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 from common import Table, cot_requests, write_result  # noqa: E402
 
 from s2distill.config import load_config  # noqa: E402

@@ -30,7 +30,6 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 from common import RESULTS, footer, html_page, write_html  # noqa: E402
 
 RENDERERS = ("render", "markdown")  # the function of benchmarks/NAME.py that renders NAME.json

@@ -14,10 +14,8 @@ the sycophancy rate, mean generated tokens, each with n and a 95% interval.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 from common import Table, ci, pct, points_svg, run_or_note, share_cache, write_result, parse_with_overrides
 
 from s2distill.config import load_config

@@ -32,7 +32,6 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).parent))
 from common import RESULTS, Table, ci, machine, pct, write_result  # noqa: E402
 
 from s2distill.config import load_config  # noqa: E402

@@ -20,7 +20,6 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import RESULTS, Table, pct, write_result  # noqa: E402
 
 from s2distill.config import load_config  # noqa: E402

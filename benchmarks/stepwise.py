@@ -15,11 +15,9 @@ Writes benchmarks/results/stepwise.{json,md,html} after each run (rows so far), 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 from common import Table, ci, pct, points_svg, share_cache, write_result, parse_with_overrides  # noqa: E402
 
 from s2distill.config import load_config  # noqa: E402

@@ -27,7 +27,6 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 from common import RESULTS, Table, ci, pct, points_svg, run_or_note, write_result, parse_with_overrides  # noqa: E402
 
 from s2distill.config import load_config  # noqa: E402

@@ -12,14 +12,11 @@ tokens/s = generated tokens (from the server's usage) / wall time.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).parent))
 from common import Table, cot_requests, write_result  # noqa: E402
 
 from s2distill.backends.llamacpp import LlamaCppBackend  # noqa: E402
