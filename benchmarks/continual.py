@@ -1,7 +1,7 @@
 """Continual distillation: rounds fed by served traffic. Does the cascade cover more round over round, and how
 many unlabeled inputs until the distilled model matches System 2?
 
-    python benchmarks/continual.py [--rounds 3] [--first 24] [--per-round 48] [--render] [key=value ...]
+    python benchmarks/continual.py [--rounds 3] [--first 24] [--per-round 48] [--explore 0.5] [--render] [key=value ...]
 
 Round 1 is a normal run (configs/demo.yaml, depth-1 arithmetic with numbers up to 60, deliberately few
 unlabeled inputs: ``--first``) in runs/continual/r1. Each later round: ``s2distill serve`` the previous round
@@ -13,6 +13,10 @@ Per round: inputs, curated pairs, training steps, the distilled model's accuracy
 data-scaling curve), the cascade's coverage and accuracy on the test half, System 2's accuracy, tokens per
 answer, the share of served requests System 1 answered, retention (KL on task and general prompts, System 1
 on the other tasks before/after). Finished stages and rounds are reused: the script can be stopped and rerun.
+
+``--explore R`` serves with ``s2distill serve --explore R``: a share R of the questions System 1 answered also
+goes to System 2 in the background, into the inbox, so a round learns from traffic the cascade already covers
+(runs/continual-explore<R>, result ``continual_explore``; round 1 is copied from runs/continual/r1 when there).
 """
 from __future__ import annotations
 
@@ -50,7 +54,7 @@ def traffic(cfg, n_rounds: int, per_round: list[int], taken: set[str]) -> list[l
     return [pool[a:a + n] for a, n in zip(starts, sizes)]
 
 
-def serve_and_replay(run: Path, questions: list[str], log) -> dict:
+def serve_and_replay(run: Path, questions: list[str], log, explore: float = 0.0) -> dict:
     """Serve ``run`` on a free loopback port, send ``questions`` 8 at a time, stop the server; what it did."""
     import httpx
     import openai
@@ -58,7 +62,8 @@ def serve_and_replay(run: Path, questions: list[str], log) -> dict:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "s2distill.cli", "serve", str(run), "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "s2distill.cli", "serve", str(run), "--port", str(port),
+                             "--explore", str(explore)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     t0 = time.perf_counter()
@@ -87,9 +92,13 @@ def serve_and_replay(run: Path, questions: list[str], log) -> dict:
             proc.communicate(timeout=120)
         except subprocess.TimeoutExpired:
             proc.kill()
+    from s2distill.serve import read_inbox
+
     s1 = sum(a["path"] == "system1" for a in answers)
-    log(f"[serve] {len(answers)} requests in {wall:.0f}s, {s1} answered by System 1")
+    explored = sum(r.get("route") == "explore" for r in read_inbox(run / "serve" / "inbox.jsonl"))
+    log(f"[serve] {len(answers)} requests in {wall:.0f}s, {s1} answered by System 1, {explored} of them explored")
     return {"requests": len(answers), "answered_by_system1": s1, "served_system1_share": s1 / len(answers),
+            "explored": explored,
             "served_tokens_per_request": sum(a["completion_tokens"] for a in answers) / len(answers),
             "replay_s": round(wall, 1), "serve_total_s": round(time.perf_counter() - t0, 1)}
 
@@ -121,6 +130,7 @@ def row_of(run: Path, served: dict | None) -> dict:
 
 
 def render(res: dict) -> str:
+    explore = res.get("explore") or 0
     def f(x, spec=".4f"):
         return "-" if x is None else format(x, spec)
 
@@ -141,11 +151,13 @@ def render(res: dict) -> str:
                "cascade coverage % (test half)", "cascade acc %", "cascade tokens/input", "distilled tokens/answer",
                "served by System 1 % (replayed traffic into this round)", "KL task", "KL general",
                "System 1 on other tasks, base -> distilled", "verdict"], body, align="rrrrrrrrrrrrrll")
-    return "\n".join(["# Continual distillation: rounds from served traffic", "",
-                      f"{res['setting']}. Round 1 from {res['first']} unlabeled inputs; each later round adds "
-                      f"{sizes} questions replayed "
-                      "through `s2distill serve` (its inbox: what the cascade "
-                      "routed to System 2, with the server's maj@k samples) plus the previous round's inputs; "
+    inbox = ("what the cascade routed to System 2, with the server's maj@k samples" if not explore else
+             f"what the cascade routed to System 2 and, `--explore {explore:g}`, that share of what System 1 "
+             "answered, sent to System 2 in the background; all with the server's maj@k samples")
+    return "\n".join([f"# Continual distillation: rounds from served traffic{' with exploration' if explore else ''}",
+                      "", f"{res['setting']}. Round 1 from {res['first']} unlabeled inputs; each later round adds "
+                      f"{sizes} questions replayed through `s2distill serve` (its inbox: {inbox}) plus the "
+                      "previous round's inputs; "
                       "trained from the base model each round; all rounds on the same held-out inputs.", "",
                       t.markdown()])
 
@@ -156,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--first", type=int, default=24, help="round 1's unlabeled inputs")
     ap.add_argument("--per-round", type=int, nargs="+", default=[48],
                     help="questions replayed through serve before each later round (one size, or one per round)")
+    ap.add_argument("--explore", type=float, default=0.0, metavar="R",
+                    help="serve --explore R: also send a share R of System 1's answers to System 2 for the inbox")
     ap.add_argument("--render", action="store_true", help="write the result from the finished rounds only")
     ap.add_argument("overrides", nargs="*")
     args = parse_with_overrides(ap, sys.argv[1:] if argv is None else argv)
@@ -167,8 +181,13 @@ def main(argv: list[str] | None = None) -> int:
     log = print
     overrides = [*SETTING, f"task.n_train={args.first}", *args.overrides]
     cfg = load_config(ROOT / "configs" / "demo.yaml", overrides)
-    first = RUNS / "r1"
-    served_path = RUNS / "served.json"
+    runs_dir = RUNS if not args.explore else RUNS.with_name(f"continual-explore{args.explore:g}")
+    first = runs_dir / "r1"
+    if args.explore and not first.exists() and (RUNS / "r1" / "report.json").is_file():
+        import shutil
+
+        shutil.copytree(RUNS / "r1", first, ignore=shutil.ignore_patterns("serve"))  # the same round 1
+    served_path = runs_dir / "served.json"
     served = json.loads(served_path.read_text()) if served_path.is_file() else {}
     runs = [first]
     if not args.render:
@@ -177,24 +196,24 @@ def main(argv: list[str] | None = None) -> int:
             d["question"] for d in read_jsonl(first / "data" / "eval.jsonl")}
         batches = traffic(cfg, args.rounds, args.per_round, taken)
         for k in range(2, args.rounds + 1):
-            prev, new = runs[-1], RUNS / f"r{k}"
-            inbox = RUNS / f"inbox-r{k}.jsonl"
+            prev, new = runs[-1], runs_dir / f"r{k}"
+            inbox = runs_dir / f"inbox-r{k}.jsonl"
             if not inbox.is_file():  # the traffic of this round, served once (a rerun reuses it)
                 (prev / "serve" / "inbox.jsonl").unlink(missing_ok=True)
-                served[str(k)] = serve_and_replay(prev, batches[k - 2], log)
+                served[str(k)] = serve_and_replay(prev, batches[k - 2], log, args.explore)
                 (prev / "serve" / "inbox.jsonl").replace(inbox)
                 served_path.write_text(json.dumps(served, indent=2))
             start(prev, inbox, new)
             run_round(new, args.overrides, progress=False)
             runs.append(new)
     else:
-        runs += [RUNS / f"r{k}" for k in range(2, args.rounds + 1) if (RUNS / f"r{k}" / "report.json").is_file()]
+        runs += [runs_dir / f"r{k}" for k in range(2, args.rounds + 1) if (runs_dir / f"r{k}" / "report.json").is_file()]
     rows = [row_of(r, served.get(str(i + 1))) for i, r in enumerate(runs) if (r / "report.json").is_file()]
     info = read_json(first / "manifest.json")["stages"]["data"]
     res = {"rows": rows, "setting": "Depth-1 arithmetic, numbers up to 60 (configs/demo.yaml, 3-shot CoT, "
            f"{info['n_eval']} held-out inputs)", "first": args.first, "per_round": args.per_round,
-           "overrides": overrides}
-    write_result("continual", res, render(res))
+           "overrides": overrides, **({"explore": args.explore, "script": "continual"} if args.explore else {})}
+    write_result("continual" if not args.explore else "continual_explore", res, render(res))
     print(render(res))
     return 0
 

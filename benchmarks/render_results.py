@@ -75,11 +75,11 @@ def main() -> int:
         elif not js.is_file():
             status = "no JSON result"
             problems.append("no JSON: a result written by hand must be listed in HAND_WRITTEN")
-        elif not (HERE / f"{name}.py").is_file():
+        elif not (HERE / f"{(script := json.loads(js.read_text()).get('script', name))}.py").is_file():
             status = "no script"
-            problems.append(f"no benchmarks/{name}.py to render it")
+            problems.append(f"no benchmarks/{script}.py to render it")
         else:
-            mod = importlib.import_module(name)
+            mod = importlib.import_module(script)  # a result's own name, or the script that wrote it ("script")
             res = json.loads(js.read_text())
             fn = next((getattr(mod, f) for f in RENDERERS if hasattr(mod, f)), None)
             if fn is None:

@@ -23,6 +23,7 @@ from cascade_run import ORACLE, factory, make_run, sure_of  # noqa: E402
 
 from s2distill.errors import ConfigError  # noqa: E402
 from s2distill.serve import CascadeService, make_app, read_inbox  # noqa: E402
+from s2distill.types import stable_hash  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -205,3 +206,30 @@ def test_inbox_survives_kill_9_mid_storm(run, tmp_path) -> None:
     assert 5 <= len(lines) < len(qs)  # killed mid-storm
     records = [json.loads(x) for x in lines]  # every line whole: no torn record
     assert {r["question"] for r in records} <= set(qs) and all(r["samples"] for r in records)
+
+
+def test_explore_sends_a_share_of_system1_answers_to_system2_for_the_inbox(run) -> None:
+    """--explore: the answer is System 1's (its usage only); System 2 runs in the background on the inputs
+    the id's hash picks, and their samples land in the inbox as route 'explore'; the next round reads them."""
+    from s2distill.continual import read_new
+    from s2distill.tasks import make_task
+
+    with pytest.raises(ConfigError, match="--explore"):
+        CascadeService(run, backend_factory=factory(), log=lambda s: None, explore=1.5)
+    (run / "serve" / "inbox.jsonl").write_text("")
+    svc = CascadeService(run, backend_factory=factory(), log=lambda s: None, explore=0.5)
+    sure = [q for q in _questions(80) if sure_of(q)][:12]
+    try:
+        outs = [svc.answer(q) for q in sure]
+    finally:
+        svc.close()  # waits for the explorations asked for
+    assert all(o["path"] == "system1" and o["completion_tokens"] == 2 for o in outs)
+    picked = [q for q, o in zip(sure, outs) if o["explored"]]
+    assert 0 < len(picked) < len(sure)  # about half, by hash
+    assert [o["explored"] for o in outs] == [svc.explores(stable_hash(q)) for q in sure]
+    inbox = read_inbox(run / "serve" / "inbox.jsonl")
+    assert sorted(r["question"] for r in inbox) == sorted(picked)
+    assert all(r["route"] == "explore" and r["samples"] for r in inbox)
+    assert svc.explored["inputs"] == len(picked) and svc.explored["completion_tokens"] > 0
+    exs, traces = read_new(make_task(svc.cfg.task), run / "serve" / "inbox.jsonl")
+    assert {e.question for e in exs} == set(picked) and set(traces) == {e.id for e in exs}

@@ -172,7 +172,7 @@ def _cmd_serve(args) -> int:
     from .serve import serve
 
     serve(args.run_dir, host=args.host, port=args.port, route=args.route, threshold=args.threshold,
-          api_key_env=args.api_key_env, log=lambda s: print(s, file=sys.stderr, flush=True))
+          api_key_env=args.api_key_env, log=lambda s: print(s, file=sys.stderr, flush=True), explore=args.explore)
     return 0
 
 
@@ -339,6 +339,9 @@ def _add_round_commands(sub: Any) -> None:
                     help="cascade (default), or one path for every request (A/B)")
     sp.add_argument("--threshold", type=float, help="override the calibrated confidence threshold")
     sp.add_argument("--api-key-env", help="require 'Authorization: Bearer $NAME' (the key read from this variable)")
+    sp.add_argument("--explore", type=float, default=0.0, metavar="RATE",
+                    help="also send this share of the inputs System 1 answered to System 2 in the background, "
+                         "for the inbox the next round learns from (default 0)")
     sp.set_defaults(fn=_cmd_serve)
 
     sp = sub.add_parser("train", help="(re)train a run directory's model from its curate/pairs.jsonl")

@@ -9,6 +9,10 @@ forces one path for A/B tests; a request may also ask with ``"s2distill": {"rout
 Every input routed to System 2 is appended to ``RUN_DIR/serve/inbox.jsonl`` (question, System 2 samples,
 answer): one ``write`` of one whole line each, so a ``kill -9`` leaves whole lines only. Those are the
 unlabeled inputs, with their System 2 samples already paid for, that a next distillation round learns from.
+``--explore RATE`` also sends that share of the inputs the distilled model answered (chosen by the question's
+hash, so reproducibly) to System 2 in the background, after the answer has gone out: without it, the better the
+cascade covers the traffic, the less of it reaches the inbox, and a round learns only from what it already
+routes away. Exploration tokens are not the client's: ``usage`` leaves them out, ``/health`` counts them.
 
 Endpoints: ``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /health``. ``usage`` counts every token
 spent (System 1's, and System 2's on routed inputs); the response's ``s2distill`` field says which path
@@ -66,7 +70,7 @@ class CascadeService:
     """The model side of the server: the run's engines, its threshold, and the routing of one question."""
 
     def __init__(self, run_dir: str | Path, route: str = "cascade", threshold: float | None = None,
-                 backend_factory: Callable | None = None, log: Callable[[str], None] = print):
+                 backend_factory: Callable | None = None, log: Callable[[str], None] = print, explore: float = 0.0):
         from .backends.pool import default_backend_factory, distilled_paths
         from .checks import load_checked
         from .rundir import read_json
@@ -75,6 +79,12 @@ class CascadeService:
 
         if route not in ROUTES:
             raise ConfigError(f"unknown route '{route}'; choose one of {', '.join(ROUTES)}")
+        if not 0.0 <= explore <= 1.0:
+            raise ConfigError(f"--explore is the share of System 1's answers also sent to System 2 for the inbox, "
+                              f"in [0, 1], got {explore} (e.g. --explore 0.25)")
+        self.explore = explore
+        self.explored = {"inputs": 0, "completion_tokens": 0, "calls": 0}
+        self._explorer = None  # one background thread, started on the first explored input
         self.rd = Path(run_dir)
         if not (self.rd / "config.yaml").is_file() or not (self.rd / "report.json").is_file():
             raise ConfigError(f"{self.rd} is not a finished run (no config.yaml or report.json); fix: serve a run "
@@ -175,6 +185,9 @@ class CascadeService:
                                         and conf >= self.threshold)
         if use_s1:
             out["path"], text, answer = "system1", s1.response, s1.answer
+            out["explored"] = route == "cascade" and self.explores(ex.id)
+            if out["explored"]:
+                self._explore(ex, conf)
         else:
             trace, answer = self._system2(ex)
             for s in trace.samples:
@@ -190,7 +203,34 @@ class CascadeService:
                    latency_s=round(time.perf_counter() - t0, 4))
         return out
 
+    def explores(self, example_id: str) -> bool:
+        """Whether an input System 1 answered also goes to System 2 (``explore`` of them, by the id's hash)."""
+        return self.explore > 0 and int(example_id[:8], 16) / 16 ** 8 < self.explore
+
+    def _explore(self, ex, conf: float | None) -> None:
+        """System 2 on ``ex`` in the background (after the answer has gone out), its samples to the inbox."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def run() -> None:
+            try:
+                trace, answer = self._system2(ex)
+            except Exception as e:  # noqa: BLE001 - exploration must never take the server down
+                self.log(f"[serve] exploring {ex.id} failed: {type(e).__name__}: {e}")
+                return
+            self.explored["inputs"] += 1
+            self.explored["completion_tokens"] += sum(s.generated_tokens for s in trace.samples)
+            self.explored["calls"] += sum(len(s.calls) for s in trace.samples)
+            self.inbox.append({"id": ex.id, "question": ex.question, "answer": answer, "route": "explore",
+                               "confidence": conf, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                               "method": trace.method, "samples": [s.to_json() for s in trace.samples]})
+
+        if self._explorer is None:
+            self._explorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="s2distill-explore")
+        self._explorer.submit(run)
+
     def close(self) -> None:
+        if self._explorer is not None:  # the explorations already asked for finish into the inbox
+            self._explorer.shutdown(wait=True)
         for b in {id(x): x for x in (self.s1, self.s2, self.base) if x is not None}.values():
             b.close()
         self.inbox.close()
@@ -220,7 +260,8 @@ def make_app(service: CascadeService, api_key: str | None = None):
     @app.get("/health")
     def health() -> dict:
         return {"status": "ok", "route": service.route, "threshold": service.threshold, "signal": service.signal,
-                "calibrated_threshold": service.calibrated_threshold, "fallback": service.fallback}
+                "calibrated_threshold": service.calibrated_threshold, "fallback": service.fallback,
+                "explore": service.explore, "explored": dict(service.explored)}
 
     @app.get("/v1/models")
     def models(request: Request):
@@ -273,12 +314,13 @@ def _completion(model_name: str, out: dict) -> dict:
             "choices": [{"index": 0, "message": {"role": "assistant", "content": out["text"]}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": out["prompt_tokens"], "completion_tokens": out["completion_tokens"],
                       "total_tokens": out["prompt_tokens"] + out["completion_tokens"]},
-            "s2distill": {k: out[k] for k in ("path", "route", "confidence", "threshold", "signal", "answer",
-                                              "calls", "latency_s")}}
+            "s2distill": {k: out.get(k) for k in ("path", "route", "confidence", "threshold", "signal", "answer",
+                                                  "calls", "latency_s", "explored")}}
 
 
 def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, route: str = "cascade",
-          threshold: float | None = None, api_key_env: str | None = None, log: Callable[[str], None] = print) -> None:
+          threshold: float | None = None, api_key_env: str | None = None, log: Callable[[str], None] = print,
+          explore: float = 0.0) -> None:
     """Start the engines, serve until interrupted, stop the engines."""
     try:
         import uvicorn
@@ -290,10 +332,10 @@ def serve(run_dir: str | Path, host: str = "127.0.0.1", port: int = 8000, route:
         if not api_key:
             raise ConfigError(f"--api-key-env {api_key_env}: that environment variable is empty; fix: export "
                               f"{api_key_env}=<a secret> or leave the option out")
-    service = CascadeService(run_dir, route=route, threshold=threshold, log=log)
+    service = CascadeService(run_dir, route=route, threshold=threshold, log=log, explore=explore)
     try:
         log(f"[serve] {service.model_name} on http://{host}:{port}/v1 (route {route}, signal {service.signal}, "
-            f"threshold {service.threshold}); inbox {service.inbox.path}")
+            f"threshold {service.threshold}, explore {explore}); inbox {service.inbox.path}")
         uvicorn.run(make_app(service, api_key), host=host, port=port, log_level="warning")
     finally:
         service.close()
