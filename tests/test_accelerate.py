@@ -113,19 +113,26 @@ def test_user_config_file_is_used_as_is(tmp_path: Path) -> None:
 
 
 def test_config_section_validation() -> None:
-    with pytest.raises(ConfigError, match="unknown train.launcher 'acelerate'; did you mean 'accelerate'"):
+    with pytest.raises(ConfigError, match="unknown train.launcher.name 'acelerate'; did you mean 'accelerate'"):
         load_config(data={"train": {"launcher": "acelerate"}})
     with pytest.raises(ConfigError, match="did you mean 'main_process_port'"):
-        load_config(data={"train": {"launcher": "accelerate", "accelerate": {"main_proces_port": 1}}})
+        load_config(data={"train": {"launcher": {"name": "accelerate", "main_proces_port": 1}}})
     with pytest.raises(ConfigError, match="unknown distributed_type 'fdsp'"):
-        load_config(data={"train": {"launcher": "accelerate", "distributed_type": "fdsp"}})
-    with pytest.raises(ConfigError, match="set 'cpu' as train.cpu"):
-        load_config(data={"train": {"launcher": "accelerate", "accelerate": {"cpu": True}}})
-    cfg = load_config(data={"train": {"launcher": "accelerate", "num_processes": 2, "cpu": True,
-                                      "accelerate": {"mixed_precision": "bf16", "main_process_port": 29555}}})
+        load_config(data={"train": {"launcher": {"name": "accelerate", "distributed_type": "fdsp"}}})
+    cfg = load_config(data={"train": {"launcher": {"name": "accelerate", "num_processes": 2, "cpu": True,
+                                                   "mixed_precision": "bf16", "main_process_port": 29555}}})
     opts = options_from_section(cfg.train)
     assert (opts.num_processes, opts.cpu, opts.mixed_precision, opts.main_process_port) == (2, True, "bf16", 29555)
-    load_config(data={"train": {"accelerate": {"anything": 1}}})  # launcher local: the section is not read
+    # the flat keys and the nested accelerate mapping of older configs: the same section, with a FutureWarning
+    with pytest.warns(FutureWarning, match="train.accelerate.mixed_precision -> train.launcher.mixed_precision"):
+        old = load_config(data={"train": {"launcher": "accelerate", "num_processes": 2, "cpu": True,
+                                          "accelerate": {"mixed_precision": "bf16", "main_process_port": 29555}}})
+    assert old.train.launcher == cfg.train.launcher
+    # overrides: the shorthand name keeps the section's other keys; a key under a shorthand name
+    c = load_config(data={"train": {"launcher": {"num_processes": 3}}}, overrides=["train.launcher=accelerate"])
+    assert (c.train.launcher.name, c.train.launcher.num_processes) == ("accelerate", 3)
+    c = load_config(data={"train": {"launcher": "accelerate"}}, overrides=["train.launcher.num_processes=4"])
+    assert (c.train.launcher.name, c.train.launcher.num_processes) == ("accelerate", 4)
 
 
 def test_local_fingerprint_unchanged(tmp_path: Path) -> None:
@@ -145,13 +152,17 @@ def test_local_fingerprint_unchanged(tmp_path: Path) -> None:
         return p.fp["train"]
 
     cfg = load_config(data={"name": "fp", "backend": {"name": "fake"}})
-    t = dataclasses.asdict(cfg.train)
+    t = {**dataclasses.asdict(cfg.train), **dataclasses.asdict(cfg.train.fit), "launcher": cfg.train.launcher.name}
     old = stable_hash({"curate": "c", "train": {k: t[k] for k in old_keys}, "model": cfg.model, "seed": cfg.seed,
                        "backend": "fake"})
     assert fp() == old
-    assert fp(num_processes=4, cpu=True) == old  # launcher local: accelerate options change nothing
+    local = {"launcher": {"num_processes": 4, "cpu": True}}
+    assert fp(**local) == old  # launcher local: accelerate options change nothing
     assert fp(launcher="accelerate") != old
-    assert fp(launcher="accelerate", num_processes=4) != fp(launcher="accelerate", num_processes=2)
+    assert fp(launcher={"name": "accelerate", "num_processes": 4}) != fp(launcher={"name": "accelerate",
+                                                                                    "num_processes": 2})
+    with pytest.warns(FutureWarning, match="train.num_processes -> train.launcher.num_processes"):
+        assert fp(num_processes=4, cpu=True) == old  # the flat keys of older configs, read with a warning
 
 
 def test_cli_train_parses_and_needs_a_run_dir(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -9,11 +9,21 @@ import dataclasses
 import pytest
 
 from s2distill import fingerprints as fps
-from s2distill.config import RunConfig, TeacherConfig
-from s2distill.train.launch import SECTION_KEYS
+from s2distill.config import AccelerateOptions, RunConfig, TeacherConfig
+
+# keys that cannot change alone (their section checks them together); their effect is the launcher's
+# (tests/test_accelerate.py)
+NOT_ALONE = ("train.launcher.num_machines", "train.launcher.machine_rank", "train.launcher.config_file")
+# another valid value where "value + x" is not one (the launcher section checks its choices)
+VALID_OTHER = {"train.launcher.name": {"local": "accelerate", "accelerate": "local"},
+               "train.launcher.distributed_type": {"ddp": "fsdp"}, "train.launcher.mixed_precision": {"no": "bf16"},
+               "train.launcher.zero_stage": {2: 3}}
+ACCEL = tuple(f"train.launcher.{f.name}" for f in dataclasses.fields(AccelerateOptions))
 
 
-def _other(value, name: str):
+def _other(value, name: str, key: str = ""):
+    if key in VALID_OTHER:
+        return VALID_OTHER[key][value]
     if isinstance(value, bool):
         return not value
     if isinstance(value, int):
@@ -31,23 +41,22 @@ def _other(value, name: str):
     raise AssertionError(f"no other value for {name}={value!r}")
 
 
-def leaf_keys(cfg: RunConfig) -> list[str]:
+def leaf_keys(obj, prefix: str = "") -> list[str]:
     out = []
-    for f in dataclasses.fields(cfg):
-        v = getattr(cfg, f.name)
+    for f in dataclasses.fields(obj):
+        v, key = getattr(obj, f.name), f"{prefix}{f.name}"
         if dataclasses.is_dataclass(v):
-            out += [f"{f.name}.{g.name}" for g in dataclasses.fields(v)]
-        elif f.name != "teacher":
-            out.append(f.name)
+            out += leaf_keys(v, key + ".")
+        elif key != "teacher" and key not in NOT_ALONE:
+            out.append(key)
     return out
 
 
-def changed(cfg: RunConfig, key: str) -> RunConfig:
-    section, _, leaf = key.rpartition(".")
-    if not section:
-        return dataclasses.replace(cfg, **{leaf: _other(getattr(cfg, leaf), leaf)})
-    sec = getattr(cfg, section)
-    return dataclasses.replace(cfg, **{section: dataclasses.replace(sec, **{leaf: _other(getattr(sec, leaf), leaf)})})
+def changed(obj, key: str, full: str = ""):
+    head, _, rest = key.partition(".")
+    if not rest:
+        return dataclasses.replace(obj, **{head: _other(getattr(obj, head), head, full or key)})
+    return dataclasses.replace(obj, **{head: changed(getattr(obj, head), rest, full or key)})
 
 
 def keys_that_change(fn, cfg: RunConfig | None = None) -> set[str]:
@@ -57,7 +66,8 @@ def keys_that_change(fn, cfg: RunConfig | None = None) -> set[str]:
 
 
 def section(cfg: RunConfig, name: str, *, but: tuple[str, ...] = ()) -> set[str]:
-    return {f"{name}.{f.name}" for f in dataclasses.fields(getattr(cfg, name)) if f.name not in but}
+    return {k for k in leaf_keys(getattr(cfg, name), f"{name}.") if k.removeprefix(f"{name}.") not in but
+            and k not in but}
 
 
 C = RunConfig()
@@ -88,10 +98,12 @@ ELSEWHERE = ("rewordings", "confident_share", "max_disagreement", "cascade_fallb
     ("retention", lambda c: fps.retention(c, UP, UP),
      {"eval.retention_tasks", "eval.retention_n", "eval.retention_prompts", "eval.retention_tokens", "model", "seed",
       "task.seed", "eval.max_tokens_system1", "task.system_prompt"}),
+    # a local run: the launcher's name, not its accelerate options
     ("train", lambda c: fps.train(c, UP),
-     section(C, "train", but=SECTION_KEYS) | {"model", "seed", "backend.name"}),
+     section(C, "train", but=ACCEL) | {"model", "seed", "backend.name"}),
     ("train, accelerate launcher", lambda c: fps.train(dataclasses.replace(c, train=dataclasses.replace(
-        c.train, launcher="accelerate")), UP), section(C, "train", but=("launcher",)) | {"model", "seed", "backend.name"}),
+        c.train, launcher=dataclasses.replace(c.train.launcher, name="accelerate"))), UP),
+     section(C, "train", but=("train.launcher.name",)) | {"model", "seed", "backend.name"}),
 ])
 def test_which_config_keys_change_a_stage(name, fn, expected):
     assert keys_that_change(fn) == expected, name

@@ -64,18 +64,18 @@ def test_auto_dtype_per_device(fake_cuda) -> None:
 
 def test_config_keys_and_errors() -> None:
     cfg = load_checked(data={"backend": {"name": "transformers", "device": "cuda:0", "dtype": "bfloat16"},
-                            "train": {"dtype": "bfloat16", "quantization": "4bit", "save_steps": 50,
+                            "train": {"fit": {"dtype": "bfloat16", "quantization": "4bit"}, "save_steps": 50,
                                       "save_total_limit": 3, "too_long": "error"}})
     assert (cfg.backend.device, cfg.backend.dtype) == ("cuda:0", "bfloat16")
-    assert (cfg.train.dtype, cfg.train.quantization, cfg.train.save_steps) == ("bfloat16", "4bit", 50.0)
-    with pytest.raises(ConfigError, match="unknown train.dtype 'bf16'.*known: auto, bfloat16"):
-        load_checked(data={"train": {"dtype": "bf16"}})
+    assert (cfg.train.fit.dtype, cfg.train.fit.quantization, cfg.train.save_steps) == ("bfloat16", "4bit", 50.0)
+    with pytest.raises(ConfigError, match="unknown train.fit.dtype 'bf16'.*known: auto, bfloat16"):
+        load_checked(data={"train": {"fit": {"dtype": "bf16"}}})
     with pytest.raises(ConfigError, match="did you mean '4bit'"):
-        load_checked(data={"train": {"quantization": "4bits"}})
+        load_checked(data={"train": {"fit": {"quantization": "4bits"}}})
     with pytest.raises(ConfigError, match="fix: use train.method=lora"):
-        load_checked(data={"train": {"quantization": "8bit", "method": "full"}})
+        load_checked(data={"train": {"fit": {"quantization": "8bit"}, "method": "full"}})
     with pytest.raises(ConfigError, match="flash_attention_2"):
-        load_checked(data={"train": {"padding_free": True}})
+        load_checked(data={"train": {"fit": {"padding_free": True}}})
     with pytest.raises(ConfigError, match="save_steps must be > 0"):
         load_checked(data={"train": {"save_steps": 0}})
     with pytest.raises(ConfigError, match="backend.device must be auto, cpu, cuda or cuda:N"):
@@ -85,9 +85,9 @@ def test_config_keys_and_errors() -> None:
     from s2distill.train import TrainConfig
 
     names = {f.name for f in dataclasses.fields(TrainConfig)}
-    assert set(TRAIN_KEY_DEFAULTS) <= names  # every new section key reaches train_lora
-    assert all(getattr(TrainConfig(), k) == v for k, v in TRAIN_KEY_DEFAULTS.items())
-    assert all(getattr(cfg.train.__class__(), k) == v for k, v in TRAIN_KEY_DEFAULTS.items())
+    trainer_keys = {k: v for k, v in TRAIN_KEY_DEFAULTS.items() if k not in CURRICULUM}
+    assert set(trainer_keys) <= names  # every new trainer key reaches train_lora
+    assert all(getattr(TrainConfig(), k) == v for k, v in trainer_keys.items())
     with pytest.raises(ConfigError, match="train.too_long"):
         TrainConfig(too_long="cut")
 
@@ -101,11 +101,17 @@ TRAIN_KEY_DEFAULTS = {
 }
 
 
+CURRICULUM = {"curriculum": "name", "epochs_per_stage": "epochs_per_stage", "stages": "stages",
+              "remove_per_stage": "remove_per_stage", "removal_smoothing": "removal_smoothing"}
+
+
 def test_the_added_keys_are_the_field_metadata() -> None:
-    from s2distill.config import TrainSection
+    from s2distill.config import CurriculumSection, FitSection, TrainSection
     from s2distill.fingerprints import added_defaults
 
-    assert added_defaults(TrainSection) == {**TRAIN_KEY_DEFAULTS, "save_merged": False}
+    added = {**added_defaults(TrainSection), **added_defaults(FitSection),
+             **{old: added_defaults(CurriculumSection)[new] for old, new in CURRICULUM.items()}}
+    assert added == {**TRAIN_KEY_DEFAULTS, "save_merged": False}
 
 
 def _train_fp(tmp_path: Path, **train) -> str:
@@ -123,13 +129,14 @@ def test_new_keys_at_defaults_keep_the_train_fingerprint(tmp_path: Path) -> None
     from s2distill.types import stable_hash
 
     cfg = load_checked(data={"name": "fp", "backend": {"name": "fake"}})
-    t = {k: v for k, v in dataclasses.asdict(cfg.train).items() if k not in TRAIN_KEY_DEFAULTS}
-    for k in ("save_merged", "num_processes", "distributed_type", "cpu", "accelerate_config", "accelerate"):
-        t.pop(k)
+    flat = {**dataclasses.asdict(cfg.train), **dataclasses.asdict(cfg.train.fit), "launcher": cfg.train.launcher.name}
+    t = {k: v for k, v in flat.items() if k not in TRAIN_KEY_DEFAULTS and k not in ("save_merged", "fit", "curriculum")}
     old = stable_hash({"curate": "c", "train": t, "model": cfg.model, "seed": cfg.seed, "backend": "fake"})
     assert _train_fp(tmp_path) == old
-    assert _train_fp(tmp_path, **TRAIN_KEY_DEFAULTS) == old
-    for k, v in {"dtype": "bfloat16", "quantization": "4bit", "save_total_limit": 5, "too_long": "error"}.items():
+    with pytest.warns(FutureWarning):  # the flat keys of older configs, at their defaults
+        assert _train_fp(tmp_path, **TRAIN_KEY_DEFAULTS) == old
+    for k, v in {"fit": {"dtype": "bfloat16"}, "save_total_limit": 5, "too_long": "error",
+                 "curriculum": {"name": "stepwise"}}.items():
         assert _train_fp(tmp_path, **{k: v}) != old, k
 
 
@@ -165,7 +172,7 @@ def test_pipeline_records_the_backend_device(tmp_path: Path) -> None:
 
 def test_qlora_needs_a_gpu_and_names_the_fix(fake_cuda) -> None:
     fake_cuda(0)
-    with pytest.raises(ModelError, match="no.*fix: set train.quantization=none"):
+    with pytest.raises(ModelError, match="no.*fix: set train.fit.quantization=none"):
         bitsandbytes_config("4bit", "float32", "cpu")
 
 

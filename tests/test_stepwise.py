@@ -10,12 +10,12 @@ import pytest
 from fakes import arithmetic_oracle, factory
 
 from s2distill import stepwise
-from s2distill.config import TrainSection
+from s2distill.config import CurriculumSection, TrainSection
 from s2distill.checks import load_checked
 from s2distill.curate import NoFilter, SelfConsistency
 from s2distill.errors import ConfigError, DataError
 from s2distill.pipeline import Pipeline
-from s2distill.fingerprints import section
+from s2distill.fingerprints import train_items
 from s2distill.rundir import read_jsonl
 from s2distill.tasks.arithmetic import ArithmeticTask
 from s2distill.types import Call, Completion, Example, Sample, Trace, TrainPair
@@ -85,19 +85,19 @@ def test_pairs_without_a_trace_fail_with_the_fix() -> None:
         stepwise.plan_steps([_pair(0, None)])
 
 
-@pytest.mark.parametrize("key,value,msg", [("curriculum", "stepwize", "unknown train.curriculum"),
+@pytest.mark.parametrize("key,value,msg", [("name", "stepwize", "unknown train.curriculum.name"),
                                            ("epochs_per_stage", 0, "epochs_per_stage must be > 0"),
-                                           ("stages", 1, "train.stages must be 0"),
+                                           ("stages", 1, "train.curriculum.stages must be 0"),
                                            ("remove_per_stage", -1, "remove_per_stage must be >= 0")])
 def test_config_checks(key, value, msg) -> None:
     with pytest.raises(ConfigError, match=msg):
-        load_checked(data={"name": "t", "backend": {"name": "fake"}, "train": {key: value}})
+        load_checked(data={"name": "t", "backend": {"name": "fake"}, "train": {"curriculum": {key: value}}})
 
 
 def test_default_curriculum_keys_leave_the_train_fingerprint_alone() -> None:
-    keys = section(TrainSection())
+    keys = train_items(TrainSection())
     assert not {"curriculum", "epochs_per_stage", "stages", "remove_per_stage", "removal_smoothing"} & set(keys)
-    on = section(TrainSection(curriculum="stepwise"))
+    on = train_items(TrainSection(curriculum=CurriculumSection(name="stepwise")))
     assert on["curriculum"] == "stepwise"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import backends, curate, methods, stepwise, tasks
 from .config import RunConfig, load_config
-from .precision import check_train_section
+from .train.config import TrainConfig
 from .registry import is_import_path, load_plugins
 
 
@@ -33,7 +33,7 @@ def check(cfg: RunConfig) -> RunConfig:
     if cfg.eval.retention:
         for t in cfg.eval.retention_tasks:
             tasks.TASKS.target(t)
-    check_train_section(cfg.train)
+    TrainConfig.from_section(cfg.train, cfg.seed)  # the trainer's settings: the fit keys, the method, the steps
     backends.check_config(cfg)  # the backend class's own settings (transformers, vllm)
     tasks.check_config(cfg)  # task options; eval.both_orders / eval.rewordings against the task
     methods.check_config(cfg)  # method options: steps, prompt overrides

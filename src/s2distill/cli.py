@@ -184,9 +184,9 @@ def _cmd_train(args) -> int:
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{run_dir / 'config.yaml'} not found; fix: pass a run directory made by `s2distill run`")
     accel = args.num_processes is not None or args.cpu or args.accelerate_config is not None
-    flags = {"launcher": args.launcher or ("accelerate" if accel else None), "num_processes": args.num_processes,
-             "accelerate_config": args.accelerate_config, "cpu": True if args.cpu else None}
-    cfg = load_checked(run_dir / "config.yaml", [*args.overrides, *(f"train.{k}={v}" for k, v in flags.items()
+    flags = {"name": args.launcher or ("accelerate" if accel else None), "num_processes": args.num_processes,
+             "config_file": args.accelerate_config, "cpu": True if args.cpu else None}
+    cfg = load_checked(run_dir / "config.yaml", [*args.overrides, *(f"train.launcher.{k}={v}" for k, v in flags.items()
                                                                   if v is not None)])
     Pipeline(cfg, run_dir=run_dir, progress=not args.no_progress).train_only()
     print(f"trained: {run_dir / 'model'} (summary: {run_dir / 'model' / 'train_summary.json'})")
@@ -347,7 +347,7 @@ def _add_round_commands(sub: Any) -> None:
     sp = sub.add_parser("train", help="(re)train a run directory's model from its curate/pairs.jsonl")
     sp.add_argument("run_dir")
     sp.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=50")
-    sp.add_argument("--launcher", choices=["local", "accelerate"], help="default: the run's train.launcher")
+    sp.add_argument("--launcher", choices=["local", "accelerate"], help="default: the run's train.launcher.name")
     sp.add_argument("--num-processes", type=int, help="accelerate: processes in all")
     sp.add_argument("--cpu", action="store_true", help="accelerate: CPU processes (gloo) even where GPUs are visible")
     sp.add_argument("--accelerate-config", help="accelerate: your accelerate config YAML, used as-is")

@@ -6,6 +6,7 @@ a wrong type names the key and the expected type.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,8 +107,7 @@ MIXED_PRECISION = ("no", "fp16", "bf16")
 
 @dataclass(frozen=True)
 class AccelerateOptions:
-    """The accelerate launcher's options: ``train.num_processes``, ``train.distributed_type``, ``train.cpu``,
-    ``train.accelerate_config`` and the nested ``train.accelerate`` mapping (``TrainSection.launch_options``)."""
+    """The accelerate launcher's options (``train.launcher.*`` when ``train.launcher.name`` is accelerate)."""
 
     distributed_type: str = opt("ddp",
                                 "ddp | fsdp | deepspeed (or accelerate's MULTI_CPU, MULTI_GPU, FSDP, DEEPSPEED, NO)")
@@ -156,15 +156,55 @@ class AccelerateOptions:
         return cls(**d)
 
 
-_ACCEL = {"launcher": "accelerate", "trainer": False}  # a train key only the accelerate launcher reads
-_RUN = {"trainer": False}  # a train key the run reads (which model, whether, how, the curriculum), not the trainer
+@dataclass(frozen=True)
+class LauncherSection(AccelerateOptions):
+    """``train.launcher``: where training runs. ``local`` (this process) reads nothing else; ``accelerate``
+    (``accelerate launch``: DDP / FSDP / DeepSpeed) reads the accelerate options (``train.launcher: accelerate``
+    is short for ``train.launcher: {name: accelerate}``)."""
+
+    name: str = opt("local", "local (this process) | accelerate (accelerate launch: DDP / FSDP / DeepSpeed)")
+
+    def __post_init__(self) -> None:
+        check_choice("train.launcher.name", self.name, LAUNCHERS)
+        super().__post_init__()
 
 
 @dataclass(frozen=True)
-class TrainSection:
-    enabled: bool = opt(True,
-                        "false: no training (the run stops after curation and evaluates the base systems)", **_RUN)
-    base_model: str | None = opt(None, "HF id/dir to fine-tune; default: the run's model", **_RUN)
+class CurriculumSection:
+    """``train.curriculum``: ``none``, or ``stepwise`` (s2distill.stepwise): train on the System 2 trace and drop
+    it step by step from the left, each stage with a fresh optimizer (``train.curriculum: stepwise`` is short for
+    ``train.curriculum: {name: stepwise}``)."""
+
+    name: str = opt("none", "none | stepwise", added=True)
+    epochs_per_stage: float = opt(1.0, "stepwise: epochs of every stage (each stage starts a fresh optimizer)", added=True)
+    stages: int = opt(0, "stepwise: 0 = one stage per step of the longest trace (+1 answer-only); N >= 2 = N stages", added=True)
+    remove_per_stage: int = opt(0, "stepwise: > 0 = drop this many trace tokens per stage instead of whole steps", added=True)
+    removal_smoothing: float = opt(4.0, "stepwise, token level: lambda of the extra-removal offset "
+                                        "P(o) ~ exp(-lambda o)", added=True)
+
+
+@dataclass(frozen=True)
+class FitSection:
+    """``train.fit``: how training fits the machine (s2distill.precision; docs/scaling.md "Training on one GPU")."""
+
+    dtype: str = opt("auto", "auto (bf16 weights + autocast on a bf16 GPU, fp32 elsewhere) | bfloat16 | float16 | "
+                             "float32", added=True)
+    quantization: str = opt("none", "none | 4bit | 8bit: QLoRA through bitsandbytes (pip install 's2distill[qlora]')", added=True)
+    attn_implementation: str = opt("sdpa", "sdpa | eager | flash_attention_2 (needs flash-attn) | ...", added=True)
+    padding_free: bool = opt(False, "TRL padding-free batches (no pad tokens); needs flash_attention_2", added=True)
+    liger_kernel: bool | None = opt(None, "TRL use_liger_kernel; None: on when liger-kernel is installed and on CUDA", added=True)
+    group_by_length: bool = opt(False, "batches of rows of similar length (less padding; the order stays seeded): for "
+                                       "data whose rows differ a lot in length; on the demo's rows (3.4% padding) "
+                                       "it saved no time (benchmarks/results/speed.md)", added=True)
+    gradient_checkpointing: bool = opt(False, "recompute activations in the backward pass: less memory, about 30% "
+                                              "slower")
+    threads: int | None = opt(None, "CPU threads of training (None: torch's default)")
+
+
+@dataclass(frozen=True)
+class TrainerOptions:
+    """The keys the trainer reads (``train.*`` but the run's own, the launcher, the curriculum and the fit)."""
+
     method: str = opt("lora", "lora | full")
     lora_r: int = opt(16, "LoRA rank")
     lora_alpha: int = opt(32, "LoRA alpha (the adapter's scale is alpha / r)")
@@ -174,70 +214,67 @@ class TrainSection:
     epochs: float = opt(3.0, "passes over the curated pairs (ignored when max_steps > 0)")
     max_steps: int = opt(-1, "optimizer steps in all; -1: from epochs")
     per_device_batch_size: int = opt(2, "pairs per forward pass on each device")
-    gradient_accumulation_steps: int = opt(4,
-                                           "forward passes per optimizer step (effective batch = this x "
-                                           "per_device_batch_size x processes)")
+    gradient_accumulation_steps: int = opt(4, "forward passes per optimizer step (effective batch = this x "
+                                              "per_device_batch_size x processes)")
     max_length: int = opt(256, "most tokens of one training row (prompt + answer); see too_long")
-    gradient_checkpointing: bool = opt(False,
-                                       "recompute activations in the backward pass: less memory, about 30% slower")
-    threads: int | None = opt(None, "CPU threads of training (None: torch's default)")
-    save_merged: bool = opt(False, "LoRA: also write model/merged (the adapter + llama.cpp LoRA GGUF serve it)",
-                            added=True)
-    launcher: str = opt("local",
-                        "local (this process) | accelerate (accelerate launch: DDP / FSDP / DeepSpeed)", **_RUN)
-    # read by the accelerate launcher only (ACCELERATE_KEYS: left out of a local run's fingerprint)
-    num_processes: int | None = opt(None, "accelerate: processes in all (None = every visible GPU, or 2 on CPU)",
-                                    **_ACCEL)
-    distributed_type: str = opt("ddp", "accelerate: ddp | fsdp | deepspeed", **_ACCEL)
-    cpu: bool = opt(False, "accelerate: CPU processes over gloo, even where GPUs are visible", **_ACCEL)
-    accelerate_config: str | None = opt(None, "accelerate: your accelerate config YAML, used as-is", **_ACCEL)
-    accelerate: dict = opt(help="accelerate: num_machines, machine_rank, main_process_ip, main_process_port, "
-                                "mixed_precision, zero_stage, offload (AccelerateOptions)", factory=dict, **_ACCEL)
-    # GPU fit (s2distill.precision; docs/scaling.md "Training on one GPU")
-    dtype: str = opt("auto", "auto (bf16 weights + autocast on a bf16 GPU, fp32 elsewhere) | bfloat16 | float16 | "
-                             "float32", added=True)
-    quantization: str = opt("none", "none | 4bit | 8bit: QLoRA through bitsandbytes (pip install 's2distill[qlora]')",
-                            added=True)
-    attn_implementation: str = opt("sdpa", "sdpa | eager | flash_attention_2 (needs flash-attn) | ...", added=True)
-    padding_free: bool = opt(False, "TRL padding-free batches (no pad tokens); needs flash_attention_2", added=True)
-    group_by_length: bool = opt(False,
-                                "batches of rows of similar length (less padding; the order stays seeded): for data "
-                                "whose rows differ a lot in length; on the demo's rows (3.4% padding) it saved no "
-                                "time (benchmarks/results/speed.md)", added=True)
-    liger_kernel: bool | None = opt(None, "TRL use_liger_kernel; None: on when liger-kernel is installed and on CUDA",
-                                    added=True)
-    save_steps: float | None = opt(None,
-                                   "checkpoint every N optimizer steps (< 1: that fraction of the run); None: 0.1",
-                                   added=True)
-    save_total_limit: int = opt(2, "checkpoints kept under model/checkpoints (older ones are deleted)", added=True)
     too_long: str = opt("truncate_prompt", "rows over max_length: truncate_prompt (from the left) | error", added=True)
-    curriculum: str = opt("none", "none | stepwise (s2distill.stepwise): train on the System 2 trace, drop it step "
-                                  "by step from the left", added=True, **_RUN)
-    epochs_per_stage: float = opt(1.0, "stepwise: epochs of every stage (each stage starts a fresh optimizer)",
-                                  added=True, **_RUN)
-    stages: int = opt(0,
-                      "stepwise: 0 = one stage per step of the longest trace (+1 answer-only); N >= 2 = N stages",
-                      added=True, **_RUN)
-    remove_per_stage: int = opt(0,
-                                "stepwise: > 0 = drop this many trace tokens per stage instead of whole steps",
-                                added=True, **_RUN)
-    removal_smoothing: float = opt(4.0,
-                                   "stepwise, token level: lambda of the extra-removal offset P(o) ~ exp(-lambda o)",
-                                   added=True, **_RUN)
-
-    def launch_options(self) -> AccelerateOptions:
-        """The accelerate options of this section (its typed keys win over ``accelerate``; names the fix)."""
-        nested = dict(self.accelerate or {})
-        for k in ("num_processes", "distributed_type", "cpu", "config_file"):
-            if k in nested:
-                raise ConfigError(f"set '{k}' as train.{'accelerate_config' if k == 'config_file' else k}, "
-                                  f"not inside train.accelerate")
-        return AccelerateOptions.from_dict({**nested, "num_processes": self.num_processes, "cpu": self.cpu,
-                                            "distributed_type": self.distributed_type,
-                                            "config_file": self.accelerate_config})
+    save_merged: bool = opt(False, "LoRA: also write model/merged (the adapter + llama.cpp LoRA GGUF serve it)", added=True)
+    save_steps: float | None = opt(None, "checkpoint every N optimizer steps (< 1: that fraction of the run); "
+                                         "None: 0.1", added=True)
+    save_total_limit: int = opt(2, "checkpoints kept under model/checkpoints (older ones are deleted)", added=True)
 
 
-ACCELERATE_KEYS = tuple(f.name for f in dataclasses.fields(TrainSection) if f.metadata.get("launcher") == "accelerate")
+@dataclass(frozen=True)
+class TrainSection(TrainerOptions):
+    """``train``: the trainer's keys, the run's (whether, from which model) and three sections: where it runs
+    (``launcher``), the curriculum, and how it fits the machine (``fit``)."""
+
+    enabled: bool = opt(True, "false: no training (the run stops after curation and evaluates the base systems)")
+    base_model: str | None = opt(None, "HF id/dir to fine-tune; default: the run's model")
+    launcher: LauncherSection = opt(help="where training runs: local, or accelerate launch", factory=LauncherSection)
+    curriculum: CurriculumSection = opt(help="none, or the stepwise curriculum", factory=CurriculumSection)
+    fit: FitSection = opt(help="dtype, quantization, attention, memory: how training fits the machine",
+                          factory=FitSection)
+
+
+# the flat ``train.*`` keys of runs made before the sections, by their place now (``train.<section>.<key>``):
+# read with a FutureWarning that names the new key; the stage fingerprints are computed on these names
+# (fingerprints.train_items), so a run keeps its fingerprints
+FLAT_TRAIN_KEYS = {
+    **{k: ("fit", k) for k in field_names(FitSection)},
+    "launcher": ("launcher", "name"), "num_processes": ("launcher", "num_processes"),
+    "distributed_type": ("launcher", "distributed_type"), "cpu": ("launcher", "cpu"),
+    "accelerate_config": ("launcher", "config_file"),
+    "curriculum": ("curriculum", "name"), "epochs_per_stage": ("curriculum", "epochs_per_stage"),
+    "stages": ("curriculum", "stages"), "remove_per_stage": ("curriculum", "remove_per_stage"),
+    "removal_smoothing": ("curriculum", "removal_smoothing"),
+}
+NAMED_SECTIONS = ("launcher", "curriculum")  # a string value is the section's name
+
+
+def nest_train(train: Any) -> Any:
+    """A ``train`` mapping with the flat keys of older configs moved into their sections (a FutureWarning names
+    each new key) and the shorthand ``launcher: accelerate`` / ``curriculum: stepwise`` read as ``{name: ...}``;
+    the old nested ``accelerate: {...}`` mapping becomes the launcher's keys."""
+    if not isinstance(train, dict):
+        return train
+    out, moved = dict(train), []
+    for sec in NAMED_SECTIONS:
+        if isinstance(out.get(sec), str):
+            out[sec] = {"name": out[sec]}
+    for old, (sec, key) in FLAT_TRAIN_KEYS.items():
+        if old in out and not (old in NAMED_SECTIONS and isinstance(out[old], dict)):
+            value = out.pop(old)
+            out[sec] = {**(out.get(sec) or {}), key: value}
+            moved.append(f"train.{old} -> train.{sec}.{key}")
+    if isinstance(out.get("accelerate"), dict):
+        for key, value in out.pop("accelerate").items():
+            out["launcher"] = {**(out.get("launcher") or {}), key: value}
+            moved.append(f"train.accelerate.{key} -> train.launcher.{key}")
+    if moved:
+        warnings.warn(f"old flat train keys, read as their new places: {'; '.join(moved)} (fix: write the new "
+                      "keys; s2distill validate --explain train lists them)", FutureWarning, stacklevel=3)
+    return out
 
 
 @dataclass(frozen=True)
@@ -335,14 +372,21 @@ class RunConfig:
 def _set_path(d: dict, dotted: str, value: Any) -> None:
     keys = dotted.split(".")
     cur = d
-    for k in keys[:-1]:
+    for depth, k in enumerate(keys[:-1]):
         nxt = cur.get(k)
         if nxt is None:
             nxt = cur[k] = {}
+        if isinstance(nxt, str) and depth == 1 and keys[0] == "train" and k in NAMED_SECTIONS:
+            nxt = cur[k] = {"name": nxt}  # train.launcher: accelerate, then train.launcher.num_processes=2
         if not isinstance(nxt, dict):
             raise ConfigError(f"override '{dotted}': '{k}' is not a section")
         cur = nxt
-    cur[keys[-1]] = value
+    last = keys[-1]
+    if keys[:1] == ["train"] and len(keys) == 2 and last in NAMED_SECTIONS and isinstance(cur.get(last), dict) \
+            and not isinstance(value, dict):
+        cur[last] = {**cur[last], "name": value}  # train.launcher=accelerate keeps the launcher's other keys
+        return
+    cur[last] = value
 
 
 def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
@@ -372,8 +416,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"{p}: top level must be a mapping")
     if data:
         raw = {**raw, **data}
+    if isinstance(raw.get("train"), dict):
+        raw = {**raw, "train": nest_train(raw["train"])}
     for k, v in parse_overrides(overrides or []):
         _set_path(raw, k, v)
+    if isinstance(raw.get("train"), dict):
+        raw = {**raw, "train": nest_train(raw["train"])}
     cfg = build(RunConfig, inherit_backend(raw))
     validate(cfg)
     return cfg
@@ -425,9 +473,6 @@ def validate(cfg: RunConfig) -> None:
                           f"curate.name=self_consistency computes (not {cfg.curate.name}); fix: set "
                           "curate.weighting=hard or curate.name=self_consistency")
     check_choice("train.method", cfg.train.method, ("lora", "full"))
-    check_choice("train.launcher", cfg.train.launcher, LAUNCHERS)
-    if cfg.train.launcher == "accelerate":
-        cfg.train.launch_options()  # names the bad option and the fix
     d = cfg.distributed
     for st in d.stages:
         check_choice("distributed stage", st, DISTRIBUTED_STAGES)

@@ -6,8 +6,8 @@ A finished stage whose fingerprint is unchanged is skipped. The rules are the co
 (:func:`section`): ``added=True``, a key added after runs existed, is left out while it sits at its default
 (the value that reproduces the old behaviour: ``both_orders`` false, ``save_merged`` false, the GPU-fit and
 curriculum keys); ``fp=False``, a key no section fingerprint reads (the report's thresholds, the keys of
-stages with their own fingerprint); ``launcher="accelerate"``, left out of a local run's training. No
-teacher adds nothing. ``tests/test_fingerprints.py`` pins which config keys change which stage.
+stages with their own fingerprint); the train section under its old flat names (:func:`train_items`), the
+accelerate options left out of a local run's. No teacher adds nothing. ``tests/test_fingerprints.py`` pins which config keys change which stage.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import dataclasses
 from typing import Any
 
 from . import systems
+from .config import FLAT_TRAIN_KEYS, AccelerateOptions
 from .teacher import key as teacher_key
 from .types import stable_hash
 
@@ -28,6 +29,29 @@ def section(obj: Any, leave_out: Any = lambda meta: False) -> dict:
         if f.metadata.get("fp") is False or leave_out(f.metadata) or (f.metadata.get("added") and value == f.default):
             continue
         out[f.name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+    return out
+
+
+def train_items(t: Any) -> dict:
+    """The ``train`` section as its fingerprint reads it: under the flat names of runs made before the launcher,
+    curriculum and fit sections (``config.FLAT_TRAIN_KEYS``), so their fingerprints hold; the same rules
+    (``added=True`` at its default left out); a local run leaves the accelerate options out."""
+    flat_name = {place: old for old, place in FLAT_TRAIN_KEYS.items()}
+    d, out = dataclasses.asdict(t), {}
+    for f in dataclasses.fields(t):
+        if f.name not in ("launcher", "curriculum", "fit") and not (f.metadata.get("added") and d[f.name] == f.default):
+            out[f.name] = d[f.name]
+    for sec, sub in (("curriculum", t.curriculum), ("fit", t.fit)):
+        for f in dataclasses.fields(sub):
+            if not (f.metadata.get("added") and d[sec][f.name] == f.default):
+                out[flat_name[(sec, f.name)]] = d[sec][f.name]
+    launcher = d["launcher"]
+    out["launcher"] = launcher["name"]
+    if launcher["name"] != "local":  # the accelerate options do not touch a local run
+        own = {"num_processes", "distributed_type", "cpu", "config_file"}
+        out.update({flat_name[("launcher", k)]: launcher[k] for k in own})
+        out["accelerate"] = {f.name: launcher[f.name] for f in dataclasses.fields(AccelerateOptions)
+                             if f.name not in own and launcher[f.name] != f.default}
     return out
 
 
@@ -107,9 +131,7 @@ def retention(cfg: Any, data_fp: str, train_fp: str) -> str:
 def train(cfg: Any, curate_fp: str, init_adapter: str | None = None) -> str:
     """Training on the curated pairs; ``init_adapter``: the fingerprint of the adapter training continues from
     (a continual round from its parent's), None from the base model."""
-    local = cfg.train.launcher == "local"  # the accelerate options do not touch a local run
-    t = section(cfg.train, lambda meta: local and meta.get("launcher") == "accelerate")
-    return stable_hash({"curate": curate_fp, "train": t, "model": cfg.model,
+    return stable_hash({"curate": curate_fp, "train": train_items(cfg.train), "model": cfg.model,
                         "seed": cfg.seed, "backend": cfg.backend.name,
                         **({"init_adapter": init_adapter} if init_adapter else {})})
 

@@ -58,8 +58,8 @@ def resolve_dtype(dtype: str, device: str, training: bool) -> str:
             return "bfloat16"
         return "float32" if training else "float16"
     if dtype == "float16" and training and not on_cuda:
-        raise ConfigError("train.dtype=float16 needs a CUDA GPU (fp16 mixed precision uses a CUDA grad scaler); "
-                          "fix: use train.dtype=auto (fp32 on CPU) or bfloat16")
+        raise ConfigError("train.fit.dtype=float16 needs a CUDA GPU (fp16 mixed precision uses a CUDA grad scaler); "
+                          "fix: use train.fit.dtype=auto (fp32 on CPU) or bfloat16")
     return dtype
 
 
@@ -72,16 +72,16 @@ def bitsandbytes_config(quantization: str, compute_dtype: str, device: str) -> A
     """A transformers ``BitsAndBytesConfig`` for QLoRA, or a ModelError that names the fix."""
     from .errors import ModelError
 
-    check_choice("train.quantization", quantization, QUANTIZATIONS)
+    check_choice("train.fit.quantization", quantization, QUANTIZATIONS)
     if not device.startswith("cuda"):
-        raise ModelError(f"train.quantization={quantization} runs through bitsandbytes on a CUDA GPU and this "
-                         "machine has none; fix: set train.quantization=none (LoRA on full-precision weights)")
+        raise ModelError(f"train.fit.quantization={quantization} runs through bitsandbytes on a CUDA GPU and this "
+                         "machine has none; fix: set train.fit.quantization=none (LoRA on full-precision weights)")
     try:
         import bitsandbytes  # noqa: F401
     except Exception as e:  # ImportError, or its own RuntimeError when no CUDA library matches
-        raise ModelError(f"train.quantization={quantization} needs bitsandbytes, which cannot load here ({e}); "
+        raise ModelError(f"train.fit.quantization={quantization} needs bitsandbytes, which cannot load here ({e}); "
                          "fix: pip install 's2distill[qlora]' (bitsandbytes) on a CUDA machine, "
-                         "or set train.quantization=none") from e
+                         "or set train.fit.quantization=none") from e
     import torch
     from transformers import BitsAndBytesConfig
 
@@ -93,18 +93,18 @@ def bitsandbytes_config(quantization: str, compute_dtype: str, device: str) -> A
 
 def check_train_section(t: Any) -> None:
     """Checks of the GPU-fit keys of a TrainSection / TrainConfig (no heavy imports)."""
-    check_choice("train.dtype", t.dtype, DTYPES)
-    check_choice("train.quantization", t.quantization, QUANTIZATIONS)
-    check_choice("train.attn_implementation", t.attn_implementation, ATTN_IMPLEMENTATIONS)
+    check_choice("train.fit.dtype", t.dtype, DTYPES)
+    check_choice("train.fit.quantization", t.quantization, QUANTIZATIONS)
+    check_choice("train.fit.attn_implementation", t.attn_implementation, ATTN_IMPLEMENTATIONS)
     check_choice("train.too_long", t.too_long, TOO_LONG)
     if t.quantization != "none" and t.method != "lora":
-        raise ConfigError(f"train.quantization={t.quantization} trains LoRA adapters on frozen quantized weights; "
-                          "fix: use train.method=lora (or train.quantization=none for full fine-tuning)")
+        raise ConfigError(f"train.fit.quantization={t.quantization} trains LoRA adapters on frozen quantized weights; "
+                          "fix: use train.method=lora (or train.fit.quantization=none for full fine-tuning)")
     if t.save_steps is not None and t.save_steps <= 0:
         raise ConfigError("train.save_steps must be > 0 (N steps, or a fraction < 1 of the run); null: every 10%")
     if t.save_total_limit < 1:
         raise ConfigError("train.save_total_limit must be >= 1 (checkpoints kept for resuming)")
     if t.padding_free and not t.attn_implementation.startswith("flash_attention"):
-        raise ConfigError("train.padding_free=true packs rows into one sequence, which only flash attention keeps "
-                          "apart; fix: set train.attn_implementation=flash_attention_2 (pip install flash-attn) "
-                          "or leave train.padding_free=false")
+        raise ConfigError("train.fit.padding_free=true packs rows into one sequence, which only flash attention keeps "
+                          "apart; fix: set train.fit.attn_implementation=flash_attention_2 (pip install flash-attn) "
+                          "or leave train.fit.padding_free=false")

@@ -35,17 +35,20 @@ def check_config(cfg) -> None:
 
 
 def check_section(train) -> None:
-    if train.curriculum not in CURRICULA:
-        raise ConfigError(f"unknown train.curriculum '{train.curriculum}' (known: {', '.join(CURRICULA)})")
-    if train.epochs_per_stage <= 0:
-        raise ConfigError(f"train.epochs_per_stage must be > 0, got {train.epochs_per_stage} (e.g. 1)")
-    if train.stages < 0 or train.stages == 1:
-        raise ConfigError(f"train.stages must be 0 (one per step) or >= 2, got {train.stages}")
-    if train.remove_per_stage < 0:
-        raise ConfigError(f"train.remove_per_stage must be >= 0 tokens (0 = whole steps), got {train.remove_per_stage}")
-    if train.removal_smoothing < 0:
-        raise ConfigError(f"train.removal_smoothing must be >= 0 (inf = no smoothing), got {train.removal_smoothing}")
-    if train.curriculum == "stepwise" and (train.method != "lora" or train.launcher != "local"):
+    c = train.curriculum
+    if c.name not in CURRICULA:
+        raise ConfigError(f"unknown train.curriculum.name '{c.name}' (known: {', '.join(CURRICULA)})")
+    if c.epochs_per_stage <= 0:
+        raise ConfigError(f"train.curriculum.epochs_per_stage must be > 0, got {c.epochs_per_stage} (e.g. 1)")
+    if c.stages < 0 or c.stages == 1:
+        raise ConfigError(f"train.curriculum.stages must be 0 (one per step) or >= 2, got {c.stages}")
+    if c.remove_per_stage < 0:
+        raise ConfigError(f"train.curriculum.remove_per_stage must be >= 0 tokens (0 = whole steps), got "
+                          f"{c.remove_per_stage}")
+    if c.removal_smoothing < 0:
+        raise ConfigError(f"train.curriculum.removal_smoothing must be >= 0 (inf = no smoothing), got "
+                          f"{c.removal_smoothing}")
+    if c.name == "stepwise" and (train.method != "lora" or train.launcher.name != "local"):
         raise ConfigError("train.curriculum=stepwise trains LoRA in this process; set train.method=lora and "
                           "train.launcher=local")
 
@@ -152,9 +155,10 @@ def plan_tokens(pairs: list[TrainPair], tokenize, per_stage: int, lam: float = 4
     return Plan(n_stages, tuple(out), tuple(len(t) for t in toks), 0, sum(not t for t in toks), "tokens")
 
 
-def make_plan(pairs: list[TrainPair], train, base: str, seed: int) -> Plan:
-    if train.remove_per_stage <= 0:
-        return plan_steps(pairs, train.stages)
+def make_plan(pairs: list[TrainPair], curriculum, base: str, seed: int) -> Plan:
+    """The stage plan of ``train.curriculum``: by whole steps, or by ``remove_per_stage`` tokens."""
+    if curriculum.remove_per_stage <= 0:
+        return plan_steps(pairs, curriculum.stages)
     import transformers
 
     from .models import resolve_hf_model
@@ -165,7 +169,8 @@ def make_plan(pairs: list[TrainPair], train, base: str, seed: int) -> Plan:
         ids = tok(text, add_special_tokens=False)["input_ids"]
         return [tok.decode(ids[:i + 1])[len(tok.decode(ids[:i])):] for i in range(len(ids))]
 
-    return plan_tokens(pairs, tokenize, train.remove_per_stage, train.removal_smoothing, seed, train.stages)
+    return plan_tokens(pairs, tokenize, curriculum.remove_per_stage, curriculum.removal_smoothing, seed,
+                       curriculum.stages)
 
 
 def report_section(report: dict) -> dict | None:

@@ -72,13 +72,13 @@ def train_stepwise(pipeline, pairs: list[TrainPair], base: str, out: Path, tcfg)
     from .train import train_lora
 
     c = pipeline.cfg
-    plan = make_plan(pairs, c.train, base, c.seed)
+    plan = make_plan(pairs, c.train.curriculum, base, c.seed)
     info = plan.summary()
     pipeline.log(f"[train] stepwise curriculum: {plan.n_stages} stage(s) by {plan.unit}; "
                  f"{plan.unsplittable} unsplittable trace(s) removed whole, {plan.no_trace} without reasoning")
     write_json(out / "stepwise_plan.json", {**info, "stage_targets_example": [ps[0].target for ps in plan.stage_pairs]
                                             if pairs else []})
-    stage_cfg = dataclasses.replace(tcfg, epochs=c.train.epochs_per_stage, max_steps=-1)
+    stage_cfg = dataclasses.replace(tcfg, epochs=c.train.curriculum.epochs_per_stage, max_steps=-1)
     records, prev, prev_fp, last_k = [], None, pipeline.fp["train"], plan.n_stages - 1
     for k, stage_pairs in enumerate(plan.stage_pairs):
         sdir = out / "stages" / f"stage{k}"

@@ -14,7 +14,6 @@ The package, by file:
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ __all__ = ["LoRARecipe", "TrainConfig", "hf_model_dir", "peak_rss_bytes", "setti
 
 def settings_of(cfg: Any) -> TrainConfig:
     """The trainer's settings from a run config: its ``train`` section's training keys and the run's seed."""
-    return TrainConfig(**dataclasses.asdict(cfg.train), seed=cfg.seed)
+    return TrainConfig.from_section(cfg.train, cfg.seed)
 
 
 def train_distilled(cfg: Any, pairs_path: Path, out: Path, *, progress: bool = True, log: Callable[[str], None] = print,
@@ -54,18 +53,17 @@ def train_distilled(cfg: Any, pairs_path: Path, out: Path, *, progress: bool = T
     if before is not None:
         before()
     tcfg, base = settings_of(cfg), cfg.train.base_model or cfg.model
-    if init_adapter is not None and (cfg.train.curriculum != "none" or cfg.train.launcher != "local"):
+    if init_adapter is not None and (cfg.train.curriculum.name != "none" or cfg.train.launcher.name != "local"):
         raise ConfigError("continuing from the parent's adapter trains in this process only; fix: leave out "
                           "--from-parent-adapter, or set train.curriculum=none and train.launcher=local")
     if init_adapter is not None:
         return train_lora(pairs, base, out, tcfg, progress=progress, init_adapter=init_adapter)
-    if cfg.train.curriculum == "stepwise" and stepwise is not None:
+    if cfg.train.curriculum.name == "stepwise" and stepwise is not None:
         return stepwise(pairs, base, out, tcfg)
-    if cfg.train.launcher == "accelerate":
-        from .launch import options_from_section, train_accelerate
+    if cfg.train.launcher.name == "accelerate":
+        from .launch import train_accelerate
 
-        return train_accelerate(pairs_path, base, out, tcfg, options_from_section(cfg.train), progress=progress,
-                                log=log)
+        return train_accelerate(pairs_path, base, out, tcfg, cfg.train.launcher, progress=progress, log=log)
     return train_lora(pairs, base, out, tcfg, progress=progress)
 
 

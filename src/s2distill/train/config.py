@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
-from ..config import TrainSection
+from ..config import FitSection, TrainerOptions
 from ..errors import ConfigError
 from ..keys import check_keys, field_names
 
@@ -12,9 +13,10 @@ __all__ = ["TrainConfig"]
 
 
 @dataclass(frozen=True)
-class TrainConfig(TrainSection):
-    """The trainer's settings: the config's ``train`` section (every key, one list) plus what the run
-    supplies (``seed``) and two trainer internals. ``settings_of(cfg)`` builds it from a run config."""
+class TrainConfig(FitSection, TrainerOptions):
+    """The trainer's settings, one flat list: the ``train`` section's trainer keys and its ``fit`` section, plus
+    what the run supplies (``seed``) and two trainer internals. :meth:`from_section` (``settings_of(cfg)``) builds
+    it from a run config."""
 
     target_modules: str | tuple[str, ...] = "all-linear"  # the section's string, or a tuple of module names
     seed: int = 0
@@ -32,11 +34,15 @@ class TrainConfig(TrainSection):
         if self.max_steps <= 0 and self.epochs <= 0:
             raise ConfigError("set epochs > 0 or max_steps > 0")
 
+    @classmethod
+    def from_section(cls, train: Any, seed: int = 0) -> "TrainConfig":
+        """The trainer's settings of a config's ``train`` section (its trainer keys and ``fit``) and the run's seed."""
+        own = {f.name: getattr(train, f.name) for f in dataclasses.fields(TrainerOptions)}
+        return cls(**own, **dataclasses.asdict(train.fit), seed=seed)
+
     def trainer_json(self) -> dict:
-        """:meth:`to_json` without the section keys the trainer never reads (the run's, the launcher's, the
-        curriculum's): what the checkpoint key and the train summary record."""
-        run_level = {f.name for f in dataclasses.fields(TrainSection) if f.metadata.get("trainer") is False}
-        return {k: v for k, v in self.to_json().items() if k not in run_level}
+        """What the checkpoint key and the train summary record (every key: all of them are the trainer's)."""
+        return self.to_json()
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)

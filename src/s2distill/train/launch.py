@@ -23,21 +23,20 @@ from typing import Any
 
 import yaml
 
-from ..config import _ACCELERATE_NAMES, ACCELERATE_KEYS, DISTRIBUTED, LAUNCHERS, MIXED_PRECISION  # noqa: F401
+from ..config import _ACCELERATE_NAMES, DISTRIBUTED, LAUNCHERS, MIXED_PRECISION  # noqa: F401
 from ..config import AccelerateOptions as LaunchOptions
 from ..errors import ConfigError, ModelError
 
-__all__ = ["LaunchOptions", "LAUNCHERS", "SECTION_KEYS", "accelerate_config", "write_accelerate_config",
+__all__ = ["LaunchOptions", "LAUNCHERS", "accelerate_config", "write_accelerate_config",
            "launch_argv", "launch_env", "worker_args", "run_launch", "train_accelerate", "options_from_section"]
 
-SECTION_KEYS = ACCELERATE_KEYS  # (derived from the train section's field metadata)
 WORKER_MODULE = "s2distill.train.worker"
 LOG_NAME = "accelerate.log"
 
 
 def options_from_section(train: Any) -> LaunchOptions:
-    """The accelerate options of a config's ``train`` section (``TrainSection.launch_options``)."""
-    return train.launch_options()
+    """The accelerate options of a config's ``train`` section: its launcher section (``train.launcher``)."""
+    return train.launcher
 
 
 def _visible_gpus() -> int:
@@ -54,11 +53,11 @@ def accelerate_config(opts: LaunchOptions, gpus: int = 0) -> dict:
     cpu = opts.cpu or gpus == 0
     if cpu and opts.kind in ("fsdp", "deepspeed"):
         raise ConfigError(f"distributed_type={opts.kind} needs GPUs and none is visible; fix: "
-                          "train.distributed_type=ddp train.cpu=true, or run on a GPU machine")
+                          "train.launcher.distributed_type=ddp train.launcher.cpu=true, or run on a GPU machine")
     n = opts.num_processes or (2 if cpu else gpus * opts.num_machines)
     if not cpu and n // opts.num_machines > gpus:
         raise ConfigError(f"{n // opts.num_machines} processes per machine but {gpus} visible GPU(s); fix: "
-                          f"train.num_processes={gpus * opts.num_machines}, or train.cpu=true")
+                          f"train.launcher.num_processes={gpus * opts.num_machines}, or train.launcher.cpu=true")
     if opts.kind == "NO" or (opts.kind == "ddp" and n == 1):
         dtype = "NO"
     elif opts.kind == "ddp":
@@ -134,15 +133,15 @@ def launch_env(cfg: dict, base: dict[str, str] | None = None) -> dict[str, str]:
 
 
 _HINTS = (
-    ("out of memory", ("lower train.per_device_batch_size or train.max_length, set train.gradient_checkpointing=true, "
-                       "or shard the model with train.distributed_type=fsdp / deepspeed")),
-    ("No module named 'deepspeed'", "pip install deepspeed, or use train.distributed_type=fsdp"),
+    ("out of memory", ("lower train.per_device_batch_size or train.max_length, set train.fit.gradient_checkpointing=true, "
+                       "or shard the model with train.launcher.distributed_type=fsdp / deepspeed")),
+    ("No module named 'deepspeed'", "pip install deepspeed, or use train.launcher.distributed_type=fsdp"),
     ("No module named", "install the train extras where the workers run: pip install 's2distill[train]'"),
-    ("Address already in use", "set train.accelerate.main_process_port to a free port (or leave it unset on one machine)"),
-    ("EADDRINUSE", "set train.accelerate.main_process_port to a free port (or leave it unset on one machine)"),
+    ("Address already in use", "set train.launcher.main_process_port to a free port (or leave it unset on one machine)"),
+    ("EADDRINUSE", "set train.launcher.main_process_port to a free port (or leave it unset on one machine)"),
     ("imed out", ("check that main_process_ip:main_process_port is reachable from every machine and that "
                   "every machine started its launcher (num_machines, machine_rank)")),
-    ("NCCL", "check the GPUs every process sees (CUDA_VISIBLE_DEVICES, num_processes) or try train.cpu=true"),
+    ("NCCL", "check the GPUs every process sees (CUDA_VISIBLE_DEVICES, num_processes) or try train.launcher.cpu=true"),
 )
 
 

@@ -149,7 +149,7 @@ def _load_model(base_dir: str, cfg: TrainConfig, dtype: str, bnb: Any) -> Any:
     try:
         model = transformers.AutoModelForCausalLM.from_pretrained(base_dir, **kw)
     except ImportError as e:  # e.g. flash_attention_2 without flash-attn
-        raise ModelError(f"{e}; fix: install the package it names, or set train.attn_implementation=sdpa") from e
+        raise ModelError(f"{e}; fix: install the package it names, or set train.fit.attn_implementation=sdpa") from e
     if bnb is not None:
         from peft import prepare_model_for_kbit_training
 
