@@ -81,7 +81,7 @@ ELSEWHERE = ("rewordings", "confident_share", "max_disagreement", "cascade_fallb
     ("data", lambda c: fps.data(c), section(C, "task", but=("system_prompt",))),
     ("generate", lambda c: fps.generate(c, UP), section(C, "method") | {"model", "seed"}),
     ("generate, curator expands inputs", lambda c: fps.generate(c, UP, expands=True),
-     section(C, "method") | {"model", "seed", "curate.n_variants"}),
+     section(C, "method") | {"model", "seed", "curate.n_variants", "curate.options"}),
     ("curate", lambda c: fps.curate(c, UP), section(C, "curate") | {"task.system_prompt"}),
     ("curate, curator asks the model", lambda c: fps.curate(c, UP, needs_backend=True),
      section(C, "curate") | {"model", "task.system_prompt"}),

@@ -128,6 +128,35 @@ def test_a_curator_must_subclass_curator(plugin_module):
     assert issubclass(InputPerturbation, Expanding) and not issubclass(NoFilter, Expanding)
 
 
+def test_a_curator_takes_its_own_options_from_curate_options(plugin_module):
+    """curate.options is parsed by the curator's Options dataclass and passed as keyword arguments; a curator
+    without Options refuses a non-empty section."""
+    from dataclasses import dataclass
+
+    from s2distill.curate import SelfConsistency, build_curator
+
+    class Strict(SelfConsistency):
+        @dataclass(frozen=True)
+        class Options:
+            min_share: float = 0.9
+            label: str = "strict"
+
+        def __init__(self, min_share: float = 0.9, label: str = "", **kw):
+            super().__init__(**kw)
+            self.min_share, self.label = min_share, label
+
+    plugin_module.Strict = Strict
+    cfg = load_checked(data={"backend": {"name": "fake"}, "curate": {"name": "contract_tasks:Strict", "min_votes": 3,
+                                                                     "options": {"min_share": 0.8}}})
+    cur = build_curator(cfg.curate)
+    assert (cur.min_share, cur.label, cur.min_votes) == (0.8, "strict", 3)
+    with pytest.raises(ConfigError, match="unknown option curate.options.min_shar for curator .*did you mean 'min_share'"):
+        load_checked(data={"backend": {"name": "fake"}, "curate": {"name": "contract_tasks:Strict",
+                                                                   "options": {"min_shar": 0.8}}})
+    with pytest.raises(ConfigError, match="curator 'self_consistency' takes no curate.options"):
+        load_checked(data={"backend": {"name": "fake"}, "curate": {"options": {"x": 1}}})
+
+
 def test_a_method_is_one_object_and_a_bare_run_function_still_works(plugin_module):
     from s2distill.methods import Method, calls_per_sample, method_of
     from s2distill.methods.prompts import Prompt

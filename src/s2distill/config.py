@@ -95,6 +95,8 @@ class CurateConfig:
                          "vote_share (self_consistency): keep every input with a clear winner, its pair's loss "
                          "weighted by the share of the samples behind the winner (low-agreement inputs kept at low "
                          "weight instead of dropped)", added=True)
+    options: dict = opt(help="your curator's own options, parsed by its Options dataclass (a built-in curator takes "
+                             "none)", factory=dict, added=True)
 
 
 WEIGHTINGS = ("hard", "vote_share")

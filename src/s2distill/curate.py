@@ -6,6 +6,7 @@ with its votes and the reason.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -16,18 +17,21 @@ from .registry import Registry
 from .types import Example, GenRequest, Rejected, SamplingParams, Trace, TrainPair
 from .voting import Vote, majority_vote, plurality_answer
 
-__all__ = ["CURATORS", "curator_class", "Curator", "Expanding", "NoFilter", "SelfConsistency", "UniversalSelfConsistency", "Vote", "check_config",
+__all__ = ["CURATORS", "build_curator", "curator_class", "curator_options", "Curator", "Expanding", "NoFilter", "SelfConsistency", "UniversalSelfConsistency", "Vote", "check_config",
            "majority_vote", "plurality_answer", "tally"]
 
 
 class Curator(ABC):
     """The contract of a curator (registered in ``CURATORS`` below; the registry refuses a class that
-    does not subclass this). It is built as ``cls(**curate_section)``: take the keys you use, ignore the rest
-    (``**_``). Called with the task, the *unlabeled* train examples and their System 2 traces, it returns the
-    kept ``TrainPair``s and the ``Rejected`` inputs with a reason each."""
+    does not subclass this). It is built as ``cls(**curate_section, **options)`` (:func:`build_curator`): take the
+    keys you use, ignore the rest (``**_``); your own keys come from ``curate.options``, parsed by your ``Options``
+    dataclass (unknown keys fail with a did-you-mean; no ``Options``: the section must be empty). Called with the
+    task, the *unlabeled* train examples and their System 2 traces, it returns the kept ``TrainPair``s and the
+    ``Rejected`` inputs with a reason each."""
 
     name = "curator"
     needs_backend = False  # True: called with backend= (it asks the model); its fingerprint then includes the model
+    Options: Any = None  # a dataclass of the curator's own options (``curate.options``), or None
 
     @abstractmethod
     def __call__(self, task: Any, examples: Sequence[Example], traces: Sequence[Trace],
@@ -60,9 +64,30 @@ def curator_class(name: str) -> type[Curator]:
                                             "(pairs, rejects)")
 
 
+def curator_options(cls: type[Curator], section: Any) -> dict:
+    """``curate.options`` parsed by the curator's ``Options`` dataclass, as keyword arguments."""
+    from .keys import build
+
+    if cls.Options is None:
+        if section.options:
+            raise ConfigError(f"curator '{section.name}' takes no curate.options (got {', '.join(section.options)}); "
+                              "fix: remove them, or give the curator an Options dataclass")
+        return {}
+    parsed = build(cls.Options, dict(section.options), "curate.options",
+                   unknown=lambda k: f"unknown option curate.options.{k} for curator '{section.name}'")
+    return dataclasses.asdict(parsed)
+
+
+def build_curator(section: Any) -> Curator:
+    """The configured curator: ``cls(**section, **options)`` (the section's keys but ``options``, and its own)."""
+    cls = curator_class(section.name)
+    keys = {k: v for k, v in dataclasses.asdict(section).items() if k != "options"}
+    return cls(**keys, **curator_options(cls, section))
+
+
 def check_config(cfg: Any) -> None:
-    """The configured curator meets the contract (asked by ``s2distill.checks``)."""
-    curator_class(cfg.curate.name)
+    """The configured curator meets the contract and takes its options (asked by ``s2distill.checks``)."""
+    curator_options(curator_class(cfg.curate.name), cfg.curate)
 
 
 def tally(pairs: Sequence[TrainPair], rejects: Sequence[Rejected], n_inputs: int) -> tuple[dict, str]:

@@ -26,10 +26,14 @@ def section(obj: Any, leave_out: Any = lambda meta: False) -> dict:
     out = {}
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
-        if f.metadata.get("fp") is False or leave_out(f.metadata) or (f.metadata.get("added") and value == f.default):
+        if f.metadata.get("fp") is False or leave_out(f.metadata) or (f.metadata.get("added") and value == _default(f)):
             continue
         out[f.name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
     return out
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
 
 
 def train_items(t: Any) -> dict:
@@ -57,7 +61,7 @@ def train_items(t: Any) -> dict:
 
 def added_defaults(cls: Any) -> dict:
     """The keys of the config dataclass ``cls`` added after runs existed, with the default that keeps them out."""
-    return {f.name: f.default for f in dataclasses.fields(cls) if f.metadata.get("added")}
+    return {f.name: _default(f) for f in dataclasses.fields(cls) if f.metadata.get("added")}
 
 
 def _system1(cfg: Any) -> dict:
@@ -87,7 +91,9 @@ def round_data(cfg: Any, data_sha256: str, parent: str) -> str:
 def generate(cfg: Any, data_fp: str, expands: bool = False) -> str:
     """System 2 on the train inputs; ``expands``: the curator adds input variants (``curate.n_variants``)."""
     return stable_hash({"data": data_fp, "method": dataclasses.asdict(cfg.method), "model": cfg.model,
-                        "seed": cfg.seed, "expand": {"n_variants": cfg.curate.n_variants} if expands else None,
+                        "seed": cfg.seed, "expand": {"n_variants": cfg.curate.n_variants,
+                                                     **({"options": cfg.curate.options} if cfg.curate.options else {})}
+                        if expands else None,
                         **teacher_key(cfg)})
 
 

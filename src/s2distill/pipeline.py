@@ -10,7 +10,6 @@ losing or duplicating a sample. What a stage runs lives with its component: the 
 """
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from .backends.pool import (BackendFactory, Engines, backend_model_id, backend_s
                             distilled_paths)
 from .config import RunConfig
 from .checks import check
-from .curate import CURATORS, Expanding, tally
+from .curate import Expanding, build_curator, tally
 from .errors import ConfigError
 from .evaluate import accuracy_line, method_params, reworded_line, run_reworded, run_system, run_votes
 from .methods import METHODS, calls_per_sample
@@ -89,7 +88,7 @@ class Pipeline:
         self.rd.write_meta(self.cfg.to_dict(), self.cfg.seed, self.cfg.task.seed)
 
     def curator(self):
-        return CURATORS.get(self.cfg.curate.name)(**dataclasses.asdict(self.cfg.curate))
+        return build_curator(self.cfg.curate)
 
     def examples(self, split: str) -> list[Example]:
         return [Example.from_json(d) for d in read_jsonl(self.rd / "data" / f"{split}.jsonl")]
