@@ -21,16 +21,16 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "s2distill"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("types and helpers", ("s2distill", "errors", "systems", "types", "keys", "registry", "voting", "atomic", "tables", "svgplot",
                            "html_assets")),
-    ("models/rundir/config", ("models", "rundir", "config", "teacher", "precision")),
+    ("models/rundir/config", ("models", "rundir", "config", "teacher", "precision", "stages")),
     ("backends/tasks/methods/curate", ("backends", "tasks", "methods", "curate", "perturb", "distributed",
                                        "judge_pairs")),
     # train/ is a package: recipe, config, rows, weighted, checkpoints, launch, worker
     ("train/evaluate", ("train", "evaluate", "label_free", "cascade", "spotcheck", "export", "stepwise",
-                        "fingerprints", "rounds", "retention", "checks")),
+                        "fingerprints", "rounds", "retention", "checks", "stepwise_train")),
     # the report is built from a run directory and its resolved config (no pipeline object), so it
     # sits under the pipeline, whose last stage writes it
     ("report", ("report", "html_report", "compare", "mdpage")),
-    ("pipeline", ("pipeline", "stepwise_train")),
+    ("pipeline", ("pipeline",)),
     ("commands", ("eval_data", "serve", "continual", "cli")),
 ]
 
@@ -171,3 +171,17 @@ def test_no_function_is_over_60_lines():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
                 long.append(f"{path.relative_to(SRC)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1})")
     assert not long, long
+
+
+def test_a_stage_inside_a_stage_uses_the_stage_runner_protocol_only():
+    """The stepwise curriculum receives the run as a StageRunner: it touches no other member of the pipeline,
+    and the Pipeline has every member the protocol names."""
+    from s2distill.pipeline import Pipeline
+    from s2distill.stages import MEMBERS, StageRunner
+
+    used = {node.attr for node in ast.walk(ast.parse((SRC / "stepwise_train.py").read_text()))
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "runner"}
+    assert used and used <= set(MEMBERS), used - set(MEMBERS)
+    assert set(MEMBERS) == {*StageRunner.__annotations__, *(m for m in vars(StageRunner) if not m.startswith("_"))}
+    attrs = set(Pipeline.__init__.__code__.co_names) | set(dir(Pipeline))
+    assert set(MEMBERS) <= attrs, set(MEMBERS) - attrs

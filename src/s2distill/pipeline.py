@@ -64,6 +64,10 @@ class Pipeline:
     def backend(self, weights: str, trained: dict | None = None, stage: str | None = None) -> Backend:
         return self.engines.get(weights, trained, stage)
 
+    def free_engines(self) -> None:
+        """Stop the engines (the next call starts the one it needs): training wants the cores."""
+        self.engines.close()
+
     def close(self) -> None:
         self.engines.close()
         if self._cache is not None:
@@ -242,7 +246,7 @@ class Pipeline:
             from .train import summary_notes, train_distilled
 
             summary = train_distilled(c, self.rd / "curate" / "pairs.jsonl", out, progress=self.progress, log=self.log,
-                                      before=self.engines.close, stepwise=lambda *a: train_stepwise(self, *a),
+                                      before=self.free_engines, stepwise=lambda *a: train_stepwise(self, *a),
                                       init_adapter=init[0] if init else None)
             for note in summary_notes(summary, c.train.max_length):
                 self.log(note)

@@ -1,0 +1,40 @@
+"""The stage-runner protocol: what a stage needs of the run it belongs to, and all it may use.
+
+``Pipeline`` is one; a stage that runs inside another stage (a stepwise curriculum's ``train_stage{k}`` and
+``eval_stage{k}``, run by the train stage) receives the run through this narrow interface, not the whole
+``Pipeline``: its config and task, the run directory, the fingerprints of the stages before it, a log line,
+running a stage (skipped when its fingerprint is unchanged), a model call behind the run's sample cache, the
+run's inputs, whether to show progress bars, and freeing the engines before training takes the cores.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from .rundir import RunDir
+from .types import Example
+
+
+class StageRunner(Protocol):
+    cfg: Any  # the run's RunConfig
+    task: Any  # the run's Task
+    rd: RunDir
+    fp: dict[str, str]  # stage name -> fingerprint, for the stages already run
+    log: Callable[[str], None]
+    progress: bool  # progress bars on
+
+    def run_stage(self, name: str, fingerprint: str, fn: Callable[[], tuple[list[str], dict]]) -> bool:
+        """Stage ``name``: ``fn()`` -> (files written, info), skipped when ``fingerprint`` is unchanged."""
+
+    def generate(self, weights: str, desc: str, fn: Callable[[Any], list], total: int,
+                 trained: dict | None = None, stage: str = "eval") -> tuple[list, float, dict]:
+        """``fn(backend)`` on the ``weights``' engine behind the run's sample cache: (result, wall s, stats)."""
+
+    def examples(self, split: str) -> list[Example]:
+        """The run's ``train`` or ``eval`` inputs (train ones unlabeled)."""
+
+    def free_engines(self) -> None:
+        """Stop the run's engines (training wants the cores; the next adapter needs a new server)."""
+
+
+MEMBERS = ("cfg", "task", "rd", "fp", "log", "progress", "run_stage", "generate", "examples", "free_engines")
