@@ -192,3 +192,28 @@ def test_no_module_probes_a_component_with_getattr():
                     and node.args and isinstance(node.args[0], ast.Name) and node.args[0].id in names):
                 found.append(f"{path.relative_to(src)}:{node.lineno} {ast.unparse(node)}")
     assert not found, found
+
+
+def test_tasks_with_a_shared_answer_format_compose_it():
+    """The hint, System 1 instruction, extraction and normalisation of a number, yes/no or file-format task come
+    from its AnswerFormat (tasks.base.Formatted), not restated per task."""
+    from s2distill.config import TaskConfig
+    from s2distill.tasks import make_task
+    from s2distill.tasks.answers import answer_format
+    from s2distill.tasks.arithmetic import ArithmeticTask
+    from s2distill.tasks.base import Formatted
+    from s2distill.tasks.coin_flip import CoinFlipTask
+    from s2distill.tasks.dataset import DatasetTask
+    from s2distill.tasks.gsm8k import GSM8KTask
+
+    for cls in (ArithmeticTask, GSM8KTask, CoinFlipTask, DatasetTask):
+        assert issubclass(cls, Formatted) and "extract" not in vars(cls), cls
+        assert not {"answer_hint", "answer_kind"} & set(vars(cls)), cls
+    number = answer_format("number")
+    t = make_task(TaskConfig(name="arithmetic"))
+    assert (t.answer_hint, t.direct_instruction, t.answer_kind) == (number.hint, number.instruction, "number")
+    assert t.extract("so 3 + 4 = 7. The answer is 7.") == "7" and t.score("7.0", "7")
+    d = make_task(TaskConfig(name="dataset", options={"path": "examples/own_yes_no.jsonl", "question_field": "claim",
+                                                      "id_field": "key", "answer_format": "yes_no",
+                                                      "instruction": "Reply yes or no."}))
+    assert (d.answer_hint, d.direct_instruction) == ("<yes or no>", "Reply yes or no.")

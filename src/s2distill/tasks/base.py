@@ -17,7 +17,9 @@ Given defaults, overridable: ``name``, ``answer_hint`` (System 2 prompts ask for
 <hint>."), ``direct_instruction`` (System 1), ``system1_messages(ex)`` (the System 1 prompt, also
 the distilled model's training prompt; an override returns ``self.with_system([...])`` so the run's
 ``task.system_prompt`` leads it), ``format_target(answer)`` (the training target),
-``normalize(answer)`` and ``score(prediction, gold)``.
+``normalize(answer)`` and ``score(prediction, gold)``. A task whose answers are one of the shared formats
+(number, yes/no, a letter, short text, a regex, exact; ``tasks/answers.py``) subclasses :class:`Formatted`
+with ``answer_format = answer_format("number")``: hint, instruction, extraction and normalisation come from it.
 
 Optional abilities are small mixins below; a task lists the ones it has among its bases
 (``class MyTask(Task, FewShot)``) and the consumers test them with ``isinstance``; without one, the
@@ -94,6 +96,37 @@ class Task(ABC):
             return False
         p = self.normalize(prediction)
         return bool(p) and p == self.normalize(gold)
+
+
+class Formatted(Task):
+    """A task whose answers are one shared :class:`~s2distill.tasks.answers.AnswerFormat` (number, yes/no, a
+    letter, short text, ...): the hint, the System 1 instruction, the extraction and the normalisation come
+    from ``answer_format`` instead of being restated per task (a subclass may still set or override any one)."""
+
+    answer_format: ClassVar[Any] = None  # required here: answers.answer_format("number"), ...
+
+    @property
+    def answer_kind(self) -> str:  # type: ignore[override]
+        return self.answer_format.name
+
+    @property
+    def answer_hint(self) -> str:  # type: ignore[override]
+        return self.answer_format.hint
+
+    @property
+    def direct_instruction(self) -> str:  # type: ignore[override]
+        return self.answer_format.instruction
+
+    def extract(self, text: str) -> str | None:
+        return self.answer_format.extract(text)
+
+    def normalize(self, answer: str) -> str | None:
+        return self.answer_format.normalize(answer)
+
+    def score(self, prediction: str | None, gold: str | None) -> bool:
+        if self.answer_format.aliases:  # gold holds tab-separated aliases; any one matches
+            return self.answer_format.score(prediction, gold)
+        return super().score(prediction, gold)
 
 
 # -- optional abilities: mixins that consumers test with isinstance -----------------------------------------

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError, DataError
 from ..types import Example
-from .answers import YES_NO_INSTRUCTION as DIRECT_INSTRUCTION
+from .answers import YES_NO_INSTRUCTION as DIRECT_INSTRUCTION  # noqa: F401 - re-exported
+from .answers import answer_format
 from .answers import extract_yes_no  # noqa: F401 - re-exported
-from .base import LocalData, Perturbable, RephraseFewShot, Task
+from .base import Formatted, LocalData, Perturbable, RephraseFewShot
 from .common import NamesPoolOptions, name_stream, published_example, read_published, sample_part, split_published, text_field
 from .splits import check_split
 from .names import checked_name_pool
@@ -71,12 +72,12 @@ class CoinFlipOptions(NamesPoolOptions):
     n_people: int = 2  # RaR: 2; Kojima: 4
 
 
-class CoinFlipTask(Task, RephraseFewShot, Perturbable, LocalData):
-    direct_instruction = DIRECT_INSTRUCTION
+class CoinFlipTask(Formatted, RephraseFewShot, Perturbable, LocalData):
+    """Yes/no answers (the shared ``yes_no`` format; a model's answer normalised by extraction)."""
+
     name = "coin_flip"
     Options = CoinFlipOptions
-    answer_kind = "yes_no"
-    answer_hint = "<yes or no>"
+    answer_format = answer_format("yes_no")
     n_perturbations = len(ORDERS)  # each: another final question, and the people reordered or not
 
     def __init__(self, options: CoinFlipOptions | None = None):
@@ -128,10 +129,7 @@ class CoinFlipTask(Task, RephraseFewShot, Perturbable, LocalData):
                         meta={"people": [list(x) for x in p]})
                 for i, p in enumerate(self._items(split, n, str(seed)))]
 
-    def extract(self, text: str) -> str | None:
-        return extract_yes_no(text)
-
-    def normalize(self, answer: str) -> str | None:
+    def normalize(self, answer: str) -> str | None:  # a free-text answer too (the format's reads labels only)
         return extract_yes_no(answer) or None
 
     def exemplars(self, k: int) -> list[tuple[str, str]]:

@@ -36,7 +36,7 @@ from typing import Any
 from ..errors import ConfigError, DataError
 from ..types import Example, stable_hash
 from .answers import AnswerFormat, answer_format, lettered
-from .base import FileInputs, LocalData, RephraseFewShot, SourceFingerprint, Task
+from .base import FileInputs, Formatted, LocalData, RephraseFewShot, SourceFingerprint
 from .common import hub_rows, jsonl_objects
 from .splits import check_split, split_indices
 
@@ -127,7 +127,7 @@ def _plain(v: Any) -> Any:
     return v
 
 
-class DatasetTask(Task, RephraseFewShot, LocalData, FileInputs, SourceFingerprint):
+class DatasetTask(Formatted, RephraseFewShot, LocalData, FileInputs, SourceFingerprint):
     name = "dataset"
     Options = DatasetOptions
 
@@ -150,13 +150,10 @@ class DatasetTask(Task, RephraseFewShot, LocalData, FileInputs, SourceFingerprin
                 raise ConfigError(f"task.options.template needs {{field}} placeholders naming fields of your rows, "
                                   f"got {o.template!r}")
         self.question_field = o.question_field or ("" if o.template else "question")
-        self.format: AnswerFormat = answer_format(o.answer_format, letters=o.letters, pattern=o.pattern)
+        self.answer_format: AnswerFormat = answer_format(o.answer_format, letters=o.letters, pattern=o.pattern)
         if o.answer_format == "choice" and o.choices_field:  # letters A, B, ... as many as a row has choices
-            self.format = dataclasses.replace(answer_format("choice", letters=string.ascii_uppercase),
-                                              instruction="Answer with only the letter of the correct choice.")
-        self.answer_kind = self.format.name
-        self.answer_hint = self.format.hint
-        self.direct_instruction = o.instruction if o.instruction is not None else self.format.instruction
+            self.answer_format = dataclasses.replace(answer_format("choice", letters=string.ascii_uppercase),
+                                                     instruction="Answer with only the letter of the correct choice.")
         self._examples: dict[int, dict[str, list[Example]]] = {}  # seed -> split -> examples
         self._exemplars: list[tuple[str, str, str | None]] | None = None
 
@@ -218,10 +215,10 @@ class DatasetTask(Task, RephraseFewShot, LocalData, FileInputs, SourceFingerprin
             if isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw < len(choices):
                 return letters[raw]  # an index into the choices
             hits = [letters[i] for i, c in enumerate(choices) if str(c).strip() == str(raw).strip()]
-            gold = hits[0] if hits else self.format.parse_gold(raw)
+            gold = hits[0] if hits else self.answer_format.parse_gold(raw)
             gold = gold if gold in letters else None
         else:
-            gold = self.format.parse_gold(raw)
+            gold = self.answer_format.parse_gold(raw)
         if gold is None:
             raise DataError(f"{row.where} (id {question_id}): gold answer {raw!r} in field \"{o.answer_field}\" does "
                             f"not parse as answer_format={o.answer_format}; fix the label, or change "
@@ -318,15 +315,11 @@ class DatasetTask(Task, RephraseFewShot, LocalData, FileInputs, SourceFingerprin
                 out[key] = h.hexdigest()[:16]
         return out
 
-    # -- answers ---------------------------------------------------------------------------
-    def extract(self, text: str) -> str | None:
-        return self.format.extract(text)
-
-    def normalize(self, answer: str) -> str | None:
-        return self.format.normalize(answer)
-
-    def score(self, prediction: str | None, gold: str | None) -> bool:
-        return self.format.score(prediction, gold)
+    # -- answers: the configured format (Formatted), with the file's own System 1 instruction if it has one ----
+    @property
+    def direct_instruction(self) -> str:  # type: ignore[override]
+        o = self.options
+        return o.instruction if o.instruction is not None else self.answer_format.instruction
 
     # -- few-shot ----------------------------------------------------------------------------
     def _shots(self) -> list[tuple[str, str, str | None]]:

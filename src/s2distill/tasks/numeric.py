@@ -2,21 +2,13 @@
 from __future__ import annotations
 
 from .answers import NUMBER_INSTRUCTION as DIRECT_INSTRUCTION
-from .answers import extract_number, normalize_number
-from .base import Task
+from .answers import answer_format, extract_number, normalize_number
+from .base import Formatted
 
 __all__ = ["DIRECT_INSTRUCTION", "NumericTask", "extract_number", "normalize_number"]
 
 
-class NumericTask(Task):
-    """Numeric extraction, exact scoring after normalisation."""
+class NumericTask(Formatted):
+    """Numeric answers (the shared ``number`` format): extraction, exact scoring after normalisation."""
 
-    answer_kind = "number"
-    answer_hint = "<number>"
-    direct_instruction = DIRECT_INSTRUCTION
-
-    def extract(self, text: str) -> str | None:
-        return extract_number(text)
-
-    def normalize(self, answer: str) -> str | None:
-        return normalize_number(answer)
+    answer_format = answer_format("number")
