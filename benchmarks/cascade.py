@@ -20,7 +20,6 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 from common import RESULTS, Table, parse_with_overrides, pct, write_result  # noqa: E402
 
 from s2distill.config import load_config  # noqa: E402
@@ -35,6 +34,10 @@ SETTINGS = {  # name: (config, overrides, label)
     # 2-step RaR costs about 100 tokens a call: 120 held-out inputs (60 per half) to fit the 2-core CPU
     "cf1": ("rar_coin_flip", ["task.options.n_people=1", "eval.rewordings=0", "task.n_eval=120"],
             "coin flip, 1 person (3-shot 2-step RaR, 40 train inputs, 120 held-out)"),
+    "cf2": ("rar_coin_flip", ["task.options.n_people=2", "eval.rewordings=0", "task.n_eval=120"],
+            "coin flip, 2 people (3-shot 2-step RaR, 40 train inputs, 120 held-out)"),
+    "ll2": ("rar_last_letter", ["task.options.n_names=2", "eval.rewordings=0", "task.n_eval=120"],
+            "last letter, 2 names (3-shot 2-step RaR, 40 train inputs, 120 held-out)"),
     "arith_d1_99": ("demo", ["task.options.depth=1", "task.options.max_value=99"],
                     "arithmetic, depth 1, numbers up to 99 (3-shot CoT)"),
     # the same with twice the held-out inputs (about 160 to calibrate on): what more calibration data buys
