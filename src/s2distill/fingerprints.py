@@ -26,7 +26,7 @@ def section(obj: Any, leave_out: Any = lambda meta: False) -> dict:
     out = {}
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
-        if f.metadata.get("fp") is False or leave_out(f.metadata) or (f.metadata.get("added") and value == _default(f)):
+        if f.metadata.get("fp") is False or leave_out(f.metadata) or _added_at_default(f, value):
             continue
         out[f.name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
     return out
@@ -36,6 +36,11 @@ def _default(f: dataclasses.Field) -> Any:
     return f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
 
 
+def _added_at_default(f: dataclasses.Field, value: Any) -> bool:
+    """A key added after runs existed, at the value that keeps their fingerprints (left out)."""
+    return bool(f.metadata.get("added")) and value == _default(f)
+
+
 def train_items(t: Any) -> dict:
     """The ``train`` section as its fingerprint reads it: under the flat names of runs made before the launcher,
     curriculum and fit sections (``config.FLAT_TRAIN_KEYS``), so their fingerprints hold; the same rules
@@ -43,11 +48,11 @@ def train_items(t: Any) -> dict:
     flat_name = {place: old for old, place in FLAT_TRAIN_KEYS.items()}
     d, out = dataclasses.asdict(t), {}
     for f in dataclasses.fields(t):
-        if f.name not in ("launcher", "curriculum", "fit") and not (f.metadata.get("added") and d[f.name] == f.default):
+        if f.name not in ("launcher", "curriculum", "fit") and not _added_at_default(f, d[f.name]):
             out[f.name] = d[f.name]
     for sec, sub in (("curriculum", t.curriculum), ("fit", t.fit)):
         for f in dataclasses.fields(sub):
-            if not (f.metadata.get("added") and d[sec][f.name] == f.default):
+            if not _added_at_default(f, d[sec][f.name]):
                 out[flat_name[(sec, f.name)]] = d[sec][f.name]
     launcher = d["launcher"]
     out["launcher"] = launcher["name"]
