@@ -43,17 +43,12 @@ def factory(delay_s: float = 0.0):
 
 
 def stand_in_train(self):
-    """A Pipeline.stage_train stand-in: a finished train stage (fingerprint 'fp-test') with no model."""
-    from s2distill.pipeline import distilled_paths
+    """A Pipeline.fit stand-in: the train stage finishes with a summary and no model."""
     from s2distill.rundir import write_json
 
-    def fit():
-        (self.rd / "model").mkdir(parents=True, exist_ok=True)
-        write_json(self.rd / "model" / "train_summary.json", {"steps": 1, "stand_in": True})
-        return ["model/train_summary.json"], {}
-
-    self.run_stage("train", "fp-test", fit)
-    return distilled_paths(self.rd / "model")
+    (self.rd / "model").mkdir(parents=True, exist_ok=True)
+    write_json(self.rd / "model" / "train_summary.json", {"steps": 1, "stand_in": True})
+    return ["model/train_summary.json"], {}
 
 
 def make_run(run: Path, n_eval: int = 160, make=None, fallback: str = "greedy") -> dict:
@@ -63,14 +58,14 @@ def make_run(run: Path, n_eval: int = 160, make=None, fallback: str = "greedy") 
     from s2distill.config import load_config
     from s2distill.pipeline import Pipeline
 
-    fake_stage_train = stand_in_train
+
     cfg = load_config(data={"name": "c", "backend": {"name": "fake"}, "task": {"n_train": 8, "n_eval": n_eval},
                             "method": {"n": 2}, "train": {"enabled": True},
                             "eval": {"systems": ["system1", "system2", "system2_maj", "distilled"], "k": 5,
                                      "cascade_fallback": fallback, "max_disagreement": 0.15}})
-    orig = pl.Pipeline.stage_train
-    pl.Pipeline.stage_train = fake_stage_train
+    orig = pl.Pipeline.fit
+    pl.Pipeline.fit = stand_in_train
     try:
         return Pipeline(cfg, run_dir=run, backend_factory=make or factory(), log=lambda s: None, progress=False).run()
     finally:
-        pl.Pipeline.stage_train = orig
+        pl.Pipeline.fit = orig

@@ -34,7 +34,7 @@ def evil_factory(oracle):
     return make
 
 
-def _stage_train(self):
+def _fit(self):
     out = self.rd / "model"
     out.mkdir(parents=True, exist_ok=True)
     losses = [{"step": s, "loss": round(2.5 / s, 4), "lr": 3e-4, "epoch": s / 4, "elapsed_s": 0.5 * s} for s in range(1, 9)]
@@ -42,8 +42,7 @@ def _stage_train(self):
     (out / "train_summary.json").write_text(json.dumps({"steps": 8, "n_pairs": 11, "first_loss": 2.5, "final_loss": 0.3125,
                                                         "train_time_s": 4.0, "s_per_step": 0.5, "method": "lora",
                                                         "peak_rss_bytes": 3 * 2**30, "world_size": 1}))
-    self.fp["train"] = "fp"
-    return {"adapter": None, "merged": None, "lora_gguf": None}
+    return ["model/train_summary.json"], {}
 
 
 def make_run(run_dir: Path, **over) -> dict:
@@ -52,6 +51,6 @@ def make_run(run_dir: Path, **over) -> dict:
     for k, v in over.items():
         data[k] = {**data.get(k, {}), **v} if isinstance(v, dict) else v
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(Pipeline, "stage_train", _stage_train)
+        mp.setattr(Pipeline, "fit", _fit)
         return Pipeline(load_config(data=data), run_dir=run_dir, backend_factory=evil_factory(arithmetic_oracle()),
                         log=lambda s: None, progress=False).run()

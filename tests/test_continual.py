@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def stand_in_training(monkeypatch):
-    monkeypatch.setattr(pl.Pipeline, "stage_train", stand_in_train)
+    monkeypatch.setattr(pl.Pipeline, "fit", stand_in_train)
 
 
 def _served(run: Path, questions: list[str]) -> Path:

@@ -14,7 +14,7 @@ from s2distill.errors import ConfigError, DataError
 from s2distill.evaluate import ci95, score_traces, summarize
 from s2distill.eval_data import eval_on_file, read_examples
 from s2distill.label_free import label_free, verdict
-from s2distill.pipeline import Pipeline, distilled_paths
+from s2distill.pipeline import Pipeline
 from s2distill.report import to_markdown
 from s2distill.rundir import read_json, read_jsonl, write_jsonl
 from s2distill.tasks.arithmetic import ArithmeticTask
@@ -169,11 +169,7 @@ def _trained_run(tmp_path, monkeypatch, oracle, **over):
     """A fake run with a 'train' stage in its manifest (the distilled fake answers from the oracle)."""
     import s2distill.pipeline as pl
 
-    def fake_stage_train(self):
-        self.run_stage("train", "fp-test", lambda: ([], {}))
-        return distilled_paths(self.rd / "model")
-
-    monkeypatch.setattr(pl.Pipeline, "stage_train", fake_stage_train)
+    monkeypatch.setattr(pl.Pipeline, "fit", lambda self: ([], {}))  # a train stage that trains nothing
     c = cfg(train={"enabled": True}, eval={"systems": ["system1", "system2", "system2_maj", "distilled"]}, **over)
     run = tmp_path / "run"
     report = Pipeline(c, run_dir=run, backend_factory=factory(oracle), log=lambda s: None, progress=False).run()

@@ -81,12 +81,11 @@ def test_distilled_stage_uses_trained_model(tmp_path, monkeypatch):
 
     calls = {}
 
-    def fake_stage_train(self):
+    def fake_fit(self):
         calls["train"] = read_jsonl(self.rd / "curate" / "pairs.jsonl")
-        self.fp["train"] = "fp"
-        return {"adapter": None, "merged": None, "lora_gguf": None}
+        return [], {}
 
-    monkeypatch.setattr(pl.Pipeline, "stage_train", fake_stage_train)
+    monkeypatch.setattr(pl.Pipeline, "fit", fake_fit)
     c = cfg(eval={"systems": ["system1", "distilled"]}, train={"enabled": True})
     report = Pipeline(c, run_dir=tmp_path, backend_factory=factory(arithmetic_oracle()), log=lambda s: None,
                       progress=False).run()
@@ -167,11 +166,7 @@ def test_the_log_says_which_stage_of_how_many(tmp_path, monkeypatch):
 
     import s2distill.pipeline as pl
 
-    def fake_stage_train(self):
-        self.run_stage("train", "fp", lambda: ([], {}))
-        return {"adapter": None, "merged": None, "lora_gguf": None}
-
-    monkeypatch.setattr(pl.Pipeline, "stage_train", fake_stage_train)
+    monkeypatch.setattr(pl.Pipeline, "fit", lambda self: ([], {}))
     c = cfg(eval={"systems": ["system1", "system2", "system2_maj", "distilled"]}, train={"enabled": True})
     for rerun in (False, True):
         logs = []
@@ -195,3 +190,34 @@ def test_the_log_says_which_stage_of_how_many(tmp_path, monkeypatch):
     no_maj = cfg(eval={"systems": ["system1", "distilled"], "retention": False}, train={"enabled": True})
     assert Pipeline(no_maj, run_dir=tmp_path / "w", backend_factory=factory(arithmetic_oracle())).stage_plan()[-1] \
         == "eval_distilled"  # no maj@k: no cascade to calibrate, so no samples for it
+
+
+@pytest.mark.parametrize("over", [
+    {},
+    {"eval": {"systems": ["system1", "system2", "system2_maj", "distilled"], "rewordings": 2}, "train": {"enabled": True},
+     "task": {"name": "coin_flip", "n_train": 4, "n_eval": 8}},
+    {"eval": {"systems": ["system1", "distilled"], "retention": True}, "train": {"enabled": True}},
+])
+def test_stages_are_declared_with_their_upstream_before_them(tmp_path, over):
+    """Each declared stage names its --until step and its upstream stages; every upstream stage comes earlier in
+    the list (or is the data stage a file evaluation brings), names are unique and the steps never go back."""
+    from s2distill.stages import STEPS, Stage
+
+    p = Pipeline(cfg(**over), run_dir=tmp_path, backend_factory=factory(arithmetic_oracle()), log=lambda s: None)
+    stages = p.stages()
+    names = [s.name for s in stages]
+    assert all(isinstance(s, Stage) for s in stages) and len(set(names)) == len(names)
+    for i, s in enumerate(stages):
+        assert set(s.upstream) <= set(names[:i]), (s.name, s.upstream)
+    steps = [STEPS.index(s.step) for s in stages]
+    assert steps == sorted(steps)
+    assert p.stage_plan() == names
+    if over.get("eval", {}).get("rewordings"):
+        assert {"eval_system1_reworded", "eval_distilled_reworded"} <= set(names)
+    for until in STEPS[:4]:  # --until cuts the list after its step, never in the middle of one
+        cut = p.stage_plan(until)
+        assert cut == names[:len(cut)] and {s.step for s in stages[:len(cut)]} <= set(STEPS[:STEPS.index(until) + 1])
+        assert len(cut) == len(names) or STEPS.index(stages[len(cut)].step) > STEPS.index(until)
+    assert p.stage_plan("train")[-1] == "train"  # asked for: it trains even when the config does not
+    with pytest.raises(ValueError, match="step 'evaluate'"):
+        Stage("x", "evaluate", (), lambda r: "", lambda r: ([], {}))

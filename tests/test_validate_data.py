@@ -13,7 +13,7 @@ from s2distill.cli import main, parse
 from s2distill.config import load_config
 from s2distill.errors import ConfigError, DataError
 from s2distill.eval_data import eval_on_file
-from s2distill.pipeline import Pipeline, distilled_paths
+from s2distill.pipeline import Pipeline
 from s2distill.report import verdict_of_run
 from s2distill.tasks.arithmetic import ArithmeticOptions, ArithmeticTask
 
@@ -161,11 +161,7 @@ def trained_run(tmp_path: Path, monkeypatch, oracle) -> Path:
     """A fake run with a done 'train' stage (the distilled fake answers from the oracle)."""
     import s2distill.pipeline as pl
 
-    def fake_stage_train(self):
-        self.run_stage("train", "fp-test", lambda: ([], {}))
-        return distilled_paths(self.rd / "model")
-
-    monkeypatch.setattr(pl.Pipeline, "stage_train", fake_stage_train)
+    monkeypatch.setattr(pl.Pipeline, "fit", lambda self: ([], {}))  # a train stage that trains nothing
     run = tmp_path / "run"
     Pipeline(run_cfg(tmp_path, eval={"systems": ["system1", "system2", "system2_maj", "distilled"]}), run_dir=run,
              backend_factory=factory(oracle), log=lambda s: None, progress=False).run()

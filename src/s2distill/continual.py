@@ -26,6 +26,7 @@ from pathlib import Path
 from . import fingerprints
 from .errors import ConfigError, DataError
 from .pipeline import Pipeline
+from .stages import Stage
 from .rundir import read_json, read_jsonl, write_json, write_jsonl
 from .rounds import ROUND_FILE, round_of
 from .types import Example, Trace, stable_hash
@@ -175,11 +176,11 @@ class RoundPipeline(Pipeline):
     """A run over a round's directory: its data are the merged inputs :func:`start` wrote, and the System 2
     samples the inbox already holds are reused instead of generated."""
 
-    def stage_data(self) -> None:
+    def data_stage(self) -> Stage:
         info = read_json(self.rd / ROUND_FILE)
         src = self.rd / "data"
 
-        def run():
+        def run(p):
             train = [Example.from_json(d) for d in read_jsonl(src / "round_train.jsonl")]
             evals = [Example.from_json(d) for d in read_jsonl(src / "round_eval.jsonl")]
             write_jsonl(src / "train.jsonl", [e.unlabeled() for e in train])
@@ -187,7 +188,8 @@ class RoundPipeline(Pipeline):
             return ["data/train.jsonl", "data/eval.jsonl"], {"n_train": len(train), "n_eval": len(evals),
                                                              "round": info["round"], **info["inputs"]}
 
-        self.run_stage("data", fingerprints.round_data(self.cfg, info["data_sha256"], info["parent"]), run)
+        return Stage("data", "data", (), lambda p: fingerprints.round_data(self.cfg, info["data_sha256"], info["parent"]),
+                     run)
 
     def init_adapter(self) -> tuple[Path, str] | None:
         """With ``--from-parent-adapter``: the parent's adapter, fingerprinted by the parent's train stage."""

@@ -122,25 +122,27 @@ def _file_config(run_dir: Path, base_cfg, trained: bool, answer_field: str | Non
 
 def _run_stages(pipe, run, data: Path, content: str, exs: list, seen: list, train: dict) -> dict:
     """The file's data stage, each system's evaluation (the run's own stages, on the file), the report."""
-    from .pipeline import distilled_paths
     from .report import build_report
     from .rundir import write_json, write_jsonl
+    from .stages import Stage
 
-    def write_data():
-        write_jsonl(pipe.rd / "data" / "eval.jsonl", exs)
+    def write_data(p):
+        write_jsonl(p.rd / "data" / "eval.jsonl", exs)
         n_lab = sum(e.gold is not None for e in exs)
-        pipe.log(f"[data] {len(exs)} inputs from {data} ({n_lab} labeled)")
+        p.log(f"[data] {len(exs)} inputs from {data} ({n_lab} labeled)")
         return ["data/eval.jsonl"], {"n_eval": len(exs), "n_labeled": n_lab, "source": str(data)}
 
-    pipe.run_stage("data", fingerprints.data_file(pipe.cfg, content), write_data)
+    pipe.execute(Stage("data", "data", (), lambda p: fingerprints.data_file(p.cfg, content), write_data))
     # every time (the run's train inputs may have changed since): the report's wording reads it
     write_json(pipe.rd / "data" / "training_inputs.json",
                {"n": len(seen), "of": len(exs), "ids": seen, "train_inputs": str(run.path / "data" / "train.jsonl")})
-    for s in BASE:
-        if s in pipe.cfg.eval.systems:
-            pipe.eval_system(s, "base")
+    # the run's own evaluation stages on the file; the distilled model's includes the run's train fingerprint
+    pipe.fp["train"] = train.get("fingerprint", "")
+    stages = [st for s in BASE if s in pipe.cfg.eval.systems for st in pipe.eval_stages(s)]
     if "distilled" in pipe.cfg.eval.systems:
-        pipe.eval_system("distilled", "distilled", distilled_paths(run.path / "model"), upstream=train["fingerprint"])
+        stages += pipe.eval_stages("distilled", run.path / "model", upstream="train")
+    for stage in stages:
+        pipe.execute(stage)
     return build_report(pipe.rd, pipe.cfg, pipe.task)
 
 

@@ -2,16 +2,18 @@
 
     data -> generate (System 2 on unlabeled inputs) -> curate -> eval base systems -> train -> eval distilled -> report
 
-A stage whose fingerprint (``fingerprints.py``) is unchanged is skipped (``Pipeline.run_stage``, which the stepwise
-curriculum and ``eval --data`` run their own stages with). Model calls go through a ``CachingBackend`` that appends
+Each stage is declared (``stages.Stage``: name, ``--until`` step, upstream stages, fingerprint, run);
+``Pipeline.stages`` is a run's list and ``Pipeline.execute`` runs one, skipped when its fingerprint
+(``fingerprints.py``) is unchanged; the stepwise curriculum and ``eval --data`` execute their own stages. Model calls go through a ``CachingBackend`` that appends
 every sample to ``cache/samples.jsonl`` as it completes (``Pipeline.generate``), so a killed run resumes without
 losing or duplicating a sample. What a stage runs lives with its component: the evaluation policy in
-``evaluate.py``, the training policy in ``train.py``, a backend's needs after training in its class.
+``evaluate.py``, the training policy in ``train/``, a backend's needs after training in its class.
 """
 from __future__ import annotations
 
 import sys
 import time
+from itertools import takewhile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,9 +35,10 @@ from .tasks.base import SourceFingerprint
 from .teacher import eval_order, eval_weights, system2_weights
 from .systems import BASE as BASE_SYSTEMS
 from .systems import MAJ
+from .stages import STEPS, Stage
 from .types import Example, Trace
 
-STAGES = ("data", "generate", "curate", "eval", "train", "report")
+STAGES = STEPS  # what ``run --until`` names
 
 
 class Pipeline:
@@ -97,169 +100,201 @@ class Pipeline:
     def examples(self, split: str) -> list[Example]:
         return [Example.from_json(d) for d in read_jsonl(self.rd / "data" / f"{split}.jsonl")]
 
-    def stage_data(self) -> None:
-        c, task = self.cfg, self.task
-        src = task.source_fingerprint() if isinstance(task, SourceFingerprint) else None
+    def execute(self, stage: Stage) -> bool:
+        """Run a declared stage: its fingerprint (from its upstream stages' ones), then its run unless unchanged."""
+        return self.run_stage(stage.name, stage.fingerprint(self), lambda: stage.run(self))
 
-        def run():
+    # -- the stages, each declared: name, --until step, upstream, fingerprint, run -----------------
+    def data_stage(self) -> Stage:
+        c, task = self.cfg, self.task
+
+        def run(p):
             labeled, evals = task.load("train", c.task.n_train, c.task.seed), task.load("eval", c.task.n_eval, c.task.seed)
-            write_jsonl(self.rd / "data" / "train.jsonl", [e.unlabeled() for e in labeled])
+            write_jsonl(p.rd / "data" / "train.jsonl", [e.unlabeled() for e in labeled])
             # held back for the report's curation-quality line only; no stage before it reads this file
-            write_jsonl(self.rd / "data" / "train.gold.jsonl", [{"id": e.id, "gold": e.gold} for e in labeled])
-            write_jsonl(self.rd / "data" / "eval.jsonl", evals)
+            write_jsonl(p.rd / "data" / "train.gold.jsonl", [{"id": e.id, "gold": e.gold} for e in labeled])
+            write_jsonl(p.rd / "data" / "eval.jsonl", evals)
             return ["data/train.jsonl", "data/eval.jsonl"], {"n_train": len(labeled), "n_eval": len(evals)}
 
-        self.run_stage("data", fingerprints.data(c, src), run)
+        def fingerprint(p):
+            return fingerprints.data(c, task.source_fingerprint() if isinstance(task, SourceFingerprint) else None)
+
+        return Stage("data", "data", (), fingerprint, run)
 
     def reused_traces(self) -> dict[str, Trace]:
         """System 2 samples of train inputs already paid for, by input id (a continued round's serve inbox,
         continual.py); none in a plain run."""
         return {}
 
-    def stage_generate(self) -> None:
+    def generate_stage(self) -> Stage:
         c, curator = self.cfg, self.curator()
 
-        def run():
-            exs = self.examples("train")
+        def run(p):
+            exs = p.examples("train")
             reused: dict[str, Trace] = {}
             if isinstance(curator, Expanding):  # e.g. input perturbation: also run the method on input variants
-                exs = curator.expand(self.task, exs)
+                exs = curator.expand(p.task, exs)
             else:
-                reused = {i: t for i, t in self.reused_traces().items() if i in {e.id for e in exs}}
+                reused = {i: t for i, t in p.reused_traces().items() if i in {e.id for e in exs}}
             todo = [e for e in exs if e.id not in reused]
             method, params = METHODS.get(c.method.name), method_params(c, c.method.n, c.method.temperature)
             traces, wall, stats = [], 0.0, {"cache_hits": 0, "generated": 0}
             if todo:
-                traces, wall, stats = self.generate(
+                traces, wall, stats = p.generate(
                     system2_weights(c), f"generate {c.method.name} x{c.method.n}",
-                    lambda b: method(self.task, todo, b, params, c.method),
+                    lambda b: method(p.task, todo, b, params, c.method),
                     len(todo) * c.method.n * calls_per_sample(c.method), stage="generate")
             by_id = {**{t.example_id: t for t in traces}, **reused}
-            write_jsonl(self.rd / "traces" / "train.jsonl", [by_id[e.id] for e in exs])
+            write_jsonl(p.rd / "traces" / "train.jsonl", [by_id[e.id] for e in exs])
             if reused:
                 stats = {**stats, "reused_inputs": len(reused), "reused_samples": sum(len(t.samples) for t in reused.values())}
             return ["traces/train.jsonl"], {"wall_s_generate": round(wall, 3), **stats}
 
-        self.run_stage("generate", fingerprints.generate(c, self.fp["data"], isinstance(curator, Expanding)), run)
+        return Stage("generate", "generate", ("data",),
+                     lambda p: fingerprints.generate(c, p.fp["data"], isinstance(curator, Expanding)), run)
 
-    def stage_curate(self) -> None:
+    def curate_stage(self) -> Stage:
         c, curator = self.cfg, self.curator()
         asks_model = curator.needs_backend  # e.g. universal self-consistency
 
-        def run():
+        def run(p):
             # curators never see gold answers: the train split is stored unlabeled, and we strip again
-            exs = [e.unlabeled() for e in self.examples("train")]
-            traces = [Trace.from_json(d) for d in read_jsonl(self.rd / "traces" / "train.jsonl")]
+            exs = [e.unlabeled() for e in p.examples("train")]
+            traces = [Trace.from_json(d) for d in read_jsonl(p.rd / "traces" / "train.jsonl")]
             stats: dict = {}
             if asks_model:
-                (pairs, rejects), wall, stats = self.generate(
-                    system2_weights(c), f"curate {c.curate.name}", lambda b: curator(self.task, exs, traces, backend=b),
+                (pairs, rejects), wall, stats = p.generate(
+                    system2_weights(c), f"curate {c.curate.name}", lambda b: curator(p.task, exs, traces, backend=b),
                     len(exs), stage="curate")
                 stats["wall_s_generate"] = round(wall, 3)
             else:
-                pairs, rejects = curator(self.task, exs, traces)
-            write_jsonl(self.rd / "curate" / "pairs.jsonl", pairs)
-            write_jsonl(self.rd / "curate" / "rejects.jsonl", rejects)
-            write_jsonl(self.rd / "curate" / "chat.jsonl", [p.to_chat() for p in pairs])
+                pairs, rejects = curator(p.task, exs, traces)
+            write_jsonl(p.rd / "curate" / "pairs.jsonl", pairs)
+            write_jsonl(p.rd / "curate" / "rejects.jsonl", rejects)
+            write_jsonl(p.rd / "curate" / "chat.jsonl", [x.to_chat() for x in pairs])
             info, line = tally(pairs, rejects, len(exs))
-            self.log(line)
+            p.log(line)
             return ["curate/pairs.jsonl", "curate/rejects.jsonl", "curate/chat.jsonl"], {**info, **stats}
 
-        self.run_stage("curate", fingerprints.curate(c, self.fp["generate"], asks_model), run)
+        return Stage("curate", "curate", ("generate",), lambda p: fingerprints.curate(c, p.fp["generate"], asks_model), run)
 
-    def eval_system(self, system: str, weights: str, trained: dict | None = None, upstream: str = "") -> None:
-        """Evaluate ``system`` (what it runs: ``evaluate.system_run``; System 2 systems on the teacher when there
-        is one), then, for the direct systems, the rewordings (``eval.rewordings``)."""
-        c, weights = self.cfg, eval_weights(self.cfg, system, weights)
+    def eval_stages(self, system: str, model_dir: Path | None = None, upstream: str | None = None,
+                    step: str = "eval") -> list[Stage]:
+        """``system``'s evaluation (what it runs: ``evaluate.system_run``; System 2 systems on the teacher when there
+        is one), then, for the direct systems, the rewordings (``eval.rewordings``) and, for the distilled model,
+        the cascade's votes. ``model_dir``: the distilled model's folder (its paths are read when the stage runs),
+        ``upstream``: the stage whose fingerprint the evaluation includes (the train stage's, for it), ``step``:
+        the ``--until`` step the stages belong to."""
+        c = self.cfg
+        weights = eval_weights(c, system, "distilled" if model_dir is not None else "base")
+        ups = ("data",) + ((upstream,) if upstream else ())
 
-        def gen(desc, fn, total):
-            return self.generate(weights, desc, fn, total, trained)
+        def gen(p):
+            trained = distilled_paths(model_dir) if model_dir is not None else None
+            return lambda desc, fn, total: p.generate(weights, desc, fn, total, trained)
 
-        def run():
-            records, traces, wall, stats = run_system(c, self.task, system, self.examples("eval"), gen)
-            write_jsonl(self.rd / "eval" / f"{system}.traces.jsonl", traces)
-            write_jsonl(self.rd / "eval" / f"{system}.jsonl", records)
-            self.log(accuracy_line(system, records, wall))
+        def up(p) -> str:
+            return p.fp[upstream] if upstream else ""
+
+        def run(p):
+            records, traces, wall, stats = run_system(c, p.task, system, p.examples("eval"), gen(p))
+            write_jsonl(p.rd / "eval" / f"{system}.traces.jsonl", traces)
+            write_jsonl(p.rd / "eval" / f"{system}.jsonl", records)
+            p.log(accuracy_line(system, records, wall))
             return [f"eval/{system}.jsonl"], {"wall_s_generate": round(wall, 3), **stats}
 
-        def reworded():
-            records, wall, stats = run_reworded(c, self.task, system, self.examples("eval"), gen)
-            write_jsonl(self.rd / "eval" / f"{system}.reworded.jsonl", records)
-            self.log(reworded_line(system, records, c.eval.rewordings))
+        def reworded(p):
+            records, wall, stats = run_reworded(c, p.task, system, p.examples("eval"), gen(p))
+            write_jsonl(p.rd / "eval" / f"{system}.reworded.jsonl", records)
+            p.log(reworded_line(system, records, c.eval.rewordings))
             return [f"eval/{system}.reworded.jsonl"], {"wall_s_generate": round(wall, 3), **stats}
 
-        self.run_stage(f"eval_{system}", fingerprints.evaluation(c, system, self.fp["data"], upstream,
-                                                              weights == "teacher"), run)
-        def votes():
-            records, wall, stats = run_votes(c, self.task, system, self.examples("eval"), gen)
-            write_jsonl(self.rd / "eval" / f"{system}.votes.jsonl", records)
+        def votes(p):
+            records, wall, stats = run_votes(c, p.task, system, p.examples("eval"), gen(p))
+            write_jsonl(p.rd / "eval" / f"{system}.votes.jsonl", records)
             return [f"eval/{system}.votes.jsonl"], {"wall_s_generate": round(wall, 3), **stats}
 
+        out = [Stage(f"eval_{system}", step, ups, lambda p: fingerprints.evaluation(
+            c, system, p.fp["data"], up(p), weights == "teacher"), run)]
         if _reworded(c, system):
-            self.run_stage(f"eval_{system}_reworded", fingerprints.reworded(c, system, self.fp["data"], upstream), reworded)
+            out.append(Stage(f"eval_{system}_reworded", step, ups,
+                             lambda p: fingerprints.reworded(c, system, p.fp["data"], up(p)), reworded))
         if _votes(c, system):
-            self.run_stage(f"eval_{system}_votes", fingerprints.votes(c, system, self.fp["data"], upstream), votes)
+            out.append(Stage(f"eval_{system}_votes", step, ups,
+                             lambda p: fingerprints.votes(c, system, p.fp["data"], up(p)), votes))
+        return out
 
-    def stage_retention(self, trained: dict) -> None:
+    def retention_stage(self) -> Stage:
         """What distillation cost elsewhere (retention.py): System 1 on other tasks, base vs distilled, on the
         run's engines; then the KL between base and distilled, in this process (the engines closed first)."""
         c = self.cfg
 
-        def run():
+        def run(p):
             from .errors import S2DistillError
             from .retention import general_prompts, kl_divergence, other_tasks, summary
 
+            trained = distilled_paths(p.rd / "model")
+
             def gen(weights, desc, fn, total):
-                return self.generate(weights, desc, fn, total, trained if weights == "distilled" else None)[0]
+                return p.generate(weights, desc, fn, total, trained if weights == "distilled" else None)[0]
 
             part: dict = {"other_tasks": other_tasks(c, gen)}
-            self.engines.close()
+            p.free_engines()
             if not trained.get("adapter"):
                 part["kl_unavailable"] = "no PEFT adapter to switch off (the distilled model is a merged or full model)"
             else:
-                sets = {"kl_task": [self.task.system1_messages(e) for e in self.examples("eval")[:c.eval.retention_prompts]],
-                        "kl_general": [[{"role": "user", "content": p}] for p in general_prompts(c.eval.retention_prompts)]}
+                sets = {"kl_task": [p.task.system1_messages(e) for e in p.examples("eval")[:c.eval.retention_prompts]],
+                        "kl_general": [[{"role": "user", "content": x}] for x in general_prompts(c.eval.retention_prompts)]}
                 try:
                     part.update(kl_divergence(c.train.base_model or c.model, trained["adapter"],  # the adapter's base
                                               {k: v for k, v in sets.items() if v},
                                               c.eval.retention_tokens, threads=c.backend.threads))
                 except (ImportError, OSError, S2DistillError) as e:
                     part["kl_unavailable"] = f"{type(e).__name__}: {e}"
-            write_json(self.rd / "eval" / "retention.json", part)
+            write_json(p.rd / "eval" / "retention.json", part)
             s = summary(part, c.eval.max_retention_drop)
             if s and s["worst_task"]:
-                self.log(f"[retention] System 1 accuracy drop, worst: {s['worst_task']} {100 * s['worst_drop']:.1f} "
-                         f"points; KL task {(part.get('kl_task') or {}).get('kl')}, general "
-                         f"{(part.get('kl_general') or {}).get('kl')}")
+                p.log(f"[retention] System 1 accuracy drop, worst: {s['worst_task']} {100 * s['worst_drop']:.1f} "
+                      f"points; KL task {(part.get('kl_task') or {}).get('kl')}, general "
+                      f"{(part.get('kl_general') or {}).get('kl')}")
             return ["eval/retention.json"], {"retention": s}
 
-        self.run_stage("retention", fingerprints.retention(c, self.fp["data"], self.fp["train"]), run)
+        return Stage("retention", "report", ("data", "train"),
+                     lambda p: fingerprints.retention(c, p.fp["data"], p.fp["train"]), run)
 
-    def stage_train(self) -> dict:
-        """Train on the curated pairs (``train.train_distilled``: stepwise, accelerate or local), then let the
-        backend prepare the trained model for serving (``Backend.prepare_distilled``, e.g. llama.cpp's LoRA GGUF)."""
-        c, out = self.cfg, self.rd / "model"
-        init = self.init_adapter()
+    def train_stage(self) -> Stage:
+        """Train on the curated pairs (:meth:`fit`), the fingerprint including the adapter training continues from
+        (:meth:`init_adapter`: none in a plain run)."""
+        def fingerprint(p):
+            init = p.init_adapter()
+            return fingerprints.train(p.cfg, p.fp["curate"], init[1] if init else None)
 
-        def run():
-            from .stepwise_train import train_stepwise
-            from .train import summary_notes, train_distilled
+        return Stage("train", "train", ("curate",), fingerprint, lambda p: p.fit())
 
-            summary = train_distilled(c, self.rd / "curate" / "pairs.jsonl", out, progress=self.progress, log=self.log,
-                                      before=self.free_engines, stepwise=lambda *a: train_stepwise(self, *a),
-                                      init_adapter=init[0] if init else None)
-            for note in summary_notes(summary, c.train.max_length):
-                self.log(note)
-            served = BACKENDS.get(c.backend.name).prepare_distilled(c, out)
-            return ["model/train_summary.json", *(f"model/{f}" for f in served)], {"summary": summary}
+    def fit(self) -> tuple[list[str], dict]:
+        """The train stage's run (``train.train_distilled``: stepwise, accelerate or local), then the backend
+        prepares the trained model for serving (``Backend.prepare_distilled``, e.g. llama.cpp's LoRA GGUF)."""
+        from .stepwise_train import train_stepwise
+        from .train import summary_notes, train_distilled
 
-        self.run_stage("train", fingerprints.train(c, self.fp["curate"], init[1] if init else None), run)
-        return distilled_paths(out)
+        c, out, init = self.cfg, self.rd / "model", self.init_adapter()
+        summary = train_distilled(c, self.rd / "curate" / "pairs.jsonl", out, progress=self.progress, log=self.log,
+                                  before=self.free_engines, stepwise=lambda *a: train_stepwise(self, *a),
+                                  init_adapter=init[0] if init else None)
+        for note in summary_notes(summary, c.train.max_length):
+            self.log(note)
+        served = BACKENDS.get(c.backend.name).prepare_distilled(c, out)
+        return ["model/train_summary.json", *(f"model/{f}" for f in served)], {"summary": summary}
 
     def init_adapter(self) -> tuple[Path, str] | None:
         """The LoRA adapter training continues from and its fingerprint; None: train from the base model (a run;
         a continual round made with ``--from-parent-adapter`` overrides this)."""
         return None
+
+    def stage_train(self) -> dict:
+        """The train stage alone; returns the distilled model's paths (``trained``)."""
+        self.execute(self.train_stage())
+        return distilled_paths(self.rd / "model")
 
     def train_only(self) -> dict:
         """``s2distill train RUN``: the train stage on the run's finished curation (its recorded fingerprint)."""
@@ -285,55 +320,49 @@ class Pipeline:
             raise ConfigError(f"evaluate_base evaluates {', '.join(BASE_SYSTEMS)}, not '{bad[0]}'")
         self.write_meta()
         try:
-            self.stage_data()
-            for s in systems:
-                self.eval_system(s, "base")
+            for stage in [self.data_stage(), *(st for s in systems for st in self.eval_stages(s))]:
+                self.execute(stage)
             return self.stage_report()
         finally:
             self.close()
 
     # -- all of it, top to bottom --------------------------------------------------
-    def stage_plan(self, until: str | None = None) -> list[str]:
-        """The stages :meth:`run` goes through (``until``: the last one asked for), in order; the same
-        decisions as :meth:`run` (``_trains``, ``_reworded``)."""
-        c, plan = self.cfg, ["data", "generate", "curate"]
-        if until in plan:
-            return plan[:plan.index(until) + 1]
-        for s in eval_order(c):
-            if s in c.eval.systems:
-                plan += _eval_stages(c, s)
-        if until == "eval" or not _trains(c, until):
-            return plan
-        plan.append("train")
-        if until != "train" and "distilled" in c.eval.systems:
-            plan += _eval_stages(c, "distilled") + (["retention"] if c.eval.retention else [])
-        return plan
-
-    def run(self, until: str | None = None) -> dict:
+    def stages(self, until: str | None = None) -> list[Stage]:
+        """The run's declared stages in order (``until``: up to that step): data, generate, curate, each base
+        system's evaluation (the teacher's rows first, while its engine is up), train, the distilled model's
+        evaluation and retention (step ``report``: ``--until train`` stops after training). Training happens when it
+        is on and the distilled model is evaluated, or asked for."""
         if until is not None and until not in STAGES:
             raise ConfigError(f"unknown stage '{until}' (stages: {', '.join(STAGES)})")
-        systems = self.cfg.eval.systems
-        self.plan, self._t0 = self.stage_plan(until), time.perf_counter()
+        c = self.cfg
+        out = [self.data_stage(), self.generate_stage(), self.curate_stage()]
+        for s in eval_order(c):
+            if s in c.eval.systems:
+                out += self.eval_stages(s)
+        if _trains(c, until):
+            out.append(self.train_stage())
+            if "distilled" in c.eval.systems:
+                out += self.eval_stages("distilled", self.rd / "model", upstream="train", step="report")
+                out += [self.retention_stage()] if c.eval.retention else []
+        if until is None or until == "report":
+            return out
+        last = STAGES.index(until)
+        return list(takewhile(lambda s: STAGES.index(s.step) <= last, out))
+
+    def stage_plan(self, until: str | None = None) -> list[str]:
+        """The names of the stages :meth:`run` goes through, in order."""
+        return [s.name for s in self.stages(until)]
+
+    def run(self, until: str | None = None) -> dict:
+        stages = self.stages(until)
+        self.plan, self._t0 = [s.name for s in stages], time.perf_counter()
         self.write_meta()
         self.log(f"[run] directory: {self.rd.path.resolve()}")
         try:
-            for stage in (self.stage_data, self.stage_generate, self.stage_curate):
-                stage()
-                if until == stage.__name__.removeprefix("stage_"):
-                    return {}
-            for s in eval_order(self.cfg):  # with a teacher: its rows first, while its engine is up
-                if s in systems:
-                    self.eval_system(s, "base")
-            if until == "eval":
+            for stage in stages:
+                self.execute(stage)
+            if until not in (None, "report"):
                 return {}
-            if _trains(self.cfg, until):
-                trained = self.stage_train()
-                if until == "train":
-                    return {}
-                if "distilled" in systems:
-                    self.eval_system("distilled", "distilled", trained, upstream=self.fp["train"])
-                    if self.cfg.eval.retention:
-                        self.stage_retention(trained)
             report = self.stage_report()
         finally:
             self.close()

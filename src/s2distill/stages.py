@@ -1,4 +1,12 @@
-"""The stage-runner protocol: what a stage needs of the run it belongs to, and all it may use.
+"""Stages as declared objects, and the stage-runner protocol: what a stage needs of the run it belongs to.
+
+A :class:`Stage` states its name, the ``--until`` step it belongs to, the stages whose fingerprints its own
+includes, its fingerprint and its run. ``Pipeline.stages(cfg)`` declares a run's list (``s2distill run``
+iterates it, ``--until`` cuts it, the log's "stage k of N" counts it); ``eval --data`` declares its own
+(the file's data stage, then the run's own evaluation stages) and the stepwise curriculum its
+``train_stage{k}``/``eval_stage{k}``; every one goes through :meth:`StageRunner.execute`.
+
+The protocol: what a stage needs of the run it belongs to, and all it may use.
 
 ``Pipeline`` is one; a stage that runs inside another stage (a stepwise curriculum's ``train_stage{k}`` and
 ``eval_stage{k}``, run by the train stage) receives the run through this narrow interface, not the whole
@@ -11,8 +19,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from dataclasses import dataclass
+
 from .rundir import RunDir
 from .types import Example
+
+STEPS = ("data", "generate", "curate", "eval", "train", "report")  # what ``s2distill run --until`` names
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a run: skipped when its fingerprint equals the one recorded when it last finished."""
+    name: str  # the manifest's key and the log's tag: data, generate, curate, eval_system1, train, ...
+    step: str  # the ``--until`` step it belongs to (one of STEPS)
+    upstream: tuple[str, ...]  # the stages whose fingerprints its own includes (``runner.fp[name]``)
+    fingerprint: Callable[["StageRunner"], str]  # computed when the stage is reached (its upstream have run)
+    run: Callable[["StageRunner"], tuple[list[str], dict]]  # -> (files written, info for the manifest)
+
+    def __post_init__(self):
+        if self.step not in STEPS:
+            raise ValueError(f"stage {self.name}: step '{self.step}' is not one of {', '.join(STEPS)}")
 
 
 class StageRunner(Protocol):
@@ -36,5 +62,8 @@ class StageRunner(Protocol):
     def free_engines(self) -> None:
         """Stop the run's engines (training wants the cores; the next adapter needs a new server)."""
 
+    def execute(self, stage: Stage) -> bool:
+        """Run ``stage`` (its upstream fingerprints first), skipped when its fingerprint is unchanged."""
 
-MEMBERS = ("cfg", "task", "rd", "fp", "log", "progress", "run_stage", "generate", "examples", "free_engines")
+
+MEMBERS = ("cfg", "task", "rd", "fp", "log", "progress", "run_stage", "generate", "examples", "free_engines", "execute")

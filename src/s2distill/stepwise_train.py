@@ -1,7 +1,7 @@
 """Running a stepwise curriculum (:mod:`s2distill.stepwise`) inside the pipeline's train stage.
 
 It receives the run as a :class:`s2distill.stages.StageRunner` (``runner``), not the whole pipeline. Every
-stage is a pipeline stage of its own (``train_stage{k}``, then ``eval_stage{k}`` for the partial ones),
+stage is a declared pipeline stage of its own (``train_stage{k}``, then ``eval_stage{k}`` for the partial ones),
 so a finished stage is skipped on a rerun and a killed run continues with the next unfinished one (inside a
 stage, from its last training checkpoint).
 """
@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from . import fingerprints
-from .stages import StageRunner
+from .stages import Stage, StageRunner
 from .stepwise import make_plan
 from .types import TrainPair
 
@@ -56,7 +56,7 @@ def _eval_stage(runner: StageRunner, k: int, model_dir: Path) -> dict:
         runner.log(f"[eval stage {k}] accuracy {acc} (n={s['n']}), {s['mean_generated_tokens']:.1f} tokens/answer")
         return [f"eval/stage{k}.jsonl"], {"wall_s_generate": round(wall, 3), **stats}
 
-    runner.run_stage(f"eval_stage{k}", fp, run)
+    runner.execute(Stage(f"eval_stage{k}", "train", (f"train_stage{k}", "data"), lambda r: fp, lambda r: run()))
     from .rundir import read_jsonl
     from .types import EvalRecord
 
@@ -96,7 +96,8 @@ def train_stepwise(runner: StageRunner, pairs: list[TrainPair], base: str, out: 
                          f"loss {summary['first_loss']} -> {summary['final_loss']}")
             return [f"model/stages/stage{k}/train_summary.json"], {}
 
-        runner.run_stage(f"train_stage{k}", fp, run)
+        runner.execute(Stage(f"train_stage{k}", "train", ("train",) + ((f"train_stage{k - 1}",) if k else ()),
+                             lambda r, fp=fp: fp, lambda r, run=run: run()))
         summary = read_json(sdir / "train_summary.json")
         rec = {"stage": k, "steps": summary["steps"], "rows": len(stage_pairs),
                "mean_target_chars": info["mean_target_chars"][k], "final_loss": summary["final_loss"],
