@@ -1,125 +1,35 @@
-"""Shared helpers for benchmark scripts: machine facts and result writing."""
+"""Shared helpers for benchmark scripts: result writing (``s2distill.results``) with this folder as the default."""
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import subprocess
 import sys
-import time
 from pathlib import Path
 
+from s2distill.results import footer, html_page, machine  # noqa: F401 - re-exported for the scripts
+from s2distill.results import portable as _portable
+from s2distill.results import write_html as _write_html
+from s2distill.results import write_result as _write_result
 from s2distill.tables import Table, ci, pct  # noqa: F401 - the one table formatter, re-exported for the scripts
 
 RESULTS = Path(__file__).parent / "results"
 
 
-def machine() -> dict:
-    cpu = ""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cpu": cpu, "cores": os.cpu_count(), "mem_gib": round(mem, 1), "platform": platform.platform(),
-            "python": sys.version.split()[0], "gpu": gpu()}
-
-
-def gpu() -> str | None:
-    """The CUDA device torch sees (name, memory), or None. torch is imported only when it is loaded
-    already or the machine has an NVIDIA driver (a CPU-only machine never pays for the import)."""
-    if "torch" not in sys.modules:
-        import importlib.util
-
-        if not (os.path.exists("/proc/driver/nvidia/gpus") or os.path.exists("/dev/nvidia0")) \
-                or importlib.util.find_spec("torch") is None:
-            return None
-    try:
-        import torch
-
-        if not torch.cuda.is_available():
-            return None
-        p = torch.cuda.get_device_properties(0)
-        n = torch.cuda.device_count()
-        return f"{n} x {p.name} ({p.total_memory / 2**30:.0f} GiB)" if n > 1 else f"{p.name} ({p.total_memory / 2**30:.0f} GiB)"
-    except Exception:  # noqa: BLE001 - a broken CUDA setup is reported as no GPU
-        return None
-
-
-def git_rev() -> str:
-    try:
-        return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], text=True).strip()
-    except Exception:
-        return "unknown"
-
-
 def portable(obj):
-    """``obj`` with this machine's absolute paths made portable: paths inside the repository become
-    relative to it, paths in the ``shared`` folder beside it start with ``../shared``, paths under the home
-    directory start with ``~``, so committed results name no machine."""
-    if isinstance(obj, dict):
-        return {k: portable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [portable(v) for v in obj]
-    if isinstance(obj, str) and "=/" in obj and not obj.startswith("/"):  # a key=value override naming a path
-        key, _, value = obj.partition("=")
-        return f"{key}={portable(value)}"
-    if isinstance(obj, str) and obj.startswith("/"):
-        repo, home = str(RESULTS.parent.parent.resolve()), str(Path.home())
-        shared = str(RESULTS.parent.parent.resolve().parent / "shared")
-        if obj == repo or obj.startswith(repo + "/"):
-            return obj[len(repo) + 1:] or "."
-        if obj == shared or obj.startswith(shared + "/"):
-            return "../shared" + obj[len(shared):]
-        if obj.startswith(home + "/"):
-            return "~" + obj[len(home):]
-    return obj
+    """``obj`` with this machine's absolute paths made portable (``s2distill.results.portable``)."""
+    return _portable(obj, RESULTS.parent.parent)
 
 
 def write_result(name: str, data: dict, markdown: str, figure: str = "", results: Path | None = None,
                  also: Path | None = None) -> None:
-    """``results/NAME.json``, ``NAME.md`` (the markdown plus command and machine lines) and ``NAME.html``
-    (the same markdown as a page, with ``figure``, e.g. an accuracy-vs-tokens SVG); the same files also
-    into ``also`` when given."""
-    data = portable(data)
-    data = {**data, "command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": machine(),
-            "git": git_rev(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    md = markdown + footer(data)
+    """``results/NAME.json``, ``NAME.md`` and ``NAME.html`` (``s2distill.results.write_result``); the same files
+    also into ``also`` when given."""
+    command = " ".join([Path(sys.executable).name, *sys.argv])
     for d in [results or RESULTS] + ([Path(also)] if also else []):
-        d.mkdir(parents=True, exist_ok=True)
-        (d / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
-        (d / f"{name}.md").write_text(md)
-        write_html(name, md, figure, d)
-
-
-def footer(data: dict) -> str:
-    """What follows a result's rendered markdown in NAME.md, all from its JSON: the command and machine
-    lines, then the notes a person added after the run (``notes_added_after_the_run``: added to the JSON,
-    so that ``render_results.py --check`` checks them too)."""
-    m = data["machine"]
-    out = (f"\n\nCommand: `{data['command']}` (git {data['git']}, {data['date']})\n"
-           f"Machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, {m.get('gpu') or 'no GPU'}, {m['platform']}\n")
-    if data.get("notes_added_after_the_run"):
-        out += "\nNotes:\n\n" + "".join(f"- {n}\n" for n in data["notes_added_after_the_run"])
-    return out
-
-
-def html_page(name: str, md: str, figure: str = "") -> str:
-    """NAME.html: the markdown as a page, with ``figure`` (e.g. an accuracy-vs-tokens SVG)."""
-    from s2distill.mdpage import markdown_page
-
-    title = next((line.lstrip("# ").strip() for line in md.splitlines() if line.startswith("#")), name)
-    return markdown_page(md, title, figure)
+        _write_result(name, data, markdown, figure, d, RESULTS.parent.parent, command)
 
 
 def write_html(name: str, md: str, figure: str = "", results: Path | None = None) -> Path:
-    out = (results or RESULTS) / f"{name}.html"
-    out.write_text(html_page(name, md, figure))
-    return out
+    return _write_html(name, md, figure, results or RESULTS)
 
 
 def points_svg(rows: list[dict], label, role, y_key: str = "accuracy", ci_key: str = "ci95",

@@ -4,7 +4,7 @@ and the ship/keep verdict vs what the labels say, on the committed settings.
     python benchmarks/label_free.py [--settings arith_d1 arith_d2 cf1 arith_d3 gsm8k] [--data ../shared/data]
                                     [--render] [key=value ...]
 
-Each setting is a normal pipeline run (the configs of benchmarks/distill_arithmetic.py and
+Each setting is a normal pipeline run (the configs of benchmarks/experiments/distill_arithmetic.yaml and
 benchmarks/rar.py, with System 2 maj@k evaluated, which the label-free numbers vote with) in
 runs/label_free/<setting>; finished stages are reused, so the script can be stopped and
 restarted, and run one setting at a time. Finished settings are kept in

@@ -4,8 +4,9 @@
 
 Every file in benchmarks/results/ is covered, or the check fails:
 
-* NAME.json: its script benchmarks/NAME.py must have ``render(res)`` (the GPU benchmarks call it
-  ``markdown(res)``); the markdown is rendered again through the shared table formatter
+* NAME.json: an experiment's result (``"script": "experiment"``, written by ``s2distill experiment
+  benchmarks/experiments/NAME.yaml``) is rendered by ``s2distill.experiment.render``; any other's script
+  benchmarks/NAME.py must have ``render(res)`` (the GPU benchmarks call it ``markdown(res)``); the markdown is rendered again through the shared table formatter
   (s2distill.tables) and, with the footer from the same JSON (``common.footer``: the command and
   machine lines, then the JSON's ``notes_added_after_the_run``), must be byte-identical to the whole
   committed NAME.md. A note added after a run goes into the JSON's ``notes_added_after_the_run`` (or
@@ -38,7 +39,7 @@ RENDERERS = ("render", "markdown")  # the function of benchmarks/NAME.py that re
 def check_demo(md: str) -> list[str]:
     """demo.md says its depth-2 row is the run of distill_arithmetic.json's depth-2 rows: same accuracies."""
     rows = json.loads((RESULTS / "distill_arithmetic.json").read_text())["rows"]
-    want = [f"{100 * r['accuracy']:.1f}%" for r in rows if r.get("depth") == 2]
+    want = [f"{100 * r['values']['accuracy']:.1f}%" for r in rows if r["values"].get("depth") == 2]
     row = next((line for line in md.splitlines() if re.match(r"\| .* \| 2 \| ", line)), None)
     if row is None:
         return ["no depth-2 row"]
@@ -75,11 +76,13 @@ def main() -> int:
         elif not js.is_file():
             status = "no JSON result"
             problems.append("no JSON: a result written by hand must be listed in HAND_WRITTEN")
-        elif not (HERE / f"{(script := json.loads(js.read_text()).get('script', name))}.py").is_file():
+        elif (script := json.loads(js.read_text()).get("script", name)) != "experiment" \
+                and not (HERE / f"{script}.py").is_file():
             status = "no script"
             problems.append(f"no benchmarks/{script}.py to render it")
         else:
-            mod = importlib.import_module(script)  # a result's own name, or the script that wrote it ("script")
+            # an experiment spec's result (s2distill.experiment), a result's own script, or the one that wrote it
+            mod = importlib.import_module("s2distill.experiment" if script == "experiment" else script)
             res = json.loads(js.read_text())
             fn = next((getattr(mod, f) for f in RENDERERS if hasattr(mod, f)), None)
             if fn is None:

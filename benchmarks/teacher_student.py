@@ -14,7 +14,7 @@ and the result files are rewritten from what has finished, so a run cut short st
 
 The same-model cell (the student distilling its own System 2) is measured with ``--same-model``
 (the setting's config without the teacher) or comes from the committed results of benchmarks/rar.py,
-benchmarks/distill_arithmetic.py and benchmarks/bsm.py where they ran the same task (their sizes are
+benchmarks/experiments/distill_arithmetic.yaml and benchmarks/bsm.py where they ran the same task (their sizes are
 given); otherwise it is marked not run. ``--maj-only`` adds the teacher's maj@k to a finished setting
 (one evaluation on the teacher, nothing else reruns). Settings ending in ``_1.5b`` distil into the
 1.5B itself (student = teacher).

@@ -27,6 +27,17 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_experiment(args) -> int:
+    from .experiment import load_experiment, render, run_experiment
+
+    exp = load_experiment(args.spec, args.var)
+    res, out = run_experiment(exp, only=args.runs or (), overrides=args.overrides, render_only=args.render,
+                              results=args.results)
+    print(render(res))
+    print(f"wrote {out / exp.name}.json, .md and .html")
+    return 0
+
+
 def _cmd_demo(args) -> int:
     args.config = str(DEMO_CONFIG)
     return _cmd_run(args)
@@ -264,6 +275,15 @@ def _add_run_commands(sub: Any) -> None:
     sp = sub.add_parser("demo", help="distil CoT into System 1 on the embedded model, end to end")
     _run_args(sp, with_config=False)
     sp.set_defaults(fn=_cmd_demo)
+    sp = sub.add_parser("experiment", help="several runs from one spec file (configs, overrides, rows, columns), "
+                                           "one table across them; resumable")
+    sp.add_argument("spec", help="the experiment YAML, e.g. benchmarks/experiments/distill_arithmetic.yaml")
+    sp.add_argument("overrides", nargs="*", help="key=value overrides for every run")
+    sp.add_argument("--runs", nargs="+", metavar="RUN", help="run only these runs (the result shows every finished one)")
+    sp.add_argument("--render", action="store_true", help="run nothing: write the result from the finished runs")
+    sp.add_argument("--results", metavar="DIR", help="where NAME.json/.md/.html go (default: the spec's results:)")
+    sp.add_argument("--var", action="append", default=[], metavar="K=V", help="a value for ${K} in the overrides")
+    sp.set_defaults(fn=_cmd_experiment)
     sp = sub.add_parser("validate", help="check a config and the task's data files without running it (no engine "
                                          "starts): errors are the ones `s2distill run` would stop with")
     sp.add_argument("config", nargs="?", help="the config YAML (not needed with --explain)")

@@ -1,0 +1,343 @@
+"""``s2distill experiment SPEC.yaml``: several runs from one spec file, one table across them.
+
+An experiment is a YAML file (``benchmarks/experiments/*.yaml`` are the project's own; a user writes theirs
+the same way)::
+
+    name: depth                       # the result: RESULTS/depth.json, .md, .html
+    title: Does CoT distil at every depth?
+    config: configs/demo.yaml         # each run's config unless the run names its own
+    overrides: [task.n_eval=80]       # every run; ${var} is replaced from ``vars`` (and --var k=v)
+    runs:
+      - {name: d1, overrides: [task.options.depth=1], labels: {depth: 1}}
+      - {name: d2, overrides: [task.options.depth=2], labels: {depth: 2}, cache_from: d1}
+    columns: [run, {key: depth, path: labels.depth}, system, n, accuracy, ci95, tokens]
+
+Every run is a normal pipeline run in ``run_root/<name>`` (finished stages are reused, so an experiment can
+be stopped and started again; finished runs are kept in ``RESULTS/<name>.partial.json``). The table has one
+row per system of every run, or the rows ``rows:`` picks (``{label, run, system}``); a column is a built-in
+name (:data:`BUILTIN`) or ``{key, header, path, format, roles}``, where ``path`` reads the report row
+(``row.accuracy``), the run's report (``report.curation.kept``; ``{role}`` is the row's system), the run's
+labels (``labels.depth``) or the row's label (``label``). The JSON keeps every value the table shows and the
+spec itself, so the markdown is rendered again from the JSON alone (:func:`render`).
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError
+from .keys import check_keys, did_you_mean
+from .tables import Table, ci, num, pct
+
+__all__ = ["BUILTIN", "Column", "Experiment", "RowSpec", "RunSpec", "figure", "load_experiment", "render",
+           "result_of", "run_experiment"]
+
+FORMATS: dict[str, Callable] = {
+    "pct": pct, "ci": ci, "num": num, "int": lambda v: "-" if v is None else str(int(v)),
+    "str": lambda v: "-" if v is None else str(v), "g": lambda v: "-" if v is None else format(v, "g"),
+    "gib": lambda v: "-" if v is None else f"{v / 2**30:.2f}",
+    "acc_ci_n": lambda v: f"{pct(v['accuracy'])} ({ci(v['ci95'])}), n={v['n']}" if v else "-",
+    "rate_ci": lambda v: f"{pct(v['rate'])} ({ci(v['ci95'])})" if v else "-",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str  # the value's name in the JSON rows
+    header: str = ""  # the table's header (default: the key)
+    path: str = ""  # where the value is read: row.X, report.X, labels.X, label (default: row.<key>)
+    format: str = "str"  # one of FORMATS
+    roles: tuple[str, ...] = ()  # only on these systems' rows (e.g. curation counts on the distilled model's)
+
+    def __post_init__(self):
+        if self.format not in FORMATS:
+            raise ConfigError(f"column '{self.key}': format '{self.format}' is not one of {', '.join(FORMATS)}"
+                              f"{did_you_mean(self.format, list(FORMATS))}")
+        root = (self.path or "row").split(".")[0]
+        if root not in ("row", "report", "labels", "label"):
+            raise ConfigError(f"column '{self.key}': path '{self.path}' must start with row., report., labels. or "
+                              "be 'label'")
+
+
+BUILTIN = {c.key: c for c in (
+    Column("label", "row", "label"), Column("run", "run", "labels.run"), Column("system", "system", "row.system"),
+    Column("n", "n", "row.n", "int"), Column("accuracy", "accuracy %", "row.accuracy", "pct"),
+    Column("ci95", "95% CI", "row.ci95", "ci"), Column("tokens", "mean generated tokens", "row.mean_generated_tokens", "num"),
+    Column("calls", "calls per answer", "row.calls_per_answer", "num"),
+    Column("agreement_with_system2", "agreement with System 2 %", "report.label_free.{role}.agreement", "pct"),
+    Column("kept", "kept for training", "report.curation.kept", "int", ("distilled",)),
+    Column("targets_correct", "targets correct (checked afterwards)",
+           "report.curation.quality_checked_afterwards.correct_targets", "int", ("distilled",)),
+    Column("train_steps", "LoRA steps", "report.train.steps", "int", ("distilled",)),
+)}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    name: str
+    config: str = ""  # default: the experiment's
+    overrides: tuple[str, ...] = ()
+    labels: dict = field(default_factory=dict)  # values for the table (``labels.X``), e.g. {depth: 1}
+    cache_from: str = ""  # start with this run's sample cache (identical requests are answered from it)
+    run_name: str = ""  # the config's ``name`` (default: <experiment>-<run>)
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    label: str
+    run: str
+    system: str
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    title: str
+    runs: tuple[RunSpec, ...]
+    intro: str = ""  # under the title; {key} is filled from ``setup``
+    config: str = ""
+    overrides: tuple[str, ...] = ()
+    vars: dict = field(default_factory=dict)
+    setup: dict = field(default_factory=dict)  # {key: config key} read from the first run's config, for the intro
+    run_root: str = ""  # default: runs/experiments/<name>
+    results: str = ""  # default: the run root
+    rows: tuple[RowSpec, ...] = ()  # default: every system of every run
+    columns: tuple[Column, ...] = ()  # default: run, system, n, accuracy, ci95, tokens
+    notes: tuple[str, ...] = ()
+    run_lines: bool = True  # a line per run under the table: inputs, curation, training
+    plot: dict = field(default_factory=dict)  # {x, y, ci, y_label}: column keys of the accuracy-vs-tokens plot
+
+    def __post_init__(self):
+        names = [r.name for r in self.runs]
+        if not names or len(set(names)) != len(names):
+            raise ConfigError(f"experiment '{self.name}': runs need unique names (got {names}); fix: name each run")
+        for r in self.runs:
+            if not (r.config or self.config):
+                raise ConfigError(f"run '{r.name}' has no config; fix: give the experiment or the run a config: path")
+            if r.cache_from and r.cache_from not in names[:names.index(r.name)]:
+                raise ConfigError(f"run '{r.name}': cache_from '{r.cache_from}' is not a run before it ({names})")
+        for row in self.rows:
+            if row.run not in names:
+                raise ConfigError(f"row '{row.label}': run '{row.run}' is not one of {names}{did_you_mean(row.run, names)}")
+
+    @property
+    def table_columns(self) -> tuple[Column, ...]:
+        return self.columns or tuple(BUILTIN[k] for k in ("run", "system", "n", "accuracy", "ci95", "tokens"))
+
+
+def _column(c) -> Column:
+    if isinstance(c, str):
+        if c not in BUILTIN:
+            raise ConfigError(f"unknown column '{c}'{did_you_mean(c, list(BUILTIN))}; fix: one of {', '.join(BUILTIN)}, "
+                              "or {key, header, path, format}")
+        return BUILTIN[c]
+    check_keys(c, [f.name for f in fields(Column)], lambda k: f"unknown column key '{k}'")
+    return Column(**{**c, "roles": tuple(c.get("roles", ()))})
+
+
+def _parse(data: dict, where: str) -> Experiment:
+    known = [f.name for f in fields(Experiment)]
+    check_keys(data, known, lambda k: f"{where}: unknown experiment key '{k}'")
+    if not data.get("name") or not data.get("title") or not data.get("runs"):
+        raise ConfigError(f"{where}: an experiment needs name, title and runs; fix: see `s2distill experiment --help`")
+    runs = []
+    for r in data["runs"]:
+        check_keys(r, [f.name for f in fields(RunSpec)], lambda k: f"{where}: unknown run key '{k}'")
+        runs.append(RunSpec(**{**r, "overrides": tuple(r.get("overrides", ()))}))
+    rows = []
+    for r in data.get("rows", ()):
+        check_keys(r, ["label", "run", "system"], lambda k: f"{where}: unknown row key '{k}'")
+        rows.append(RowSpec(**r))
+    return Experiment(**{**data, "runs": tuple(runs), "rows": tuple(rows), "overrides": tuple(data.get("overrides", ())),
+                         "columns": tuple(_column(c) for c in data.get("columns", ())),
+                         "notes": tuple(data.get("notes", ()))})
+
+
+def load_experiment(path: str | Path, var: Sequence[str] = ()) -> Experiment:
+    """The spec at ``path``; ``var``: ``k=v`` values for ``${k}`` in the overrides (they replace ``vars``)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"experiment spec {p} not found; fix: pass a YAML file (e.g. benchmarks/experiments/*.yaml)")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p} is not valid YAML ({e}); fix: quote a value that holds ${{...}}, [, ] or :") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: an experiment spec is a mapping (name, title, runs, ...)")
+    for v in var:
+        if "=" not in v:
+            raise ConfigError(f"--var {v}: write it as key=value")
+        k, _, val = v.partition("=")
+        data["vars"] = {**(data.get("vars") or {}), k: val}
+    return _parse(data, str(p))
+
+
+def _subst(text: str, vars_: dict) -> str:
+    def one(m):
+        if m.group(1) not in vars_:
+            raise ConfigError(f"${{{m.group(1)}}} is not a var (vars: {', '.join(vars_) or 'none'}); fix: add it to "
+                              "the spec's vars or pass --var NAME=VALUE")
+        return str(vars_[m.group(1)])
+
+    return re.sub(r"\$\{(\w+)\}", one, text)
+
+
+def _read(path: str, ctx: dict):
+    head, *rest = path.split(".")
+    obj = ctx.get(head)
+    for part in rest:
+        obj = obj.get(part.replace("{role}", ctx["role"])) if isinstance(obj, dict) else None
+    return obj
+
+
+def run_values(exp: Experiment, report: dict, labels: dict) -> dict:
+    """Every column's value for each system of one run's report: {role: {"system", "values"}}."""
+    out = {}
+    for r in report.get("rows", []):
+        ctx = {"row": r, "report": report, "labels": labels, "role": r["role"], "label": r["system"]}
+        out[r["role"]] = {"system": r["system"], "values": {
+            c.key: _read(c.path or f"row.{c.key}", ctx) if not c.roles or r["role"] in c.roles else None
+            for c in exp.table_columns}}
+    return out
+
+
+def run_info(cfg, report: dict) -> dict:
+    c, t = report.get("curation") or {}, report.get("train") or {}
+    q = c.get("quality_checked_afterwards") or {}
+    return {"n_train": cfg.task.n_train, "n_eval": cfg.task.n_eval, "kept": c.get("kept"), "rejected": c.get("rejected"),
+            "targets_correct": q.get("correct_targets"), "targets_checked": q.get("checked"),
+            "train_steps": t.get("steps"), "peak_rss_bytes": t.get("peak_rss_bytes"),
+            "stages_wall_s": report.get("stages_wall_s")}
+
+
+def _one_run(exp: Experiment, spec: RunSpec, root: Path, overrides: Sequence[str], log, factory) -> tuple[dict, object]:
+    from .config import load_config
+    from .pipeline import Pipeline
+    from .report import build_report
+
+    ov = [_subst(o, exp.vars) for o in (*exp.overrides, *spec.overrides, *overrides)]
+    cfg = load_config(_subst(spec.config or exp.config, exp.vars), [f"name={spec.run_name or f'{exp.name}-{spec.name}'}", *ov])
+    p = Pipeline(cfg, run_dir=root / spec.name, log=log, **({"backend_factory": factory} if factory else {}))
+    if spec.cache_from:
+        src, dst = root / spec.cache_from / "cache" / "samples.jsonl", p.rd / "cache" / "samples.jsonl"
+        if src.exists() and not dst.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+    note = None
+    try:
+        report = p.run()
+    except ConfigError as e:  # e.g. curation kept nothing: the rows of the stages that ran still stand
+        note, report = f"{spec.name}: not trained ({e})", build_report(p.rd, p.cfg, p.task)
+    labels = {"run": spec.name, **spec.labels}
+    return {"overrides": ov, "config": spec.config or exp.config, "labels": labels, "note": note,
+            "info": run_info(cfg, report), "systems": run_values(exp, report, labels)}, cfg
+
+
+def _setup(exp: Experiment, cfg) -> dict:
+    out = {}
+    for k, key in exp.setup.items():
+        obj = cfg
+        for part in key.split("."):
+            obj = obj.get(part) if isinstance(obj, dict) else getattr(obj, part, None)
+        out[k] = obj
+    return out
+
+
+def run_experiment(exp: Experiment, only: Sequence[str] = (), overrides: Sequence[str] = (), render_only: bool = False,
+                   results: str | Path | None = None, log=None, backend_factory=None) -> tuple[dict, Path]:
+    """Run the experiment's runs (``only``: these), keep each finished one in ``RESULTS/<name>.partial.json``, then
+    write the result from every finished run; returns (result JSON, results folder). ``backend_factory``: as for
+    ``Pipeline`` (default: the engines the configs name)."""
+    from .results import write_result
+
+    root = Path(exp.run_root or Path("runs") / "experiments" / exp.name)
+    out = Path(results or exp.results or root)
+    partial = out / f"{exp.name}.partial.json"
+    done = json.loads(partial.read_text()) if partial.is_file() else {}
+    names = [r.name for r in exp.runs]
+    if bad := [n for n in only if n not in names]:
+        raise ConfigError(f"--runs {bad[0]}: not a run of {exp.name}{did_you_mean(bad[0], names)} (runs: {names})")
+    for spec in exp.runs if not render_only else ():
+        if only and spec.name not in only:
+            continue
+        done[spec.name], cfg = _one_run(exp, spec, root, overrides, log, backend_factory)
+        done[spec.name]["setup"] = _setup(exp, cfg)
+        out.mkdir(parents=True, exist_ok=True)
+        partial.write_text(json.dumps(done, indent=2))
+    if not done:
+        raise ConfigError(f"{exp.name}: no run has finished yet; fix: run it without --render first")
+    res = result_of(exp, {n: done[n] for n in names if n in done}, list(overrides))
+    written = write_result(exp.name, res, render(res), figure(res), out, Path.cwd())
+    return written, out
+
+
+def result_of(exp: Experiment, done: dict, overrides: list[str]) -> dict:
+    """The result JSON: the spec, each finished run's info and the table's rows (values, not strings)."""
+    picks = exp.rows or [RowSpec(f"{n}: {s['system']}", n, role) for n, d in done.items() for role, s in d["systems"].items()]
+    rows = []
+    for p in picks:
+        s = (done.get(p.run) or {}).get("systems", {}).get(p.system)
+        vals = dict(s["values"]) if s else {c.key: None for c in exp.table_columns}
+        for c in exp.table_columns:  # the row's own label, and a run's labels on a row it did not run
+            if c.path == "label":
+                vals[c.key] = p.label
+        rows.append({"label": p.label, "run": p.run, "role": p.system, "values": vals})
+    first = next(iter(done.values()))
+    notes = [d["note"] for d in done.values() if d.get("note")]
+    return {"script": "experiment", "experiment": _spec_json(exp), "setup": first.get("setup", {}), "rows": rows,
+            "runs": {n: {k: d[k] for k in ("config", "overrides", "labels", "info")} for n, d in done.items()},
+            "run_notes": notes, "overrides": overrides}
+
+
+def _spec_json(exp: Experiment) -> dict:
+    d = asdict(exp)
+    d["columns"] = [asdict(c) for c in exp.table_columns]
+    return d
+
+
+def _run_line(name: str, info: dict) -> str:
+    parts = [f"{info['n_train']} unlabeled inputs"]
+    if info.get("kept") is not None:
+        q = f" ({info['targets_correct']}/{info['targets_checked']} targets correct, checked afterwards)" \
+            if info.get("targets_checked") else ""
+        parts.append(f"kept {info['kept']} after curation{q}")
+    if info.get("train_steps") is not None:
+        parts.append(f"{info['train_steps']} LoRA steps, peak RSS {num((info.get('peak_rss_bytes') or 0) / 2**30, '.2f')} GiB")
+    wall = sum((info.get("stages_wall_s") or {}).values())
+    if wall:
+        parts.append(f"stages {wall / 60:.1f} min")
+    return f"- {name}: " + "; ".join(parts)
+
+
+def render(res: dict) -> str:
+    """The markdown of an experiment's result, from its JSON alone."""
+    e = res["experiment"]
+    cols = [Column(**{**c, "roles": tuple(c["roles"])}) for c in e["columns"]]
+    body = [[FORMATS[c.format](r["values"].get(c.key)) for c in cols] for r in res["rows"]]
+    align = "".join("r" if c.format in ("pct", "num", "int", "g", "gib") else "l" for c in cols)
+    lines = [f"# {e['title']}", ""]
+    if e["intro"]:
+        lines += [e["intro"].strip().format(**res.get("setup", {})), ""]
+    lines.append(Table([c.header or c.key for c in cols], body, align=align).markdown())
+    extra = [f"- {n}" for n in (*res.get("run_notes", []), *e["notes"])]
+    if e["run_lines"]:
+        extra += [_run_line(n, r["info"]) for n, r in res["runs"].items()]
+    return "\n".join(lines + ([""] + extra if extra else []))
+
+
+def figure(res: dict) -> str:
+    """The accuracy-vs-tokens plot of the rows (``plot``: which column keys are x, y and the interval)."""
+    from .svgplot import Point, accuracy_tokens_svg, color_of
+
+    pl = res["experiment"].get("plot") or {}
+    x, y, c = pl.get("x", "tokens"), pl.get("y", "accuracy"), pl.get("ci", "ci95")
+    pts = [Point(label=r["label"], x=r["values"][x], y=r["values"][y], lo=(r["values"].get(c) or [None])[0],
+                 hi=(r["values"].get(c) or [None, None])[1], color=color_of(r["role"], i))
+           for i, r in enumerate(res["rows"]) if r["values"].get(x) is not None and r["values"].get(y) is not None]
+    return accuracy_tokens_svg(pts, width=760, height=440, y_label=pl.get("y_label", "accuracy % (95% CI)")) if pts else ""

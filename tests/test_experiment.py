@@ -1,0 +1,147 @@
+"""``s2distill experiment SPEC``: an experiment is one YAML file (runs, overrides, rows, columns), run by one
+runner into one result (JSON + markdown + HTML) that re-renders from its JSON alone."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fakes import arithmetic_oracle, factory
+
+from s2distill.errors import ConfigError
+from s2distill.experiment import figure, load_experiment, render, run_experiment
+from s2distill.results import footer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SPEC = """
+name: depth
+title: Does CoT help at depth 1 and 2?
+intro: "{n_eval} held-out inputs per run."
+setup: {n_eval: task.n_eval}
+config: CONFIG
+overrides: [task.n_train=6, task.n_eval=8, method.n=2, "eval.systems=[system1,system2]", train.enabled=false]
+run_root: ROOT/runs
+results: ROOT/results
+runs:
+  - {name: d1, overrides: [task.options.depth=1], labels: {depth: 1}}
+  - {name: d1_again, overrides: [task.options.depth=1, eval.k=3], cache_from: d1, labels: {depth: 1}}
+rows:
+  - {label: direct, run: d1, system: system1}
+  - {label: CoT, run: d1, system: system2}
+  - {label: CoT (second run), run: d1_again, system: system2}
+columns:
+  - label
+  - {key: depth, path: labels.depth, format: int}
+  - n
+  - accuracy
+  - tokens
+  - {key: task, header: task name, path: report.task}
+notes: [a note of the spec]
+"""
+
+
+def _spec(tmp_path: Path, text: str = SPEC) -> Path:
+    cfg = tmp_path / "base.yaml"
+    cfg.write_text("name: base\nbackend: {name: fake}\ntask: {name: arithmetic}\n")
+    p = tmp_path / "depth.yaml"
+    p.write_text(text.replace("CONFIG", str(cfg)).replace("ROOT", str(tmp_path)))
+    return p
+
+
+def test_an_experiment_is_one_file_run_by_the_runner(tmp_path: Path) -> None:
+    """A spec in the user's own folder: two runs (the second starts from the first's sample cache), three picked
+    rows, built-in and custom columns; the result re-renders from its JSON, and --render reruns nothing."""
+    exp = load_experiment(_spec(tmp_path))
+    res, out = run_experiment(exp, backend_factory=factory(arithmetic_oracle()), log=lambda s: None)
+    assert out == tmp_path / "results"
+    assert [r["label"] for r in res["rows"]] == ["direct", "CoT", "CoT (second run)"]
+    direct, cot, again = (r["values"] for r in res["rows"])
+    assert direct["accuracy"] == 0.0 and cot["accuracy"] > 0.5  # the fake: direct always wrong, CoT mostly right
+    assert again["accuracy"] == cot["accuracy"] and again["task"] == "arithmetic" and direct["depth"] == 1
+    stats = json.loads((tmp_path / "runs" / "d1_again" / "manifest.json").read_text())["stages"]["eval_system2"]
+    assert stats["cache_hits"] > 0 and stats["generated"] == 0  # same greedy requests: answered from d1's cache
+    md = (out / "depth.md").read_text()
+    saved = json.loads((out / "depth.json").read_text())
+    assert md == render(saved) + footer(saved)
+    assert "| row | depth | n | accuracy % | mean generated tokens | task name |" in md
+    assert "8 held-out inputs per run." in md and "- a note of the spec" in md and "<svg" in figure(saved)
+    assert "<svg" in (out / "depth.html").read_text()
+    again_res, _ = run_experiment(exp, render_only=True, backend_factory=None)  # no engine needed
+    assert again_res["rows"] == saved["rows"]
+
+
+def test_experiment_errors_name_the_fix(tmp_path: Path) -> None:
+    p = _spec(tmp_path, SPEC.replace("- accuracy\n", "- acuracy\n"))
+    with pytest.raises(ConfigError, match="unknown column 'acuracy'.*did you mean 'accuracy'"):
+        load_experiment(p)
+    p = _spec(tmp_path, SPEC.replace("{label: CoT, run: d1,", "{label: CoT, run: d2,"))
+    with pytest.raises(ConfigError, match="run 'd2' is not one of"):
+        load_experiment(p)
+    p = _spec(tmp_path, SPEC.replace("cache_from: d1,", "cache_from: d3,"))
+    with pytest.raises(ConfigError, match="cache_from 'd3' is not a run before it"):
+        load_experiment(p)
+    p = _spec(tmp_path, SPEC.replace("task.n_train=6", '"task.n_train=${n}"'))
+    with pytest.raises(ConfigError, match=r"\$\{n\} is not a var.*--var NAME=VALUE"):
+        run_experiment(load_experiment(p), backend_factory=factory(arithmetic_oracle()), log=lambda s: None)
+    exp = load_experiment(p, ["n=6"])
+    with pytest.raises(ConfigError, match="--runs d9: not a run of depth"):
+        run_experiment(exp, only=["d9"])
+    with pytest.raises(ConfigError, match="no run has finished yet"):
+        run_experiment(exp, render_only=True)
+
+
+def test_the_cli_runs_an_experiment(tmp_path: Path) -> None:
+    """``s2distill experiment --render`` on a finished experiment: the table from the partial file, no engine."""
+    exp = load_experiment(_spec(tmp_path))
+    run_experiment(exp, backend_factory=factory(arithmetic_oracle()), log=lambda s: None)
+    (tmp_path / "results" / "depth.md").unlink()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    p = subprocess.run([sys.executable, "-m", "s2distill.cli", "experiment", str(tmp_path / "depth.yaml"), "--render"],
+                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "| direct | 1 | 8 | 0.0 |" in p.stdout and (tmp_path / "results" / "depth.md").is_file()
+
+
+@pytest.mark.slow
+def test_an_experiment_on_the_embedded_model(tmp_path: Path) -> None:
+    """The real thing: one spec, two runs on the embedded model through llama-server (System 1 only, 6 inputs)."""
+    spec = tmp_path / "real.yaml"
+    spec.write_text(f"""
+name: real
+title: System 1 on two depths, embedded model
+config: {ROOT / 'configs' / 'demo.yaml'}
+overrides: [task.n_train=2, task.n_eval=6, "eval.systems=[system1]", train.enabled=false, method.n=1]
+run_root: {tmp_path / 'runs'}
+runs:
+  - {{name: d1, overrides: [task.options.depth=1]}}
+  - {{name: d2, overrides: [task.options.depth=2]}}
+""")
+    res, out = run_experiment(load_experiment(spec), log=lambda s: None)
+    assert [(r["run"], r["values"]["system"], r["values"]["n"]) for r in res["rows"]] == [("d1", "system1", 6),
+                                                                                          ("d2", "system1", 6)]
+    assert all(0 < r["values"]["tokens"] < 16 for r in res["rows"])
+    assert (out / "real.md").read_text().startswith("# System 1 on two depths, embedded model")
+
+
+def test_the_project_experiments_load_and_their_runs_configure() -> None:
+    """Every spec under benchmarks/experiments/ parses, and each run's config loads with its overrides."""
+    from s2distill.checks import load_checked
+    from s2distill.experiment import _subst
+
+    specs = sorted((ROOT / "benchmarks" / "experiments").glob("*.yaml"))
+    assert specs
+    cwd = os.getcwd()
+    os.chdir(ROOT)  # the specs' paths are relative to the repository
+    try:
+        for p in specs:
+            exp = load_experiment(p)
+            assert exp.results == "benchmarks/results", p
+            for r in exp.runs:
+                load_checked(_subst(r.config or exp.config, exp.vars),
+                             [_subst(o, exp.vars) for o in (*exp.overrides, *r.overrides)])
+    finally:
+        os.chdir(cwd)
