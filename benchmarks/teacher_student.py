@@ -14,7 +14,7 @@ and the result files are rewritten from what has finished, so a run cut short st
 
 The same-model cell (the student distilling its own System 2) is measured with ``--same-model``
 (the setting's config without the teacher) or comes from the committed results of benchmarks/rar.py,
-benchmarks/experiments/distill_arithmetic.yaml and benchmarks/bsm.py where they ran the same task (their sizes are
+benchmarks/experiments/distill_arithmetic.yaml and bsm.yaml where they ran the same task (their sizes are
 given); otherwise it is marked not run. ``--maj-only`` adds the teacher's maj@k to a finished setting
 (one evaluation on the teacher, nothing else reruns). Settings ending in ``_1.5b`` distil into the
 1.5B itself (student = teacher).
@@ -50,7 +50,7 @@ SETTINGS = {  # name: (config, overrides, label); overrides come after SIZES/SHA
                           "curate.min_agreement=0.5", "train.epochs=3"], "arithmetic, depth 2 (3-shot CoT)"),
     "cf2": ("teacher_student", ["task.options.n_people=2"], "coin flip, 2 people (3-shot CoT)"),
     # the paper's BSM table on GSM8K pairs (bsm_judge.yaml: one plan per response order, swap-consistency
-    # curation, every judge on both orders); 16 train pairs as in benchmarks/bsm.py
+    # curation, every judge on both orders); 16 train pairs as in benchmarks/experiments/bsm.yaml
     "bsm": ("bsm_judge", ["task.n_train=16", "method.n=1", "train.epochs=3", JUDGE_SYSTEMS],
             "BSM judge, GSM8K pairs (swap consistency)"),
 }

@@ -308,7 +308,8 @@ def _run_line(name: str, info: dict) -> str:
             if info.get("targets_checked") else ""
         parts.append(f"kept {info['kept']} after curation{q}")
     if info.get("train_steps") is not None:
-        parts.append(f"{info['train_steps']} LoRA steps, peak RSS {num((info.get('peak_rss_bytes') or 0) / 2**30, '.2f')} GiB")
+        rss = info.get("peak_rss_bytes")
+        parts.append(f"{info['train_steps']} LoRA steps" + (f", peak RSS {rss / 2**30:.2f} GiB" if rss else ""))
     wall = sum((info.get("stages_wall_s") or {}).values())
     if wall:
         parts.append(f"stages {wall / 60:.1f} min")
