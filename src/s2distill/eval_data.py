@@ -139,8 +139,8 @@ def _run_stages(pipe, run, data: Path, content: str, exs: list, seen: list, trai
     # the run's own evaluation stages on the file; the distilled model's includes the run's train fingerprint
     pipe.fp["train"] = train.get("fingerprint", "")
     stages = [st for s in BASE if s in pipe.cfg.eval.systems for st in pipe.eval_stages(s)]
-    if "distilled" in pipe.cfg.eval.systems:
-        stages += pipe.eval_stages("distilled", run.path / "model", upstream="train")
+    stages += [st for s in TABLE if s.weights == "distilled" and s.name in pipe.cfg.eval.systems
+               for st in pipe.eval_stages(s.name, run.path / "model", upstream="train")]
     for stage in stages:
         pipe.execute(stage)
     return build_report(pipe.rd, pipe.cfg, pipe.task)

@@ -106,16 +106,17 @@ JS = r"""
   }
 
   var N = D.names || {};
-  function s2(r) { return r.system2_maj || r.system2; }
+  var ORDER = D.order || [], VOTES = D.votes || [], REF = D.ref || [];  // the System table, in report order
+  function s2(r) { for (var i = 0; i < REF.length; i++) if (r[REF[i]]) return r[REF[i]]; return null; }
   var evCols = [{h: "id", f: function (r) { return [r.id]; }},
                 {h: "question", f: function (r) { return [short(r.q, 140), "l"]; }},
                 {h: "gold", f: function (r) { return [show(r.g)]; }}];
-  ["system1", "system2", "system2_maj", "teacher_system1", "distilled"].forEach(function (s) {
+  ORDER.forEach(function (s) {
     if (!D.has[s]) return;
     evCols.push({h: N[s] || s, f: function (r) {
       var c = r[s]; if (!c) return ["-", "na"];
       var t = show(c.p);
-      if (s === "system2_maj" && c.v && c.p !== null && c.p !== undefined) {
+      if (VOTES.indexOf(s) >= 0 && c.v && c.p !== null && c.p !== undefined) {
         var tot = 0; Object.keys(c.v).forEach(function (k) { tot += c.v[k]; });
         t += " (" + (c.v[c.p] || 0) + "/" + tot + ")";
       }
@@ -126,13 +127,14 @@ JS = r"""
     var d = el("div");
     block(d, "Question", r.q);
     d.appendChild(el("p", null, "Gold: " + show(r.g)));
-    ["system1", "system2", "teacher_system1", "distilled"].forEach(function (s) {
-      var c = r[s]; if (!c) return;
+    ORDER.forEach(function (s) {
+      var c = r[s]; if (!c || VOTES.indexOf(s) >= 0) return;
       block(d, (N[s] || s) + ": answer " + show(c.p) + " · " + show(c.t) + " tokens" +
                (c.c === true ? " · right" : c.c === false ? " · wrong" : ""), c.r);
     });
-    if (r.system2_maj) d.appendChild(el("p", null, "Vote (" + (N.system2_maj || "maj@k") + "): " + votes(r.system2_maj.v) +
-                                        " → " + show(r.system2_maj.p)));
+    VOTES.forEach(function (s) {
+      if (r[s]) d.appendChild(el("p", null, "Vote (" + (N[s] || s) + "): " + votes(r[s].v) + " → " + show(r[s].p)));
+    });
     (r.s || []).forEach(function (x, j) {
       var w = el("div", "smp");
       block(w, "System 2 sample " + (j + 1) + ": answer " + show(x.a) + " · " + show(x.t) + " tokens", x.r);
@@ -142,7 +144,7 @@ JS = r"""
   }
   function evText(r) {
     var parts = [r.id, r.q, r.g];
-    ["system1", "system2", "system2_maj", "teacher_system1", "distilled"].forEach(function (s) { if (r[s]) parts.push(r[s].p); });
+    ORDER.forEach(function (s) { if (r[s]) parts.push(r[s].p); });
     return parts.map(show).join(" ");
   }
   var evFilters = [["all", function () { return true; }],

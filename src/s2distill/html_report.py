@@ -20,7 +20,8 @@ from .report import (build_report, group_table, judge_table, models_line, robust
 from .rundir import read_json, read_jsonl
 from .svgplot import MORE_COLORS, Curve, Point, accuracy_tokens_svg, color_of, line_svg
 from .tables import Table, ci, num, pct
-from .systems import MAJ, SYSTEMS
+from .systems import MAJ, SYSTEMS, TABLE, reference
+from .systems import get as get_system
 
 TEXT_CAP = 4000  # characters of a question or a response kept in the page
 
@@ -90,7 +91,7 @@ def eval_rows(rd: Path) -> list[dict]:
             cell = {"p": r.get("prediction"), "c": _correct(r), "t": r.get("generated_tokens")}
             if "response" in r.get("meta", {}):
                 cell["r"] = _cap(r["meta"]["response"])
-            if s == MAJ and r.get("meta", {}).get("answers") is not None:
+            if get_system(s).votes and r.get("meta", {}).get("answers") is not None:
                 cell["v"] = dict(Counter(a if a is not None else "(none)" for a in r["meta"]["answers"]).most_common())
             row[s] = cell
         if i in samples:
@@ -378,7 +379,8 @@ def render_run(run_dir: str | Path) -> str:
             '<section id="curation-examples"><h2>Curation examples (train inputs, no labels used)</h2>'
             '<div class="browser" id="cur-browser"></div></section>', _config_section(rd)]
     data = {"eval": ev, "cur": cur, "has": has, "labels_held": labels_held,
-            "names": {r.get("role"): r["system"] for r in report.get("rows", [])}}
+            "names": {r.get("role"): r["system"] for r in report.get("rows", [])},
+            "order": list(SYSTEMS), "votes": [s.name for s in TABLE if s.votes], "ref": [reference("maj"), reference("greedy")]}
     return page(title, "".join(body), data)
 
 

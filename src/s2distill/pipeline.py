@@ -35,6 +35,8 @@ from .tasks.base import SourceFingerprint
 from .teacher import eval_order, eval_weights, system2_weights
 from .systems import BASE as BASE_SYSTEMS
 from .systems import MAJ
+from .systems import TABLE as SYSTEM_TABLE
+from .systems import get as get_system
 from .stages import STEPS, Stage
 from .types import Example, Trace
 
@@ -341,9 +343,9 @@ class Pipeline:
                 out += self.eval_stages(s)
         if _trains(c, until):
             out.append(self.train_stage())
-            if "distilled" in c.eval.systems:
-                out += self.eval_stages("distilled", self.rd / "model", upstream="train", step="report")
-                out += [self.retention_stage()] if c.eval.retention else []
+            for s in _on_trained(c):  # the systems on the trained model (the System table's weights "distilled")
+                out += self.eval_stages(s, self.rd / "model", upstream="train", step="report")
+            out += [self.retention_stage()] if "distilled" in c.eval.systems and c.eval.retention else []
         if until is None or until == "report":
             return out
         last = STAGES.index(until)
@@ -372,12 +374,18 @@ class Pipeline:
 
 def _trains(cfg: RunConfig, until: str | None) -> bool:
     """Whether a run (to ``until``) trains: training is on and the distilled model is evaluated, or asked for."""
-    return cfg.train.enabled and "distilled" in cfg.eval.systems or until == "train"
+    return cfg.train.enabled and bool(_on_trained(cfg)) or until == "train"
+
+
+def _on_trained(cfg: RunConfig) -> list[str]:
+    """The evaluated systems that run on the trained model, in report order."""
+    return [s.name for s in SYSTEM_TABLE if s.weights == "distilled" and s.name in cfg.eval.systems]
 
 
 def _reworded(cfg: RunConfig, system: str) -> bool:
     """Whether ``system``'s evaluation is followed by its rewordings' (``eval.rewordings``, direct systems)."""
-    return bool(cfg.eval.rewordings) and system in ("system1", "distilled")
+    s = get_system(system)
+    return bool(cfg.eval.rewordings) and s.direct and not s.on_teacher
 
 
 def _votes(cfg: RunConfig, system: str) -> bool:
@@ -385,11 +393,6 @@ def _votes(cfg: RunConfig, system: str) -> bool:
     vote-share signal): the distilled model, when the cascade can be calibrated (maj@k evaluated), one order only."""
     return (system == "distilled" and cfg.eval.cascade_k > 0 and MAJ in cfg.eval.systems
             and not cfg.eval.both_orders)
-
-
-def _eval_stages(cfg: RunConfig, system: str) -> list[str]:
-    return ([f"eval_{system}"] + ([f"eval_{system}_reworded"] if _reworded(cfg, system) else [])
-            + ([f"eval_{system}_votes"] if _votes(cfg, system) else []))
 
 
 def _clock(s: float) -> str:

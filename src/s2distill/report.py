@@ -37,7 +37,7 @@ def robustness(rd: RunDir, cfg, rows: list[dict]) -> dict:
     out = {}
     for row in rows:
         path = rd / "eval" / f"{row['role']}.reworded.jsonl"
-        if row["role"] not in ("system1", "distilled") or not cfg.eval.rewordings or not path.exists() \
+        if not cfg.eval.rewordings or not path.exists() \
                 or row["accuracy"] is None:
             continue
         records = [EvalRecord.from_json(d) for d in read_jsonl(path)]

@@ -33,10 +33,12 @@ class System:
         return self.sampling == "maj"
 
     def label(self, method: str, k: int) -> str:
-        """The report's label: the method's name for System 2 (``cot``), ``cot_maj@4`` for maj@k."""
+        """The report's label: the method's name for System 2 (``cot``), ``cot_maj@4`` for maj@k; a method system
+        on the trained model is ``distilled_cot``."""
         if self.prompt == "direct":
             return self.name
-        return f"{method}_maj@{k}" if self.votes else method
+        name = f"{method}_maj@{k}" if self.votes else method
+        return f"distilled_{name}" if self.weights == "distilled" else name
 
 
 # report order
@@ -48,7 +50,7 @@ TABLE: tuple[System, ...] = (
     System("distilled", "direct", "greedy", "distilled", False, True, "#2ca02c"),
 )
 BY_NAME = {s.name: s for s in TABLE}
-S1, S2, MAJ, TEACHER_S1, DISTILLED = (s.name for s in TABLE)
+S1, S2, MAJ, TEACHER_S1, DISTILLED = (s.name for s in TABLE[:5])  # the entries the code refers to by role
 NAMES = SYSTEMS = tuple(BY_NAME)
 DEFAULT = tuple(s.name for s in TABLE if s.default)  # eval.systems when not given
 BASE = tuple(s.name for s in TABLE if s.weights == "base")  # the base models' (the run's, the teacher's)
