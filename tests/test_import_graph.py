@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                         "fingerprints", "rounds", "retention", "checks", "stepwise_train")),
     # the report is built from a run directory and its resolved config (no pipeline object), so it
     # sits under the pipeline, whose last stage writes it
-    ("report", ("report", "html_report", "compare", "mdpage", "results")),
+    ("report", ("report", "report_types", "html_report", "compare", "mdpage", "results")),
     ("pipeline", ("pipeline",)),
     ("commands", ("eval_data", "serve", "continual", "experiment", "cli")),
 ]

@@ -221,3 +221,19 @@ def test_stages_are_declared_with_their_upstream_before_them(tmp_path, over):
     assert p.stage_plan("train")[-1] == "train"  # asked for: it trains even when the config does not
     with pytest.raises(ValueError, match="step 'evaluate'"):
         Stage("x", "evaluate", (), lambda r: "", lambda r: ([], {}))
+
+
+def test_the_report_is_a_type_that_writes_the_same_report_json(tmp_path):
+    """report_types.Report reads every report.json and writes it back identical (key order included); its rows are
+    SystemRow objects; a run's report on disk round-trips, and an unknown row key is refused."""
+    from s2distill.report_types import Report, SystemRow
+
+    c = cfg(eval={"systems": ["system1", "system2", "system2_maj"]})
+    Pipeline(c, run_dir=tmp_path, backend_factory=factory(arithmetic_oracle()), log=lambda s: None, progress=False).run()
+    d = json.loads((tmp_path / "report.json").read_text())
+    r = Report.load(tmp_path)
+    assert json.dumps(r.to_json()) == json.dumps(d)
+    assert isinstance(r.rows[0], SystemRow) and r.row("system1").accuracy == 0.0 and r.row("distilled") is None
+    assert r.row("system2").ci95[0] <= r.row("system2").accuracy <= r.row("system2").ci95[1]
+    with pytest.raises(ValueError, match="unknown keys"):
+        SystemRow.from_json({**d["rows"][0], "accuracy_typo": 1})

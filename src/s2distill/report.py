@@ -7,6 +7,7 @@ from pathlib import Path
 from .evaluate import summarize
 from .label_free import label_free, verdict
 from .label_free import markdown as label_free_markdown
+from .report_types import SystemRow
 from .rundir import RunDir, read_json, read_jsonl
 from .tables import Table, ci, num, pct
 from .systems import MAJ, SYSTEMS, label
@@ -102,7 +103,8 @@ def build_report(run_dir: str | Path | RunDir, cfg=None, task=None) -> dict:
 
 
 def system_rows(rd: RunDir, cfg) -> list[dict]:
-    """One row per evaluated system (in the System table's order): accuracy, tokens, wall time, cache hits."""
+    """One row per evaluated system (in the System table's order): accuracy, tokens, wall time, cache hits; each a
+    ``report_types.SystemRow`` (a key it does not declare fails here) serialised for report.json."""
     rows = []
     for system in SYSTEMS:
         path = rd / "eval" / f"{system}.jsonl"
@@ -111,8 +113,8 @@ def system_rows(rd: RunDir, cfg) -> list[dict]:
         records = [EvalRecord.from_json(d) for d in read_jsonl(path)]
         info = rd.stage_info(f"eval_{system}")
         s = summarize(records, info.get("wall_s_generate"))
-        rows.append({"system": system_label(system, cfg.method.name, cfg.eval.k), "role": system, **s,
-                     "cache_hits": info.get("cache_hits", 0)})
+        rows.append(SystemRow(system=system_label(system, cfg.method.name, cfg.eval.k), role=system, **s,
+                              cache_hits=info.get("cache_hits", 0)).to_json())
     return rows
 
 
