@@ -326,10 +326,10 @@ def render(res: dict) -> str:
     if e["intro"]:
         lines += [e["intro"].strip().format(**res.get("setup", {})), ""]
     lines.append(Table([c.header or c.key for c in cols], body, align=align).markdown())
-    extra = [f"- {n}" for n in (*res.get("run_notes", []), *e["notes"])]
+    bullets = [f"- {n}" for n in (*res.get("run_notes", []), *e["notes"])]
     if e["run_lines"]:
-        extra += [_run_line(n, r["info"]) for n, r in res["runs"].items()]
-    return "\n".join(lines + ([""] + extra if extra else []))
+        bullets += [_run_line(n, r["info"]) for n, r in res["runs"].items()]
+    return "\n".join(lines + ([""] + bullets if bullets else []))
 
 
 def figure(res: dict) -> str:

@@ -21,7 +21,7 @@ __all__ = ["Report", "SystemRow"]
 class SystemRow:
     """One evaluated system: what ``evaluate.summarize`` measured, the System table's role and the report label."""
     system: str  # the report's label (``cot``, ``cot_maj@4``, ``distilled``)
-    role: str  # the System table's name (``system2_maj``)
+    role: str  # the System table's name (``system2``)
     n: int
     correct: int | None
     accuracy: float | None  # None when no input has gold
@@ -38,8 +38,8 @@ class SystemRow:
     @classmethod
     def from_json(cls, d: dict) -> "SystemRow":
         known = {f.name for f in fields(cls)}
-        if extra := set(d) - known:
-            raise ValueError(f"report row has unknown keys {sorted(extra)}")
+        if unknown := set(d) - known:
+            raise ValueError(f"report row has unknown keys {sorted(unknown)}")
         return cls(**{**d, "ci95": tuple(d["ci95"]) if d.get("ci95") is not None else None})
 
     def to_json(self) -> dict:
@@ -104,6 +104,6 @@ class Report:
         keys = [k for k in self.order if k in vals] + [k for k in vals if k not in self.order]
         return {k: vals[k] for k in keys}
 
-    def row(self, role: str) -> SystemRow | None:
-        """The row of the system ``role`` (a System table name), or None when it was not evaluated."""
-        return next((r for r in self.rows if r.role == role), None)
+    def row(self, system: str) -> SystemRow | None:
+        """The row of ``system`` (a System table name: its ``role``), or None when it was not evaluated."""
+        return next((r for r in self.rows if r.role == system), None)
