@@ -145,3 +145,17 @@ def test_the_project_experiments_load_and_their_runs_configure() -> None:
                              [_subst(o, exp.vars) for o in (*exp.overrides, *r.overrides)])
     finally:
         os.chdir(cwd)
+
+
+def test_the_readme_experiment_file_loads(tmp_path: Path) -> None:
+    """README's example experiment file is a valid spec, and each of its runs configures."""
+    from s2distill.checks import load_checked
+
+    text = (ROOT / "README.md").read_text()
+    block = text.split("### Several runs, one table: an experiment file", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    p = tmp_path / "depth.yaml"
+    p.write_text(block.replace("configs/demo.yaml", str(ROOT / "configs" / "demo.yaml")))
+    exp = load_experiment(p)
+    assert [r.name for r in exp.runs] == ["d1", "d2"] and [c.key for c in exp.table_columns][:2] == ["run", "depth"]
+    for r in exp.runs:
+        assert load_checked(exp.config, [*exp.overrides, *r.overrides]).task.options["depth"] == r.labels["depth"]
