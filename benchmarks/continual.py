@@ -8,13 +8,13 @@ unlabeled inputs: ``--first``) in runs/continual/r1. Each later round: ``s2disti
 (a real uvicorn server and its llama-servers on loopback), replay ``--per-round`` new unlabeled questions
 through the ``openai`` client (8 at a time), stop the server, and ``s2distill continue`` from its inbox
 (``eval.cascade_fallback=maj`` so the server's maj@k samples are reused as the round's System 2 samples).
-Every round is evaluated on the same 160 held-out inputs (80 to calibrate the cascade, 80 to test it).
+Every round is evaluated on the same held-out inputs (160 by default: about half to calibrate the cascade, half to test it).
 Per round: inputs, curated pairs, training steps, the distilled model's accuracy with its 95% interval (the
 data-scaling curve), the cascade's coverage and accuracy on the test half, System 2's accuracy, tokens per
 answer, the share of served requests System 1 answered, retention (KL on task and general prompts, System 1
 on the other tasks before/after). Finished stages and rounds are reused: the script can be stopped and rerun.
 
-``--explore R`` serves with ``s2distill serve --explore R``: a share R of the questions System 1 answered also
+``--out NAME`` names the result and its runs' folder (runs/NAME). ``--explore R`` serves with ``s2distill serve --explore R``: a share R of the questions System 1 answered also
 goes to System 2 in the background, into the inbox, so a round learns from traffic the cascade already covers
 (runs/continual-explore<R>, result ``continual_explore``; round 1 is copied from runs/continual/r1 when there).
 """
@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--explore", type=float, default=0.0, metavar="R",
                     help="serve --explore R: also send a share R of System 1's answers to System 2 for the inbox")
     ap.add_argument("--render", action="store_true", help="write the result from the finished rounds only")
+    ap.add_argument("--out", metavar="NAME", help="the result's name and its runs' folder runs/NAME (default: "
+                                                   "continual, or continual_explore with --explore)")
     ap.add_argument("overrides", nargs="*")
     args = parse_with_overrides(ap, sys.argv[1:] if argv is None else argv)
     from s2distill.config import load_config
@@ -182,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides = [*SETTING, f"task.n_train={args.first}", *args.overrides]
     cfg = load_config(ROOT / "configs" / "demo.yaml", overrides)
     runs_dir = RUNS if not args.explore else RUNS.with_name(f"continual-explore{args.explore:g}")
+    runs_dir = RUNS.with_name(args.out) if args.out else runs_dir
+    name = args.out or ("continual" if not args.explore else "continual_explore")
     first = runs_dir / "r1"
     if args.explore and not first.exists() and (RUNS / "r1" / "report.json").is_file():
         import shutil
@@ -212,8 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     info = read_json(first / "manifest.json")["stages"]["data"]
     res = {"rows": rows, "setting": "Depth-1 arithmetic, numbers up to 60 (configs/demo.yaml, 3-shot CoT, "
            f"{info['n_eval']} held-out inputs)", "first": args.first, "per_round": args.per_round,
-           "overrides": overrides, **({"explore": args.explore, "script": "continual"} if args.explore else {})}
-    write_result("continual" if not args.explore else "continual_explore", res, render(res))
+           "overrides": overrides, **({"explore": args.explore} if args.explore else {}),
+           **({"script": "continual"} if name != "continual" else {})}
+    write_result(name, res, render(res))
     print(render(res))
     return 0
 
