@@ -28,6 +28,18 @@ def write_result(name: str, data: dict, markdown: str, figure: str = "", results
         _write_result(name, data, markdown, figure, d, RESULTS.parent.parent, command)
 
 
+def experiment_rows(name: str) -> list[dict]:
+    """The rows of a committed experiment result (``s2distill experiment``): each row's values, with its label,
+    run and system (``role``), as a flat dict; [] when the result is not there."""
+    import json
+
+    p = RESULTS / f"{name}.json"
+    if not p.is_file():
+        return []
+    return [{**r["values"], "label": r["label"], "run": r["run"], "role": r["role"]}
+            for r in json.loads(p.read_text())["rows"]]
+
+
 def write_html(name: str, md: str, figure: str = "", results: Path | None = None) -> Path:
     return _write_html(name, md, figure, results or RESULTS)
 

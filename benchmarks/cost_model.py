@@ -13,9 +13,8 @@ is the paper's (Yu et al. 2024, Table 6) as written in configs/gsm8k_paper.yaml.
 from __future__ import annotations
 
 import argparse
-import json
 
-from common import RESULTS, Table, write_result  # noqa: E402
+from common import Table, experiment_rows, write_result  # noqa: E402
 
 
 def main() -> None:
@@ -29,11 +28,10 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=8, help="maj@k samples at eval")
     args = ap.parse_args()
 
-    rows = json.loads((RESULTS / "distill_arithmetic.json").read_text())["rows"]
-    g = {r["system"]: r for r in rows if r["task"] == "gsm8k"}
-    cot = args.cot_tokens or g["cot"]["mean_generated_tokens"]
-    s1 = g["system1"]["mean_generated_tokens"]
-    dist = g["distilled"]["mean_generated_tokens"]
+    g = {r["role"]: r for r in experiment_rows("distill_arithmetic") if r["task"] == "gsm8k"}
+    cot = args.cot_tokens or g["system2"]["tokens"]
+    s1 = g["system1"]["tokens"]
+    dist = g["distilled"]["tokens"]
     gen = args.train * args.samples * cot
     ev = args.test * (s1 + cot + args.k * cot + dist)
     total = gen + ev

@@ -5,7 +5,7 @@ and the ship/keep verdict vs what the labels say, on the committed settings.
                                     [--render] [key=value ...]
 
 Each setting is a normal pipeline run (the configs of benchmarks/experiments/distill_arithmetic.yaml and
-benchmarks/rar.py, with System 2 maj@k evaluated, which the label-free numbers vote with) in
+benchmarks/experiments/rar.yaml, with System 2 maj@k evaluated, which the label-free numbers vote with) in
 runs/label_free/<setting>; finished stages are reused, so the script can be stopped and
 restarted, and run one setting at a time. Finished settings are kept in
 benchmarks/results/label_free.partial.json (git-ignored); benchmarks/results/label_free.{json,md}

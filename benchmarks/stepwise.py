@@ -104,14 +104,15 @@ def main() -> None:
 
 
 def cited_base(path: Path, setting: str, depth) -> list[dict]:
+    """System 1 and CoT rows of a committed experiment result (distill_arithmetic.json) at ``depth``."""
     import json
 
     rows = json.loads(path.read_text())["rows"]
-    name = {"system1": "System 1", "cot": "CoT"}
-    return [{"setting": setting, "depth": depth, "row": name[r["system"]], "n": r["n"], "accuracy": r["accuracy"],
-             "ci95": r["ci95"], "mean_generated_tokens": r["mean_generated_tokens"], "optimizer_steps": 0,
-             "cited_from": path.name}
-            for r in rows if r.get("task") == "arithmetic" and r.get("depth") == depth and r["system"] in name]
+    name = {"system1": "System 1", "system2": "CoT"}
+    return [{"setting": setting, "depth": depth, "row": name[r["role"]], "n": v["n"], "accuracy": v["accuracy"],
+             "ci95": v["ci95"], "mean_generated_tokens": v["tokens"], "optimizer_steps": 0, "cited_from": path.name}
+            for r in rows if (v := r["values"]).get("task") == "arithmetic" and v.get("depth") == depth
+            and r["role"] in name]
 
 
 def portable_rel(p: Path) -> str:

@@ -13,7 +13,7 @@ first); each finished setting goes to benchmarks/results/teacher_student.partial
 and the result files are rewritten from what has finished, so a run cut short still reports.
 
 The same-model cell (the student distilling its own System 2) is measured with ``--same-model``
-(the setting's config without the teacher) or comes from the committed results of benchmarks/rar.py,
+(the setting's config without the teacher) or comes from the committed results of benchmarks/experiments/rar.yaml,
 benchmarks/experiments/distill_arithmetic.yaml and bsm.yaml where they ran the same task (their sizes are
 given); otherwise it is marked not run. ``--maj-only`` adds the teacher's maj@k to a finished setting
 (one evaluation on the teacher, nothing else reruns). Settings ending in ``_1.5b`` distil into the
@@ -27,7 +27,7 @@ import os
 import sys
 from pathlib import Path
 
-from common import RESULTS, Table, ci, pct, points_svg, run_or_note, write_result, parse_with_overrides  # noqa: E402
+from common import RESULTS, Table, ci, experiment_rows, pct, points_svg, run_or_note, write_result, parse_with_overrides  # noqa: E402
 
 from s2distill.config import load_config  # noqa: E402
 from s2distill.pipeline import Pipeline  # noqa: E402
@@ -74,33 +74,22 @@ def cell(r: dict | None) -> dict | None:
 
 def same_model(name: str) -> dict | None:
     """The student distilling its own System 2, from a committed result of the same task (or None)."""
-    if name == "ll2":
-        p = RESULTS / "rar.json"
-        if p.is_file():
-            s = json.loads(p.read_text()).get("settings", {}).get("ll2")
-            r = next((x for x in (s or {}).get("rows", []) if x["row"] == "Distill 2-step RaR (filtered)"), None)
-            if r:
-                su = s["setup"]
-                return {**cell(r), "source": f"benchmarks/results/rar.md (ll2: {su['n_train']} unlabeled inputs x "
-                                             f"{su['n']} samples, {su['few_shot']}-shot 2-step RaR on the 0.5B)"}
-    if name == "arith_d2":
-        p = RESULTS / "distill_arithmetic.json"
-        if p.is_file():
-            r = next((x for x in json.loads(p.read_text())["rows"] if x.get("depth") == 2 and x["system"] == "distilled"),
-                     None)
-            if r:
-                return {**cell(r), "source": "benchmarks/results/distill_arithmetic.md (depth 2: 96 unlabeled inputs x "
-                                             "4 samples, 3-shot CoT on the 0.5B)"}
-    if name == "bsm":
-        p = RESULTS / "bsm.json"
-        if p.is_file():
-            r = next((x for x in json.loads(p.read_text())["rows"] if x["row"] == "Distill BSM (swap consistency)"), None)
-            if r:
-                return {"accuracy": r["agreement"], "ci95": r["agreement_ci95"], "n": r["n"],
-                        "mean_generated_tokens": r["tokens_per_verdict"], "inconsistent": r["inconsistent"],
-                        "inconsistent_ci95": r["inconsistent_ci95"],
-                        "source": f"benchmarks/results/bsm.md ({r['n']} eval pairs, 16 unlabeled train pairs, BSM "
-                                  "on the 0.5B)"}
+    def pick(result: str, **want) -> dict | None:
+        return next((r for r in experiment_rows(result) if all(r.get(k) == v for k, v in want.items())), None)
+
+    def as_cell(r: dict, source: str) -> dict:
+        return {"accuracy": r["accuracy"], "ci95": r["ci95"], "mean_generated_tokens": r["tokens"], "n": r["n"],
+                **({"inconsistent": r["inconsistent"], "inconsistent_ci95": r["inconsistent_ci95"]}
+                   if "inconsistent" in r else {}), "source": source}
+
+    if name == "ll2" and (r := pick("rar", run="ll2/rar2", role="distilled")):
+        return as_cell(r, "benchmarks/results/rar.md (ll2: 40 unlabeled inputs x 4 samples, 3-shot 2-step RaR on "
+                          "the 0.5B)")
+    if name == "arith_d2" and (r := pick("distill_arithmetic", depth=2, role="distilled")):
+        return as_cell(r, "benchmarks/results/distill_arithmetic.md (depth 2: 96 unlabeled inputs x 4 samples, "
+                          "3-shot CoT on the 0.5B)")
+    if name == "bsm" and (r := pick("bsm", label="Distill BSM (swap consistency)")):
+        return as_cell(r, f"benchmarks/results/bsm.md ({r['n']} eval pairs, 16 unlabeled train pairs, BSM on the 0.5B)")
     return None
 
 

@@ -159,3 +159,38 @@ def test_the_readme_experiment_file_loads(tmp_path: Path) -> None:
     assert [r.name for r in exp.runs] == ["d1", "d2"] and [c.key for c in exp.table_columns][:2] == ["run", "depth"]
     for r in exp.runs:
         assert load_checked(exp.config, [*exp.overrides, *r.overrides]).task.options["depth"] == r.labels["depth"]
+
+
+GRID = """
+name: sweep
+title: A grid of settings
+config: CONFIG
+overrides: [task.n_train=4, task.n_eval=6, method.n=2, train.enabled=false]
+run_root: ROOT/runs
+results: ROOT/results
+grid:
+  - {name: d1, overrides: [task.options.depth=1], labels: {depth: 1}}
+  - {name: d2, overrides: [task.options.depth=2], labels: {depth: 2}}
+runs:
+  - {name: base, base_only: true, overrides: ["eval.systems=[system1]"]}
+  - {name: full, overrides: ["eval.systems=[system1,system2]"]}
+rows:
+  - {label: System 1, run: base, system: system1}
+  - {label: CoT, run: full, system: system2}
+columns: [{key: depth, path: labels.depth, format: int}, label, n, accuracy]
+"""
+
+
+def test_a_grid_repeats_runs_and_rows_per_setting(tmp_path: Path) -> None:
+    """``grid:`` runs every run per setting (folder <setting>/<run>, the setting's overrides first); ``base_only``
+    evaluates the base model without sampling train inputs; ``--runs d1`` runs one setting's runs."""
+    exp = load_experiment(_spec(tmp_path, GRID))
+    assert [r.name for r in exp.runs] == ["d1/base", "d1/full", "d2/base", "d2/full"]
+    assert exp.runs[2].overrides[0] == "task.options.depth=2" and exp.runs[2].run_name == "d2-base"
+    res, _ = run_experiment(exp, only=["d1"], backend_factory=factory(arithmetic_oracle()), log=lambda s: None)
+    assert [(r["values"]["depth"], r["label"]) for r in res["rows"]] == [(1, "System 1"), (1, "CoT")]
+    assert not (tmp_path / "runs" / "d1" / "base" / "traces").exists()  # base only: no System 2 on train inputs
+    assert (tmp_path / "runs" / "d1" / "full" / "traces" / "train.jsonl").is_file()
+    res, _ = run_experiment(exp, only=["d2/full"], backend_factory=factory(arithmetic_oracle(depth=2)), log=lambda s: None)
+    assert [(r["values"]["depth"], r["label"]) for r in res["rows"]] == [(1, "System 1"), (1, "CoT"), (2, "CoT")]
+    assert "- d1/base: evaluation only (6 held-out inputs)" in (tmp_path / "results" / "sweep.md").read_text()

@@ -44,6 +44,7 @@ FORMATS: dict[str, Callable] = {
     "gib": lambda v: "-" if v is None else f"{v / 2**30:.2f}",
     "acc_ci_n": lambda v: f"{pct(v['accuracy'])} ({ci(v['ci95'])}), n={v['n']}" if v else "-",
     "rate_ci": lambda v: f"{pct(v['rate'])} ({ci(v['ci95'])})" if v else "-",
+    "wordings": lambda v: " / ".join(pct(a) for a in v["accuracy_per_wording"]) + f" ({pct(v['spread'])})" if v else "-",
 }
 
 
@@ -85,7 +86,8 @@ class RunSpec:
     overrides: tuple[str, ...] = ()
     labels: dict = field(default_factory=dict)  # values for the table (``labels.X``), e.g. {depth: 1}
     cache_from: str = ""  # start with this run's sample cache (identical requests are answered from it)
-    run_name: str = ""  # the config's ``name`` (default: <experiment>-<run>)
+    run_name: str = ""  # the config's ``name`` (default: <experiment>-<run>, in a grid <setting>-<run>)
+    base_only: bool = False  # the base model's evaluations only: no sampling of train inputs, no training
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ class Experiment:
     notes: tuple[str, ...] = ()
     run_lines: bool = True  # a line per run under the table: inputs, curation, training
     plot: dict = field(default_factory=dict)  # {x, y, ci, y_label}: column keys of the accuracy-vs-tokens plot
+    grid: tuple[dict, ...] = ()  # settings: every run and row is repeated per setting (see :func:`_expand`)
 
     def __post_init__(self):
         names = [r.name for r in self.runs]
@@ -141,11 +144,35 @@ def _column(c) -> Column:
     return Column(**{**c, "roles": tuple(c.get("roles", ()))})
 
 
+GRID_KEYS = ("name", "labels", "overrides", "config")
+
+
+def _expand(data: dict, where: str) -> dict:
+    """A grid of settings: each run becomes ``<setting>/<run>`` (its folder run_root/<setting>/<run>, its config's
+    name ``<setting>-<run>``) with the setting's overrides first and the label ``setting``; each row is repeated
+    per setting. A setting: ``{name, labels, overrides, config}``."""
+    grid, out_runs, out_rows = data.get("grid") or [], [], []
+    for g in grid:
+        check_keys(g, GRID_KEYS, lambda k: f"{where}: unknown grid key '{k}'")
+        if not g.get("name"):
+            raise ConfigError(f"{where}: a grid setting needs a name")
+        for r in data["runs"]:
+            out_runs.append({**r, "name": f"{g['name']}/{r['name']}",
+                             "run_name": r.get("run_name") or f"{g['name']}-{r['name']}",
+                             "config": r.get("config") or g.get("config", ""),
+                             "overrides": [*g.get("overrides", ()), *r.get("overrides", ())],
+                             "labels": {"setting": g["name"], **(g.get("labels") or {}), **(r.get("labels") or {})},
+                             **({"cache_from": f"{g['name']}/{r['cache_from']}"} if r.get("cache_from") else {})})
+        out_rows += [{**row, "run": f"{g['name']}/{row['run']}"} for row in data.get("rows", ())]
+    return {**data, "runs": out_runs, "rows": out_rows, "grid": tuple(grid)} if grid else data
+
+
 def _parse(data: dict, where: str) -> Experiment:
     known = [f.name for f in fields(Experiment)]
     check_keys(data, known, lambda k: f"{where}: unknown experiment key '{k}'")
     if not data.get("name") or not data.get("title") or not data.get("runs"):
         raise ConfigError(f"{where}: an experiment needs name, title and runs; fix: see `s2distill experiment --help`")
+    data = _expand(data, where)
     runs = []
     for r in data["runs"]:
         check_keys(r, [f.name for f in fields(RunSpec)], lambda k: f"{where}: unknown run key '{k}'")
@@ -220,6 +247,7 @@ def _one_run(exp: Experiment, spec: RunSpec, root: Path, overrides: Sequence[str
     from .config import load_config
     from .pipeline import Pipeline
     from .report import build_report
+    from .systems import BASE
 
     ov = [_subst(o, exp.vars) for o in (*exp.overrides, *spec.overrides, *overrides)]
     cfg = load_config(_subst(spec.config or exp.config, exp.vars), [f"name={spec.run_name or f'{exp.name}-{spec.name}'}", *ov])
@@ -231,7 +259,7 @@ def _one_run(exp: Experiment, spec: RunSpec, root: Path, overrides: Sequence[str
             shutil.copyfile(src, dst)
     note = None
     try:
-        report = p.run()
+        report = p.evaluate_base(tuple(x for x in cfg.eval.systems if x in BASE)) if spec.base_only else p.run()
     except ConfigError as e:  # e.g. curation kept nothing: the rows of the stages that ran still stand
         note, report = f"{spec.name}: not trained ({e})", build_report(p.rd, p.cfg, p.task)
     labels = {"run": spec.name, **spec.labels}
@@ -261,10 +289,13 @@ def run_experiment(exp: Experiment, only: Sequence[str] = (), overrides: Sequenc
     partial = out / f"{exp.name}.partial.json"
     done = json.loads(partial.read_text()) if partial.is_file() else {}
     names = [r.name for r in exp.runs]
-    if bad := [n for n in only if n not in names]:
+    def picked(name: str) -> bool:  # a run's name, or a grid setting's (all its runs)
+        return any(name == x or name.startswith(x + "/") for x in only)
+
+    if bad := [x for x in only if not any(n == x or n.startswith(x + "/") for n in names)]:
         raise ConfigError(f"--runs {bad[0]}: not a run of {exp.name}{did_you_mean(bad[0], names)} (runs: {names})")
     for spec in exp.runs if not render_only else ():
-        if only and spec.name not in only:
+        if only and not picked(spec.name):
             continue
         done[spec.name], cfg = _one_run(exp, spec, root, overrides, log, backend_factory)
         done[spec.name]["setup"] = _setup(exp, cfg)
@@ -281,8 +312,8 @@ def result_of(exp: Experiment, done: dict, overrides: list[str]) -> dict:
     """The result JSON: the spec, each finished run's info and the table's rows (values, not strings)."""
     picks = exp.rows or [RowSpec(f"{n}: {s['system']}", n, role) for n, d in done.items() for role, s in d["systems"].items()]
     rows = []
-    for p in picks:
-        s = (done.get(p.run) or {}).get("systems", {}).get(p.system)
+    for p in (p for p in picks if p.run in done):  # a run not finished yet has no rows
+        s = done[p.run]["systems"].get(p.system)
         vals = dict(s["values"]) if s else {c.key: None for c in exp.table_columns}
         for c in exp.table_columns:  # the row's own label, and a run's labels on a row it did not run
             if c.path == "label":
@@ -302,6 +333,8 @@ def _spec_json(exp: Experiment) -> dict:
 
 
 def _run_line(name: str, info: dict) -> str:
+    if info.get("kept") is None and info.get("train_steps") is None:  # the base model's evaluations only
+        return f"- {name}: evaluation only" + (f" ({info['n_eval']} held-out inputs)" if info.get("n_eval") else "")
     parts = [f"{info['n_train']} unlabeled inputs"]
     if info.get("kept") is not None:
         q = f" ({info['targets_correct']}/{info['targets_checked']} targets correct, checked afterwards)" \
