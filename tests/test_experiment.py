@@ -194,3 +194,19 @@ def test_a_grid_repeats_runs_and_rows_per_setting(tmp_path: Path) -> None:
     res, _ = run_experiment(exp, only=["d2/full"], backend_factory=factory(arithmetic_oracle(depth=2)), log=lambda s: None)
     assert [(r["values"]["depth"], r["label"]) for r in res["rows"]] == [(1, "System 1"), (1, "CoT"), (2, "CoT")]
     assert "- d1/base: evaluation only (6 held-out inputs)" in (tmp_path / "results" / "sweep.md").read_text()
+
+
+def test_a_config_beside_the_spec_and_another_systems_value(tmp_path: Path) -> None:
+    """``config: base.yaml`` is found beside the spec from any working directory; ``system.system2.accuracy`` puts
+    System 2's accuracy on the System 1 row."""
+    text = SPEC.replace(str("CONFIG"), "base.yaml").replace("  - {key: task, header: task name, path: report.task}\n",
+                                                            "  - {key: s2, path: system.system2.accuracy, format: pct}\n")
+    spec = _spec(tmp_path, text)
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        res, _ = run_experiment(load_experiment(spec), backend_factory=factory(arithmetic_oracle()), log=lambda s: None)
+    finally:
+        os.chdir(cwd)
+    direct, cot, _ = (r["values"] for r in res["rows"])
+    assert direct["s2"] == cot["accuracy"] > 0.5

@@ -17,8 +17,10 @@ be stopped and started again; finished runs are kept in ``RESULTS/<name>.partial
 row per system of every run, or the rows ``rows:`` picks (``{label, run, system}``); a column is a built-in
 name (:data:`BUILTIN`) or ``{key, header, path, format, roles}``, where ``path`` reads the report row
 (``row.accuracy``), the run's report (``report.curation.kept``; ``{role}`` is the row's system), the run's
-labels (``labels.depth``) or the row's label (``label``). The JSON keeps every value the table shows and the
-spec itself, so the markdown is rendered again from the JSON alone (:func:`render`).
+labels (``labels.depth``), another system's row of the same run (``system.system2.accuracy``) or the row's
+label (``label``). Paths in the spec are relative to the working directory (a run's config is also looked for
+beside the spec file). The JSON keeps every value the table shows and the spec itself, so the markdown is
+rendered again from the JSON alone (:func:`render`). ``grid:`` repeats every run and row per setting.
 """
 from __future__ import annotations
 
@@ -61,9 +63,9 @@ class Column:
             raise ConfigError(f"column '{self.key}': format '{self.format}' is not one of {', '.join(FORMATS)}"
                               f"{did_you_mean(self.format, list(FORMATS))}")
         root = (self.path or "row").split(".")[0]
-        if root not in ("row", "report", "labels", "label"):
-            raise ConfigError(f"column '{self.key}': path '{self.path}' must start with row., report., labels. or "
-                              "be 'label'")
+        if root not in ("row", "report", "labels", "label", "system"):
+            raise ConfigError(f"column '{self.key}': path '{self.path}' must start with row., report., labels., "
+                              "system.<name>. or be 'label'")
 
 
 BUILTIN = {c.key: c for c in (
@@ -115,6 +117,7 @@ class Experiment:
     run_lines: bool = True  # a line per run under the table: inputs, curation, training
     plot: dict = field(default_factory=dict)  # {x, y, ci, y_label}: column keys of the accuracy-vs-tokens plot
     grid: tuple[dict, ...] = ()  # settings: every run and row is repeated per setting (see :func:`_expand`)
+    source: str = ""  # the spec file (a config path not found from the working directory is tried beside it)
 
     def __post_init__(self):
         names = [r.name for r in self.runs]
@@ -202,7 +205,7 @@ def load_experiment(path: str | Path, var: Sequence[str] = ()) -> Experiment:
             raise ConfigError(f"--var {v}: write it as key=value")
         k, _, val = v.partition("=")
         data["vars"] = {**(data.get("vars") or {}), k: val}
-    return _parse(data, str(p))
+    return _parse({**data, "source": str(p)}, str(p))
 
 
 def _subst(text: str, vars_: dict) -> str:
@@ -227,7 +230,8 @@ def run_values(exp: Experiment, report: dict, labels: dict) -> dict:
     """Every column's value for each system of one run's report: {role: {"system", "values"}}."""
     out = {}
     for r in report.get("rows", []):
-        ctx = {"row": r, "report": report, "labels": labels, "role": r["role"], "label": r["system"]}
+        ctx = {"row": r, "report": report, "labels": labels, "role": r["role"], "label": r["system"],
+               "system": {x["role"]: x for x in report.get("rows", [])}}
         out[r["role"]] = {"system": r["system"], "values": {
             c.key: _read(c.path or f"row.{c.key}", ctx) if not c.roles or r["role"] in c.roles else None
             for c in exp.table_columns}}
@@ -250,7 +254,10 @@ def _one_run(exp: Experiment, spec: RunSpec, root: Path, overrides: Sequence[str
     from .systems import BASE
 
     ov = [_subst(o, exp.vars) for o in (*exp.overrides, *spec.overrides, *overrides)]
-    cfg = load_config(_subst(spec.config or exp.config, exp.vars), [f"name={spec.run_name or f'{exp.name}-{spec.name}'}", *ov])
+    path = Path(_subst(spec.config or exp.config, exp.vars))
+    if not path.is_absolute() and not path.exists() and exp.source and (Path(exp.source).parent / path).exists():
+        path = Path(exp.source).parent / path  # a config beside the spec file
+    cfg = load_config(path, [f"name={spec.run_name or f'{exp.name}-{spec.name}'}", *ov])
     p = Pipeline(cfg, run_dir=root / spec.name, log=log, **({"backend_factory": factory} if factory else {}))
     if spec.cache_from:
         src, dst = root / spec.cache_from / "cache" / "samples.jsonl", p.rd / "cache" / "samples.jsonl"
