@@ -31,6 +31,11 @@ def _cmd_experiment(args) -> int:
     from .experiment import load_experiment, render, run_experiment
 
     exp = load_experiment(args.spec, args.var)
+    if args.list:
+        from .experiment import plan
+
+        print(plan(exp, args.overrides, args.results))
+        return 0
     res, out = run_experiment(exp, only=args.runs or (), overrides=args.overrides, render_only=args.render,
                               results=args.results)
     print(render(res))
@@ -283,6 +288,8 @@ def _add_run_commands(sub: Any) -> None:
     sp.add_argument("--render", action="store_true", help="run nothing: write the result from the finished runs")
     sp.add_argument("--results", metavar="DIR", help="where NAME.json/.md/.html go (default: the spec's results:)")
     sp.add_argument("--var", action="append", default=[], metavar="K=V", help="a value for ${K} in the overrides")
+    sp.add_argument("--list", action="store_true", help="print the runs (folder, config, overrides, finished or not) "
+                                                        "and run nothing")
     sp.set_defaults(fn=_cmd_experiment)
     sp = sub.add_parser("validate", help="check a config and the task's data files without running it (no engine "
                                          "starts): errors are the ones `s2distill run` would stop with")

@@ -37,7 +37,7 @@ from .errors import ConfigError
 from .keys import check_keys, did_you_mean
 from .tables import Table, ci, num, pct
 
-__all__ = ["BUILTIN", "Column", "Experiment", "RowSpec", "RunSpec", "figure", "load_experiment", "render",
+__all__ = ["BUILTIN", "Column", "Experiment", "RowSpec", "RunSpec", "figure", "load_experiment", "plan", "render",
            "result_of", "run_experiment"]
 
 FORMATS: dict[str, Callable] = {
@@ -282,6 +282,20 @@ def _setup(exp: Experiment, cfg) -> dict:
             obj = obj.get(part) if isinstance(obj, dict) else getattr(obj, part, None)
         out[k] = obj
     return out
+
+
+def plan(exp: Experiment, overrides: Sequence[str] = (), results: str | Path | None = None) -> str:
+    """What ``s2distill experiment`` would run: each run's folder, config and overrides, and whether it finished."""
+    root = Path(exp.run_root or Path("runs") / "experiments" / exp.name)
+    partial = Path(results or exp.results or root) / f"{exp.name}.partial.json"
+    done = json.loads(partial.read_text()) if partial.is_file() else {}
+    lines = [f"{exp.name}: {len(exp.runs)} runs, results in {partial.parent}"]
+    for r in exp.runs:
+        ov = " ".join(_subst(o, exp.vars) for o in (*exp.overrides, *r.overrides, *overrides))
+        state = "finished" if r.name in done else "to run"
+        lines.append(f"  {r.name} [{state}{', base only' if r.base_only else ''}] {root / r.name}: "
+                     f"{_subst(r.config or exp.config, exp.vars)} {ov}".rstrip())
+    return "\n".join(lines)
 
 
 def run_experiment(exp: Experiment, only: Sequence[str] = (), overrides: Sequence[str] = (), render_only: bool = False,
