@@ -214,3 +214,19 @@ def test_a_config_beside_the_spec_and_another_systems_value(tmp_path: Path) -> N
         os.chdir(cwd)
     direct, cot, _ = (r["values"] for r in res["rows"])
     assert direct["s2"] == cot["accuracy"] > 0.5
+
+
+def test_computed_columns(tmp_path: Path) -> None:
+    """``expr`` columns compute from the row's other columns (None when one is missing); anything beyond keys,
+    numbers, strings, arithmetic, comparisons, x if c else y and abs/min/max/round is refused."""
+    text = SPEC.replace("  - {key: task, header: task name, path: report.task}\n",
+                        "  - {key: s2, path: system.system2.accuracy, format: pct}\n"
+                        "  - {key: gap, expr: \"abs(s2 - accuracy)\", format: pct}\n"
+                        "  - {key: call, expr: \"'ship' if accuracy >= 0.9 * s2 else 'keep'\"}\n")
+    res, _ = run_experiment(load_experiment(_spec(tmp_path, text)), backend_factory=factory(arithmetic_oracle()),
+                            log=lambda s: None)
+    direct, cot, _ = (r["values"] for r in res["rows"])
+    assert direct["gap"] == cot["accuracy"] and direct["call"] == "keep" and cot["call"] == "ship"
+    for bad, why in (("__import__('os')", "Call"), ("accuracy.real", "Attribute"), ("accuracy[0]", "Subscript")):
+        with pytest.raises(ConfigError, match=f"uses {why}"):
+            load_experiment(_spec(tmp_path, text.replace("abs(s2 - accuracy)", bad.replace("'", "'"))))

@@ -24,6 +24,7 @@ rendered again from the JSON alone (:func:`render`). ``grid:`` repeats every run
 """
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
@@ -57,15 +58,48 @@ class Column:
     path: str = ""  # where the value is read: row.X, report.X, labels.X, label (default: row.<key>)
     format: str = "str"  # one of FORMATS
     roles: tuple[str, ...] = ()  # only on these systems' rows (e.g. curation counts on the distilled model's)
+    expr: str = ""  # a value computed from the row's other columns, e.g. "abs(estimate - accuracy)" (see _eval)
 
     def __post_init__(self):
         if self.format not in FORMATS:
             raise ConfigError(f"column '{self.key}': format '{self.format}' is not one of {', '.join(FORMATS)}"
                               f"{did_you_mean(self.format, list(FORMATS))}")
+        if self.expr:
+            _check_expr(self.expr, self.key)
         root = (self.path or "row").split(".")[0]
         if root not in ("row", "report", "labels", "label", "system"):
             raise ConfigError(f"column '{self.key}': path '{self.path}' must start with row., report., labels., "
                               "system.<name>. or be 'label'")
+
+
+_EXPR_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Compare, ast.BoolOp, ast.IfExp, ast.Constant, ast.Name,
+               ast.Load, ast.Call, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.USub, ast.Gt, ast.GtE, ast.Lt, ast.LtE,
+               ast.Eq, ast.NotEq, ast.And, ast.Or, ast.Not)
+_EXPR_FUNCS = {"abs": abs, "min": min, "max": max, "round": round}
+
+
+def _check_expr(expr: str, key: str) -> ast.Expression:
+    """An expression of the row's column keys, numbers, strings, arithmetic, comparisons, ``x if c else y`` and
+    abs/min/max/round: nothing else parses (no attribute, no subscript, no other call)."""
+    try:
+        tree = ast.parse(expr, mode="eval")
+    except SyntaxError as e:
+        raise ConfigError(f"column '{key}': expr '{expr}' does not parse ({e.msg})") from None
+    for node in ast.walk(tree):
+        if not isinstance(node, _EXPR_NODES) or isinstance(node, ast.Call) and not (
+                isinstance(node.func, ast.Name) and node.func.id in _EXPR_FUNCS):
+            raise ConfigError(f"column '{key}': expr '{expr}' uses {type(node).__name__}; fix: column keys, numbers, "
+                              f"+ - * /, comparisons, x if c else y and {', '.join(_EXPR_FUNCS)} only")
+    return tree
+
+
+def _eval(expr: str, key: str, values: dict):
+    """``expr`` over ``values`` (a row's columns); None when a value it names is None or missing."""
+    tree = _check_expr(expr, key)
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - set(_EXPR_FUNCS)
+    if any(values.get(n) is None for n in names):
+        return None
+    return eval(compile(tree, key, "eval"), {"__builtins__": {}, **_EXPR_FUNCS}, dict(values))  # noqa: S307 - checked
 
 
 BUILTIN = {c.key: c for c in (
@@ -232,9 +266,12 @@ def run_values(exp: Experiment, report: dict, labels: dict) -> dict:
     for r in report.get("rows", []):
         ctx = {"row": r, "report": report, "labels": labels, "role": r["role"], "label": r["system"],
                "system": {x["role"]: x for x in report.get("rows", [])}}
-        out[r["role"]] = {"system": r["system"], "values": {
-            c.key: _read(c.path or f"row.{c.key}", ctx) if not c.roles or r["role"] in c.roles else None
-            for c in exp.table_columns}}
+        vals = {c.key: _read(c.path or f"row.{c.key}", ctx) if not c.roles or r["role"] in c.roles else None
+                for c in exp.table_columns if not c.expr}
+        for c in exp.table_columns:  # computed columns, in order (one may use an earlier one)
+            if c.expr:
+                vals[c.key] = _eval(c.expr, c.key, vals) if not c.roles or r["role"] in c.roles else None
+        out[r["role"]] = {"system": r["system"], "values": {c.key: vals[c.key] for c in exp.table_columns}}
     return out
 
 
