@@ -347,6 +347,7 @@ def run_experiment(exp: Experiment, only: Sequence[str] = (), overrides: Sequenc
     partial = out / f"{exp.name}.partial.json"
     done = json.loads(partial.read_text()) if partial.is_file() else {}
     names = [r.name for r in exp.runs]
+
     def picked(name: str) -> bool:  # a run's name, or a grid setting's (all its runs)
         return any(name == x or name.startswith(x + "/") for x in only)
 
@@ -401,7 +402,7 @@ def _run_line(name: str, info: dict) -> str:
     if info.get("train_steps") is not None:
         rss = info.get("peak_rss_bytes")
         parts.append(f"{info['train_steps']} LoRA steps" + (f", peak RSS {rss / 2**30:.2f} GiB" if rss else ""))
-    wall = sum((info.get("stages_wall_s") or {}).values())
+    wall = sum(v for v in (info.get("stages_wall_s") or {}).values() if v)
     if wall:
         parts.append(f"stages {wall / 60:.1f} min")
     return f"- {name}: " + "; ".join(parts)
