@@ -114,8 +114,11 @@ def write_result(name: str, data: dict, markdown: str, figure: str, results: Pat
                  command: str | None = None) -> dict:
     """Write ``results/NAME.json``, ``NAME.md`` (``markdown`` + :func:`footer`) and ``NAME.html``; returns the
     JSON written. ``command``: the command line recorded (default: this process's)."""
-    data = {**portable(data, root),
-            "command": command or " ".join([Path(sys.executable).name, *portable(sys.argv, root)]),
+    if command is None:  # `s2distill ...` (also as python -m s2distill.cli), else python and the script
+        argv = portable(sys.argv, root)
+        command = " ".join(["s2distill", *argv[1:]] if argv[0].endswith(("s2distill", "s2distill/cli.py"))
+                           else [Path(sys.executable).name, *argv])
+    data = {**portable(data, root), "command": command,
             "machine": machine(), "git": git_rev(), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     results = Path(results)
     results.mkdir(parents=True, exist_ok=True)
