@@ -104,6 +104,7 @@ def test_the_cli_runs_an_experiment(tmp_path: Path) -> None:
                        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert p.returncode == 0, p.stderr
     assert "| direct | 1 | 8 | 0.0 |" in p.stdout and (tmp_path / "results" / "depth.md").is_file()
+    assert json.loads((tmp_path / "results" / "depth.json").read_text())["command"].startswith("s2distill experiment ")
     p = subprocess.run([sys.executable, "-m", "s2distill.cli", "experiment", str(tmp_path / "depth.yaml"), "--list"],
                        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert p.returncode == 0 and "d1 [finished]" in p.stdout and "d1_again [finished]" in p.stdout
