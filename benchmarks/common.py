@@ -57,13 +57,10 @@ def points_svg(rows: list[dict], label, role, y_key: str = "accuracy", ci_key: s
 
 
 def share_cache(src, dst) -> None:
-    """Start pipeline ``dst`` with ``src``'s samples: identical requests are answered from the cache."""
-    import shutil
+    """Start pipeline ``dst`` with ``src``'s samples (``s2distill.experiment.share_cache``)."""
+    from s2distill.experiment import share_cache as copy_cache
 
-    s, d = src.rd / "cache" / "samples.jsonl", dst.rd / "cache" / "samples.jsonl"
-    if s.exists() and not d.exists():
-        d.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(s, d)
+    copy_cache(src.rd.path, dst.rd.path)
 
 
 def cot_requests(n: int, max_tokens: int, seed_base: int) -> list:

@@ -30,7 +30,7 @@ from .checks import load_checked
 from .errors import ConfigError, DataError
 from .tasks.base import FileInputs
 from .tasks.common import JsonlWording, jsonl_objects
-from .systems import BASE, TABLE, TEACHER_S1
+from .systems import BASE, ON_TRAINED, TABLE, TEACHER_S1
 from .types import Example, stable_hash
 
 EXAMPLE_LINE = '{"id": "q1", "question": "Tom has 3 apples ... How many apples does Tom have now?", "gold": "5"}'
@@ -139,8 +139,8 @@ def _run_stages(pipe, run, data: Path, content: str, exs: list, seen: list, trai
     # the run's own evaluation stages on the file; the distilled model's includes the run's train fingerprint
     pipe.fp["train"] = train.get("fingerprint", "")
     stages = [st for s in BASE if s in pipe.cfg.eval.systems for st in pipe.eval_stages(s)]
-    stages += [st for s in TABLE if s.weights == "distilled" and s.name in pipe.cfg.eval.systems
-               for st in pipe.eval_stages(s.name, run.path / "model", upstream="train")]
+    stages += [st for s in ON_TRAINED if s in pipe.cfg.eval.systems
+               for st in pipe.eval_stages(s, run.path / "model", upstream="train")]
     for stage in stages:
         pipe.execute(stage)
     return build_report(pipe.rd, pipe.cfg, pipe.task)

@@ -167,6 +167,11 @@ class Experiment:
                 raise ConfigError(f"row '{row.label}': run '{row.run}' is not one of {names}{did_you_mean(row.run, names)}")
 
     @property
+    def root(self) -> Path:
+        """Where the runs' folders go."""
+        return Path(self.run_root or Path("runs") / "experiments" / self.name)
+
+    @property
     def table_columns(self) -> tuple[Column, ...]:
         return self.columns or tuple(BUILTIN[k] for k in ("run", "system", "n", "accuracy", "ci95", "tokens"))
 
@@ -297,10 +302,7 @@ def _one_run(exp: Experiment, spec: RunSpec, root: Path, overrides: Sequence[str
     cfg = load_config(path, [f"name={spec.run_name or f'{exp.name}-{spec.name}'}", *ov])
     p = Pipeline(cfg, run_dir=root / spec.name, log=log, **({"backend_factory": factory} if factory else {}))
     if spec.cache_from:
-        src, dst = root / spec.cache_from / "cache" / "samples.jsonl", p.rd / "cache" / "samples.jsonl"
-        if src.exists() and not dst.exists():
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, dst)
+        share_cache(root / spec.cache_from, p.rd.path)
     note = None
     try:
         report = p.evaluate_base(tuple(x for x in cfg.eval.systems if x in BASE)) if spec.base_only else p.run()
@@ -309,6 +311,15 @@ def _one_run(exp: Experiment, spec: RunSpec, root: Path, overrides: Sequence[str
     labels = {"run": spec.name, **spec.labels}
     return {"overrides": ov, "config": spec.config or exp.config, "labels": labels, "note": note,
             "info": run_info(cfg, report), "systems": run_values(exp, report, labels)}, cfg
+
+
+def share_cache(src_run: Path, dst_run: Path) -> None:
+    """Start run folder ``dst_run`` with ``src_run``'s samples (identical requests are answered from the cache);
+    a run that has its own cache keeps it."""
+    src, dst = Path(src_run) / "cache" / "samples.jsonl", Path(dst_run) / "cache" / "samples.jsonl"
+    if src.exists() and not dst.exists():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)
 
 
 def _setup(exp: Experiment, cfg) -> dict:
@@ -323,7 +334,7 @@ def _setup(exp: Experiment, cfg) -> dict:
 
 def plan(exp: Experiment, overrides: Sequence[str] = (), results: str | Path | None = None) -> str:
     """What ``s2distill experiment`` would run: each run's folder, config and overrides, and whether it finished."""
-    root = Path(exp.run_root or Path("runs") / "experiments" / exp.name)
+    root = exp.root
     partial = Path(results or exp.results or root) / f"{exp.name}.partial.json"
     done = json.loads(partial.read_text()) if partial.is_file() else {}
     lines = [f"{exp.name}: {len(exp.runs)} runs, results in {partial.parent}"]
@@ -342,16 +353,19 @@ def run_experiment(exp: Experiment, only: Sequence[str] = (), overrides: Sequenc
     ``Pipeline`` (default: the engines the configs name)."""
     from .results import write_result
 
-    root = Path(exp.run_root or Path("runs") / "experiments" / exp.name)
+    root = exp.root
     out = Path(results or exp.results or root)
     partial = out / f"{exp.name}.partial.json"
     done = json.loads(partial.read_text()) if partial.is_file() else {}
     names = [r.name for r in exp.runs]
 
-    def picked(name: str) -> bool:  # a run's name, or a grid setting's (all its runs)
-        return any(name == x or name.startswith(x + "/") for x in only)
+    def picks(x: str, name: str) -> bool:  # a run's name, or a grid setting's (all its runs)
+        return name == x or name.startswith(x + "/")
 
-    if bad := [x for x in only if not any(n == x or n.startswith(x + "/") for n in names)]:
+    def picked(name: str) -> bool:
+        return any(picks(x, name) for x in only)
+
+    if bad := [x for x in only if not any(picks(x, n) for n in names)]:
         raise ConfigError(f"--runs {bad[0]}: not a run of {exp.name}{did_you_mean(bad[0], names)} (runs: {names})")
     for spec in exp.runs if not render_only else ():
         if only and not picked(spec.name):

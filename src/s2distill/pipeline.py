@@ -35,7 +35,7 @@ from .tasks.base import SourceFingerprint
 from .teacher import eval_order, eval_weights, system2_weights
 from .systems import BASE as BASE_SYSTEMS
 from .systems import MAJ
-from .systems import TABLE as SYSTEM_TABLE
+from .systems import ON_TRAINED
 from .systems import get as get_system
 from .stages import STEPS, Stage
 from .types import Example, Trace
@@ -379,7 +379,7 @@ def _trains(cfg: RunConfig, until: str | None) -> bool:
 
 def _on_trained(cfg: RunConfig) -> list[str]:
     """The evaluated systems that run on the trained model, in report order."""
-    return [s.name for s in SYSTEM_TABLE if s.weights == "distilled" and s.name in cfg.eval.systems]
+    return [s for s in ON_TRAINED if s in cfg.eval.systems]
 
 
 def _reworded(cfg: RunConfig, system: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["BASE", "BY_NAME", "DEFAULT", "DIRECT", "DISTILLED", "MAJ", "NAMES", "ON_TEACHER", "PALETTE", "S1", "S2", "SYSTEMS",
+__all__ = ["BASE", "BY_NAME", "DEFAULT", "DIRECT", "DISTILLED", "MAJ", "NAMES", "ON_TEACHER", "ON_TRAINED", "PALETTE", "S1", "S2", "SYSTEMS",
            "System", "TABLE", "TEACHER_S1", "eval_order", "get", "label", "reference"]
 
 
@@ -54,6 +54,7 @@ S1, S2, MAJ, TEACHER_S1, DISTILLED = (s.name for s in TABLE[:5])  # the entries 
 NAMES = SYSTEMS = tuple(BY_NAME)
 DEFAULT = tuple(s.name for s in TABLE if s.default)  # eval.systems when not given
 BASE = tuple(s.name for s in TABLE if s.weights == "base")  # the base models' (the run's, the teacher's)
+ON_TRAINED = tuple(s.name for s in TABLE if s.weights == "distilled")  # evaluated after training
 DIRECT = tuple(s.name for s in TABLE if s.direct)  # answer with the direct System 1 prompt
 ON_TEACHER = tuple(s.name for s in TABLE if s.on_teacher)  # on the teacher when there is one
 PALETTE = {s.name: s.color for s in TABLE if s.color}
