@@ -46,6 +46,9 @@ SETTINGS = {  # name: (config, overrides, label)
     # the demo's own task (numbers up to 20) with 320 held-out inputs: arith_d1 missed by 2.9 points on 91
     "arith_d1_n320": ("demo", ["task.options.depth=1", "task.n_eval=320"],
                       "arithmetic, depth 1, 320 held-out inputs (3-shot CoT)"),
+    # two steps of adding and subtracting (no multiplication, which the distilled model of arith_d2 never learnt)
+    "arith_d2_addsub_n320": ("demo", ["task.options.depth=2", "task.options.ops=[add,sub]", "task.n_eval=320"],
+                             "arithmetic, depth 2, add and subtract only, 320 held-out inputs (3-shot CoT)"),
 }
 # the README's own-data files (no gold in them), with a labeled copy written for scoring only: the gold of the
 # held-out inputs is what benchmarks/own_data.py knows (it made the questions); curation never sees a label
