@@ -168,11 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     res = {"rows": [r for n in names for r in done[n]["rows"]], "max_disagreement": done[names[0]]["max_disagreement"],
            "systems": {n: done[n]["rows_report"] for n in names}, "overrides": [*COMMON, *args.overrides]}
-    prev = RESULTS / "cascade.json"
-    notes = json.loads(prev.read_text()).get("notes_added_after_the_run") if prev.is_file() else None
-    if notes:  # hand-written notes about earlier settings stay with the table they describe
-        res["notes_added_after_the_run"] = notes
-    write_result("cascade", res, render(res))
+    write_result("cascade", res, render(res), keep_notes=True)  # notes about earlier settings stay with them
     print(render(res))
     return 0
 

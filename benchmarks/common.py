@@ -20,10 +20,16 @@ def portable(obj):
 
 
 def write_result(name: str, data: dict, markdown: str, figure: str = "", results: Path | None = None,
-                 also: Path | None = None) -> None:
+                 also: Path | None = None, keep_notes: bool = False) -> None:
     """``results/NAME.json``, ``NAME.md`` and ``NAME.html`` (``s2distill.results.write_result``); the same files
-    also into ``also`` when given."""
+    also into ``also`` when given. ``keep_notes``: the committed result's hand-written notes stay (for results that
+    keep the rows of earlier runs, which the notes describe)."""
     command = " ".join([Path(sys.executable).name, *sys.argv])
+    prev = (results or RESULTS) / f"{name}.json"
+    if keep_notes and prev.is_file() and "notes_added_after_the_run" not in data:
+        import json
+        notes = json.loads(prev.read_text()).get("notes_added_after_the_run")
+        data = {**data, **({"notes_added_after_the_run": notes} if notes else {})}
     for d in [results or RESULTS] + ([Path(also)] if also else []):
         _write_result(name, data, markdown, figure, d, RESULTS.parent.parent, command)
 

@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = [r for r in json.loads(prev.read_text())["rows"]
                 if r["run"] not in done and not (ROOT / r["run"] / "report.json").is_file()] + rows
     res = {"rows": rows, "draws": args.draws, "n": args.n}
-    write_result("spotcheck", res, render(res))
+    write_result("spotcheck", res, render(res), keep_notes=True)
     print((RESULTS / "spotcheck.md").read_text())
     return 0
 

@@ -50,6 +50,33 @@ def test_estimate_is_unbiased_where_the_label_free_guess_is_wrong(setting, strat
     assert coverage > 0.88  # the 95% interval holds (normal approximation, ~25 labels)
 
 
+def _draw_design(uniform: float):
+    """A held-out set like the coin-flip run of benchmarks/results/spotcheck.md: on 70 of 120 inputs every system
+    agrees with System 2's unanimous majority (the least informative score), and System 2 is wrong on a third of
+    those; on the other 50 the distilled model disagrees with System 2 and is right on 80% of them."""
+    from s2distill.spotcheck import design_probabilities
+
+    rng = random.Random(3)
+    ids = [f"x{i}" for i in range(120)]
+    agree = set(ids[:70])
+    y = {i: float(rng.random() >= 1 / 3) if i in agree else float(rng.random() < 0.8) for i in ids}
+    f = {i: 1.0 if i in agree else 0.0 for i in ids}
+    pi = design_probabilities({i: 0.1 if i in agree else 1.6 for i in ids}, 20, uniform=uniform)
+    return y, f, pi
+
+
+def test_the_interval_holds_where_the_least_informative_inputs_carry_the_errors() -> None:
+    """Defensive sampling (a share of the labels spread evenly) and the variance floor keep the 95% interval
+    near 95% when System 2 is consistently wrong exactly where everything agrees; purely informative sampling
+    (uniform=0) rarely labels those inputs at all."""
+    y, f, pi = _draw_design(uniform=0.3)
+    ests, coverage = _simulate(y, f, pi, reps=1000, design=pi)
+    assert coverage > 0.9
+    assert abs(sum(ests) / len(ests) - sum(y.values()) / len(y)) < 0.02
+    y, f, pi0 = _draw_design(uniform=0.0)
+    assert sum(pi0[i] for i in list(y)[:70]) < 0.5 * sum(pi[i] for i in list(y)[:70])
+
+
 def test_a_good_guess_makes_the_interval_tighter_than_labels_alone() -> None:
     rng = random.Random(2)
     ids = [f"x{i}" for i in range(400)]

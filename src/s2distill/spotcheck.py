@@ -27,6 +27,9 @@ from .systems import DEFAULT, MAJ, add_fix, reference
 
 SYSTEMS = DEFAULT  # and "cascade", where the run ships one
 PI_FIELD = "s2distill_pi"
+# share of the labels spread evenly over all held-out inputs (defensive sampling): inputs where every system
+# agrees with System 2 are drawn too, so a System 2 that is consistently wrong there is seen by the labels
+UNIFORM_SHARE = 0.3
 
 
 def _records(run: Path, system: str) -> dict:
@@ -70,7 +73,7 @@ def draw(run_dir: str | Path, n: int = 20, seed: int = 0, out: str | Path | None
             reasons.append(f"System 2's votes split ({100 * share:.0f}% for its majority)")
         score[i] = 0.1 + len([r for r in reasons if "disagrees" in r]) + (1 - share)
         why[i] = reasons
-    pi = inclusion(score, n)
+    pi = design_probabilities(score, n)
     rng = random.Random(seed)
     chosen = [i for i in ids if rng.random() < pi[i]]
     path = Path(out) if out else run / "spotcheck" / "to_label.jsonl"
@@ -98,6 +101,14 @@ def inclusion(score: dict[str, float], n: int) -> dict[str, float]:
         if not over:
             return {**{i: 1.0 for i in fixed}, **pi}
         fixed |= over
+
+
+def design_probabilities(score: dict[str, float], n: int, uniform: float = UNIFORM_SHARE) -> dict[str, float]:
+    """Inclusion probabilities of a spot-check of about ``n`` labels: a share ``uniform`` spread evenly, the rest
+    proportional to ``score`` (:func:`inclusion` of the mixture)."""
+    total, size = sum(score.values()), len(score)
+    return inclusion({i: (1 - uniform) * x / total + uniform / size for i, x in score.items()}, n) if total > 0 \
+        else inclusion({i: 1.0 for i in score}, n)
 
 
 def is_spotcheck_file(path: str | Path) -> bool:
@@ -138,8 +149,9 @@ def _stratified(f: dict[str, float], labels: dict[str, tuple[float, float]], des
     the mean correction m_h of y - f (weighted by 1/pi), so the estimate is (sum f + sum_h N_h m_h) / N.
     Given how many of a group were drawn, they are a simple random sample of it, so each m_h is unbiased.
     Variance: sum_h N_h^2 (1 - n_h/N_h) s_h^2 / n_h / N^2, with s_h^2 at least that of a correction of size
-    ``width`` occurring at rate 0.5 / (n_h + 1) (the Jeffreys posterior mean after none in n_h), so a few
-    identical labels never give a zero-width interval."""
+    ``width`` occurring at rate q (q: the Wilson upper bound, one standard error, of the share of the group's
+    labels with a correction, at most 1/2), so a few identical labels never give a zero-width interval and a
+    rare correction the labels barely saw is not taken as absent."""
     n = len(f)
     groups: dict[float, list[str]] = {}
     for i in f:
@@ -160,10 +172,16 @@ def _stratified(f: dict[str, float], labels: dict[str, tuple[float, float]], des
         m = sum(wi * ri for wi, ri in zip(w, r)) / sum(w)
         k = len(lab)
         s2 = sum(wi * (ri - m) ** 2 for wi, ri in zip(w, r)) / sum(w) * k / (k - 1)
-        s2 = max(s2, width ** 2 * 0.5 / (k + 1))
+        q = min(0.5, _wilson_upper(sum(1 for x in r if x), k))
+        s2 = max(s2, width ** 2 * q * (1 - q))
         total += len(h) * m
         var += len(h) ** 2 * max(0.0, 1 - k / len(h)) * s2 / k
     return total / n, var / n ** 2
+
+
+def _wilson_upper(x: int, k: int, z: float = 1.0) -> float:
+    p = x / k
+    return (p + z * z / (2 * k) + z * math.sqrt(p * (1 - p) / k + z * z / (4 * k * k))) / (1 + z * z / k)
 
 
 def read_labels(path: str | Path) -> list[tuple[str, str, float]]:
