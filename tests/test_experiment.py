@@ -74,6 +74,26 @@ def test_an_experiment_is_one_file_run_by_the_runner(tmp_path: Path) -> None:
     assert again_res["rows"] == saved["rows"]
 
 
+def test_running_some_runs_on_a_fresh_clone_adds_to_the_committed_table(tmp_path: Path) -> None:
+    """A fresh clone has the committed result but no partial file: running one run keeps the others' rows
+    (their run folders are gone too) and the notes a person added to the result."""
+    import shutil
+
+    exp = load_experiment(_spec(tmp_path))
+    first, out = run_experiment(exp, backend_factory=factory(arithmetic_oracle()), log=lambda s: None)
+    saved = json.loads((out / "depth.json").read_text())
+    (out / "depth.json").write_text(json.dumps({**saved, "notes_added_after_the_run": ["checked by hand"]}))
+    (out / "depth.partial.json").unlink()
+    shutil.rmtree(tmp_path / "runs")
+    res, _ = run_experiment(exp, only=["d1_again"], backend_factory=factory(arithmetic_oracle()), log=lambda s: None)
+    assert [r["label"] for r in res["rows"]] == ["direct", "CoT", "CoT (second run)"]
+    assert [r["values"] for r in res["rows"]] == [r["values"] for r in first["rows"]]
+    assert res["notes_added_after_the_run"] == ["checked by hand"] and "- checked by hand" in (out / "depth.md").read_text()
+    assert not (tmp_path / "runs" / "d1").exists()  # d1 was not run again
+    res, _ = run_experiment(exp, render_only=True)
+    assert len(res["rows"]) == 3
+
+
 def test_experiment_errors_name_the_fix(tmp_path: Path) -> None:
     p = _spec(tmp_path, SPEC.replace("- accuracy\n", "- acuracy\n"))
     with pytest.raises(ConfigError, match="unknown column 'acuracy'.*did you mean 'accuracy'"):

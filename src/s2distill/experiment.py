@@ -13,7 +13,8 @@ the same way)::
     columns: [run, {key: depth, path: labels.depth}, system, n, accuracy, ci95, tokens]
 
 Every run is a normal pipeline run in ``run_root/<name>`` (finished stages are reused, so an experiment can
-be stopped and started again; finished runs are kept in ``RESULTS/<name>.partial.json``). The table has one
+be stopped and started again; finished runs are kept in ``RESULTS/<name>.partial.json``, or read back from a
+committed ``RESULTS/<name>.json`` where there is no partial file). The table has one
 row per system of every run, or the rows ``rows:`` picks (``{label, run, system}``); a column is a built-in
 name (:data:`BUILTIN`) or ``{key, header, path, format, roles}``, where ``path`` reads the report row
 (``row.accuracy``), the run's report (``report.curation.kept``; ``{role}`` is the row's system), the run's
@@ -336,7 +337,9 @@ def plan(exp: Experiment, overrides: Sequence[str] = (), results: str | Path | N
     """What ``s2distill experiment`` would run: each run's folder, config and overrides, and whether it finished."""
     root = exp.root
     partial = Path(results or exp.results or root) / f"{exp.name}.partial.json"
-    done = json.loads(partial.read_text()) if partial.is_file() else {}
+    committed = partial.with_name(f"{exp.name}.json")
+    done = json.loads(partial.read_text()) if partial.is_file() else \
+        _finished_runs(json.loads(committed.read_text())) if committed.is_file() else {}
     lines = [f"{exp.name}: {len(exp.runs)} runs, results in {partial.parent}"]
     for r in exp.runs:
         ov = " ".join(_subst(o, exp.vars) for o in (*exp.overrides, *r.overrides, *overrides))
@@ -355,8 +358,9 @@ def run_experiment(exp: Experiment, only: Sequence[str] = (), overrides: Sequenc
 
     root = exp.root
     out = Path(results or exp.results or root)
-    partial = out / f"{exp.name}.partial.json"
-    done = json.loads(partial.read_text()) if partial.is_file() else {}
+    partial, committed = out / f"{exp.name}.partial.json", out / f"{exp.name}.json"
+    prev = json.loads(committed.read_text()) if committed.is_file() else {}
+    done = json.loads(partial.read_text()) if partial.is_file() else _finished_runs(prev)
     names = [r.name for r in exp.runs]
 
     def picks(x: str, name: str) -> bool:  # a run's name, or a grid setting's (all its runs)
@@ -377,8 +381,27 @@ def run_experiment(exp: Experiment, only: Sequence[str] = (), overrides: Sequenc
     if not done:
         raise ConfigError(f"{exp.name}: no run has finished yet; fix: run it without --render first")
     res = result_of(exp, {n: done[n] for n in names if n in done}, list(overrides))
+    if prev.get("notes_added_after_the_run"):  # a person's notes stay with the table they were written about
+        res["notes_added_after_the_run"] = prev["notes_added_after_the_run"]
     written = write_result(exp.name, res, render(res), figure(res), out, Path.cwd())
     return written, out
+
+
+def _finished_runs(res: dict) -> dict:
+    """The runs of a committed result, as the partial file keeps them: on a machine without the partial file
+    (a fresh clone), running some of an experiment's runs adds them to the committed table, not replaces it."""
+    if res.get("script") != "experiment":
+        return {}
+    done: dict = {}
+    for n, r in res.get("runs", {}).items():
+        note = next((x for x in res.get("run_notes", []) if x.startswith(f"{n}: ")), None)
+        done[n] = {**r, "note": note, "setup": res.get("setup", {}), "systems": {}}
+    for row in res.get("rows", []):
+        if row["run"] in done:
+            label = row["label"]
+            system = label[len(row["run"]) + 2:] if label.startswith(f"{row['run']}: ") else row["role"]
+            done[row["run"]]["systems"][row["role"]] = {"system": system, "values": row["values"]}
+    return done
 
 
 def result_of(exp: Experiment, done: dict, overrides: list[str]) -> dict:
