@@ -151,6 +151,7 @@ def render(res: dict) -> str:
                "cascade coverage % (test half)", "cascade acc %", "cascade tokens/input", "distilled tokens/answer",
                "served by System 1 % (replayed traffic into this round)", "KL task", "KL general",
                "System 1 on other tasks, base -> distilled", "verdict"], body, align="rrrrrrrrrrrrrll")
+    train_from = "the previous round's adapter" if res.get("from_parent_adapter") else "the base model"
     inbox = ("what the cascade routed to System 2, with the server's maj@k samples" if not explore else
              f"what the cascade routed to System 2 and, `--explore {explore:g}`, that share of what System 1 "
              "answered, sent to System 2 in the background; all with the server's maj@k samples")
@@ -158,7 +159,7 @@ def render(res: dict) -> str:
                       "", f"{res['setting']}. Round 1 from {res['first']} unlabeled inputs; each later round adds "
                       f"{sizes} questions replayed through `s2distill serve` (its inbox: {inbox}) plus the "
                       "previous round's inputs; "
-                      "trained from the base model each round; all rounds on the same held-out inputs.", "",
+                      f"trained from {train_from} each round; all rounds on the same held-out inputs.", "",
                       t.markdown()])
 
 
@@ -173,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--render", action="store_true", help="write the result from the finished rounds only")
     ap.add_argument("--out", metavar="NAME", help="the result's name and its runs' folder runs/NAME (default: "
                                                    "continual, or continual_explore with --explore)")
+    ap.add_argument("--from-parent-adapter", action="store_true",
+                    help="each round trains from the previous round's adapter (s2distill continue --from-parent-adapter)")
+    ap.add_argument("--same-traffic", metavar="NAME", help="round 1 and the replayed traffic (inbox-r*.jsonl) of "
+                                                           "runs/NAME: two chains that differ only in how they train")
     ap.add_argument("overrides", nargs="*")
     args = parse_with_overrides(ap, sys.argv[1:] if argv is None else argv)
     from s2distill.config import load_config
@@ -187,10 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     runs_dir = RUNS.with_name(args.out) if args.out else runs_dir
     name = args.out or ("continual" if not args.explore else "continual_explore")
     first = runs_dir / "r1"
-    if args.explore and not first.exists() and (RUNS / "r1" / "report.json").is_file():
+    source = RUNS.with_name(args.same_traffic) if args.same_traffic else RUNS if args.explore else None
+    if source and not first.exists() and (source / "r1" / "report.json").is_file():
         import shutil
 
-        shutil.copytree(RUNS / "r1", first, ignore=shutil.ignore_patterns("serve"))  # the same round 1
+        shutil.copytree(source / "r1", first, ignore=shutil.ignore_patterns("serve"))  # the same round 1
+        for f in [*source.glob("inbox-r*.jsonl"), source / "served.json"] if args.same_traffic else []:
+            shutil.copyfile(f, runs_dir / f.name)  # the same traffic: a round serves only where it has none
     served_path = runs_dir / "served.json"
     served = json.loads(served_path.read_text()) if served_path.is_file() else {}
     runs = [first]
@@ -207,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                 served[str(k)] = serve_and_replay(prev, batches[k - 2], log, args.explore)
                 (prev / "serve" / "inbox.jsonl").replace(inbox)
                 served_path.write_text(json.dumps(served, indent=2))
-            start(prev, inbox, new)
+            start(prev, inbox, new, from_parent_adapter=args.from_parent_adapter)
             run_round(new, args.overrides, progress=False)
             runs.append(new)
     else:
@@ -217,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     res = {"rows": rows, "setting": "Depth-1 arithmetic, numbers up to 60 (configs/demo.yaml, 3-shot CoT, "
            f"{info['n_eval']} held-out inputs)", "first": args.first, "per_round": args.per_round,
            "overrides": overrides, **({"explore": args.explore} if args.explore else {}),
-           **({"script": "continual"} if name != "continual" else {})}
+           **({"script": "continual"} if name != "continual" else {}),
+           **({"from_parent_adapter": True} if args.from_parent_adapter else {})}
     write_result(name, res, render(res))
     print(render(res))
     return 0
