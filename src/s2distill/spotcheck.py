@@ -2,8 +2,9 @@
 
 ``s2distill spotcheck RUN -n 20`` draws about 20 of the run's held-out inputs for a person to label,
 favouring the informative ones (System 1, the distilled model and System 2's majority disagree; System
-2's votes split), each with a known inclusion probability pi_i (Poisson sampling, pi_i proportional to
-an informativeness score, summing to n, at most 1; every input's in ``RUN/spotcheck/design.json``). It
+2's votes split), each with a known inclusion probability pi_i (Poisson sampling; 30% of the labels spread
+evenly, the rest proportional to an informativeness score, summing to n, at most 1: :func:`design_probabilities`;
+every input's in ``RUN/spotcheck/design.json``). It
 writes them to ``RUN/spotcheck/to_label.jsonl`` with an empty ``gold``. Once labeled, ``s2distill
 spotcheck RUN --labels FILE`` (or ``s2distill eval RUN --data FILE``) keeps the labels in the run and
 scores every system, and the shipped cascade, without running a model: the label-free guess f_i (agrees
