@@ -77,6 +77,21 @@ def test_the_interval_holds_where_the_least_informative_inputs_carry_the_errors(
     assert sum(pi0[i] for i in list(y)[:70]) < 0.5 * sum(pi[i] for i in list(y)[:70])
 
 
+def test_inputs_known_for_certain_never_vouch_for_the_unlabeled_ones() -> None:
+    """A paired difference where both systems answer alike on 80 of 100 inputs (known without a label: pi = 1)
+    and one of the other 20 is labeled: those 20 are still unknown, so the interval stays wide; it once
+    collapsed to a few points, the 19 unlabeled inputs merged into the certain group."""
+    ids = [f"x{i}" for i in range(100)]
+    f = {i: 0.0 if k < 80 else 1.0 for k, i in enumerate(ids)}
+    design = {i: 1.0 if k < 80 else 0.05 for k, i in enumerate(ids)}
+    labels = {i: (0.0, 1.0) for i in ids[:80]} | {ids[80]: (-1.0, 0.05)}
+    e = estimate(f, labels, bounds=(-1.0, 1.0), design=design)
+    assert e["ci95"][1] - e["ci95"][0] > 0.3  # 20 unknown inputs of 100, each difference in [-1, 1]
+    labels |= {i: (1.0, 0.05) for i in ids[81:86]}  # more labels: a real estimate, still not certain
+    e = estimate(f, labels, bounds=(-1.0, 1.0), design=design)
+    assert 0.0 < e["ci95"][1] - e["ci95"][0] < 0.6 and e["ci95"][0] < 0.2 < e["ci95"][1]
+
+
 def test_a_good_guess_makes_the_interval_tighter_than_labels_alone() -> None:
     rng = random.Random(2)
     ids = [f"x{i}" for i in range(400)]

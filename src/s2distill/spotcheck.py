@@ -68,7 +68,7 @@ def draw(run_dir: str | Path, n: int = 20, seed: int = 0, out: str | Path | None
     score, why = {}, {}
     for i in ids:
         winner, share = votes[i]
-        reasons = [f"{s} disagrees with System 2's majority" for s in ("distilled", "system1")
+        reasons = [f"{s} disagrees with System 2's majority" for s in ("distilled", "system1", "system2")
                    if i in recs[s] and norm(recs[s][i].prediction) != winner]
         if share < 1:
             reasons.append(f"System 2's votes split ({100 * share:.0f}% for its majority)")
@@ -145,34 +145,42 @@ def estimate(f: dict[str, float], labels: dict[str, tuple[float, float]], bounds
 
 def _stratified(f: dict[str, float], labels: dict[str, tuple[float, float]], design: dict[str, float],
                 width: float) -> tuple[float, float]:
-    """(estimate, variance): the inputs grouped by inclusion probability (groups with fewer than 2 labels merged
-    into the next, from the most to the least likely drawn); in each group of N_h inputs the labeled ones give
-    the mean correction m_h of y - f (weighted by 1/pi), so the estimate is (sum f + sum_h N_h m_h) / N.
-    Given how many of a group were drawn, they are a simple random sample of it, so each m_h is unbiased.
-    Variance: sum_h N_h^2 (1 - n_h/N_h) s_h^2 / n_h / N^2, with s_h^2 at least that of a correction of size
-    ``width`` occurring at rate q (q: the Wilson upper bound, one standard error, of the share of the group's
-    labels with a correction, at most 1/2), so a few identical labels never give a zero-width interval and a
-    rare correction the labels barely saw is not taken as absent."""
+    """(estimate, variance). Labeled inputs drawn with certainty (pi = 1; in a paired difference also the inputs
+    where both systems answer alike) are a census: their correction is known and adds no variance. The others
+    are grouped by inclusion probability (groups with fewer than 2 labels merged into the next, from the most
+    to the least likely drawn; never into the census); in each group of N_h inputs the labeled ones give the
+    mean correction m_h of y - f (weighted by 1/pi), so the estimate is (sum f + census corrections + sum_h N_h
+    m_h) / N. Given how many of a group were drawn, they are a simple random sample of it, so each m_h is
+    unbiased. Variance: sum_h N_h^2 (1 - n_h/N_h) s_h^2 / n_h / N^2, with s_h^2 at least that of a correction of
+    size ``width`` occurring at rate q (q: the Wilson upper bound, one standard error, of the share of the
+    group's labels with a correction, at most 1/2), so a few identical labels never give a zero-width interval
+    and a rare correction the labels barely saw is not taken as absent; a group with no label at all gets the
+    widest spread (width^2 / 4, as one label)."""
     n = len(f)
+    census = {i for i in f if i in labels and labels[i][1] >= 1.0}
     groups: dict[float, list[str]] = {}
     for i in f:
-        groups.setdefault(round(design.get(i, labels[i][1] if i in labels else 0.0), 6), []).append(i)
+        if i not in census:
+            groups.setdefault(round(design.get(i, labels[i][1] if i in labels else 0.0), 6), []).append(i)
     strata, cur = [], []
     for p in sorted(groups, reverse=True):
         cur += groups[p]
         if sum(i in labels for i in cur) >= 2:
             strata.append(cur)
             cur = []
-    if cur:
-        strata[-1] += cur
-    total, var = sum(f.values()), 0.0
+    if cur:  # the least likely drawn, with fewer than 2 labels: into the group before, or alone
+        strata = [*strata[:-1], strata[-1] + cur] if strata else [cur]
+    total, var = sum(f.values()) + sum(labels[i][0] - f[i] for i in census), 0.0
     for h in strata:
         lab = [i for i in h if i in labels]
+        k = len(lab)
+        if not k:
+            var += len(h) ** 2 * width ** 2 / 4
+            continue
         w = [1 / labels[i][1] for i in lab]
         r = [labels[i][0] - f[i] for i in lab]
         m = sum(wi * ri for wi, ri in zip(w, r)) / sum(w)
-        k = len(lab)
-        s2 = sum(wi * (ri - m) ** 2 for wi, ri in zip(w, r)) / sum(w) * k / (k - 1)
+        s2 = sum(wi * (ri - m) ** 2 for wi, ri in zip(w, r)) / sum(w) * k / (k - 1) if k > 1 else 0.0
         q = min(0.5, _wilson_upper(sum(1 for x in r if x), k))
         s2 = max(s2, width ** 2 * q * (1 - q))
         total += len(h) * m
