@@ -152,10 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         p for p in [*(ROOT / "runs" / "cascade").glob("*"), OWN_YES_NO] if (p / "report.json").is_file())
     rows = [check(r, args.draws, args.n) for r in runs]
     prev = RESULTS / "spotcheck.json"
-    if prev.is_file():  # committed rows of runs not on this machine stay (their run directories are gone)
+    if prev.is_file():  # committed rows of runs not redrawn now stay (e.g. their run directories are elsewhere)
         done = {r["run"] for r in rows}
-        rows = [r for r in json.loads(prev.read_text())["rows"]
-                if r["run"] not in done and not (ROOT / r["run"] / "report.json").is_file()] + rows
+        rows = [r for r in json.loads(prev.read_text())["rows"] if r["run"] not in done] + rows
     res = {"rows": rows, "draws": args.draws, "n": args.n}
     write_result("spotcheck", res, render(res), keep_notes=True)
     print((RESULTS / "spotcheck.md").read_text())
