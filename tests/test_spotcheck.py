@@ -217,7 +217,7 @@ def test_settle_ships_the_cheapest_candidate_and_says_how_many_labels_would_tell
     res = {"n_labeled": 20, "systems": {"system2": est(0.9, 0.8, 0.95), "system2_maj": est(0.92, 0.85, 0.97),
                                         "distilled": est(0.7, 0.6, 0.8), "cascade": est(0.9, 0.85, 0.95)},
            "differences": {"system2_maj-distilled": est(0.22, 0.12, 0.32), "system2_maj-cascade": est(0.02, -0.03, 0.07),
-                           "system2-distilled": est(0.2, 0.1, 0.3)}}
+                           "system2-distilled": est(0.2, 0.11, 0.3)}}
     v = settle(res, 0.10, {"cascade": 5.0, "system2_maj": 40.0})
     assert v["decision"] == "cascade" and v["reference"] == "system2_maj" and "5.0 vs 40.0 tokens" in v["line"]
     res["differences"]["system2_maj-cascade"] = est(0.05, -0.02, 0.12)  # straddles 0.10
@@ -225,3 +225,18 @@ def test_settle_ships_the_cheapest_candidate_and_says_how_many_labels_would_tell
     assert v["decision"] == "no_answer" and v["labels_needed"] == 20 * 7 * 7 // 5 // 5 + 1  # (0.07 / 0.05)^2 * 20
     res["differences"]["system2_maj-cascade"] = est(0.2, 0.11, 0.3)
     assert settle(res, 0.10, {})["decision"] == "keep"
+    # a keep: surely below one System 2 is enough, at 98.75% for each of the two (the lower end 0.105 of a 95%
+    # interval is not enough then), 97.5% where only one was evaluated
+    res["differences"]["system2-distilled"] = est(0.12, 0.02, 0.22)
+    v = settle(res, 0.10, {})
+    assert v["decision"] == "keep" and v["reference"] == "system2_maj"
+    res["differences"]["system2_maj-distilled"] = est(0.2, 0.105, 0.295)
+    assert settle(res, 0.10, {})["decision"] == "no_answer"
+    one = {**res, "systems": {k: v for k, v in res["systems"].items() if k != "system2"}}
+    assert settle(one, 0.10, {})["decision"] == "keep"
+    # and a ship must be close to both: within 10 points of maj@k but maybe not of greedy is not a ship
+    res["differences"] |= {"system2_maj-distilled": est(0.0, -0.05, 0.05), "system2-distilled": est(0.06, 0.0, 0.13)}
+    assert settle(res, 0.10, {})["decision"] == "no_answer"
+    res["differences"]["system2-distilled"] = est(0.03, -0.02, 0.08)
+    v = settle(res, 0.10, {})
+    assert v["decision"] == "ship" and v["reference"] == "system2" and "below each System 2" in v["line"]
