@@ -1,10 +1,10 @@
 """A small labeled spot-check that settles what label-free numbers cannot.
 
 ``s2distill spotcheck RUN -n 20`` draws about 20 of the run's held-out inputs for a person to label,
-favouring the informative ones (System 1, the distilled model and System 2's majority disagree; System
-2's votes split), each with a known inclusion probability pi_i (Poisson sampling; 30% of the labels spread
-evenly, the rest proportional to an informativeness score, summing to n, at most 1: :func:`design_probabilities`;
-every input's in ``RUN/spotcheck/design.json``). It
+favouring the informative ones (System 1, the distilled model or System 2 greedy disagree with System 2's
+majority; System 2's votes split), each with a known inclusion probability pi_i (Poisson sampling; 30% of
+the labels spread evenly, the rest proportional to an informativeness score, summing to n, at most 1:
+:func:`design_probabilities`; every input's in ``RUN/spotcheck/design.json``). It
 writes them to ``RUN/spotcheck/to_label.jsonl`` with an empty ``gold``. Once labeled, ``s2distill
 spotcheck RUN --labels FILE`` (or ``s2distill eval RUN --data FILE``) keeps the labels in the run and
 scores every system, and the shipped cascade, without running a model: the label-free guess f_i (agrees
@@ -312,20 +312,12 @@ def settle(res: dict, max_disagreement: float, tokens: dict[str, float], cascade
             continue
         worst = max(ds, key=lambda r: ds[r]["ci95"][1])  # the System 2 a ship must be close to
         if ds[worst]["ci95"][1] <= max_disagreement:
-            kind = "ship" if cand == "distilled" else "cascade"
             line = (f"ship {'distilled' if cand == 'distilled' else 'cascade'} (settled by {n_lab} spot-check labels): "
                     f"{gap(cand, worst, ds[worst])}, at most {_p(max_disagreement)} points below "
                     f"{'each System 2 ' if len(ds) > 1 else ''}with 95% confidence"
                     + (f"; {tokens[cand]:.1f} vs {tokens[worst]:.1f} tokens per answer"
                        if cand in tokens and worst in tokens else ""))
-            out = {"decision": kind, "line": line, "reference": worst, "candidate": cand, "difference": ds[worst],
-                   "n_labeled": n_lab, "settled_by": "spotcheck"}
-            if kind == "cascade" and cascade:
-                out["cascade"] = {"signal": cascade["best"],
-                                  "threshold": cascade["signals"][cascade["best"]]["calibration"]["threshold"],
-                                  "coverage": cascade["signals"][cascade["best"]]["cascade"]["coverage"],
-                                  "fallback": cascade["fallback"]}
-            return out
+            return _ship(cand, worst, ds[worst], line, n_lab, cascade)
         # a keep needs the candidate surely below one System 2 (Bonferroni over the two: 98.75% each)
         z = KEEP_Z_TWO / 1.96 if len(ds) > 1 else 1.0
         low = {r: d["estimate"] - (d["estimate"] - d["ci95"][0]) * z for r, d in ds.items()}
@@ -348,6 +340,17 @@ def settle(res: dict, max_disagreement: float, tokens: dict[str, float], cascade
                     f"eval.max_disagreement {_p(max_disagreement)} points"
                     + (f"; about {more} labels in all would settle it at these estimates (s2distill spotcheck RUN "
                        f"-n {more})" if more else "; the estimates sit at the threshold: more labels may not settle it")}
+
+
+def _ship(cand: str, ref: str, d: dict, line: str, n_lab: int, cascade: dict | None) -> dict:
+    kind = "ship" if cand == "distilled" else "cascade"
+    out = {"decision": kind, "line": line, "reference": ref, "candidate": cand, "difference": d,
+           "n_labeled": n_lab, "settled_by": "spotcheck"}
+    if kind == "cascade" and cascade:
+        best = cascade["signals"][cascade["best"]]
+        out["cascade"] = {"signal": cascade["best"], "threshold": best["calibration"]["threshold"],
+                          "coverage": best["cascade"]["coverage"], "fallback": cascade["fallback"]}
+    return out
 
 
 def _more_labels(undecided, max_disagreement: float, n_lab: int) -> int | None:
