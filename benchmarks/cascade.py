@@ -49,6 +49,10 @@ SETTINGS = {  # name: (config, overrides, label)
     # two steps of adding and subtracting (no multiplication, which the distilled model of arith_d2 never learnt)
     "arith_d2_addsub_n320": ("demo", ["task.options.depth=2", "task.options.ops=[add,sub]", "task.n_eval=320"],
                              "arithmetic, depth 2, add and subtract only, 320 held-out inputs (3-shot CoT)"),
+    # teacher -> student: the 1.5B's System 2 (generation, greedy, maj@3, the fallback) and the 0.5B distilled on it;
+    # needs pip install 's2distill[embedded-1-5b]'
+    "ts_cf2": ("teacher_student", ["task.options.n_people=2"],
+               "coin flip, 2 people, teacher 1.5B System 2 -> 0.5B student (3-shot CoT, 24 train inputs, maj@3)"),
 }
 # the README's own-data files (no gold in them), with a labeled copy written for scoring only: the gold of the
 # held-out inputs is what benchmarks/own_data.py knows (it made the questions); curation never sees a label
