@@ -230,6 +230,8 @@ def test_settle_ships_the_cheapest_candidate_and_says_how_many_labels_would_tell
     res["differences"]["system2-distilled"] = est(0.12, 0.02, 0.22)
     v = settle(res, 0.10, {})
     assert v["decision"] == "keep" and v["reference"] == "system2_maj"
+    # the line names the System 2 each candidate is surely below, not "each System 2" (greedy is not, here)
+    assert "below each System 2" not in v["line"] and "distilled 70.0% vs system2_maj 92.0%" in v["line"]
     res["differences"]["system2_maj-distilled"] = est(0.2, 0.105, 0.295)
     assert settle(res, 0.10, {})["decision"] == "no_answer"
     one = {**res, "systems": {k: v for k, v in res["systems"].items() if k != "system2"}}
