@@ -331,8 +331,7 @@ def settle(res: dict, max_disagreement: float, tokens: dict[str, float], cascade
     if not undecided:
         return {"decision": "keep", "reference": keep_ref, "n_labeled": n_lab, "settled_by": "spotcheck",
                 "line": f"keep System 2 ({keep_ref}; settled by {n_lab} spot-check labels): " + "; ".join(diffs)
-                        + f": {'each' if len(diffs) > 1 else 'it'} more than {_p(max_disagreement)} points below the "
-                          f"System 2 it is compared with, with 95% confidence"}
+                        + f", more than {_p(max_disagreement)} points below the System 2 named with 95% confidence"}
     more = _more_labels(undecided, max_disagreement, n_lab)
     return {"decision": "no_answer", "reference": keep_ref, "n_labeled": n_lab, "settled_by": "spotcheck",
             "labels_needed": more,
