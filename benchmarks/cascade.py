@@ -53,6 +53,10 @@ SETTINGS = {  # name: (config, overrides, label)
     # needs pip install 's2distill[embedded-1-5b]'
     "ts_cf2": ("teacher_student", ["task.options.n_people=2"],
                "coin flip, 2 people, teacher 1.5B System 2 -> 0.5B student (3-shot CoT, 24 train inputs, maj@3)"),
+    "ts_arith_d1_99": ("demo", ["teacher.model=qwen2.5-coder-1.5b", "teacher.backend.parallel=8", "task.options.depth=1",
+                                "task.options.max_value=99", "task.n_eval=240", "eval.k=3"],
+                       "arithmetic, depth 1, numbers up to 99, teacher 1.5B System 2 -> 0.5B student (3-shot CoT, "
+                       "96 train inputs, 240 held-out, maj@3)"),
 }
 # the README's own-data files (no gold in them), with a labeled copy written for scoring only: the gold of the
 # held-out inputs is what benchmarks/own_data.py knows (it made the questions); curation never sees a label
