@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from s2distill.cascade import GRID, Point, calibrate, cp_upper, evaluate, min_inputs, route, split
+from s2distill.cascade import (GRID, Point, answered_needed, calibrate, cp_upper, evaluate, min_inputs, route, split,
+                               why_none_passed)
 from s2distill.label_free import verdict
 
 
@@ -167,3 +168,47 @@ def test_a_run_reports_its_cascade_in_json_markdown_and_html(tmp_path) -> None:
     out = json.loads(r.stdout)
     assert r.returncode == 0 and out["kind"] == "ship cascade" and out["signal"] == "logprob"
     assert out["coverage"] == pytest.approx(lp["cascade"]["coverage"]) and out["bound"] <= 0.15
+    # a 1% target: keep, and the reasons say why the cascade saves nothing
+    r = subprocess.run([sys.executable, "-m", "s2distill.cli", "verdict", str(run), "--json", "eval.max_disagreement=0.01"],
+                       capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(root / "src")})
+    out = json.loads(r.stdout)
+    assert r.returncode == 1 and out["kind"] == "keep System 2"
+    assert any(x.startswith("no cascade threshold can be tested") for x in out["reasons"]), out["reasons"]
+
+
+def test_answered_needed_is_the_fewest_inputs_whose_bound_passes_at_the_observed_rate() -> None:
+    assert answered_needed(0, 10, 0.10) == min_inputs(0.10) == 29
+    n = answered_needed(1, 31, 0.10)  # 3.2%: 1 in 31 fails (bound 14.4%), enough inputs at that rate pass
+    assert n > 31 and cp_upper(math.ceil(n / 31), n) <= 0.10 < cp_upper(math.ceil((n - 1) / 31), n - 1)
+    assert answered_needed(5, 40, 0.10) is None and answered_needed(4, 40, 0.10) is None  # at or above the target
+
+
+def _keep_case(pts, md=0.10):
+    sig = {"logprob": evaluate(pts, md)}
+    return {"signals": sig, "best": None, "fallback": "maj", "max_disagreement": md, "delta": 0.05,
+            "why_none": why_none_passed(sig, md)}
+
+
+def test_a_keep_verdict_says_why_the_cascade_saves_nothing_and_what_would() -> None:
+    low = _lf(0.7, 100, 0.9)
+    # the 35 most confident answers hold 1 disagreement (2.9%): the bound fails, more inputs at that rate would pass
+    pts = [pt(i, 0.99, i != 0) for i in range(35)] + [pt(100 + i, 0.3, i % 2 == 0) for i in range(65)]
+    cas = _keep_case(pts)
+    v = verdict(_rows(), low, cascade=cas)
+    need = answered_needed(1, 35, 0.10)
+    assert v["decision"] == "keep" and cas["why_none"] in v["reasons"]
+    assert f"35 most confident answers ('logprob' >= 0.99) disagree with System 2's majority on 1" in v["line"]
+    assert f"about {need} answered at that rate would pass" in v["line"]
+    # their disagreement is above the target: more inputs will not help
+    pts = [pt(i, 0.99, i % 4 != 0) for i in range(40)] + [pt(100 + i, 0.3, False) for i in range(60)]
+    v = verdict(_rows(), low, cascade=_keep_case(pts))
+    assert "more held-out inputs will not help" in v["line"] and "25.0% disagreement" in v["line"]
+    # too few inputs to test any threshold
+    v = verdict(_rows(), low, cascade=_keep_case([pt(i, 0.99, True) for i in range(20)]))
+    assert "29 answered inputs with no disagreement are the fewest that certify 10.0%" in v["line"]
+    # a threshold passed: no such reason (the cascade ships, or the keep names its cost instead)
+    ok = [pt(i, 0.99, True) for i in range(60)] + [pt(100 + i, 0.5, i % 2 == 0) for i in range(40)]
+    assert _keep_case(ok)["why_none"] is None
+    cas = {**_keep_case(ok), "best": "logprob"}
+    v = verdict(_rows(), low, cascade=cas)
+    assert v["decision"] == "keep" and "the cascade saves no tokens: with confidence 'logprob' >= 0.55" in v["line"]

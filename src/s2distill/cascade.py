@@ -192,6 +192,54 @@ def min_inputs(max_disagreement: float, delta: float = DELTA) -> int:
     return n
 
 
+def answered_needed(disagreements: int, answered: int, max_disagreement: float, delta: float = DELTA,
+                    limit: int = 100_000) -> int | None:
+    """How many answered inputs, at the observed disagreement rate, before the bound falls to ``max_disagreement``;
+    None when the rate itself is at or above it (no number of inputs would do)."""
+    rate = disagreements / answered if answered else 0.0
+    if rate >= max_disagreement:
+        return None
+
+    def passes(m: int) -> bool:
+        return cp_upper(math.ceil(rate * m - 1e-9), m, delta) <= max_disagreement
+
+    hi = max(answered, 1)
+    while not passes(hi):
+        if hi >= limit:
+            return None
+        hi = min(2 * hi, limit)
+    lo = 1
+    while lo < hi:  # the bound at a fixed rate falls as m grows: bisect
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if passes(mid) else (mid + 1, hi)
+    return lo
+
+
+def why_none_passed(signals: dict, max_disagreement: float, delta: float = DELTA) -> str | None:
+    """Why no threshold passed on any signal, and what would change that (None when one passed)."""
+    sigs = {k: v for k, v in signals.items() if "calibration" in v}
+    if not sigs or any(v["calibration"]["threshold"] is not None for v in sigs.values()):
+        return None
+    md = max_disagreement
+    tried = {k: v["calibration"]["tested"][0] for k, v in sigs.items() if v["calibration"]["tested"]}
+    n = max(v["calibration"]["n"] for v in sigs.values())
+    if not tried:
+        return (f"no cascade threshold can be tested: {min_inputs(md, delta)} answered inputs with no disagreement "
+                f"are the fewest that certify {100 * md:.1f}%, and no signal answers that many of the {n} held-out "
+                f"inputs at any threshold: add held-out inputs (task.n_eval)")
+    # the signal closest to passing: the lowest disagreement rate at its first tested threshold (then most answered)
+    name, (t, ans, k, ub) = min(tried.items(), key=lambda kv: (kv[1][2] / kv[1][1], -kv[1][1]))
+    head = (f"no cascade threshold passed: the distilled model's {ans} most confident answers ('{name}' >= {t}) "
+            f"disagree with System 2's majority on {k} (bound {100 * ub:.1f}% > eval.max_disagreement {100 * md:.1f}%)")
+    need = answered_needed(k, ans, md, delta)
+    if need is None:
+        return (f"{head}; at {100 * k / ans:.1f}% disagreement its most confident answers are above the target, so "
+                f"more held-out inputs will not help: a looser eval.max_disagreement or a stronger distilled model "
+                f"(more unlabeled inputs to train on) would")
+    return (f"{head}; about {need} answered at that rate would pass: more held-out inputs (task.n_eval), about "
+            f"{math.ceil(need * n / ans)} in all")
+
+
 def evaluate(points: Sequence[Point], max_disagreement: float, delta: float = DELTA) -> dict:
     """The cascade calibrated on all ``points`` (what a run ships), and the same procedure checked out of sample:
     calibrated on one half (by a hash of the id), its realised disagreement measured on the other."""
@@ -267,8 +315,8 @@ def points(eval_dir, task, signal: str, fallback: str = "maj") -> list[Point]:
 
 def cascade_part(eval_dir, task, max_disagreement: float, fallback: str = "maj", delta: float = DELTA) -> dict | None:
     """``report.json``'s ``cascade``: per signal, calibrated on one half of the held-out inputs and reported on
-    the other (:func:`evaluate`); ``best``: the signal whose cascade spends the fewest tokens on the test half
-    with its guarantee held. None when the run has no distilled model or no maj@k records."""
+    the other (:func:`evaluate`); ``best``: the signal whose cascade (calibrated on all the held-out inputs)
+    answers something for the fewest tokens. None when the run has no distilled model or no maj@k records."""
     signals = {}
     for s in SIGNALS:
         pts = points(eval_dir, task, s, fallback)
@@ -282,7 +330,8 @@ def cascade_part(eval_dir, task, max_disagreement: float, fallback: str = "maj",
         return None
     usable = {k: v for k, v in signals.items() if "cascade" in v and v["cascade"]["coverage"] > 0}
     best = min(usable, key=lambda k: usable[k]["token_ratio"] or 1.0) if usable else None
-    return {"fallback": fallback, "max_disagreement": max_disagreement, "delta": delta, "signals": signals, "best": best}
+    return {"fallback": fallback, "max_disagreement": max_disagreement, "delta": delta, "signals": signals, "best": best,
+            "why_none": why_none_passed(signals, max_disagreement, delta)}
 
 
 def table(cascade: dict | None):

@@ -117,7 +117,8 @@ def _cmd_verdict(args) -> int:
         print(json.dumps({"kind": kind, "decision": v["decision"], "line": v["line"], "threshold": c.get("threshold"),
                           "signal": c.get("signal"), "coverage": c.get("coverage"), "bound": c.get("bound"),
                           "token_ratio": c.get("token_ratio"), "token_saving": v.get("token_saving"),
-                          "settled_by": v.get("settled_by", "label-free"), "n_labeled": v.get("n_labeled")},
+                          "settled_by": v.get("settled_by", "label-free"), "n_labeled": v.get("n_labeled"),
+                          "reasons": v.get("reasons")},
                          indent=2))
     else:
         print(v["line"])

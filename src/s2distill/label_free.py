@@ -101,19 +101,17 @@ def verdict(rows: Sequence[dict], lf: dict | None, confident_share: float = 0.75
     ``keep`` (System 2), ``no_answer`` (System 2 itself is inconsistent, so agreement with its majority
     proves nothing either way: the verdict then recommends nothing and says what would settle it).
 
-    Keep when the disagreement with System 2's majority may exceed ``max_disagreement`` (1 - the
-    lower end of the agreement's 95% interval), when System 2 itself is unreliable (mean vote share
-    below ``confident_share``: its majority is no reference), or when the distilled model saves no
-    generated tokens. ``decision`` is None when no verdict is possible; ``fix`` then says what to run.
-    ``training_inputs``: how many inputs the run trained on (``eval --data``; the wording then says so)."""
+    Keep when the disagreement with System 2's majority may exceed ``max_disagreement`` (1 - the lower end of
+    the agreement's 95% interval), when System 2 is unreliable (mean vote share below ``confident_share``), or
+    when the distilled model saves no tokens; a keep says why the cascade saves nothing. ``decision`` is None
+    when no verdict is possible (``fix`` says what to run). ``training_inputs``: inputs the run trained on."""
     by_role = {r["role"]: r for r in rows}
     if (missing := _no_verdict(by_role, lf)) is not None:
         return missing
     d = lf["distilled"]
     ref_role = "system2" if "system2" in by_role else MAJ
-    s2_tokens = by_role[ref_role]["mean_generated_tokens"]
-    if ref_role == MAJ:  # per System 2 answer: one of its k samples
-        s2_tokens /= lf[MAJ].get("k") or 1
+    # per System 2 answer (maj@k: one of its k samples)
+    s2_tokens = by_role[ref_role]["mean_generated_tokens"] / ((lf[MAJ].get("k") or 1) if ref_role == MAJ else 1)
     dist_tokens = by_role["distilled"]["mean_generated_tokens"]
     saving = 1 - dist_tokens / s2_tokens if s2_tokens else 0.0
     lo, hi = d["agreement_ci95"]
@@ -147,6 +145,9 @@ def verdict(rows: Sequence[dict], lf: dict | None, confident_share: float = 0.75
                 f"labels then settle the verdict) ({summary})")
     elif decision == "keep" and (routed := _cascade_shipped(cascade, s2_tokens, fail, inputs)) is not None:
         decision, (shipped, line) = "cascade", routed
+    elif decision == "keep" and (why := _cascade_saves_nothing(cascade)):
+        fail = [*fail, why]
+        line = f"keep System 2: {'; '.join(fail)} ({summary})"
     return {"decision": decision, "reasons": fail if fail else ok, "line": line, "token_saving": round(saving, 4),
             "distilled_tokens": dist_tokens, "system2_tokens": s2_tokens, "system2_reference": ref_role,
             "max_disagreement": max_disagreement, "confident_share": confident_share,
@@ -187,6 +188,18 @@ def _cascade_shipped(cascade: dict | None, s2_tokens: float, fail: list[str], in
             f"{cal['n']} {inputs}); {_p(sig['token_ratio'])}% of System 2's tokens (the distilled "
             f"model alone: {'; '.join(fail)})")
     return shipped, line
+
+
+def _cascade_saves_nothing(cascade: dict | None) -> str | None:
+    """The keep verdict's cascade reason: why the calibrated cascade saves nothing (given it does not ship)."""
+    if not cascade:
+        return None
+    if not (best := cascade.get("best")):
+        return cascade.get("why_none")
+    b = cascade["signals"][best]
+    return (f"the cascade saves no tokens: with confidence '{best}' >= {b['calibration']['threshold']} the distilled "
+            f"model answers {_p(b['cascade']['coverage'])}% of inputs, and asking it first costs "
+            f"{_p(b['token_ratio'] or 0)}% of System 2's tokens")
 
 
 def inputs_needed(agreement: float, max_disagreement: float, limit: int = 100_000) -> int | None:
