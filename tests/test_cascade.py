@@ -197,7 +197,7 @@ def test_a_keep_verdict_says_why_the_cascade_saves_nothing_and_what_would() -> N
     v = verdict(_rows(), low, cascade=cas)
     need = answered_needed(1, 35, 0.10)
     assert v["decision"] == "keep" and cas["why_none"] in v["reasons"]
-    assert f"35 most confident answers ('logprob' >= 0.99) disagree with System 2's majority on 1" in v["line"]
+    assert "35 most confident answers ('logprob' >= 0.99) disagree with System 2's majority on 1" in v["line"]
     assert f"about {need} answered at that rate would pass" in v["line"]
     # their disagreement is above the target: more inputs will not help
     pts = [pt(i, 0.99, i % 4 != 0) for i in range(40)] + [pt(100 + i, 0.3, False) for i in range(60)]
