@@ -65,6 +65,9 @@ SETTINGS["ts_arith_d1_big_n320"] = (
              "task.options.max_value=60", "task.n_eval=320", "eval.k=3", "eval.retention=false"],
     "arithmetic, depth 1, numbers up to 60, teacher 1.5B System 2 -> 0.5B student (3-shot CoT, 96 train inputs, "
     "320 held-out, maj@3)")
+# its replication on fresh problems (task.seed=1), fixed before either was run
+SETTINGS["ts_arith_d1_big_n320_s1"] = ("demo", [*SETTINGS["ts_arith_d1_big_n320"][1], "task.seed=1"],
+                                       "the same on fresh problems (task.seed 1)")
 # the same on fresh problems (task.seed=1) with the 3% target fixed before the run
 SETTINGS["ts_arith_d1_99_s1_md3"] = (
     "demo", [*SETTINGS["ts_arith_d1_99"][1], "task.seed=1", "eval.max_disagreement=0.03", "eval.retention=false"],
