@@ -233,3 +233,23 @@ def test_explore_sends_a_share_of_system1_answers_to_system2_for_the_inbox(run) 
     assert svc.explored["inputs"] == len(picked) and svc.explored["completion_tokens"] > 0
     exs, traces = read_new(make_task(svc.cfg.task), run / "serve" / "inbox.jsonl")
     assert {e.question for e in exs} == set(picked) and set(traces) == {e.id for e in exs}
+
+
+def test_a_run_without_a_threshold_says_why_everything_goes_to_system2(run, tmp_path) -> None:
+    import shutil
+
+    keep = tmp_path / "keep"
+    shutil.copytree(run, keep)
+    report = json.loads((keep / "report.json").read_text())
+    report["cascade"]["best"] = None
+    report["cascade"]["why_none"] = "no cascade threshold passed: WHY"
+    (keep / "report.json").write_text(json.dumps(report))
+    lines: list[str] = []
+    svc = CascadeService(keep, backend_factory=factory(), log=lines.append)
+    try:
+        assert svc.threshold is None
+        assert any("every request goes to System 2 (no cascade threshold passed: WHY)" in x for x in lines), lines
+        q = next(q for q in ORACLE if sure_of(q))
+        assert svc.answer(q)["path"] == "system2"  # even a sure input: nothing was certified
+    finally:
+        svc.close()

@@ -106,6 +106,9 @@ class CascadeService:
                               "with train.enabled=true")
         factory = backend_factory or default_backend_factory
         self.log = log
+        if route == "cascade" and self.threshold is None:
+            log(f"[serve] no calibrated threshold: every request goes to System 2 "
+                f"({cascade.get('why_none') or 'the run has no cascade that saves tokens'}); --threshold T overrides")
         log(f"[serve] starting {self.cfg.backend.name} engines: distilled, System 2 "
             f"({'teacher' if self.cfg.teacher else 'base'})")
         self.s1 = factory(self.cfg, "distilled", trained)
