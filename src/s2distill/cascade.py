@@ -186,10 +186,7 @@ def _accuracy(correct: Sequence[bool | None]) -> float | None:
 
 def min_inputs(max_disagreement: float, delta: float = DELTA) -> int:
     """The fewest answered inputs for which 0 disagreements can pass (below it nothing can be certified)."""
-    n = 1
-    while cp_upper(0, n, delta) > max_disagreement:
-        n += 1
-    return n
+    return answered_needed(0, 1, max_disagreement, delta, limit=2 ** 62)
 
 
 def answered_needed(disagreements: int, answered: int, max_disagreement: float, delta: float = DELTA,
