@@ -174,6 +174,12 @@ def test_a_run_reports_its_cascade_in_json_markdown_and_html(tmp_path) -> None:
     out = json.loads(r.stdout)
     assert r.returncode == 1 and out["kind"] == "keep System 2"
     assert any(x.startswith("no cascade threshold can be tested") for x in out["reasons"]), out["reasons"]
+    # the bound on all inputs instead (eval.cascade_risk=all): rebuilt from the eval files, no model call
+    r = subprocess.run([sys.executable, "-m", "s2distill.cli", "verdict", str(run), "--json", "eval.cascade_risk=all",
+                        "eval.max_disagreement=0.3"], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(root / "src")})
+    out = json.loads(r.stdout)
+    assert out["risk"] == "all" and (out["kind"] != "ship cascade" or "of all inputs" in out["line"]), out
 
 
 def test_answered_needed_is_the_fewest_inputs_whose_bound_passes_at_the_observed_rate() -> None:
@@ -212,3 +218,65 @@ def test_a_keep_verdict_says_why_the_cascade_saves_nothing_and_what_would() -> N
     cas = {**_keep_case(ok), "best": "logprob"}
     v = verdict(_rows(), low, cascade=cas)
     assert v["decision"] == "keep" and "the cascade saves no tokens: with confidence 'logprob' >= 0.55" in v["line"]
+
+
+def _three_bands() -> list[Point]:
+    # 100 sure answers that agree, 60 fairly sure with 3 disagreements, 40 unsure with half disagreeing
+    return ([pt(i, 0.99, True) for i in range(100)] + [pt(200 + i, 0.8, i >= 3) for i in range(60)]
+            + [pt(300 + i, 0.3, i % 2 == 0) for i in range(40)])
+
+
+def test_risk_all_bounds_the_share_of_all_inputs_that_the_cascade_changes() -> None:
+    pts = _three_bands()
+    # risk 'answered' at 10%: the 160 answers at >= 0.8 hold 3 disagreements (1.9%, bound 4.9%): 80% coverage,
+    # and the cascade differs from System 2 on 1.5% of all inputs
+    a = calibrate(pts, 0.10)
+    assert a.risk == "answered" and a.answered == 160 and a.bound == pytest.approx(cp_upper(3, 160), abs=1e-6)
+    assert route(pts, a.threshold)["disagreement_all"] == pytest.approx(3 / 200)
+    # risk 'all' at 2%: the denominator is all 200 inputs; the 100 sure ones pass (bound cp_upper(0, 200) = 1.5%),
+    # adding the 60 brings 3 of 200 (bound 3.9% > 2%): the sequence stops there
+    c = calibrate(pts, 0.02, risk="all")
+    assert c.risk == "all" and c.threshold == 0.825 and c.answered == 100 and c.disagreements == 0
+    assert c.bound == pytest.approx(cp_upper(0, 200), abs=1e-6) and c.bound <= 0.02 < c.tested[-1][3]
+    assert c.tested[-1][:3] == (0.8, 160, 3) and c.to_json()["risk"] == "all"
+    # the same 2% target on the answered inputs certifies nothing: 100 answers are too few for 2% (29 -> 149)
+    assert calibrate(pts, 0.02).threshold is None and min_inputs(0.02) == 149
+    # nothing answered at a threshold is never a pass by itself (coverage 0 would pass any bound on all inputs)
+    assert all(t[1] > 0 for t in c.tested)
+    with pytest.raises(ValueError, match="eval.cascade_risk"):
+        calibrate(pts, 0.02, risk="every")
+
+
+def test_risk_all_in_evaluate_the_verdict_and_the_reasons() -> None:
+    pts = _three_bands()
+    ev = evaluate(pts, 0.02, risk="all")
+    t = ev["split"]["test"]
+    assert ev["calibration"]["risk"] == "all" and ev["split"]["calibration"]["risk"] == "all"
+    assert ev["split"]["guarantee_held"] == (t["disagreement_all"] <= 0.02)
+    # the verdict names what is bounded and what it means for accuracy
+    low = _lf(0.7, 100, 0.9)
+    flat = [Point(p.example_id, p.confidence, p.answer, p.reference, p.fallback, 2, 1, 0, 0, 40, 1)
+            for p in _three_bands()]
+    cas = {"signals": {"logprob": evaluate(flat, 0.02, risk="all")}, "best": "logprob", "fallback": "maj",
+           "risk": "all"}
+    v = verdict(_rows(), low, 0.75, 0.02, cascade=cas)
+    assert v["decision"] == "cascade" and v["cascade"]["risk"] == "all"
+    assert "answers differently from System 2's majority on at most 1.5% of all inputs" in v["line"]
+    assert "at most 1.5 points below the majority's" in v["line"]
+    # why nothing passed, counted on all inputs: too few inputs, or the most confident answers already disagree
+    few = {"logprob": evaluate([pt(i, 0.99, True) for i in range(100)], 0.02, risk="all")}
+    assert why_none_passed(few, 0.02, risk="all").startswith(
+        "no cascade threshold can be tested: 149 held-out inputs are the fewest that certify 2.0% of all inputs")
+    bad = [pt(i, 0.99, i != 0) for i in range(100)] + [pt(100 + i, 0.3, True) for i in range(100)]
+    why = why_none_passed({"logprob": evaluate(bad, 0.02, risk="all")}, 0.02, risk="all")
+    assert "100 most confident answers ('logprob' >= 0.99) disagree with System 2's majority on 1 of the 200" in why
+    assert f"about {answered_needed(1, 200, 0.02)} held-out inputs at that rate would pass" in why
+
+
+def test_eval_cascade_risk_is_checked_with_the_fix() -> None:
+    from s2distill.config import load_config
+    from s2distill.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"eval.cascade_risk 'every'.*known: answered, all"):
+        load_config("configs/demo.yaml", ["eval.cascade_risk=every"])
+    assert load_config("configs/demo.yaml", ["eval.cascade_risk=all"]).eval.cascade_risk == "all"

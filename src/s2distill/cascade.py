@@ -6,11 +6,19 @@ inputs, with System 2's majority over its maj@k samples as the reference, so tha
 
     P( disagreement of System 1 with System 2 on the inputs System 1 answers > eval.max_disagreement ) <= delta
 
-(delta = 0.05). The procedure is fixed-sequence testing over a grid of thresholds fixed in advance,
+(delta = 0.05) with ``eval.cascade_risk=answered`` (the default), or, with ``eval.cascade_risk=all``,
+
+    P( share of ALL inputs that System 1 answers AND answers differently from System 2 > eval.max_disagreement ) <= delta
+
+The second bounds what a user asking "how far below System 2 can the cascade be?" needs: with System 2's
+majority as the fallback the cascade's answer differs from it only on those inputs, so its accuracy is at
+most ``max_disagreement`` below the majority's, whatever the coverage (``answered`` bounds the rate on the
+answered inputs only, so at 90% coverage a 10% target allows a 9-point loss). Its denominator is every
+calibration input, so it certifies a small target with fewer inputs. The procedure is fixed-sequence testing over a grid of thresholds fixed in advance,
 from strict to loose (Learn-then-Test, Angelopoulos et al. 2021; selective classification with
 guaranteed risk, Geifman & El-Yaniv 2017): at each threshold the null "the disagreement on the answered
-inputs exceeds max_disagreement" is rejected when the one-sided Clopper-Pearson upper bound of the
-observed disagreement is at most max_disagreement; the first threshold that fails stops the sequence
+inputs (or on all of them) exceeds max_disagreement" is rejected when the one-sided Clopper-Pearson upper
+bound of the observed disagreement is at most max_disagreement; the first threshold that fails stops the sequence
 and the last rejected one is used. Because the thresholds are tested in an order fixed before the data
 is seen, stopping at the first failure keeps the family-wise error at delta with no correction.
 Assumptions: calibration and future inputs are exchangeable (the same distribution: held-out inputs of
@@ -39,6 +47,7 @@ GRID: tuple[float, ...] = (1.0, 0.9999, 0.999, 0.995, 0.99, 0.98, 0.97, 0.96, 0.
                            0.875, 0.85, 0.825, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5, 0.45, 0.4, 0.35, 0.3, 0.25,
                            0.2, 0.15, 0.1, 0.05, 0.0)
 SIGNALS = ("logprob", "vote", "agreement")
+RISKS = ("answered", "all")  # eval.cascade_risk: the disagreement's denominator (module doc)
 DELTA = 0.05
 
 
@@ -100,10 +109,11 @@ class Calibration:
     n: int  # calibration inputs
     answered: int  # of them, answered by System 1 at the threshold
     disagreements: int
-    bound: float | None  # the upper 95% bound of the disagreement on the answered inputs
+    bound: float | None  # the upper 95% bound of the disagreement (on the answered inputs, or on all with risk 'all')
     max_disagreement: float
     delta: float
     tested: tuple[tuple[float, int, int, float], ...]  # (threshold, answered, disagreements, bound) in test order
+    risk: str = "answered"  # one of RISKS
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -118,26 +128,30 @@ def answered(points: Sequence[Point], threshold: float | None) -> list[Point]:
 
 
 def calibrate(points: Sequence[Point], max_disagreement: float, delta: float = DELTA,
-              grid: Sequence[float] = GRID) -> Calibration:
-    """The loosest threshold of ``grid`` reached by fixed-sequence testing from strict to loose (module doc)."""
+              grid: Sequence[float] = GRID, risk: str = "answered") -> Calibration:
+    """The loosest threshold of ``grid`` reached by fixed-sequence testing from strict to loose (module doc).
+    ``risk``: ``answered`` bounds the disagreement on the answered inputs, ``all`` its share of all inputs."""
+    if risk not in RISKS:
+        raise ValueError(f"unknown cascade risk '{risk}'; known: {', '.join(RISKS)} (eval.cascade_risk)")
     chosen: tuple[float, int, int, float] | None = None
     tested = []
     for t in grid:
         ans = answered(points, t)
-        if cp_upper(0, len(ans), delta) > max_disagreement:
-            # too few answered inputs for even 0 disagreements to pass: untestable, skipped (which thresholds
-            # are skipped depends on the confidences only, not on agreement, so the sequence stays fixed)
+        n = len(ans) if risk == "answered" else len(points)
+        if not ans or cp_upper(0, n, delta) > max_disagreement:
+            # too few inputs for even 0 disagreements to pass, or none answered: untestable, skipped (which
+            # thresholds are skipped depends on the confidences only, not on agreement, so the sequence stays fixed)
             continue
         k = sum(not p.agrees for p in ans)
-        ub = cp_upper(k, len(ans), delta)
+        ub = cp_upper(k, n, delta)
         tested.append((t, len(ans), k, round(ub, 6)))
         if ub > max_disagreement:
             break  # the first failure ends the sequence: later thresholds are not tested
         chosen = (t, len(ans), k, ub)
     if chosen is None:
-        return Calibration(None, len(points), 0, 0, None, max_disagreement, delta, tuple(tested))
+        return Calibration(None, len(points), 0, 0, None, max_disagreement, delta, tuple(tested), risk)
     t, n_ans, k, ub = chosen
-    return Calibration(t, len(points), n_ans, k, round(ub, 6), max_disagreement, delta, tuple(tested))
+    return Calibration(t, len(points), n_ans, k, round(ub, 6), max_disagreement, delta, tuple(tested), risk)
 
 
 def route(points: Sequence[Point], threshold: float | None) -> dict:
@@ -146,7 +160,7 @@ def route(points: Sequence[Point], threshold: float | None) -> dict:
     n = len(points)
     if not n:
         return {"n": 0, "coverage": 0.0, "answered": 0, "agreement": None, "disagreement_answered": None,
-                "accuracy": None, "n_labeled": 0, "tokens": 0.0, "calls": 0.0}
+                "disagreement_all": None, "accuracy": None, "n_labeled": 0, "tokens": 0.0, "calls": 0.0}
     ans_ids = {p.example_id for p in answered(points, threshold)}
     final, tokens, calls, correct, labeled, dis = [], 0.0, 0.0, 0, 0, 0
     for p in points:
@@ -161,7 +175,7 @@ def route(points: Sequence[Point], threshold: float | None) -> dict:
             correct += bool(ok)
         dis += use_s1 and not p.agrees
     return {"n": n, "coverage": len(ans_ids) / n, "answered": len(ans_ids), "agreement": sum(final) / n,
-            "disagreement_answered": dis / len(ans_ids) if ans_ids else None,
+            "disagreement_answered": dis / len(ans_ids) if ans_ids else None, "disagreement_all": dis / n,
             "accuracy": correct / labeled if labeled else None, "n_labeled": labeled,
             "tokens": tokens / n, "calls": calls / n}
 
@@ -185,7 +199,8 @@ def _accuracy(correct: Sequence[bool | None]) -> float | None:
 
 
 def min_inputs(max_disagreement: float, delta: float = DELTA) -> int:
-    """The fewest answered inputs for which 0 disagreements can pass (below it nothing can be certified)."""
+    """The fewest answered inputs (held-out inputs with ``eval.cascade_risk=all``) for which 0 disagreements can
+    pass (below it nothing can be certified)."""
     return answered_needed(0, 1, max_disagreement, delta, limit=2 ** 62)
 
 
@@ -212,7 +227,7 @@ def answered_needed(disagreements: int, answered: int, max_disagreement: float, 
     return lo
 
 
-def why_none_passed(signals: dict, max_disagreement: float, delta: float = DELTA) -> str | None:
+def why_none_passed(signals: dict, max_disagreement: float, delta: float = DELTA, risk: str = "answered") -> str | None:
     """Why no threshold passed on any signal, and what would change that (None when one passed)."""
     sigs = {k: v for k, v in signals.items() if "calibration" in v}
     if not sigs or any(v["calibration"]["threshold"] is not None for v in sigs.values()):
@@ -221,38 +236,48 @@ def why_none_passed(signals: dict, max_disagreement: float, delta: float = DELTA
     tried = {k: v["calibration"]["tested"][0] for k, v in sigs.items() if v["calibration"]["tested"]}
     n = max(v["calibration"]["n"] for v in sigs.values())
     if not tried:
+        if risk == "all":
+            return (f"no cascade threshold can be tested: {min_inputs(md, delta)} held-out inputs are the fewest that "
+                    f"certify {100 * md:.1f}% of all inputs (eval.cascade_risk=all), the run has {n}: add held-out "
+                    f"inputs (task.n_eval)")
         return (f"no cascade threshold can be tested: {min_inputs(md, delta)} answered inputs with no disagreement "
                 f"are the fewest that certify {100 * md:.1f}%, and no signal answers that many of the {n} held-out "
                 f"inputs at any threshold: add held-out inputs (task.n_eval)")
     # the signal closest to passing: the lowest disagreement rate at its first tested threshold (then most answered)
     name, (t, ans, k, ub) = min(tried.items(), key=lambda kv: (kv[1][2] / kv[1][1], -kv[1][1]))
+    denom = ans if risk == "answered" else n
+    of = "" if risk == "answered" else f" of the {n} held-out inputs"
     head = (f"no cascade threshold passed: the distilled model's {ans} most confident answers ('{name}' >= {t}) "
-            f"disagree with System 2's majority on {k} (bound {100 * ub:.1f}% > eval.max_disagreement {100 * md:.1f}%)")
-    need = answered_needed(k, ans, md, delta)
+            f"disagree with System 2's majority on {k}{of} (bound {100 * ub:.1f}% > eval.max_disagreement "
+            f"{100 * md:.1f}%)")
+    need = answered_needed(k, denom, md, delta)
     if need is None:
-        return (f"{head}; at {100 * k / ans:.1f}% disagreement its most confident answers are above the target, so "
+        return (f"{head}; at {100 * k / denom:.1f}% disagreement its most confident answers are above the target, so "
                 f"more held-out inputs will not help: a looser eval.max_disagreement or a stronger distilled model "
                 f"(more unlabeled inputs to train on) would")
+    if risk == "all":
+        return f"{head}; about {need} held-out inputs at that rate would pass: more held-out inputs (task.n_eval)"
     return (f"{head}; about {need} answered at that rate would pass: more held-out inputs (task.n_eval), about "
             f"{math.ceil(need * n / ans)} in all")
 
 
-def evaluate(points: Sequence[Point], max_disagreement: float, delta: float = DELTA) -> dict:
+def evaluate(points: Sequence[Point], max_disagreement: float, delta: float = DELTA, risk: str = "answered") -> dict:
     """The cascade calibrated on all ``points`` (what a run ships), and the same procedure checked out of sample:
     calibrated on one half (by a hash of the id), its realised disagreement measured on the other."""
-    c = calibrate(points, max_disagreement, delta)
+    c = calibrate(points, max_disagreement, delta, risk=risk)
     full = route(points, c.threshold)
     cal_ids, test_ids = split([p.example_id for p in points])
     cal = [p for p in points if p.example_id in cal_ids]
     test = [p for p in points if p.example_id in test_ids]
-    sc = calibrate(cal, max_disagreement, delta)
+    sc = calibrate(cal, max_disagreement, delta, risk=risk)
     t = route(test, sc.threshold)
+    realised = t["disagreement_answered" if risk == "answered" else "disagreement_all"]
     s2_tokens = sum(p.s2_tokens for p in points) / len(points) if points else 0.0
     return {"calibration": c.to_json(), "cascade": full, "system2_tokens": s2_tokens,
             "token_ratio": (full["tokens"] / s2_tokens) if s2_tokens else None,
             "min_calibration_inputs": min_inputs(max_disagreement, delta),
             "split": {"calibration": sc.to_json(), "test": t,
-                      "guarantee_held": t["disagreement_answered"] is None or t["disagreement_answered"] <= max_disagreement,
+                      "guarantee_held": realised is None or realised <= max_disagreement,
                       "system2_tokens": (sum(p.s2_tokens for p in test) / len(test)) if test else 0.0,
                       "system2_accuracy": route(test, None)["accuracy"],
                       "distilled_accuracy": _accuracy([p.s1_correct for p in test])},
@@ -310,7 +335,8 @@ def points(eval_dir, task, signal: str, fallback: str = "maj") -> list[Point]:
     return out
 
 
-def cascade_part(eval_dir, task, max_disagreement: float, fallback: str = "maj", delta: float = DELTA) -> dict | None:
+def cascade_part(eval_dir, task, max_disagreement: float, fallback: str = "maj", delta: float = DELTA,
+                 risk: str = "answered") -> dict | None:
     """``report.json``'s ``cascade``: per signal, calibrated on one half of the held-out inputs and reported on
     the other (:func:`evaluate`); ``best``: the signal whose cascade (calibrated on all the held-out inputs)
     answers something for the fewest tokens. None when the run has no distilled model or no maj@k records."""
@@ -322,13 +348,13 @@ def cascade_part(eval_dir, task, max_disagreement: float, fallback: str = "maj",
         if s == "logprob" and all(p.confidence is None for p in pts):
             signals[s] = {"unavailable": "the engine returned no logprobs for the distilled model's answers"}
             continue
-        signals[s] = {**evaluate(pts, max_disagreement, delta), "n": len(pts)}
+        signals[s] = {**evaluate(pts, max_disagreement, delta, risk), "n": len(pts)}
     if not signals:
         return None
     usable = {k: v for k, v in signals.items() if "cascade" in v and v["cascade"]["coverage"] > 0}
     best = min(usable, key=lambda k: usable[k]["token_ratio"] or 1.0) if usable else None
-    return {"fallback": fallback, "max_disagreement": max_disagreement, "delta": delta, "signals": signals, "best": best,
-            "why_none": why_none_passed(signals, max_disagreement, delta)}
+    return {"fallback": fallback, "max_disagreement": max_disagreement, "delta": delta, "risk": risk,
+            "signals": signals, "best": best, "why_none": why_none_passed(signals, max_disagreement, delta, risk)}
 
 
 def table(cascade: dict | None):
@@ -347,13 +373,15 @@ def table(cascade: dict | None):
             rows.append([name, s.get("unavailable", "-")] + ["-"] * 9)
             continue
         c, r, sp = s["calibration"], s["cascade"], s["split"]
-        thr = (f"none passed (needs {s['min_calibration_inputs']} answered inputs)" if c["threshold"] is None
-               else f"{c['threshold']:g}")
+        every = cascade.get("risk") == "all"
+        thr = (f"none passed (needs {s['min_calibration_inputs']} {'held-out' if every else 'answered'} inputs)"
+               if c["threshold"] is None else f"{c['threshold']:g}")
+        realised, of = ((sp["test"]["disagreement_all"], f"all {sp['test']['n']}") if every
+                        else (sp["test"]["disagreement_answered"], str(sp["test"]["answered"])))
         rows.append([name + (" (chosen)" if name == cascade.get("best") else ""), thr, str(c["n"]),
                      pct(r["coverage"]), pct(r["agreement"]), pct(r["accuracy"]), f"{r['tokens']:.1f}",
                      f"{s['system2_tokens']:.1f}", pct(s["token_ratio"]), pct(c["bound"]),
-                     f"{pct(sp['test']['disagreement_answered'])} of {sp['test']['answered']} "
-                     f"({'held' if sp['guarantee_held'] else 'NOT held'})"])
+                     f"{pct(realised)} of {of} ({'held' if sp['guarantee_held'] else 'NOT held'})"])
     return Table(["signal", "threshold", "n", "coverage %", "agreement with System 2 %", "accuracy % (gold)",
                   "tokens per input", "System 2 tokens per input", "token ratio %", "disagreement bound %",
                   "half-split check: disagreement % on test half"], rows, align="lllrrrrrrrl")
@@ -364,8 +392,10 @@ def markdown(cascade: dict | None) -> list[str]:
     if t is None:
         return []
     fb = "its maj@k majority" if cascade["fallback"] == "maj" else "System 2 greedy"
+    where = ("its share of all inputs (answered by the distilled model and unlike System 2)"
+             if cascade.get("risk") == "all" else "disagreement with System 2 on the answered inputs")
     return ["", f"Cascade (the distilled model answers where its confidence reaches the threshold, {fb} answers the "
-                f"rest; threshold calibrated without labels on the evaluated inputs so that disagreement with "
-                f"System 2 on the answered inputs stays at most {100 * cascade['max_disagreement']:.1f}% with 95% "
-                f"confidence; the last column calibrates on half of them and measures the other half; tokens per "
-                f"input include the signal's and System 2's):", "", t.markdown()]
+                f"rest; threshold calibrated without labels on the evaluated inputs so that {where} stays at most "
+                f"{100 * cascade['max_disagreement']:.1f}% with 95% confidence; the last column calibrates on half of "
+                f"them and measures the other half; tokens per input include the signal's and System 2's):", "",
+            t.markdown()]

@@ -116,6 +116,7 @@ def _cmd_verdict(args) -> int:
             v["decision"], "not settled by the labels" if v.get("settled_by") else "no label-free answer")
         print(json.dumps({"kind": kind, "decision": v["decision"], "line": v["line"], "threshold": c.get("threshold"),
                           "signal": c.get("signal"), "coverage": c.get("coverage"), "bound": c.get("bound"),
+                          "risk": c.get("risk"),
                           "token_ratio": c.get("token_ratio"), "token_saving": v.get("token_saving"),
                           "settled_by": v.get("settled_by", "label-free"), "n_labeled": v.get("n_labeled"),
                           "reasons": v.get("reasons")},
@@ -346,7 +347,8 @@ def _add_round_commands(sub: Any) -> None:
     sp = sub.add_parser("verdict", help="print 'ship distilled', 'ship cascade', 'keep System 2' or 'no label-free "
                                         "answer' for a run (exit 0 either ship, 1 keep, 2 no answer or no verdict)")
     sp.add_argument("run_dir", help="a run directory, or one of its evals/<name> folders")
-    sp.add_argument("--json", action="store_true", help="the verdict as JSON: kind, threshold, coverage, bound")
+    sp.add_argument("--json", action="store_true", help="the verdict as JSON: kind, threshold, coverage, bound (and "
+                                                                  "what it bounds: eval.cascade_risk)")
     sp.add_argument("overrides", nargs="*", help="e.g. eval.max_disagreement=0.05 eval.confident_share=0.8")
     sp.set_defaults(fn=_cmd_verdict)
     sp = sub.add_parser("spotcheck", help="draw informative held-out inputs for you to label (-n), or score a "

@@ -299,6 +299,11 @@ class EvalConfig:
     cascade_fallback: str = opt("maj",
                                 "report: what answers the inputs the cascade routes to System 2: maj (its maj@k "
                                 "majority) | greedy (System 2 greedy)", fp=False)
+    cascade_risk: str = opt("answered",
+                            "report: what the cascade's bound is on: answered (disagreement with System 2 on the "
+                            "inputs the distilled model answers) | all (its share of all inputs: the cascade's "
+                            "accuracy is then at most eval.max_disagreement below System 2's majority; "
+                            "docs/cascade.md)", fp=False)
     cascade_k: int = opt(4,
                          "the cascade's vote-share signal: the distilled model's direct answer sampled this many "
                          "times at eval.temperature (a few tokens each); its confidence is the share that repeats its "
@@ -457,6 +462,7 @@ def validate(cfg: RunConfig) -> None:
             raise ConfigError(f"eval.{key} is a fraction in (0, 1], got {getattr(cfg.eval, key)} "
                               f"(e.g. eval.{key}={getattr(EvalConfig, key)})")
     check_choice("eval.cascade_fallback", cfg.eval.cascade_fallback, ("maj", "greedy"))
+    check_choice("eval.cascade_risk", cfg.eval.cascade_risk, ("answered", "all"))
     if cfg.eval.retention:
         if cfg.eval.retention_n < 1 or cfg.eval.retention_prompts < 0 or cfg.eval.retention_tokens < 1:
             raise ConfigError("eval.retention_n and eval.retention_tokens must be >= 1, eval.retention_prompts >= 0 "

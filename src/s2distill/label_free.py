@@ -177,16 +177,23 @@ def _cascade_shipped(cascade: dict | None, s2_tokens: float, fail: list[str], in
     # a saving against its own fallback and against the System 2 that "keep" would deploy (per answer)
     if sig.get("token_ratio") is None or sig["token_ratio"] >= 1 or test["tokens"] >= s2_tokens:
         return None
+    risk = cascade.get("risk", "answered")
     shipped = {"cascade": {"signal": cascade["best"], "threshold": cal["threshold"], "coverage": test["coverage"],
                            "bound": cal["bound"], "disagreement_answered": test["disagreement_answered"],
+                           "disagreement_all": test.get("disagreement_all"), "risk": risk,
                            "token_ratio": sig["token_ratio"], "fallback": cascade["fallback"]}}
     fallback = "maj@k" if cascade["fallback"] == "maj" else "greedy"
+    if risk == "all":  # the bound is on the share of all inputs where the cascade's answer is not System 2's
+        bound = (f"it answers differently from System 2's majority on at most {_p(cal['bound'])}% of all inputs "
+                 f"(95% bound; {_p(test.get('disagreement_all') or 0)}% observed on {cal['n']} {inputs}, "
+                 f"eval.cascade_risk=all), so its accuracy is at most {_p(cal['bound'])} points below the majority's")
+    else:
+        bound = (f"its disagreement with System 2 on the inputs it answers is at most {_p(cal['bound'])}% "
+                 f"(95% bound; {_p(test['disagreement_answered'] or 0)}% observed on {cal['answered']} of "
+                 f"{cal['n']} {inputs})")
     line = (f"ship cascade: the distilled model answers {_p(test['coverage'])}% of inputs (confidence "
-            f"'{cascade['best']}' >= {cal['threshold']}), System 2 ({fallback}) "
-            f"the rest; its disagreement with System 2 on the inputs it answers is at most {_p(cal['bound'])}% "
-            f"(95% bound; {_p(test['disagreement_answered'] or 0)}% observed on {cal['answered']} of "
-            f"{cal['n']} {inputs}); {_p(sig['token_ratio'])}% of System 2's tokens (the distilled "
-            f"model alone: {'; '.join(fail)})")
+            f"'{cascade['best']}' >= {cal['threshold']}), System 2 ({fallback}) the rest; {bound}; "
+            f"{_p(sig['token_ratio'])}% of System 2's tokens (the distilled model alone: {'; '.join(fail)})")
     return shipped, line
 
 

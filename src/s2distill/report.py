@@ -68,7 +68,8 @@ def build_report(run_dir: str | Path | RunDir, cfg=None, task=None) -> dict:
     lf = label_free(rd / "eval", task, cfg.eval.confident_share, cfg.eval.systems)
     from .cascade import cascade_part
 
-    cascade = cascade_part(rd / "eval", task, cfg.eval.max_disagreement, cfg.eval.cascade_fallback) if lf else None
+    cascade = cascade_part(rd / "eval", task, cfg.eval.max_disagreement, cfg.eval.cascade_fallback,
+                           risk=cfg.eval.cascade_risk) if lf else None
     seen_path = rd / "data" / "training_inputs.json"  # `s2distill eval --data`: inputs the run trained on
     seen = read_json(seen_path) if seen_path.is_file() else {}
     from .teacher import report_part
