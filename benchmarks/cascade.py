@@ -92,7 +92,15 @@ SETTINGS["arith_d1_big_n320_s2_all2"] = (
 SETTINGS["arith_d1_big_n320_s2"] = ("demo", [o for o in SETTINGS["arith_d1_big_n320_s2_all2"][1]
                                              if not o.startswith(("eval.cascade_risk", "eval.max_disagreement"))],
                                     "the same run at the default target (answered inputs, 10%)")
-RUN_OF = {"ts_arith_d1_big_n320_s2": "ts_arith_d1_big_n320_s2_all2", "arith_d1_big_n320_s2": "arith_d1_big_n320_s2_all2"}
+# the replication of the teacher -> student row at 2% of all inputs on fresh problems (task.seed=3), fixed before it ran
+SETTINGS["ts_arith_d1_big_n320_s3_all2"] = (
+    "demo", [*SETTINGS["ts_arith_d1_big_n320_s2_all2"][1][:-3], "task.seed=3", "eval.cascade_risk=all",
+             "eval.max_disagreement=0.02"],
+    "its replication on fresh problems (task.seed 3), the same target fixed before the run")
+SETTINGS["ts_arith_d1_big_n320_s3"] = ("demo", [*SETTINGS["ts_arith_d1_big_n320"][1], "task.seed=3"],
+                                       "the same run at the default target (answered inputs, 10%)")
+RUN_OF = {"ts_arith_d1_big_n320_s2": "ts_arith_d1_big_n320_s2_all2", "arith_d1_big_n320_s2": "arith_d1_big_n320_s2_all2",
+          "ts_arith_d1_big_n320_s3": "ts_arith_d1_big_n320_s3_all2"}
 # the README's own-data files (no gold in them), with a labeled copy written for scoring only: the gold of the
 # held-out inputs is what benchmarks/own_data.py knows (it made the questions); curation never sees a label
 OWN = {"own_numeric": ("own_questions.jsonl", "body", "ticket",
