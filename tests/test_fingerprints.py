@@ -73,7 +73,7 @@ def section(cfg: RunConfig, name: str, *, but: tuple[str, ...] = ()) -> set[str]
 C = RunConfig()
 UP = "upstream-fp"
 # eval keys another stage (rewordings, votes, retention) or only the report reads
-ELSEWHERE = ("rewordings", "confident_share", "max_disagreement", "cascade_fallback", "cascade_k", "retention",
+ELSEWHERE = ("rewordings", "confident_share", "max_disagreement", "cascade_fallback", "cascade_risk", "cascade_k", "retention",
              "retention_tasks", "retention_n", "retention_prompts", "retention_tokens", "max_retention_drop")
 
 
