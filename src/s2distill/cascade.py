@@ -14,13 +14,14 @@ The second bounds what a user asking "how far below System 2 can the cascade be?
 majority as the fallback the cascade's answer differs from it only on those inputs, so its accuracy is at
 most ``max_disagreement`` below the majority's, whatever the coverage (``answered`` bounds the rate on the
 answered inputs only, so at 90% coverage a 10% target allows a 9-point loss). Its denominator is every
-calibration input, so it certifies a small target with fewer inputs. The procedure is fixed-sequence testing over a grid of thresholds fixed in advance,
-from strict to loose (Learn-then-Test, Angelopoulos et al. 2021; selective classification with
-guaranteed risk, Geifman & El-Yaniv 2017): at each threshold the null "the disagreement on the answered
-inputs (or on all of them) exceeds max_disagreement" is rejected when the one-sided Clopper-Pearson upper
-bound of the observed disagreement is at most max_disagreement; the first threshold that fails stops the sequence
-and the last rejected one is used. Because the thresholds are tested in an order fixed before the data
-is seen, stopping at the first failure keeps the family-wise error at delta with no correction.
+calibration input, so it certifies a small target with fewer inputs. The procedure is fixed-sequence testing
+over a grid of thresholds fixed in advance, from strict to loose (Learn-then-Test, Angelopoulos et al.
+2021; selective classification with guaranteed risk, Geifman & El-Yaniv 2017): at each threshold the null
+"the disagreement on the answered inputs (or on all of them) exceeds max_disagreement" is rejected when the
+one-sided Clopper-Pearson upper bound of the observed disagreement is at most max_disagreement; the first
+threshold that fails stops the sequence and the last rejected one is used. Because the thresholds are
+tested in an order fixed before the data is seen, stopping at the first failure keeps the family-wise
+error at delta with no correction.
 Assumptions: calibration and future inputs are exchangeable (the same distribution: held-out inputs of
 the same task), and the guarantee is about agreement with System 2's majority, not about accuracy:
 where System 2 is wrong, a System 1 answer that agrees with it is wrong too (the spot-check settles
@@ -42,12 +43,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from .config import CASCADE_RISKS as RISKS  # eval.cascade_risk: the disagreement's denominator (module doc)
+
 # thresholds tested from strict to loose, fixed before any data is seen
 GRID: tuple[float, ...] = (1.0, 0.9999, 0.999, 0.995, 0.99, 0.98, 0.97, 0.96, 0.95, 0.94, 0.93, 0.92, 0.91, 0.9,
                            0.875, 0.85, 0.825, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5, 0.45, 0.4, 0.35, 0.3, 0.25,
                            0.2, 0.15, 0.1, 0.05, 0.0)
 SIGNALS = ("logprob", "vote", "agreement")
-RISKS = ("answered", "all")  # eval.cascade_risk: the disagreement's denominator (module doc)
 DELTA = 0.05
 
 
@@ -277,6 +279,7 @@ def evaluate(points: Sequence[Point], max_disagreement: float, delta: float = DE
             "token_ratio": (full["tokens"] / s2_tokens) if s2_tokens else None,
             "min_calibration_inputs": min_inputs(max_disagreement, delta),
             "split": {"calibration": sc.to_json(), "test": t,
+                      "realised_disagreement": realised,  # what the bound is on (risk), on the test half
                       "guarantee_held": realised is None or realised <= max_disagreement,
                       "system2_tokens": (sum(p.s2_tokens for p in test) / len(test)) if test else 0.0,
                       "system2_accuracy": route(test, None)["accuracy"],
@@ -376,12 +379,11 @@ def table(cascade: dict | None):
         every = cascade.get("risk") == "all"
         thr = (f"none passed (needs {s['min_calibration_inputs']} {'held-out' if every else 'answered'} inputs)"
                if c["threshold"] is None else f"{c['threshold']:g}")
-        realised, of = ((sp["test"]["disagreement_all"], f"all {sp['test']['n']}") if every
-                        else (sp["test"]["disagreement_answered"], str(sp["test"]["answered"])))
+        of = f"all {sp['test']['n']}" if every else str(sp["test"]["answered"])
         rows.append([name + (" (chosen)" if name == cascade.get("best") else ""), thr, str(c["n"]),
                      pct(r["coverage"]), pct(r["agreement"]), pct(r["accuracy"]), f"{r['tokens']:.1f}",
                      f"{s['system2_tokens']:.1f}", pct(s["token_ratio"]), pct(c["bound"]),
-                     f"{pct(realised)} of {of} ({'held' if sp['guarantee_held'] else 'NOT held'})"])
+                     f"{pct(sp['realised_disagreement'])} of {of} ({'held' if sp['guarantee_held'] else 'NOT held'})"])
     return Table(["signal", "threshold", "n", "coverage %", "agreement with System 2 %", "accuracy % (gold)",
                   "tokens per input", "System 2 tokens per input", "token ratio %", "disagreement bound %",
                   "half-split check: disagreement % on test half"], rows, align="lllrrrrrrrl")

@@ -100,6 +100,7 @@ class CurateConfig:
 
 
 WEIGHTINGS = ("hard", "vote_share")
+CASCADE_RISKS = ("answered", "all")  # eval.cascade_risk: the cascade bound's denominator (cascade.py)
 LAUNCHERS = ("local", "accelerate")
 DISTRIBUTED = ("ddp", "fsdp", "deepspeed")
 # accelerate's own names are accepted too
@@ -462,7 +463,7 @@ def validate(cfg: RunConfig) -> None:
             raise ConfigError(f"eval.{key} is a fraction in (0, 1], got {getattr(cfg.eval, key)} "
                               f"(e.g. eval.{key}={getattr(EvalConfig, key)})")
     check_choice("eval.cascade_fallback", cfg.eval.cascade_fallback, ("maj", "greedy"))
-    check_choice("eval.cascade_risk", cfg.eval.cascade_risk, ("answered", "all"))
+    check_choice("eval.cascade_risk", cfg.eval.cascade_risk, CASCADE_RISKS)
     if cfg.eval.retention:
         if cfg.eval.retention_n < 1 or cfg.eval.retention_prompts < 0 or cfg.eval.retention_tokens < 1:
             raise ConfigError("eval.retention_n and eval.retention_tokens must be >= 1, eval.retention_prompts >= 0 "
