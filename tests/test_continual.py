@@ -189,3 +189,68 @@ def test_a_greedy_fallbacks_single_samples_are_sampled_again(tmp_path, stand_in_
     run_round(new, progress=False, log=lambda s: None, backend_factory=factory())
     man = read_json(new / "manifest.json")["stages"]
     assert "reused_inputs" not in man["generate"] and man["generate"]["generated"] >= len(routed)
+
+
+def _row(k: int, verdict: str, cascade: float | None, distilled: float = 3.0, risk: str = "answered") -> dict:
+    return {"round": k, "run_dir": f"runs/r{k}", "verdict": verdict, "cascade_tokens": cascade,
+            "distilled_tokens": distilled, "cascade_target": {"risk": risk, "max_disagreement": 0.1, "delta": 0.05,
+                                                              "fallback": "maj"}}
+
+
+def test_the_round_to_serve_deploys_the_same_guarantee_for_fewest_tokens() -> None:
+    from s2distill.rounds import round_to_serve
+
+    assert round_to_serve([_row(1, "cascade", 30.0), _row(2, "cascade", 20.0)]) is None  # the last is cheapest
+    assert round_to_serve([_row(1, "cascade", 30.0), _row(2, "cascade", 17.0), _row(3, "cascade", 24.0)])["round"] == 2
+    assert round_to_serve([_row(1, "cascade", 30.0), _row(2, "keep", 30.0)])["round"] == 1  # keep: System 2's cost
+    assert round_to_serve([_row(1, "ship", None, 3.0), _row(2, "cascade", 5.0)])["round"] == 1  # ship: distilled
+    assert round_to_serve([_row(1, "keep", 30.0), _row(2, "keep", 30.0)]) is None
+    # another target, risk or fallback is another guarantee: never compared
+    assert round_to_serve([_row(1, "cascade", 10.0, risk="all"), _row(2, "cascade", 20.0)]) is None
+    assert round_to_serve([_row(1, "cascade", 10.0), {**_row(2, "cascade", 20.0), "cascade_target": None}]) is None
+
+
+def test_a_round_that_deploys_worse_than_its_parent_says_so(tmp_path, stand_in_training) -> None:
+    """The chain's report, verdict (--json) and server name the earlier round that deploys the same guarantee
+    for fewer tokens; built on a real round (fake engines), its parent's report made cheaper."""
+    from s2distill.checks import load_checked
+    from s2distill.report import build_report
+    from s2distill.rounds import deployed_tokens
+    from s2distill.rundir import write_json
+
+    run = tmp_path / "run"
+    make_run(run, n_eval=60, fallback="maj")
+    held = {d["question"] for d in read_jsonl(run / "data" / "eval.jsonl")}
+    train_q = {d["question"] for d in read_jsonl(run / "data" / "train.jsonl")}
+    new = start(run, _served(run, [q for q in ORACLE if q not in held and q not in train_q][:10]))
+    rep = run_round(new, progress=False, log=lambda s: None, backend_factory=factory())
+    mine = deployed_tokens(rep["rounds"][-1])
+    parent_row = rep["rounds"][0]
+    assert "serve_instead" not in rep["verdict"] or rep["verdict"]["serve_instead"]["round"] == 1
+    # the parent deploys its cascade for fewer tokens than whatever this round deploys
+    prep = read_json(run / "report.json")
+    cheaper = (mine or 100.0) / 2
+    best = prep["cascade"]["best"] or "logprob"
+    sig = prep["cascade"]["signals"][best]
+    prep["cascade"]["best"] = best
+    sig["cascade"] = {**sig.get("cascade", {}), "tokens": cheaper, "coverage": 0.9}
+    prep["verdict"] = {**prep["verdict"], "decision": "cascade"}
+    write_json(run / "report.json", prep)
+    assert parent_row["cascade_target"] == rep["rounds"][-1]["cascade_target"]
+    report = build_report(new, load_checked(new / "config.yaml"))
+    v = report["verdict"]
+    assert v["serve_instead"]["round"] == 1 and v["serve_instead"]["tokens"] == cheaper
+    assert Path(v["serve_instead"]["run_dir"]).resolve() == run.resolve()
+    assert "round 1 deploys the same guarantee for fewer tokens" in v["line"] and "s2distill serve" in v["line"]
+    write_json(new / "report.json", report)
+    out = subprocess.run([sys.executable, "-m", "s2distill.cli", "verdict", str(new), "--json"], capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert json.loads(out.stdout)["serve_instead"]["round"] == 1
+    from s2distill.serve import CascadeService
+
+    lines: list[str] = []
+    CascadeService(new, backend_factory=factory(), log=lines.append).close()
+    assert any("round 1 deploys the same guarantee" in s for s in lines)
+    # another target for this round: another guarantee, not compared
+    other = build_report(new, load_checked(new / "config.yaml", ["eval.max_disagreement=0.2"]))
+    assert "serve_instead" not in other["verdict"]

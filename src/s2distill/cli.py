@@ -119,7 +119,7 @@ def _cmd_verdict(args) -> int:
                           "risk": c.get("risk"),
                           "token_ratio": c.get("token_ratio"), "token_saving": v.get("token_saving"),
                           "settled_by": v.get("settled_by", "label-free"), "n_labeled": v.get("n_labeled"),
-                          "reasons": v.get("reasons")},
+                          "reasons": v.get("reasons"), "serve_instead": v.get("serve_instead")},
                          indent=2))
     else:
         print(v["line"])

@@ -127,6 +127,7 @@ def _settle(rd: RunDir, cfg, report: dict) -> dict:
 
     if (Path(rd.path) / ROUND_FILE).is_file():  # a continued round: the chain of rounds, this one's row last
         report["rounds"] = rounds_table(rd.path)[:-1] + [round_row(Path(rd.path), report, rd.manifest["stages"])]
+        report["verdict"] = serve_instead(report["verdict"], report["rounds"])
     from .retention import verdict_note
 
     note = verdict_note(report["retention"], cfg.eval.max_retention_drop)
@@ -136,6 +137,25 @@ def _settle(rd: RunDir, cfg, report: dict) -> dict:
         report["verdict"] = {**report["spotcheck"]["verdict"], "label_free_verdict": report["verdict"]}
     stepwise = report_section(report)  # a curriculum's stage points (accuracy vs tokens); absent otherwise
     return {**report, "stepwise": stepwise} if stepwise else report
+
+
+def serve_instead(verdict: dict, rounds: list[dict]) -> dict:
+    """The verdict of a round, with ``serve_instead`` (and a sentence on its line) where an earlier round of the
+    chain deploys the same guarantee for fewer tokens (:func:`~s2distill.rounds.round_to_serve`)."""
+    from .rounds import deployed_tokens, round_to_serve
+
+    best = round_to_serve(rounds)
+    if best is None or not verdict.get("line"):
+        return verdict
+    mine, theirs = deployed_tokens(rounds[-1]), deployed_tokens(best)
+    what = {"ship": "its distilled model", "cascade": "its cascade"}[best["verdict"]]
+    this = "System 2 (keep)" if mine is None else f"{mine:.1f}"
+    note = (f"round {best['round']} deploys the same guarantee for fewer tokens ({what}: {theirs:.1f} "
+            f"generated tokens per input; this round: {this}): keep serving it (s2distill serve {best['run_dir']}) "
+            "until a round beats it")
+    return {**verdict, "line": f"{verdict['line']}; {note}",
+            "serve_instead": {"round": best["round"], "run_dir": best["run_dir"], "tokens": theirs,
+                              "this_round_tokens": mine, "note": note}}
 
 
 ROUNDS_INTRO = ("Rounds (each trained from the base model on all curated pairs so far, evaluated on the same held-out "

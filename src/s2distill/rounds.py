@@ -44,7 +44,37 @@ def round_row(run: Path, rep: dict, stages: dict) -> dict:
             "system2_accuracy": by.get("system2", {}).get("accuracy"), "cascade_signal": cas.get("best"),
             "cascade_coverage": best.get("coverage"), "cascade_accuracy": best.get("accuracy"),
             "cascade_tokens": best.get("tokens"), "distilled_tokens": dist.get("mean_generated_tokens"),
-            "verdict": (rep.get("verdict") or {}).get("decision")}
+            "cascade_target": target_of(cas), "verdict": (rep.get("verdict") or {}).get("decision")}
+
+
+def target_of(cascade: dict) -> dict | None:
+    """What a round's guarantee is (risk, bound, confidence, fallback); rounds compare only at the same one."""
+    if not cascade:
+        return None
+    return {k: cascade.get(k) for k in ("risk", "max_disagreement", "delta", "fallback")}
+
+
+def deployed_tokens(row: dict) -> float | None:
+    """Generated tokens per input of what a round's verdict deploys: the distilled model (ship) or its cascade;
+    None for keep (System 2 itself) or no answer."""
+    return {"ship": row.get("distilled_tokens"), "cascade": row.get("cascade_tokens")}.get(row.get("verdict"))
+
+
+def round_to_serve(rows: list[dict]) -> dict | None:
+    """The earlier round of the chain that deploys the same guarantee as the last round (same held-out inputs,
+    reference, target, risk and fallback) for fewer generated tokens per input, or None when the last round is
+    the one to serve. A round that trained on more inputs can route worse (a sharper but no better ranked
+    confidence): then its parent stays in service until a round beats it."""
+    if not rows or rows[-1].get("cascade_target") is None:
+        return None
+    last = rows[-1]
+    mine = deployed_tokens(last)
+    same = [r for r in rows[:-1] if r.get("cascade_target") == last["cascade_target"]
+            and deployed_tokens(r) is not None]
+    best = min(same, key=deployed_tokens, default=None)
+    if best is None or (mine is not None and deployed_tokens(best) >= mine):
+        return None
+    return best
 
 
 def rounds_table(run_dir: str | Path) -> list[dict]:
@@ -57,4 +87,5 @@ def rounds_table(run_dir: str | Path) -> list[dict]:
     return rows
 
 
-__all__ = ["ROUND_FILE", "chain", "round_of", "round_row", "rounds_table"]
+__all__ = ["ROUND_FILE", "chain", "deployed_tokens", "round_of", "round_row", "round_to_serve", "rounds_table",
+           "target_of"]

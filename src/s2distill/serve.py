@@ -109,6 +109,8 @@ class CascadeService:
         if route == "cascade" and self.threshold is None:
             log(f"[serve] no calibrated threshold: every request goes to System 2 "
                 f"({cascade.get('why_none') or 'the run has no cascade that saves tokens'}); --threshold T overrides")
+        if (instead := (report.get("verdict") or {}).get("serve_instead")) and route == "cascade":
+            log(f"[serve] note: {instead['note']}")
         log(f"[serve] starting {self.cfg.backend.name} engines: distilled, System 2 "
             f"({'teacher' if self.cfg.teacher else 'base'})")
         self.s1 = factory(self.cfg, "distilled", trained)
