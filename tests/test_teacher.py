@@ -195,7 +195,8 @@ def test_without_teacher_nothing_changes(tmp_path):
     assert man["generate"]["fingerprint"] == gen
     ev = dataclasses.asdict(c.eval)
     for k in ("rewordings", "confident_share", "max_disagreement", "both_orders", "cascade_fallback", "cascade_risk",
-              "cascade_k", "retention", "retention_tasks", "retention_n", "retention_prompts", "retention_tokens", "max_retention_drop"):
+              "cascade_k", "retention", "retention_tasks", "retention_n", "retention_prompts", "retention_tokens",
+              "max_retention_drop"):
         ev.pop(k)  # cascade_fallback and after: newer than the pinned fingerprint, read by the report only
     s1 = stable_hash({"data": data_fp, "system": "system1", "method": dataclasses.asdict(c.method), "eval": ev,
                       "model": c.model, "seed": c.seed, "up": ""})
