@@ -114,6 +114,34 @@ def test_experiment_errors_name_the_fix(tmp_path: Path) -> None:
         run_experiment(exp, render_only=True)
 
 
+def test_each_rows_and_alternative_paths(tmp_path: Path) -> None:
+    """``each: report.X``: one row per item of a list in the report (a mapping is one item), ``row.`` reading the
+    item; ``a or b`` reads b where a is missing; a bad ``each`` or item field is an error that names the fix."""
+    from s2distill.experiment import each_values, run_values
+
+    spec = SPEC.split("rows:")[0] + """rows:
+  - {label: CoT, run: d1, system: system2}
+  - {label: "part {k}", run: d1, system: part, each: report.parts}
+columns:
+  - label
+  - accuracy
+  - {key: steps, path: row.steps or report.train.steps, format: int}
+"""
+    exp = load_experiment(_spec(tmp_path, spec))
+    rep = {"rows": [{"role": "system2", "system": "CoT", "accuracy": 0.5}], "train": {"steps": 9},
+           "parts": [{"k": 0, "accuracy": 0.25, "steps": 3}, {"k": 1, "accuracy": 0.75}]}
+    items = each_values(exp, "d1", rep, {})["part|report.parts|part {k}"]
+    assert [(i["label"], i["values"]["accuracy"], i["values"]["steps"]) for i in items] == \
+        [("part 0", 0.25, 3), ("part 1", 0.75, 9)]
+    assert run_values(exp, rep, {})["system2"]["values"]["steps"] == 9
+    assert each_values(exp, "d1", {**rep, "parts": {"k": 5}}, {})["part|report.parts|part {k}"][0]["label"] == "part 5"
+    assert each_values(exp, "d1", {"rows": []}, {})["part|report.parts|part {k}"] == []  # no list: no rows
+    with pytest.raises(ConfigError, match="no field 'k'.*fix: name one of accuracy"):
+        each_values(exp, "d1", {**rep, "parts": [{"accuracy": 1.0}]}, {})
+    with pytest.raises(ConfigError, match="must be a report path"):
+        load_experiment(_spec(tmp_path, spec.replace("each: report.parts", "each: parts")))
+
+
 def test_the_cli_runs_an_experiment(tmp_path: Path) -> None:
     """``s2distill experiment --render`` on a finished experiment: the table from the partial file, no engine."""
     exp = load_experiment(_spec(tmp_path))

@@ -171,6 +171,10 @@ def test_stepwise_pipeline_stages_optimizer_reset_and_resume(tiny_base: Path, tm
     dist = next(r for r in report["rows"] if r["role"] == "distilled")
     assert sw["stages"][-1]["accuracy"] == dist["accuracy"]
     assert sw["best_partial_stage"]["stage"] in (0, 1)
+    rows, _ = spec_table(report)  # the benchmark's experiment spec reads this real report's stages
+    stage_rows = [r for r in rows if r["role"] == "stage" and r["label"].startswith("stage ")]
+    assert [r["optimizer_steps"] for r in stage_rows] == [sum(x["steps"] for x in t["stages"][:k + 1]) for k in range(3)]
+    assert stage_rows[-1]["accuracy"] == dist["accuracy"] and stage_rows[-1]["optimizer_steps"] == t["steps"]
     md = (tmp_path / "report.md").read_text()
     assert "Stepwise curriculum (3 stages by steps" in md
     assert f"Best partial stage: {sw['best_partial_stage']['stage']} (" in md and "model/stages/stage" in md
@@ -178,35 +182,42 @@ def test_stepwise_pipeline_stages_optimizer_reset_and_resume(tiny_base: Path, tm
     assert "stage 0" in html and "stage 1" in html
 
 
-def _bench():
-    import importlib.util
-    import sys
+def spec_table(report: dict) -> tuple[list[dict], str]:
+    """The rows and markdown benchmarks/experiments/stepwise.yaml makes of ``report`` (its stepwise run) and two
+    constructed runs (one-shot, base)."""
+    from s2distill.experiment import each_values, load_experiment, render, result_of, run_values
 
-    root = Path(__file__).resolve().parents[1] / "benchmarks"
-    sys.path.insert(0, str(root))
-    spec = importlib.util.spec_from_file_location("bench_stepwise", root / "stepwise.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    exp = load_experiment(Path(__file__).resolve().parents[1] / "benchmarks" / "experiments" / "stepwise.yaml")
+    row = {"n": 40, "accuracy": 0.5, "ci95": [0.35, 0.65], "mean_generated_tokens": 10.0, "system": "x"}
+    reports = {"stepwise": report, "oneshot": {"rows": [{**row, "role": "distilled"}], "train": {"steps": 30}},
+               "base": {"rows": [{**row, "role": "system1"}, {**row, "role": "system2"}]}}
+    done = {}
+    for spec in exp.runs:
+        labels = {"run": spec.name, **spec.labels}
+        done[spec.name] = {"config": "c", "overrides": [], "labels": labels, "note": None, "setup": {},
+                           "info": {"n_train": 1, "n_eval": 1}, "systems": run_values(exp, reports[spec.name], labels),
+                           "each": each_values(exp, spec.name, reports[spec.name], labels)}
+    res = result_of(exp, done, [])
+    return [{**r["values"], "role": r["role"]} for r in res["rows"]], render(res)
 
 
-def test_benchmark_rows_name_what_the_issue_asks_for() -> None:
-    bench = _bench()
+def test_the_stepwise_experiment_names_what_the_issue_asks_for() -> None:
+    """benchmarks/experiments/stepwise.yaml: System 1, CoT, one-shot and stepwise distilled, the best partial stage
+    and every stage, with the optimizer steps up to each (a report's stage list, read by the spec's ``each`` rows)."""
     row = {"n": 40, "accuracy": 0.5, "ci95": [0.35, 0.65], "mean_generated_tokens": 10.0}
-    stages = [{**row, "stage": 0, "steps": 10, "mean_target_chars": 40.0, "accuracy": 0.7},
-              {**row, "stage": 1, "steps": 10, "mean_target_chars": 20.0},
-              {**row, "stage": 2, "steps": 10, "mean_target_chars": 2.0, "accuracy": 0.1}]
-    rep = {"rows": [{**row, "role": "system1"}, {**row, "role": "system2"}, {**row, "role": "distilled"}],
+    stages = [{**row, "stage": 0, "steps": 10, "steps_so_far": 10, "mean_target_chars": 40.0, "accuracy": 0.7},
+              {**row, "stage": 1, "steps": 10, "steps_so_far": 20, "mean_target_chars": 20.0},
+              {**row, "stage": 2, "steps": 10, "steps_so_far": 30, "mean_target_chars": 2.0, "accuracy": 0.1}]
+    rep = {"rows": [{**row, "role": "distilled", "system": "d"}], "train": {"steps": 30},
            "stepwise": {"total_steps": 30, "stages": stages, "best_partial_stage": stages[0]}}
-    rows = bench.stepwise_rows(rep, "arith_d2", 2)
-    assert [r["row"] for r in rows] == ["System 1", "CoT", "stepwise distilled", "stepwise best partial (stage 0)"]
-    assert [r["optimizer_steps"] for r in rows] == [0, 0, 30, 10]  # the best partial stage: steps up to it
-    assert set(rows[0]) == {"setting", "depth", "row", "n", "accuracy", "ci95", "mean_generated_tokens",
-                            "optimizer_steps"}
-    res = {"rows": rows, "stages": stages, "runs": {}, "notes": ["a note"]}
-    md = bench.render(res)
-    assert "| arith_d2 | stepwise best partial (stage 0) | 40 | 70.0 |" in md and "- a note" in md
-    assert "<svg" in bench.figure(res)
+    rows, md = spec_table(rep)
+    assert [r["label"] for r in rows] == ["System 1", "CoT", "one-shot distilled", "stepwise distilled",
+                                          "stepwise best partial (stage 0)", "stage 0", "stage 1", "stage 2"]
+    assert [r["optimizer_steps"] for r in rows] == [None, None, 30, 30, 10, 10, 20, 30]
+    assert [r["trace_left"] for r in rows][-3:] == [40.0, 20.0, 2.0] and rows[4]["accuracy"] == 0.7
+    assert "| arith_d2 | stepwise best partial (stage 0) | 40 | 70.0 |" in md
+    rep["stepwise"]["best_partial_stage"] = None  # no partial stage beat the last: no such row
+    assert "stepwise best partial" not in spec_table(rep)[1]
 
 
 @pytest.mark.slow

@@ -67,10 +67,10 @@ class Column:
                               f"{did_you_mean(self.format, list(FORMATS))}")
         if self.expr:
             _check_expr(self.expr, self.key)
-        root = (self.path or "row").split(".")[0]
-        if root not in ("row", "report", "labels", "label", "system"):
-            raise ConfigError(f"column '{self.key}': path '{self.path}' must start with row., report., labels., "
-                              "system.<name>. or be 'label'")
+        for alt in (self.path or "row").split(" or "):
+            if alt.split(".")[0] not in ("row", "report", "labels", "label", "system"):
+                raise ConfigError(f"column '{self.key}': path '{self.path}' must start with row., report., labels., "
+                                  "system.<name>. or be 'label' (alternatives: 'a or b')")
 
 
 _EXPR_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Compare, ast.BoolOp, ast.IfExp, ast.Constant, ast.Name,
@@ -132,6 +132,17 @@ class RowSpec:
     label: str
     run: str
     system: str
+    each: str = ""  # report.<path> of a list (or one mapping): one row per item, its ``row.X`` columns read the item
+
+    def __post_init__(self):
+        if self.each and not self.each.startswith("report."):
+            raise ConfigError(f"row '{self.label}': each '{self.each}' must be a report path (report.X.Y); "
+                              "fix: e.g. each: report.stepwise.stages")
+
+    @property
+    def key(self) -> str:
+        """Where a finished run keeps this row's items (``each`` rows only)."""
+        return f"{self.system}|{self.each}|{self.label}"
 
 
 @dataclass(frozen=True)
@@ -222,7 +233,7 @@ def _parse(data: dict, where: str) -> Experiment:
         runs.append(RunSpec(**{**r, "overrides": tuple(r.get("overrides", ()))}))
     rows = []
     for r in data.get("rows", ()):
-        check_keys(r, ["label", "run", "system"], lambda k: f"{where}: unknown row key '{k}'")
+        check_keys(r, ["label", "run", "system", "each"], lambda k: f"{where}: unknown row key '{k}'")
         rows.append(RowSpec(**r))
     return Experiment(**{**data, "runs": tuple(runs), "rows": tuple(rows), "overrides": tuple(data.get("overrides", ())),
                          "columns": tuple(_column(c) for c in data.get("columns", ())),
@@ -259,25 +270,52 @@ def _subst(text: str, vars_: dict) -> str:
 
 
 def _read(path: str, ctx: dict):
-    head, *rest = path.split(".")
-    obj = ctx.get(head)
-    for part in rest:
-        obj = obj.get(part.replace("{role}", ctx["role"])) if isinstance(obj, dict) else None
-    return obj
+    """The value at ``path`` in ``ctx`` (``a or b``: the first alternative that is there)."""
+    for alt in path.split(" or "):
+        head, *rest = alt.split(".")
+        obj = ctx.get(head)
+        for part in rest:
+            obj = obj.get(part.replace("{role}", ctx["role"])) if isinstance(obj, dict) else None
+        if obj is not None:
+            return obj
+    return None
+
+
+def _values(exp: Experiment, ctx: dict) -> dict:
+    role = ctx["role"]
+    vals = {c.key: _read(c.path or f"row.{c.key}", ctx) if not c.roles or role in c.roles else None
+            for c in exp.table_columns if not c.expr}
+    for c in exp.table_columns:  # computed columns, in order (one may use an earlier one)
+        if c.expr:
+            vals[c.key] = _eval(c.expr, c.key, vals) if not c.roles or role in c.roles else None
+    return {c.key: vals[c.key] for c in exp.table_columns}
 
 
 def run_values(exp: Experiment, report: dict, labels: dict) -> dict:
     """Every column's value for each system of one run's report: {role: {"system", "values"}}."""
+    systems = {x["role"]: x for x in report.get("rows", [])}
+    return {r["role"]: {"system": r["system"], "values": _values(exp, {
+        "row": r, "report": report, "labels": labels, "role": r["role"], "label": r["system"], "system": systems})}
+        for r in report.get("rows", [])}
+
+
+def each_values(exp: Experiment, run: str, report: dict, labels: dict) -> dict:
+    """The items of the run's ``each`` rows: {row key: [{"label", "values"}]} (an item's label: the row's label
+    with the item's fields filled in)."""
+    systems = {x["role"]: x for x in report.get("rows", [])}
     out = {}
-    for r in report.get("rows", []):
-        ctx = {"row": r, "report": report, "labels": labels, "role": r["role"], "label": r["system"],
-               "system": {x["role"]: x for x in report.get("rows", [])}}
-        vals = {c.key: _read(c.path or f"row.{c.key}", ctx) if not c.roles or r["role"] in c.roles else None
-                for c in exp.table_columns if not c.expr}
-        for c in exp.table_columns:  # computed columns, in order (one may use an earlier one)
-            if c.expr:
-                vals[c.key] = _eval(c.expr, c.key, vals) if not c.roles or r["role"] in c.roles else None
-        out[r["role"]] = {"system": r["system"], "values": {c.key: vals[c.key] for c in exp.table_columns}}
+    for spec in (r for r in exp.rows if r.each and r.run == run):
+        items = _read(spec.each, {"report": report, "role": spec.system})
+        items = [items] if isinstance(items, dict) else items or []
+        out[spec.key] = []
+        for it in items:
+            try:
+                label = spec.label.format(**it)
+            except (KeyError, IndexError, ValueError) as e:
+                raise ConfigError(f"row '{spec.label}': the items of {spec.each} have no field {e}; fix: name one of "
+                                  f"{', '.join(it)}") from None
+            out[spec.key].append({"label": label, "values": _values(exp, {
+                "row": it, "report": report, "labels": labels, "role": spec.system, "label": label, "system": systems})})
     return out
 
 
@@ -311,7 +349,8 @@ def _one_run(exp: Experiment, spec: RunSpec, root: Path, overrides: Sequence[str
         note, report = f"{spec.name}: not trained ({e})", build_report(p.rd, p.cfg, p.task)
     labels = {"run": spec.name, **spec.labels}
     return {"overrides": ov, "config": spec.config or exp.config, "labels": labels, "note": note,
-            "info": run_info(cfg, report), "systems": run_values(exp, report, labels)}, cfg
+            "info": run_info(cfg, report), "systems": run_values(exp, report, labels),
+            "each": each_values(exp, spec.name, report, labels)}, cfg
 
 
 def share_cache(src_run: Path, dst_run: Path) -> None:
@@ -395,9 +434,12 @@ def _finished_runs(res: dict) -> dict:
     done: dict = {}
     for n, r in res.get("runs", {}).items():
         note = next((x for x in res.get("run_notes", []) if x.startswith(f"{n}: ")), None)
-        done[n] = {**r, "note": note, "setup": res.get("setup", {}), "systems": {}}
+        done[n] = {**r, "note": note, "setup": res.get("setup", {}), "systems": {}, "each": {}}
     for row in res.get("rows", []):
-        if row["run"] in done:
+        if row["run"] in done and row.get("each"):  # an item of an ``each`` row
+            key = f"{row['role']}|{row['each']}|{row['template']}"
+            done[row["run"]]["each"].setdefault(key, []).append({"label": row["label"], "values": row["values"]})
+        elif row["run"] in done:
             label = row["label"]
             system = label[len(row["run"]) + 2:] if label.startswith(f"{row['run']}: ") else row["role"]
             done[row["run"]]["systems"][row["role"]] = {"system": system, "values": row["values"]}
@@ -409,6 +451,11 @@ def result_of(exp: Experiment, done: dict, overrides: list[str]) -> dict:
     picks = exp.rows or [RowSpec(f"{n}: {s['system']}", n, role) for n, d in done.items() for role, s in d["systems"].items()]
     rows = []
     for p in (p for p in picks if p.run in done):  # a run not finished yet has no rows
+        if p.each:  # one row per item (none when the run's report has no such list)
+            rows += [{"label": it["label"], "run": p.run, "role": p.system, "each": p.each, "template": p.label,
+                      "values": {**it["values"], **{c.key: it["label"] for c in exp.table_columns if c.path == "label"}}}
+                     for it in (done[p.run].get("each") or {}).get(p.key, [])]
+            continue
         s = done[p.run]["systems"].get(p.system)
         vals = dict(s["values"]) if s else {c.key: None for c in exp.table_columns}
         for c in exp.table_columns:  # the row's own label, and a run's labels on a row it did not run
@@ -439,7 +486,8 @@ def _run_line(name: str, info: dict) -> str:
     if info.get("train_steps") is not None:
         rss = info.get("peak_rss_bytes")
         parts.append(f"{info['train_steps']} LoRA steps" + (f", peak RSS {rss / 2**30:.2f} GiB" if rss else ""))
-    wall = sum(v for v in (info.get("stages_wall_s") or {}).values() if v)
+    # a stepwise curriculum's train_stage{k}/eval_stage{k} run inside the train stage: counted in its time
+    wall = sum(v for k, v in (info.get("stages_wall_s") or {}).items() if v and not re.fullmatch(r"(train|eval)_stage\d+", k))
     if wall:
         parts.append(f"stages {wall / 60:.1f} min")
     return f"- {name}: " + "; ".join(parts)

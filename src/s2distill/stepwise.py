@@ -179,7 +179,10 @@ def report_section(report: dict) -> dict | None:
     t = report.get("train") or {}
     if t.get("curriculum") != "stepwise":
         return None
-    points = [dict(r) for r in t["stages"]]
+    points, so_far = [], 0
+    for r in t["stages"]:  # with the optimizer steps up to and including the stage
+        so_far += r.get("steps") or 0
+        points.append({**r, "steps_so_far": so_far})
     dist = next((r for r in report.get("rows", []) if r.get("role") == "distilled"), None)
     if dist is not None and points:
         points[-1].update({k: dist[k] for k in ("n", "accuracy", "ci95", "mean_generated_tokens")})
