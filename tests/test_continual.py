@@ -254,3 +254,19 @@ def test_a_round_that_deploys_worse_than_its_parent_says_so(tmp_path, stand_in_t
     # another target for this round: another guarantee, not compared
     other = build_report(new, load_checked(new / "config.yaml", ["eval.max_disagreement=0.2"]))
     assert "serve_instead" not in other["verdict"]
+    # labels settle this round's verdict: the round deploys what the settled verdict says, and the earlier round
+    # is named against that (here: the parent's cascade made cheaper than anything this round can deploy)
+    from s2distill.spotcheck import draw
+
+    sig["cascade"]["tokens"] = 0.01
+    write_json(run / "report.json", prep)
+    path, _ = draw(new, 20, seed=0)
+    (new / "spotcheck").mkdir(exist_ok=True)
+    (new / "spotcheck" / "labels.jsonl").write_text("".join(
+        json.dumps({**d, "gold": ORACLE[d["question"]]}) + "\n" for d in read_jsonl(path)))
+    settled = build_report(new, load_checked(new / "config.yaml"))
+    v = settled["verdict"]
+    assert v["decision"] and "spot-check labels" in v["line"] and "label_free_verdict" in v
+    assert settled["rounds"][-1]["verdict"] == v["decision"]
+    assert v["serve_instead"]["round"] == 1 and "round 1 deploys the same guarantee" in v["line"]
+    assert "serve_instead" not in v["label_free_verdict"]

@@ -120,21 +120,22 @@ def system_rows(rd: RunDir, cfg) -> list[dict]:
 
 
 def _settle(rd: RunDir, cfg, report: dict) -> dict:
-    """The parts read from the finished report: the rounds of a continued run, the retention note on the
-    verdict, a labeled spot-check's verdict over the label-free one, a curriculum's stage points."""
+    """The parts read from the finished report: a labeled spot-check's verdict over the label-free one, the
+    retention note on the verdict in force, the rounds of a continued run (whose row for this round deploys what
+    that verdict says, so an earlier round that deploys the same guarantee for fewer tokens is named), a
+    curriculum's stage points."""
+    from .retention import verdict_note
     from .rounds import ROUND_FILE, round_row, rounds_table
     from .stepwise import report_section
 
-    if (Path(rd.path) / ROUND_FILE).is_file():  # a continued round: the chain of rounds, this one's row last
-        report["rounds"] = rounds_table(rd.path)[:-1] + [round_row(Path(rd.path), report, rd.manifest["stages"])]
-        report["verdict"] = serve_instead(report["verdict"], report["rounds"])
-    from .retention import verdict_note
-
+    if report.get("spotcheck", {}).get("verdict", {}).get("decision"):  # labels settle what label-free could not
+        report["verdict"] = {**report["spotcheck"]["verdict"], "label_free_verdict": report["verdict"]}
     note = verdict_note(report["retention"], cfg.eval.max_retention_drop)
     if note and report["verdict"].get("line"):  # the verdict says what distillation cost elsewhere
         report["verdict"] = {**report["verdict"], "line": f"{report['verdict']['line']}; {note}", "retention_note": note}
-    if report.get("spotcheck", {}).get("verdict", {}).get("decision"):  # labels settle what label-free could not
-        report["verdict"] = {**report["spotcheck"]["verdict"], "label_free_verdict": report["verdict"]}
+    if (Path(rd.path) / ROUND_FILE).is_file():  # a continued round: the chain of rounds, this one's row last
+        report["rounds"] = rounds_table(rd.path)[:-1] + [round_row(Path(rd.path), report, rd.manifest["stages"])]
+        report["verdict"] = serve_instead(report["verdict"], report["rounds"])
     stepwise = report_section(report)  # a curriculum's stage points (accuracy vs tokens); absent otherwise
     return {**report, "stepwise": stepwise} if stepwise else report
 
