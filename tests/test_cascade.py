@@ -218,6 +218,14 @@ def test_a_keep_verdict_says_why_the_cascade_saves_nothing_and_what_would() -> N
     cas = {**_keep_case(ok), "best": "logprob"}
     v = verdict(_rows(), low, cascade=cas)
     assert v["decision"] == "keep" and "the cascade saves no tokens: with confidence 'logprob' >= 0.55" in v["line"]
+    # cheaper than its maj@k fallback, dearer than greedy System 2 (what keep deploys): the line says which
+    lp = cas["signals"]["logprob"]
+    dear = {**cas, "signals": {"logprob": {**lp, "token_ratio": 0.69, "cascade": {**lp["cascade"], "tokens": 50.8}}}}
+    v = verdict(_rows(), low, cascade=dear)
+    assert v["decision"] == "keep" and "for 50.8 generated tokens per input: 69.0% of its maj@k fallback's, but more " \
+        "than System 2 greedy's 40.0, which keep deploys (eval.cascade_fallback=greedy" in v["line"]
+    v = verdict(_rows(), low, cascade={**dear, "fallback": "greedy"})
+    assert "asking it first costs 69.0% of System 2's tokens" in v["line"]
 
 
 def _three_bands() -> list[Point]:

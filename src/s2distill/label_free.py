@@ -145,7 +145,7 @@ def verdict(rows: Sequence[dict], lf: dict | None, confident_share: float = 0.75
                 f"labels then settle the verdict) ({summary})")
     elif decision == "keep" and (routed := _cascade_shipped(cascade, s2_tokens, fail, inputs)) is not None:
         decision, (shipped, line) = "cascade", routed
-    elif decision == "keep" and (why := _cascade_saves_nothing(cascade)):
+    elif decision == "keep" and (why := _cascade_saves_nothing(cascade, s2_tokens)):
         fail = [*fail, why]
         line = f"keep System 2: {'; '.join(fail)} ({summary})"
     return {"decision": decision, "reasons": fail if fail else ok, "line": line, "token_saving": round(saving, 4),
@@ -197,16 +197,23 @@ def _cascade_shipped(cascade: dict | None, s2_tokens: float, fail: list[str], in
     return shipped, line
 
 
-def _cascade_saves_nothing(cascade: dict | None) -> str | None:
-    """The keep verdict's cascade reason: why the calibrated cascade saves nothing (given it does not ship)."""
+def _cascade_saves_nothing(cascade: dict | None, s2_tokens: float | None = None) -> str | None:
+    """The keep verdict's cascade reason: why the calibrated cascade saves nothing (given it does not ship). A
+    cascade cheaper than its own maj@k fallback can still cost more per input than greedy System 2, which is
+    what keep deploys: the line then says so and names the cheaper fallback."""
     if not cascade:
         return None
     if not (best := cascade.get("best")):
         return cascade.get("why_none")
     b = cascade["signals"][best]
-    return (f"the cascade saves no tokens: with confidence '{best}' >= {b['calibration']['threshold']} the distilled "
-            f"model answers {_p(b['cascade']['coverage'])}% of inputs, and asking it first costs "
-            f"{_p(b['token_ratio'] or 0)}% of System 2's tokens")
+    head = (f"the cascade saves no tokens: with confidence '{best}' >= {b['calibration']['threshold']} the distilled "
+            f"model answers {_p(b['cascade']['coverage'])}% of inputs")
+    tokens, ratio = b["cascade"].get("tokens"), b.get("token_ratio") or 0
+    if cascade.get("fallback") == "maj" and ratio < 1 and tokens is not None and s2_tokens and tokens >= s2_tokens:
+        return (f"{head} for {tokens:.1f} generated tokens per input: {_p(ratio)}% of its maj@k fallback's, but "
+                f"more than System 2 greedy's {s2_tokens:.1f}, which keep deploys (eval.cascade_fallback=greedy routes "
+                "to greedy System 2 instead)")
+    return f"{head}, and asking it first costs {_p(ratio)}% of System 2's tokens"
 
 
 def inputs_needed(agreement: float, max_disagreement: float, limit: int = 100_000) -> int | None:
