@@ -222,8 +222,10 @@ def main(argv: list[str] | None = None) -> int:
         runs += [runs_dir / f"r{k}" for k in range(2, args.rounds + 1) if (runs_dir / f"r{k}" / "report.json").is_file()]
     rows = [row_of(r, served.get(str(i + 1))) for i, r in enumerate(runs) if (r / "report.json").is_file()]
     info = read_json(first / "manifest.json")["stages"]["data"]
+    teacher = (f"; System 2 (generation, the curation and calibration reference, the served fallback) is the teacher "
+               f"{cfg.teacher.model}'s, the student {cfg.model} is distilled") if cfg.teacher else ""
     res = {"rows": rows, "setting": "Depth-1 arithmetic, numbers up to 60 (configs/demo.yaml, 3-shot CoT, "
-           f"{info['n_eval']} held-out inputs)", "first": args.first, "per_round": args.per_round,
+           f"{info['n_eval']} held-out inputs{teacher})", "first": args.first, "per_round": args.per_round,
            "overrides": overrides, **({"explore": args.explore} if args.explore else {}),
            **({"script": "continual"} if name != "continual" else {}),
            **({"from_parent_adapter": True} if args.from_parent_adapter else {})}
