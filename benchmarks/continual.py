@@ -182,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_with_overrides(ap, sys.argv[1:] if argv is None else argv)
     from s2distill.config import load_config
     from s2distill.continual import run_round, start
+    from s2distill.models import ALIASES
     from s2distill.pipeline import Pipeline
     from s2distill.rundir import read_json, read_jsonl
 
@@ -223,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [row_of(r, served.get(str(i + 1))) for i, r in enumerate(runs) if (r / "report.json").is_file()]
     info = read_json(first / "manifest.json")["stages"]["data"]
     teacher = (f"; System 2 (generation, the curation and calibration reference, the served fallback) is the teacher "
-               f"{cfg.teacher.model}'s, the student {cfg.model} is distilled") if cfg.teacher else ""
+               f"{cfg.teacher.model}'s, the student {ALIASES.get(cfg.model, cfg.model)} is distilled") if cfg.teacher else ""
     res = {"rows": rows, "setting": "Depth-1 arithmetic, numbers up to 60 (configs/demo.yaml, 3-shot CoT, "
            f"{info['n_eval']} held-out inputs{teacher})", "first": args.first, "per_round": args.per_round,
            "overrides": overrides, **({"explore": args.explore} if args.explore else {}),
