@@ -180,6 +180,27 @@ def test_a_run_reports_its_cascade_in_json_markdown_and_html(tmp_path) -> None:
                        env={**os.environ, "PYTHONPATH": str(root / "src")})
     out = json.loads(r.stdout)
     assert out["risk"] == "all" and (out["kind"] != "ship cascade" or "of all inputs" in out["line"]), out
+    # how many disagreements that bound lets pass, on all the held-out inputs and on the half-split check's half
+    from s2distill.cascade import markdown as cascade_md, tolerated
+    from s2distill.checks import load_checked
+    from s2distill.report import build_report
+
+    every = build_report(run, load_checked(run / "config.yaml", ["eval.cascade_risk=all", "eval.max_disagreement=0.1"]))
+    tol = every["cascade"]["tolerance"]
+    assert tol["n"] == len(recs) and tol["half_n"] == lp["split"]["calibration"]["n"]
+    assert tol["disagreements"] == tolerated(len(recs), 0.1) >= tol["half_disagreements"] >= 0
+    assert f"at most {tol['disagreements']} disagreement" in "\n".join(cascade_md(every["cascade"]))
+    assert "tolerance" not in report["cascade"]  # the default (answered): it depends on how many are answered
+
+
+def test_tolerated_is_the_most_disagreements_the_bound_lets_pass() -> None:
+    from s2distill.cascade import tolerated
+
+    assert (tolerated(168, 0.02), tolerated(320, 0.02), tolerated(640, 0.02)) == (0, 2, 6)  # the continual chains
+    for n, md in ((168, 0.02), (320, 0.02), (160, 0.10), (50, 0.05)):
+        k = tolerated(n, md)
+        assert (k < 0 or cp_upper(k, n) <= md) and cp_upper(k + 1, n) > md
+    assert tolerated(100, 0.02) == -1 and min_inputs(0.02) > 100  # too few inputs: not even none passes
 
 
 def test_answered_needed_is_the_fewest_inputs_whose_bound_passes_at_the_observed_rate() -> None:

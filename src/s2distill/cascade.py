@@ -206,6 +206,16 @@ def min_inputs(max_disagreement: float, delta: float = DELTA) -> int:
     return answered_needed(0, 1, max_disagreement, delta, limit=2 ** 62)
 
 
+def tolerated(n: int, max_disagreement: float, delta: float = DELTA) -> int:
+    """The most disagreements among ``n`` inputs that a bound of ``max_disagreement`` lets pass (-1: not even
+    none). With ``eval.cascade_risk=all`` a calibration passes no threshold past the (k+1)-th most confident
+    disagreement, so at a tight target on few inputs one confident mistake decides the coverage."""
+    k = -1
+    while k + 1 <= n and cp_upper(k + 1, n, delta) <= max_disagreement:
+        k += 1
+    return k
+
+
 def answered_needed(disagreements: int, answered: int, max_disagreement: float, delta: float = DELTA,
                     limit: int = 100_000) -> int | None:
     """How many answered inputs, at the observed disagreement rate, before the bound falls to ``max_disagreement``;
@@ -356,8 +366,14 @@ def cascade_part(eval_dir, task, max_disagreement: float, fallback: str = "maj",
         return None
     usable = {k: v for k, v in signals.items() if "cascade" in v and v["cascade"]["coverage"] > 0}
     best = min(usable, key=lambda k: usable[k]["token_ratio"] or 1.0) if usable else None
-    return {"fallback": fallback, "max_disagreement": max_disagreement, "delta": delta, "risk": risk,
-            "signals": signals, "best": best, "why_none": why_none_passed(signals, max_disagreement, delta, risk)}
+    out = {"fallback": fallback, "max_disagreement": max_disagreement, "delta": delta, "risk": risk,
+           "signals": signals, "best": best, "why_none": why_none_passed(signals, max_disagreement, delta, risk)}
+    if risk == "all":  # how many disagreements the bound lets pass on all the held-out inputs and on a half
+        n = max(v["n"] for v in signals.values() if "n" in v) if any("n" in v for v in signals.values()) else 0
+        half = next((v["split"]["calibration"]["n"] for v in signals.values() if "split" in v), 0)
+        out["tolerance"] = {"n": n, "disagreements": tolerated(n, max_disagreement, delta),
+                            "half_n": half, "half_disagreements": tolerated(half, max_disagreement, delta)}
+    return out
 
 
 def table(cascade: dict | None):
@@ -400,4 +416,19 @@ def markdown(cascade: dict | None) -> list[str]:
                 f"rest; threshold calibrated without labels on the evaluated inputs so that {where} stays at most "
                 f"{100 * cascade['max_disagreement']:.1f}% with 95% confidence; the last column calibrates on half of "
                 f"them and measures the other half; tokens per input include the signal's and System 2's):", "",
-            t.markdown()]
+            t.markdown(), *_tolerance_line(cascade)]
+
+
+def _tolerance_line(cascade: dict) -> list[str]:
+    tol = cascade.get("tolerance")
+    if not tol:
+        return []
+
+    def k(x: int) -> str:
+        return "none can pass" if x < 0 else f"at most {x} disagreement{'s' if x != 1 else ''} can pass"
+
+    return ["", f"At {100 * cascade['max_disagreement']:.1f}% of all inputs, {k(tol['disagreements'])} among the "
+                f"{tol['n']} held-out inputs ({k(tol['half_disagreements'])} among the {tol['half_n']} of the "
+                "half-split check): the threshold stops above the next most confident answer unlike System 2's "
+                "majority, so with few held-out inputs one confident mistake decides the coverage (more held-out "
+                "inputs, task.n_eval, let more pass)."]
