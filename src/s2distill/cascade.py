@@ -369,7 +369,7 @@ def cascade_part(eval_dir, task, max_disagreement: float, fallback: str = "maj",
     out = {"fallback": fallback, "max_disagreement": max_disagreement, "delta": delta, "risk": risk,
            "signals": signals, "best": best, "why_none": why_none_passed(signals, max_disagreement, delta, risk)}
     if risk == "all":  # how many disagreements the bound lets pass on all the held-out inputs and on a half
-        n = max(v["n"] for v in signals.values() if "n" in v) if any("n" in v for v in signals.values()) else 0
+        n = max((v["n"] for v in signals.values() if "n" in v), default=0)
         half = next((v["split"]["calibration"]["n"] for v in signals.values() if "split" in v), 0)
         out["tolerance"] = {"n": n, "disagreements": tolerated(n, max_disagreement, delta),
                             "half_n": half, "half_disagreements": tolerated(half, max_disagreement, delta)}

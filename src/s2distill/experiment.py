@@ -437,7 +437,7 @@ def _finished_runs(res: dict) -> dict:
         done[n] = {**r, "note": note, "setup": res.get("setup", {}), "systems": {}, "each": {}}
     for row in res.get("rows", []):
         if row["run"] in done and row.get("each"):  # an item of an ``each`` row
-            key = f"{row['role']}|{row['each']}|{row['template']}"
+            key = RowSpec(row["template"], row["run"], row["role"], row["each"]).key
             done[row["run"]]["each"].setdefault(key, []).append({"label": row["label"], "values": row["values"]})
         elif row["run"] in done:
             label = row["label"]
@@ -452,16 +452,16 @@ def result_of(exp: Experiment, done: dict, overrides: list[str]) -> dict:
     rows = []
     for p in (p for p in picks if p.run in done):  # a run not finished yet has no rows
         if p.each:  # one row per item (none when the run's report has no such list)
-            rows += [{"label": it["label"], "run": p.run, "role": p.system, "each": p.each, "template": p.label,
-                      "values": {**it["values"], **{c.key: it["label"] for c in exp.table_columns if c.path == "label"}}}
+            items = [(it["label"], dict(it["values"]), {"each": p.each, "template": p.label})
                      for it in (done[p.run].get("each") or {}).get(p.key, [])]
-            continue
-        s = done[p.run]["systems"].get(p.system)
-        vals = dict(s["values"]) if s else {c.key: None for c in exp.table_columns}
-        for c in exp.table_columns:  # the row's own label, and a run's labels on a row it did not run
-            if c.path == "label":
-                vals[c.key] = p.label
-        rows.append({"label": p.label, "run": p.run, "role": p.system, "values": vals})
+        else:
+            s = done[p.run]["systems"].get(p.system)
+            items = [(p.label, dict(s["values"]) if s else {c.key: None for c in exp.table_columns}, {})]
+        for label, vals, each in items:
+            for c in exp.table_columns:  # the row's own label, and a run's labels on a row it did not run
+                if c.path == "label":
+                    vals[c.key] = label
+            rows.append({"label": label, "run": p.run, "role": p.system, **each, "values": vals})
     first = next(iter(done.values()))
     notes = [d["note"] for d in done.values() if d.get("note")]
     return {"script": "experiment", "experiment": _spec_json(exp), "setup": first.get("setup", {}), "rows": rows,
